@@ -1,0 +1,85 @@
+"""The values of ``mint.http``: request references, responses, and body markers.
+
+Responses mirror Mint's tagged tuples (``{:status, ref, status}`` becomes
+``Status(ref, status)``); they are frozen, slotted dataclasses so ``match``
+statements can destructure them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+from mint.errors import MintError
+
+_ref_counter = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """An opaque, hashable reference to one request (Mint's ``request_ref``)."""
+
+    id: int = field(default_factory=lambda: next(_ref_counter))
+
+    def __repr__(self) -> str:
+        return f"#Ref<{self.id}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    ref: Ref
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    ref: Ref
+    headers: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    ref: Ref
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    ref: Ref
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    ref: Ref
+    error: MintError
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to an HTTP/2 PING sent with :func:`mint.http.ping`."""
+
+    ref: Ref
+
+
+Response: TypeAlias = Status | Headers | Data | Done | Error | Pong
+
+
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"mint.http.{self._name}"
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+STREAM: Final = _Marker("STREAM")
+"""Pass as ``body`` to :func:`mint.http.request` to stream the body afterwards."""
+
+EOF: Final = _Marker("EOF")
+"""Pass to :func:`mint.http.stream_request_body` to end a streamed body."""
