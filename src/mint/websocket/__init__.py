@@ -1,0 +1,42 @@
+"""``mint.websocket``: Mint.WebSocket in Python, WebSockets over HTTP/1.1 and HTTP/2.
+
+Walkthrough::
+
+    conn = mint.http.connect("http", "localhost", 9000)
+    conn, ref = mint.websocket.upgrade("ws", conn, "/", [])
+    conn, [Status(status=status), Headers(headers=headers), Done()] = mint.websocket.stream(
+        conn, mint.receive()
+    )
+    conn, websocket = mint.websocket.new(conn, ref, status, headers)
+    websocket, data = mint.websocket.encode(websocket, Text("hello world"))
+    conn = mint.websocket.stream_request_body(conn, ref, data)
+    conn, [Data(data=data)] = mint.websocket.stream(conn, mint.receive())
+    websocket, frames = mint.websocket.decode(websocket, data)   # [Text("hello world")]
+
+Like Mint.WebSocket this is not conformant on its own: the caller answers pings
+with pongs and replies to a Close frame (see ``examples/``).
+"""
+
+from mint.websocket._api import new, recv, stream, stream_request_body, upgrade
+from mint.websocket._frame import WebSocket, decode, encode
+from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Shorthand, Text
+from mint.websocket.extension import Extension
+
+__all__ = [
+    "Binary",
+    "Close",
+    "Extension",
+    "Frame",
+    "Ping",
+    "Pong",
+    "Shorthand",
+    "Text",
+    "WebSocket",
+    "decode",
+    "encode",
+    "new",
+    "recv",
+    "stream",
+    "stream_request_body",
+    "upgrade",
+]

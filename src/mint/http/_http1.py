@@ -1,0 +1,317 @@
+"""HTTP/1.1 session state over ``h11``: bytes in, responses and bytes to write out.
+
+Sans-IO: nothing here touches a socket. The facade (``mint.http``) feeds what the
+socket produced into :meth:`Http1Session.receive_data` and writes what
+:meth:`Http1Session.data_to_send` returns.
+
+``h11`` runs one request/response cycle at a time; Mint pipelines. To pipeline on
+top of ``h11``, a request sent while another is in flight is serialised by a
+throw-away ``h11.Connection`` (so ``h11`` still validates it) and written at once;
+its events are replayed on the main connection, output discarded, when its turn
+comes to read the response. After a ``101 Switching Protocols`` answer to an
+upgrade request the session stops speaking HTTP: every byte read is ``Data`` of
+the upgraded request and every byte streamed is written as it is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+
+from mint.errors import HTTPError, MintError, TransportError
+from mint.http._types import EOF, STREAM, Data, Done, Error, Headers, Ref, Response, Status
+
+USER_AGENT = "mint-websocket/0.1"
+
+
+@dataclass(slots=True)
+class _Request:
+    ref: Ref
+    method: bytes
+    events: list[Any] = field(default_factory=list)  # replayed on the main connection
+    streaming: bool = False  # body still being streamed by the caller
+    upgrade: bool = False
+    sent_on_main: bool = False
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    try:
+        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
+    except (UnicodeEncodeError, AttributeError) as exc:
+        raise HTTPError(("invalid_request", f"header not encodable: {exc}")) from exc
+
+
+def _decode_headers(headers: Any) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+
+class Http1Session:
+    """One HTTP/1.1 connection's protocol state (client side)."""
+
+    protocol = "http1"
+
+    def __init__(self, *, scheme: str, host: str, port: int) -> None:
+        self._h11 = h11.Connection(h11.CLIENT)
+        default_port = 443 if scheme == "https" else 80
+        self._authority = host if port == default_port else f"{host}:{port}"
+        if ":" in host and not host.startswith("["):
+            self._authority = f"[{host}]" if port == default_port else f"[{host}]:{port}"
+        self._out = bytearray()
+        self._requests: deque[_Request] = deque()
+        self._upgraded: Ref | None = None
+        self._broken = False  # a protocol error or EOF: no more requests
+        self._read_closed = False
+
+    # -- state ---------------------------------------------------------------------
+    def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def upgraded_ref(self) -> Ref | None:
+        return self._upgraded
+
+    def open_request_count(self) -> int:
+        return len(self._requests)
+
+    def is_open(self, kind: str) -> bool:
+        if self._upgraded is not None:
+            return not (self._read_closed and kind != "write")
+        if self._broken:
+            return False
+        if kind == "read":
+            return not self._read_closed
+        writable = self._h11.our_state not in (h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
+        if kind == "write":
+            return writable
+        return writable and not self._read_closed
+
+    # -- requests ------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None | object,
+        *,
+        upgrade: str | None = None,
+    ) -> Ref:
+        """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
+        if self._upgraded is not None or self._broken or not self.is_open("write"):
+            raise HTTPError("connection_closed")
+        if any(r.streaming for r in self._requests):
+            raise HTTPError("request_body_is_streaming")
+        names = {name.lower() for name, _ in headers}
+        full = list(headers)
+        if "host" not in names:
+            full.insert(0, ("host", self._authority))
+        if "user-agent" not in names:
+            full.append(("user-agent", USER_AGENT))
+        streaming = body is STREAM
+        if streaming:
+            if "content-length" not in names and "transfer-encoding" not in names:
+                full.append(("transfer-encoding", "chunked"))
+        elif body is not None:
+            if not isinstance(body, bytes | bytearray | memoryview):
+                raise HTTPError(("invalid_request", "body must be bytes, None or STREAM"))
+            if "content-length" not in names and "transfer-encoding" not in names:
+                full.append(("content-length", str(len(body))))
+        elif method.upper() in ("POST", "PUT", "PATCH") and "content-length" not in names:
+            full.append(("content-length", "0"))
+        try:
+            head = h11.Request(
+                method=method.upper().encode("ascii"),
+                target=path.encode("ascii"),
+                headers=_encode_headers(full),
+            )
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise HTTPError(("invalid_request", str(exc))) from exc
+        req = _Request(ref=Ref(), method=head.method, upgrade=bool(upgrade), streaming=streaming)
+        req.events.append(head)
+        if not streaming:
+            if body:
+                req.events.append(h11.Data(data=bytes(body)))  # type: ignore[arg-type]
+            req.events.append(h11.EndOfMessage())
+        if not self._requests:
+            self._start_on_main(req)
+        else:
+            self._out += self._serialise_alone(req.events)
+        self._requests.append(req)
+        return req.ref
+
+    def _start_on_main(self, req: _Request) -> None:
+        """Send ``req``'s events through the main h11 connection (its turn to read)."""
+        try:
+            for event in req.events:
+                data = self._h11.send(event)
+                if not req.sent_on_main and data:
+                    self._out += data
+        except h11.LocalProtocolError as exc:
+            raise HTTPError(("invalid_request", str(exc))) from exc
+        req.sent_on_main = True
+
+    @staticmethod
+    def _serialise_alone(events: list[Any]) -> bytes:
+        scratch = h11.Connection(h11.CLIENT)
+        out = bytearray()
+        try:
+            for event in events:
+                out += scratch.send(event) or b""
+        except h11.LocalProtocolError as exc:
+            raise HTTPError(("invalid_request", str(exc))) from exc
+        return bytes(out)
+
+    def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
+        if ref == self._upgraded:
+            if chunk is EOF:
+                return
+            assert isinstance(chunk, bytes | bytearray | memoryview)
+            self._out += chunk
+            return
+        req = next((r for r in self._requests if r.ref == ref), None)
+        if req is None:
+            raise HTTPError("unknown_request_to_stream")
+        if not req.streaming:
+            raise HTTPError("request_body_not_streaming")
+        event: Any = h11.EndOfMessage() if chunk is EOF else h11.Data(data=bytes(chunk))  # type: ignore[call-overload]
+        if chunk is EOF:
+            req.streaming = False
+        elif not chunk:
+            return  # an empty chunk would end a chunked body early
+        if req is self._requests[0]:
+            try:
+                self._out += self._h11.send(event) or b""
+            except h11.LocalProtocolError as exc:
+                raise HTTPError(("invalid_request", str(exc))) from exc
+        else:  # pragma: no cover - streaming only starts when nothing else is streaming
+            req.events.append(event)
+            self._out += self._serialise_alone([event])
+
+    # -- responses -----------------------------------------------------------------
+    def receive_data(self, data: bytes) -> list[Response]:
+        """Turn socket input into responses.
+
+        Raises:
+            HTTPError: the server broke HTTP; ``.responses`` has what came before.
+        """
+        if self._upgraded is not None:
+            return [Data(self._upgraded, data)] if data else []
+        responses: list[Response] = []
+        try:
+            self._h11.receive_data(data)
+        except RuntimeError as exc:  # data after the server closed its side
+            raise HTTPError(("invalid_response", str(exc)), responses=responses) from exc
+        self._pump(responses)
+        return responses
+
+    def _pump(self, responses: list[Response]) -> None:
+        conn = self._h11
+        while self._requests:
+            req = self._requests[0]
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._broken = True
+                raise HTTPError(("invalid_response", str(exc)), responses=responses) from exc
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                if conn.their_state is h11.SWITCHED_PROTOCOL:
+                    self._switch(req, responses)
+                    return
+                if not self._next_cycle(responses):
+                    return
+                continue
+            ref = req.ref
+            if isinstance(event, h11.InformationalResponse):
+                responses.append(Status(ref, event.status_code))
+                responses.append(Headers(ref, _decode_headers(event.headers)))
+                if event.status_code == 101 and conn.their_state is h11.SWITCHED_PROTOCOL:
+                    self._switch(req, responses)
+                    return
+            elif isinstance(event, h11.Response):
+                responses.append(Status(ref, event.status_code))
+                responses.append(Headers(ref, _decode_headers(event.headers)))
+            elif isinstance(event, h11.Data):
+                if event.data:
+                    responses.append(Data(ref, bytes(event.data)))
+            elif isinstance(event, h11.EndOfMessage):
+                if event.headers:
+                    responses.append(Headers(ref, _decode_headers(event.headers)))
+                responses.append(Done(ref))
+                if req.streaming:
+                    # The server answered before the body ended (e.g. 413); the
+                    # caller's later chunks have nowhere to go.
+                    req.streaming = False
+                if conn.our_state is h11.DONE or conn.our_state is h11.MUST_CLOSE:
+                    self._requests.popleft()
+                    if not self._next_cycle(responses):
+                        return
+                else:
+                    self._requests.popleft()
+                    return
+            elif isinstance(event, h11.ConnectionClosed):
+                self._read_closed = True
+                self._fail_pending(responses, TransportError("closed"))
+                return
+
+    def _switch(self, req: _Request, responses: list[Response]) -> None:
+        """The server switched protocols: hand out the rest as raw upgrade data."""
+        trailing, _closed = self._h11.trailing_data
+        self._upgraded = req.ref
+        self._requests.popleft()
+        if trailing:
+            responses.append(Data(req.ref, bytes(trailing)))
+        responses.append(Done(req.ref))
+        # Anything pipelined after an upgrade request can never be answered.
+        self._fail_pending(responses, HTTPError("connection_closed"))
+
+    def _next_cycle(self, responses: list[Response]) -> bool:
+        """Move h11 on to the next pipelined request; False if it cannot go on."""
+        conn = self._h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            if self._requests:
+                self._start_on_main(self._requests[0])
+            return True
+        if conn.our_state is h11.MUST_CLOSE or conn.their_state in (h11.MUST_CLOSE, h11.CLOSED):
+            self._broken = True
+            self._fail_pending(responses, TransportError("closed"))
+        return False
+
+    def _fail_pending(self, responses: list[Response], error: MintError) -> None:
+        while self._requests:
+            responses.append(Error(self._requests.popleft().ref, error))
+
+    def connection_lost(self) -> tuple[list[Response], bool]:
+        """The peer closed its side. Returns the responses and whether that was clean.
+
+        A body delimited by the connection's end completes here (``Done``); a request
+        still waiting for its answer makes the close unclean (the caller raises
+        ``TransportError("closed")`` with the responses).
+        """
+        self._read_closed = True
+        if self._upgraded is not None:
+            return [], False
+        responses: list[Response] = []
+        if not self._requests:
+            self._broken = True
+            return responses, True
+        try:
+            self._h11.receive_data(b"")
+        except RuntimeError:
+            pass
+        try:
+            self._pump(responses)
+        except HTTPError as exc:
+            responses = list(exc.responses)
+        self._broken = True
+        clean = not self._requests and not any(isinstance(r, Error) for r in responses)
+        self._requests.clear()
+        return responses, clean
