@@ -80,6 +80,7 @@ _MESSAGES: dict[str, str] = {
     "compression_error": "the compressed payload could not be inflated",
     "mode_mismatch": "the mode given to new() is not the connection's mode",
     "not_upgraded": "the request reference does not name a WebSocket",
+    "invalid_limit": "max_frame_size and max_message_size must be None or an int >= 0",
     # upgrade failure
     "upgrade_failure": "the server refused the WebSocket upgrade",
 }

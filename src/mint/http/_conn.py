@@ -450,3 +450,59 @@ def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
     except MintError as exc:
         raise _attach(exc, conn) from exc.__cause__
     return conn, ref
+
+
+def cancel_request(conn: Conn, ref: Ref) -> Conn:
+    """Reset the stream of ``ref`` with RST_STREAM(CANCEL) (HTTP/2; Mint's ``cancel_request``).
+
+    Nothing more is reported for ``ref``; its queued body bytes are dropped and other
+    requests on the connection go on. Unknown or finished refs are ignored. This is
+    how a WebSocket over HTTP/2 is abandoned when the server does not end its stream
+    in the time the caller allows after the close handshake (RFC 8441 5.1).
+
+    Raises:
+        HTTPError: ``"unsupported_on_http1"`` (an HTTP/1.1 request is ended by closing
+            the connection).
+    """
+    cancel = getattr(conn._session, "cancel", None)
+    if cancel is None:
+        raise HTTPError("unsupported_on_http1", conn=conn)
+    try:
+        cancel(ref)
+        if not conn._transport.closed:
+            _flush(conn)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    return conn
+
+
+def pending_bytes(conn: Conn, ref: Ref | None = None) -> int:
+    """Body bytes waiting for the peer's HTTP/2 flow-control windows.
+
+    Args:
+        ref: a request (or WebSocket) reference; ``None`` for the whole connection.
+
+    Returns:
+        The bytes queued by :func:`request`/:func:`stream_request_body` that were
+        not sent yet; they go out as :func:`stream`/:func:`recv` process the peer's
+        WINDOW_UPDATEs. Always 0 on HTTP/1.1 (bytes are written at once).
+    """
+    counter = getattr(conn._session, "pending_bytes", None)
+    return int(counter(ref)) if counter is not None else 0
+
+
+def send_window(conn: Conn, ref: Ref | None = None) -> int:
+    """The bytes the HTTP/2 peer lets us send now (Mint's ``get_window_size``).
+
+    Args:
+        ref: a request reference for its stream's window (never more than the
+            connection's; 0 once the stream has ended), or ``None`` for the
+            connection's window.
+
+    Raises:
+        HTTPError: ``"unsupported_on_http1"``.
+    """
+    window = getattr(conn._session, "send_window", None)
+    if window is None:
+        raise HTTPError("unsupported_on_http1", conn=conn)
+    return int(window(ref))

@@ -35,6 +35,8 @@ class _Request:
     streaming: bool = False  # body still being streamed by the caller
     upgrade: bool = False
     sent_on_main: bool = False
+    # The throw-away h11 connection that serialises a pipelined request's body.
+    scratch: Any = None
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -141,7 +143,8 @@ class Http1Session:
         if not self._requests:
             self._start_on_main(req)
         else:
-            self._out += self._serialise_alone(req.events)
+            req.scratch = h11.Connection(h11.CLIENT)
+            self._out += self._serialise(req.scratch, req.events)
         self._requests.append(req)
         return req.ref
 
@@ -157,8 +160,7 @@ class Http1Session:
         req.sent_on_main = True
 
     @staticmethod
-    def _serialise_alone(events: list[Any]) -> bytes:
-        scratch = h11.Connection(h11.CLIENT)
+    def _serialise(scratch: h11.Connection, events: list[Any]) -> bytes:
         out = bytearray()
         try:
             for event in events:
@@ -184,14 +186,15 @@ class Http1Session:
             req.streaming = False
         elif not chunk:
             return  # an empty chunk would end a chunked body early
-        if req is self._requests[0]:
+        if req.sent_on_main:
             try:
                 self._out += self._h11.send(event) or b""
             except h11.LocalProtocolError as exc:
                 raise HTTPError(("invalid_request", str(exc))) from exc
-        else:  # pragma: no cover - streaming only starts when nothing else is streaming
+        else:
+            # Pipelined behind another request: write it now, replay it on h11 later.
+            self._out += self._serialise(req.scratch, [event])
             req.events.append(event)
-            self._out += self._serialise_alone([event])
 
     # -- responses -----------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Response]:
@@ -200,8 +203,10 @@ class Http1Session:
         Raises:
             HTTPError: the server broke HTTP; ``.responses`` has what came before.
         """
+        if not data:
+            return []  # h11 reads b"" as end of stream; that is connection_lost's job
         if self._upgraded is not None:
-            return [Data(self._upgraded, data)] if data else []
+            return [Data(self._upgraded, data)]
         responses: list[Response] = []
         try:
             self._h11.receive_data(data)

@@ -17,7 +17,7 @@ Like Mint.WebSocket this is not conformant on its own: the caller answers pings
 with pongs and replies to a Close frame (see ``examples/``).
 """
 
-from mint.websocket._api import new, recv, stream, stream_request_body, upgrade
+from mint.websocket._api import cancel, new, recv, stream, stream_request_body, upgrade
 from mint.websocket._frame import WebSocket, decode, encode
 from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Shorthand, Text
 from mint.websocket.extension import Extension
@@ -32,6 +32,7 @@ __all__ = [
     "Shorthand",
     "Text",
     "WebSocket",
+    "cancel",
     "decode",
     "encode",
     "new",

@@ -156,3 +156,24 @@ def recv(conn: Conn, byte_count: int, timeout: float | None) -> tuple[Conn, list
 def stream_request_body(conn: Conn, ref: Ref, data: bytes | object) -> Conn:
     """Send encoded frames on the WebSocket of ``ref`` (HTTP/1.1 or HTTP/2)."""
     return _conn.stream_request_body(conn, ref, data)
+
+
+def cancel(conn: Conn, ref: Ref) -> Conn:
+    """Abandon the HTTP/2 WebSocket of ``ref``: RST_STREAM(CANCEL) (RFC 8441, RFC 9113 8.7).
+
+    After the close handshake (our Close went out with END_STREAM, theirs arrived),
+    the server should end its side of the stream (``Done(ref)``). If it does not do
+    so in the time the caller is willing to wait, the caller cancels the stream;
+    the other streams of the connection go on::
+
+        deadline = time.monotonic() + 5.0
+        while not done and time.monotonic() < deadline:
+            conn, responses = mint.websocket.stream(conn, mint.receive(timeout=...))
+            done = Done(ref) in responses
+        if not done:
+            conn = mint.websocket.cancel(conn, ref)
+
+    On HTTP/1.1 a WebSocket owns its connection: close it with
+    :func:`mint.http.close` instead (this raises ``HTTPError("unsupported_on_http1")``).
+    """
+    return _conn.cancel_request(conn, ref)

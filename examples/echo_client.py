@@ -1,0 +1,174 @@
+"""The seed's flow as a runnable client: upgrade, send, receive, answer pings, close.
+
+Mint leaves the WebSocket's runtime duties to the caller: answering a Ping with a
+Pong and replying to the server's Close. This file shows the loop that does it,
+in active mode (messages from the thread's mailbox) and in passive mode (``recv``).
+
+    python examples/echo_client.py ws://localhost:9000/
+    python examples/echo_client.py wss://localhost:9443/ --cafile ca.pem --passive
+    python examples/echo_client.py ws://localhost:9000/ --http2
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+from urllib.parse import urlsplit
+
+import mint
+from mint.http import Data, Done, Headers, Status
+from mint.websocket import Binary, Close, Ping, Pong, Text
+
+
+class Session:
+    """One WebSocket over one connection, driven by the caller's loop."""
+
+    def __init__(self, conn: Any, ref: Any, websocket: Any, *, passive: bool) -> None:
+        self.conn = conn
+        self.ref = ref
+        self.websocket = websocket
+        self.passive = passive
+        self.closed = False
+
+    # -- the two I/O steps --------------------------------------------------------
+    def _responses(self, timeout: float) -> list[Any]:
+        if self.passive:
+            self.conn, responses = mint.websocket.recv(self.conn, 0, timeout)
+            return responses
+        while True:
+            result = mint.websocket.stream(self.conn, mint.receive(timeout=timeout))
+            if result is not mint.UNKNOWN:
+                self.conn, responses = result
+                return responses
+
+    def send(self, frame: Any) -> None:
+        self.websocket, data = mint.websocket.encode(self.websocket, frame)
+        self.conn = mint.websocket.stream_request_body(self.conn, self.ref, data)
+
+    # -- the loop the library leaves to the caller --------------------------------------
+    def handle(self, frames: list[Any]) -> list[Any]:
+        """Answer pings and closes; fail on inline errors; return the data frames."""
+        messages = []
+        for frame in frames:
+            match frame:
+                case Ping(data=payload):
+                    self.send(Pong(payload))
+                case Close(code=code):
+                    if not self.closed:
+                        # RFC 6455 5.5.1: echo the status code in the reply.
+                        self.send(Close(code if code != 1005 else 1000))
+                        self.closed = True
+                    messages.append(frame)
+                case mint.WebSocketError() as error:
+                    self.send(Close(error.close_code or 1002))
+                    self.closed = True
+                    raise error
+                case Pong():
+                    pass
+                case _:
+                    messages.append(frame)
+        return messages
+
+    def receive(self, timeout: float = 5.0) -> list[Any]:
+        """Wait for the next data frames (or the server's Close)."""
+        while True:
+            messages: list[Any] = []
+            for response in self._responses(timeout):
+                if isinstance(response, Data) and response.ref == self.ref:
+                    self.websocket, frames = mint.websocket.decode(self.websocket, response.data)
+                    messages += self.handle(frames)
+            if messages:
+                return messages
+
+    def close(self, timeout: float = 5.0) -> Close | None:
+        """The close handshake: send Close, wait for the server's, then close."""
+        reply = None
+        if not self.closed:
+            self.send(Close(1000, "bye"))
+            self.closed = True
+            try:
+                while reply is None:
+                    for message in self.receive(timeout):
+                        if isinstance(message, Close):
+                            reply = message
+            except (mint.TransportError, TimeoutError):
+                pass
+        self.conn = mint.http.close(self.conn)
+        return reply
+
+
+def open_session(
+    url: str,
+    *,
+    cafile: str | None = None,
+    http2: bool = False,
+    passive: bool = False,
+    extensions: tuple[Any, ...] = (),
+    timeout: float = 5.0,
+) -> tuple[Session, list[Any]]:
+    """Connect, upgrade and build the WebSocket; returns the session and early frames."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    mode = "passive" if passive else "active"
+    conn = mint.http.connect(
+        "https" if secure else "http",
+        parts.hostname or "localhost",
+        port,
+        protocols=("http2",) if http2 else ("http1",),
+        mode=mode,
+        transport_opts={"cafile": cafile} if cafile else None,
+    )
+    conn, ref = mint.websocket.upgrade(
+        parts.scheme, conn, path, [], extensions=list(extensions)
+    )
+    session = Session(conn, ref, None, passive=passive)
+    status, headers, early = None, [], b""
+    done = False
+    while not done:
+        for response in session._responses(timeout):
+            match response:
+                case Status(ref=r, status=s) if r == ref:
+                    status = s
+                case Headers(ref=r, headers=h) if r == ref:
+                    headers = h
+                case Data(ref=r, data=d) if r == ref:
+                    early += d
+                case Done(ref=r) if r == ref:
+                    done = True
+        # On HTTP/2 a 2xx answer has no Done: the stream stays open for frames.
+        if status is not None and mint.http.protocol(session.conn) == "http2":
+            done = done or headers != []
+    assert status is not None
+    session.conn, session.websocket = mint.websocket.new(
+        session.conn, ref, status, headers, mode=mode
+    )
+    frames: list[Any] = []
+    if early:
+        session.websocket, decoded = mint.websocket.decode(session.websocket, early)
+        frames = session.handle(decoded)
+    return session, frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--cafile")
+    parser.add_argument("--http2", action="store_true")
+    parser.add_argument("--passive", action="store_true")
+    args = parser.parse_args()
+    session, early = open_session(
+        args.url, cafile=args.cafile, http2=args.http2, passive=args.passive
+    )
+    for frame in early:
+        print("early:", frame)
+    session.send(Text("hello world"))
+    print("received:", session.receive())
+    session.send(Binary(b"\x00\x01\x02"))
+    print("received:", session.receive())
+    print("server's close:", session.close())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,690 @@
+"""The WebSocket frame codec (RFC 6455 section 5) and the immutable ``WebSocket`` value.
+
+Pure and sans-IO: bytes in, frames out; randomness (mask keys) comes from an
+injected ``random_bytes``. A walkthrough, as the facade uses it::
+
+    ws = new_websocket(extensions=accepted)            # after the handshake
+    ws, data = encode(ws, Text("hello"))               # masked client frame, to send
+    ws, frames = decode(ws, received)                  # any slice of the server's bytes
+    for frame in frames:
+        match frame:
+            case Text(text): ...
+            case Ping(payload): ws, data = encode(ws, Pong(payload))   # the caller answers pings
+            case Close(code, reason): ...                              # and replies to close
+            case WebSocketError(close_code=code): ...  # fail: send Close(code), then close
+
+Decisions where RFC 6455 and Mint leave a choice:
+
+- ``decode`` returns whole messages: a fragmented message comes out as one ``Text``
+  or ``Binary`` when its last fragment arrives; control frames that arrive between
+  its fragments come out at once, in wire order.
+- After an inline error the returned ``WebSocket`` is failed: the rest of the input
+  is dropped, and every later ``decode`` returns ``[error]`` again (the same
+  instance), so a caller that missed it cannot go on reading a broken stream.
+  ``encode`` keeps working on a failed ``WebSocket`` (to send the Close).
+- An invalid UTF-8 close reason is ``("invalid_utf8", reason_bytes)`` with close
+  code 1007 (as wsproto and websockets); a bad code or a 1-byte payload is
+  ``("invalid_close_payload", payload)`` with 1002.
+- ``max_message_size`` bounds the bytes of a message both as received (summed over
+  its frames, checked as soon as each header is parsed) and as decoded by the
+  extensions (passed to them as ``limit``).
+- Mask keys are consecutive 4-byte slices of ``random_bytes(4096)`` results, taken
+  in order; the pool position is part of the value, so encoding twice from the
+  same ``WebSocket`` repeats a key (do not: continue with the returned value).
+- Frames after a Close frame are still decoded; what to do with them is the
+  caller's business (RFC 6455 5.5.1 says a server sends none).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from struct import pack, unpack_from
+from typing import Any, Literal, NamedTuple, TypeAlias, cast
+
+from mint.errors import (
+    CLOSE_INVALID_DATA,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_PROTOCOL_ERROR,
+    WebSocketError,
+)
+from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Text
+from mint.websocket._utf8 import decode_part
+from mint.websocket.extension import Extension, RawMessage
+
+__all__ = ["WebSocket", "decode", "encode", "mask", "new_websocket"]
+
+# RFC 6455 5.2: opcodes.
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+_FIN = 0x80
+_RSV_MASK = 0x70
+_MASK_BIT = 0x80
+# RFC 6455 5.5: control frames carry at most 125 bytes and are never fragmented.
+MAX_CONTROL_PAYLOAD = 125
+# RFC 6455 5.2: 7-bit lengths up to 125, 126 -> 16-bit, 127 -> 64-bit (top bit 0).
+_LEN16 = 126
+_LEN64 = 127
+_LEN64_MIN = 0x10000
+
+# Mask keys are drawn from a pool so that a frame costs no system call.
+_KEY_POOL_SIZE = 4096
+# Above this, the pure-Python mask works chunk by chunk (cache-sized ints).
+_MASK_CHUNK = 1 << 16
+# Up to this, it builds the repeated key by one multiplication from tables.
+_MASK_SMALL = 256
+_REPEAT = [((1 << (32 * m)) - 1) // 0xFFFFFFFF for m in range((_MASK_SMALL >> 2) + 2)]
+_LOW = [(1 << (8 * i)) - 1 for i in range(_MASK_SMALL + 1)]
+
+Shorthand: TypeAlias = Literal["ping", "pong", "close"]
+_SHORTHANDS: dict[str, Frame] = {"ping": Ping(), "pong": Pong(), "close": Close()}
+DecodeItem: TypeAlias = Frame | WebSocketError
+
+
+def _valid_close_code(code: int) -> bool:
+    """RFC 6455 7.4.1/7.4.2 and the IANA registry: the codes an endpoint may send."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+# --------------------------------------------------------------------------------------
+# masking
+
+
+def _mask_py(data: bytes, key: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``key``, repeated (RFC 6455 5.3); its own inverse.
+
+    Pure Python at C speed: the payload and the repeated key become two big ints,
+    XORed at once (chunk by chunk for large payloads, so the ints stay in cache).
+    """
+    if len(key) != 4:
+        raise ValueError("a mask key is 4 bytes")
+    n = len(data)
+    if n <= _MASK_SMALL:
+        if not n:
+            return b""
+        # The repeated key is the key times 0x..0000000100000001, cut to n bytes.
+        k = int.from_bytes(key, "little") * _REPEAT[(n + 3) >> 2] & _LOW[n]
+        return (int.from_bytes(data, "little") ^ k).to_bytes(n, "little")
+    if n <= _MASK_CHUNK:
+        repeated = (key * ((n >> 2) + 1))[:n]
+        return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
+            n, "little"
+        )
+    from_bytes = int.from_bytes
+    keys = key * (_MASK_CHUNK >> 2)
+    whole = from_bytes(keys, "little")
+    view = memoryview(data)
+    parts = []
+    stop = n - _MASK_CHUNK
+    i = 0
+    while i <= stop:
+        j = i + _MASK_CHUNK
+        parts.append((from_bytes(view[i:j], "little") ^ whole).to_bytes(_MASK_CHUNK, "little"))
+        i = j
+    if i < n:
+        r = n - i
+        parts.append(
+            (from_bytes(view[i:], "little") ^ from_bytes(keys[:r], "little")).to_bytes(r, "little")
+        )
+    return b"".join(parts)
+
+
+def _load_speedup() -> Callable[[bytes, bytes], bytes] | None:
+    """``mint._speedups.mask`` (an optional C extension) when it is importable."""
+    try:
+        module = importlib.import_module("mint._speedups")
+    except ImportError:
+        return None
+    return cast(Callable[[bytes, bytes], bytes], module.mask)
+
+
+_mask_c = _load_speedup()
+
+#: ``mask(data, key) -> bytes``: XOR with the 4-byte key, repeating (RFC 6455 5.3).
+#: The C speedup when installed, else the pure-Python fallback (same results).
+mask: Callable[[bytes, bytes], bytes] = _mask_c if _mask_c is not None else _mask_py
+
+
+# --------------------------------------------------------------------------------------
+# state
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    """What does not change for the life of a WebSocket."""
+
+    extensions: tuple[Extension, ...]
+    max_frame_size: int | None
+    max_message_size: int | None
+    random_bytes: Callable[[int], bytes]
+    rsv_allowed: int  # union of the accepted extensions' RSV bits
+    ext_all: bool  # some extension claims no RSV bits: it sees every message
+
+
+# An immutable cons list, ``(previous, item)`` or ``None``: O(1) append, joined once.
+_Parts: TypeAlias = "tuple[_Parts, Any] | None"
+
+
+class _Message(NamedTuple):
+    """A data message being received (its first frame has arrived)."""
+
+    opcode: int  # 1 text, 2 binary
+    rsv: int  # RSV bits of its first frame
+    size: int  # payload bytes received so far (before extensions)
+    parts: _Parts  # str parts (streamed text) or bytes parts
+    tail: bytes  # incomplete UTF-8 sequence carried to the next part (streamed text)
+    stream: bool  # text validated and decoded as it arrives (no extension involved)
+
+
+class _Rx(NamedTuple):
+    """Decoder state; ``WebSocket._rx`` is ``None`` when there is none (the fast path)."""
+
+    error: WebSocketError | None  # set once decoding failed: nothing else matters then
+    head: bytes  # unparsed input: an incomplete header or an incomplete control frame
+    left: int  # payload bytes still to come for the data frame in progress (0: none)
+    fin: bool  # the data frame in progress ends its message
+    msg: _Message | None  # the data message in progress
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class WebSocket:
+    """The state of one WebSocket connection's frame codec (Mint's opaque ``t()``).
+
+    Immutable: :func:`encode` and :func:`decode` return the value to continue with
+    and never change the one they are given. Build one with :func:`new_websocket`.
+    """
+
+    _cfg: _Config
+    _rx: _Rx | None  # None: nothing buffered, no message in progress, not failed
+    _tx: tuple[bytes, int]  # the mask key pool and the position of the next key
+
+    @property
+    def extensions(self) -> tuple[Extension, ...]:
+        """The accepted extensions, in negotiated order."""
+        return self._cfg.extensions
+
+    @property
+    def max_frame_size(self) -> int | None:
+        """The largest frame payload :func:`decode` accepts (``None``: no limit)."""
+        return self._cfg.max_frame_size
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message :func:`decode` buffers or inflates (``None``: no limit)."""
+        return self._cfg.max_message_size
+
+    def __repr__(self) -> str:
+        rx = self._rx
+        buffered = 0 if rx is None else len(rx.head) + (rx.msg.size if rx.msg else 0)
+        names = [type(e).name if hasattr(type(e), "name") else "?" for e in self._cfg.extensions]
+        failed = f", failed={rx.error.reason!r}" if rx is not None and rx.error else ""
+        return (
+            f"<WebSocket extensions={names} max_frame_size={self._cfg.max_frame_size}"
+            f" max_message_size={self._cfg.max_message_size} buffered={buffered}{failed}>"
+        )
+
+
+def new_websocket(
+    *,
+    extensions: Sequence[Extension] = (),
+    max_frame_size: int | None = None,
+    max_message_size: int | None = 64 * 2**20,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> WebSocket:
+    """A fresh codec state.
+
+    Args:
+        extensions: the accepted, initialized extensions, in negotiated order.
+        max_frame_size: the largest frame payload to accept (``None``: no limit).
+        max_message_size: the largest message to buffer or inflate (``None``: no limit).
+        random_bytes: the source of mask keys, called with a pool size (4096).
+
+    Raises:
+        WebSocketError: ``("invalid_extension", ext)`` for an item that is not an
+            :class:`Extension` or claims bits another one claims;
+            ``("invalid_limit", value)`` for a limit that is not ``None`` or an int >= 0.
+    """
+    exts = tuple(extensions)
+    allowed = 0
+    ext_all = False
+    for ext in exts:
+        if not isinstance(ext, Extension):
+            raise WebSocketError(("invalid_extension", ext))
+        bits = type(ext).rsv_bits
+        if not isinstance(bits, int) or bits & ~_RSV_MASK or bits & allowed:
+            raise WebSocketError(("invalid_extension", ext))
+        allowed |= bits
+        ext_all = ext_all or not bits
+    for limit in (max_frame_size, max_message_size):
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise WebSocketError(("invalid_limit", limit))
+    cfg = _Config(exts, max_frame_size, max_message_size, random_bytes, allowed, ext_all)
+    return WebSocket(cfg, None, (b"", 0))
+
+
+# --------------------------------------------------------------------------------------
+# encode
+
+
+def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
+    """Encode one frame as a masked client frame (RFC 6455 5.2, 5.3).
+
+    Data frames go through the accepted extensions' ``encode``, in negotiated
+    order; a message is never split (``max_frame_size`` bounds decoding only).
+
+    Args:
+        ws: the WebSocket to continue from.
+        frame: ``Text``, ``Binary``, ``Ping``, ``Pong``, ``Close``, or a shorthand
+            ``"ping"``, ``"pong"``, ``"close"``.
+
+    Returns:
+        ``(websocket, data)``: the WebSocket to continue with and the bytes to send.
+
+    Raises:
+        WebSocketError: with ``.websocket`` set to ``ws``: ``"control_frame_too_large"``
+            (payload over 125 bytes), ``("invalid_close_payload", ...)`` (a close code
+            that may not be sent, or a reason without a code), ``("invalid_utf8", text)``
+            (a str with lone surrogates), ``("invalid_frame", frame)`` (not a frame),
+            or an extension's error.
+    """
+    kind = type(frame)
+    if kind is Text:
+        text = cast(Text, frame).data
+        if type(text) is not str:
+            raise WebSocketError(("invalid_frame", frame), websocket=ws)
+        try:
+            payload = text.encode()
+        except UnicodeEncodeError as exc:
+            raise WebSocketError(("invalid_utf8", text), websocket=ws) from exc
+        opcode = OP_TEXT
+    elif kind is Binary:
+        payload = cast(Binary, frame).data
+        if type(payload) is not bytes:
+            payload = _as_bytes(ws, frame, payload)
+        opcode = OP_BINARY
+    elif kind is Ping or kind is Pong or isinstance(frame, str):
+        if isinstance(frame, str):
+            shorthand = _SHORTHANDS.get(frame)
+            if shorthand is None:
+                raise WebSocketError(("invalid_frame", frame), websocket=ws)
+            return encode(ws, shorthand)
+        payload = cast(Ping, frame).data
+        if type(payload) is not bytes:
+            payload = _as_bytes(ws, frame, payload)
+        opcode = OP_PING if kind is Ping else OP_PONG
+    elif kind is Close:
+        payload = _close_payload(ws, cast(Close, frame))
+        opcode = OP_CLOSE
+    else:
+        raise WebSocketError(("invalid_frame", frame), websocket=ws)
+
+    rsv = 0
+    if opcode & 0x8:
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise WebSocketError("control_frame_too_large", websocket=ws)
+    elif ws._cfg.extensions:
+        message = RawMessage(opcode, 0, payload)
+        try:
+            for ext in ws._cfg.extensions:
+                message = ext.encode(message)
+        except WebSocketError as exc:
+            exc.websocket = ws
+            raise
+        payload = message.data
+        rsv = message.rsv & _RSV_MASK
+
+    keys, at = ws._tx
+    if at + 4 > len(keys):
+        keys = ws._cfg.random_bytes(_KEY_POOL_SIZE)
+        if type(keys) is not bytes or len(keys) < 4:
+            raise ValueError("random_bytes must return bytes (at least 4)")
+        at = 0
+    key = keys[at : at + 4]
+    n = len(payload)
+    b0 = _FIN | rsv | opcode
+    if n < _LEN16:
+        header = pack("!BB4s", b0, _MASK_BIT | n, key)
+    elif n < _LEN64_MIN:
+        header = pack("!BBH4s", b0, _MASK_BIT | _LEN16, n, key)
+    else:
+        header = pack("!BBQ4s", b0, _MASK_BIT | _LEN64, n, key)
+    data = header + _mask(payload, key) if n else header
+    return WebSocket(ws._cfg, ws._rx, (keys, at + 4)), data
+
+
+def _as_bytes(ws: WebSocket, frame: object, payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    raise WebSocketError(("invalid_frame", frame), websocket=ws)
+
+
+def _close_payload(ws: WebSocket, frame: Close) -> bytes:
+    code, reason = frame.code, frame.reason
+    if code is None:
+        if reason:
+            raise WebSocketError(("invalid_close_payload", frame), websocket=ws)
+        return b""
+    if type(code) is not int or not _valid_close_code(code):
+        raise WebSocketError(("invalid_close_payload", frame), websocket=ws)
+    if reason is None:
+        return pack("!H", code)
+    if not isinstance(reason, str):
+        raise WebSocketError(("invalid_close_payload", frame), websocket=ws)
+    try:
+        return pack("!H", code) + reason.encode()
+    except UnicodeEncodeError as exc:
+        raise WebSocketError(("invalid_utf8", reason), websocket=ws) from exc
+
+
+# --------------------------------------------------------------------------------------
+# decode
+
+
+def _error(reason: Any, close_code: int = CLOSE_PROTOCOL_ERROR) -> WebSocketError:
+    return WebSocketError(reason, close_code=close_code)
+
+
+def _too_large() -> WebSocketError:
+    return WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
+
+
+def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocketError]]:
+    """Decode the server's bytes into frames (RFC 6455 5).
+
+    ``data`` may hold part of a frame or many; what is incomplete is kept in the
+    returned WebSocket. A fragmented message comes out whole when it ends; control
+    frames come out as they arrive.
+
+    Args:
+        ws: the WebSocket to continue from.
+        data: the next bytes from the server, as they came.
+
+    Returns:
+        ``(websocket, items)``: the WebSocket to continue with and, in wire order,
+        frames and, in place of a frame that could not be accepted, a
+        :class:`~mint.WebSocketError` with ``.close_code`` (1002 protocol error,
+        1007 invalid data, 1009 too big). After an error the rest of the input is
+        dropped and the WebSocket is failed: later calls return ``[error]`` again.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    cfg = ws._cfg
+    rx = ws._rx
+    out: list[Frame | WebSocketError] = []
+    msg: _Message | None = None
+    if rx is None:
+        if not data:
+            return ws, out
+        buf = data
+    else:
+        if rx.error is not None:
+            out.append(rx.error)
+            return ws, out
+        msg = rx.msg
+        left = rx.left
+        if left:
+            # The payload of a data frame whose header was parsed in an earlier call.
+            assert msg is not None
+            k = len(data)
+            try:
+                if k < left:
+                    msg = _feed(msg, data)
+                    return _move(ws, _Rx(None, b"", left - k, rx.fin, msg)), out
+                msg = _feed(msg, data[:left] if k > left else data)
+                if rx.fin:
+                    out.append(_finish(cfg, msg))
+                    msg = None
+            except WebSocketError as exc:
+                return _fail(ws, out, exc)
+            buf = data[left:] if k > left else b""
+        else:
+            buf = rx.head + data if rx.head else data
+
+    # The frame loop. Whole unfragmented messages without extensions take the
+    # first branches only; everything else goes through _open/_feed/_finish.
+    pos = 0
+    n = len(buf)
+    append = out.append
+    bad_rsv = _RSV_MASK & ~cfg.rsv_allowed
+    simple = not cfg.ext_all
+    max_frame = cfg.max_frame_size
+    max_msg = cfg.max_message_size
+    left = 0
+    fin = 0
+    error: WebSocketError | None = None
+    while n - pos >= 2:
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        if b1 & _MASK_BIT:  # RFC 6455 5.1: a server never masks
+            error = _error("masked_server_frame")
+            break
+        op = b0 & 0x0F
+        ln = b1 & 0x7F
+        if op & 0x8:  # control frame (RFC 6455 5.5)
+            if op > OP_PONG:
+                error = _error(("unsupported_opcode", op))
+                break
+            if b0 & _RSV_MASK:
+                error = _error(("malformed_reserved", b0 & _RSV_MASK))
+                break
+            if not b0 & _FIN:
+                error = _error("fragmented_control_frame")
+                break
+            if ln > MAX_CONTROL_PAYLOAD:
+                error = _error("control_frame_too_large")
+                break
+            end = pos + 2 + ln
+            if end > n:
+                break
+            payload = buf[pos + 2 : end]
+            pos = end
+            if op == OP_PING:
+                append(Ping(payload))
+            elif op == OP_PONG:
+                append(Pong(payload))
+            else:
+                try:
+                    append(_parse_close(payload))
+                except WebSocketError as exc:
+                    error = exc
+                    break
+            continue
+        if op > OP_BINARY:
+            error = _error(("unsupported_opcode", op))
+            break
+        rsv = b0 & _RSV_MASK
+        if op:
+            if msg is not None:
+                error = _error("incomplete_message")
+                break
+            if rsv & bad_rsv:
+                error = _error(("malformed_reserved", rsv))
+                break
+        else:
+            if msg is None:
+                error = _error("unexpected_continuation")
+                break
+            if rsv:  # RFC 6455 5.2/7692: RSV bits are set on the first frame only
+                error = _error(("malformed_reserved", rsv))
+                break
+        if ln < _LEN16:
+            start = pos + 2
+        elif ln == _LEN16:
+            if n - pos < 4:
+                break
+            ln = (buf[pos + 2] << 8) | buf[pos + 3]
+            if ln < _LEN16:
+                error = _error(("invalid_length", ln))
+                break
+            start = pos + 4
+        else:
+            if n - pos < 10:
+                break
+            (ln,) = unpack_from("!Q", buf, pos + 2)
+            if ln < _LEN64_MIN or ln >> 63:
+                error = _error(("invalid_length", ln))
+                break
+            start = pos + 10
+        # Limits are enforced on the header, before a byte of payload is buffered.
+        if max_frame is not None and ln > max_frame:
+            error = _too_large()
+            break
+        if max_msg is not None and (ln if msg is None else msg.size + ln) > max_msg:
+            error = _too_large()
+            break
+        end = start + ln
+        fin = b0 & _FIN
+        if end <= n:
+            if op and fin and simple and not rsv:
+                # The fast path: a whole message in one frame, no extension involved.
+                if op == OP_TEXT:
+                    try:
+                        append(Text(buf[start:end].decode()))
+                    except UnicodeDecodeError:
+                        error = _error(("invalid_utf8", buf[start:end]), CLOSE_INVALID_DATA)
+                        break
+                else:
+                    append(Binary(buf[start:end]))
+                pos = end
+                continue
+            pos = end
+            try:
+                if op:
+                    msg = _open(op, rsv, simple)
+                assert msg is not None
+                msg = _feed(msg, buf[start:end])
+                if fin:
+                    append(_finish(cfg, msg))
+                    msg = None
+            except WebSocketError as exc:
+                error = exc
+                break
+            continue
+        # A data frame whose payload has partly arrived: take (and validate) what is
+        # there now, and remember how much is still to come.
+        try:
+            if op:
+                msg = _open(op, rsv, simple)
+            assert msg is not None
+            if start < n:
+                msg = _feed(msg, buf[start:])
+        except WebSocketError as exc:
+            error = exc
+            break
+        left = end - n
+        pos = n
+        break
+
+    if error is not None:
+        return _fail(ws, out, error)
+    if left:
+        new_rx: _Rx | None = _Rx(None, b"", left, bool(fin), msg)
+    elif pos < n:
+        new_rx = _Rx(None, buf[pos:], 0, False, msg)
+    elif msg is not None:
+        new_rx = _Rx(None, b"", 0, False, msg)
+    else:
+        new_rx = None
+    if new_rx is None and rx is None:
+        return ws, out
+    return _move(ws, new_rx), out
+
+
+def _move(ws: WebSocket, rx: _Rx | None) -> WebSocket:
+    return WebSocket(ws._cfg, rx, ws._tx)
+
+
+def _fail(
+    ws: WebSocket, out: list[Frame | WebSocketError], error: WebSocketError
+) -> tuple[WebSocket, list[Frame | WebSocketError]]:
+    out.append(error)
+    return WebSocket(ws._cfg, _Rx(error, b"", 0, False, None), ws._tx), out
+
+
+def _open(opcode: int, rsv: int, simple: bool) -> _Message:
+    """Start a data message; text without extensions is validated as it arrives."""
+    return _Message(opcode, rsv, 0, None, b"", opcode == OP_TEXT and simple and not rsv)
+
+
+def _feed(msg: _Message, part: bytes) -> _Message:
+    """Add payload bytes to the message in progress (fail-fast UTF-8 for text)."""
+    size = msg.size + len(part)
+    if msg.stream:
+        try:
+            text, tail = decode_part(msg.tail, part)
+        except UnicodeDecodeError:
+            raise _error(("invalid_utf8", part), CLOSE_INVALID_DATA) from None
+        parts = (msg.parts, text) if text else msg.parts
+        return _Message(OP_TEXT, 0, size, parts, tail, True)
+    return _Message(msg.opcode, msg.rsv, size, (msg.parts, part) if part else msg.parts, b"", False)
+
+
+def _joined(parts: _Parts) -> list[Any]:
+    items = []
+    while parts is not None:
+        parts, item = parts
+        items.append(item)
+    items.reverse()
+    return items
+
+
+def _finish(cfg: _Config, msg: _Message) -> Frame:
+    """The frame for a message whose last fragment has arrived."""
+    if msg.stream:
+        if msg.tail:  # the message ends inside a UTF-8 sequence
+            raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
+        return Text("".join(_joined(msg.parts)))
+    data = b"".join(_joined(msg.parts))
+    if cfg.extensions and (msg.rsv or cfg.ext_all):
+        data = _decode_extensions(cfg, RawMessage(msg.opcode, msg.rsv, data))
+    if msg.opcode == OP_TEXT:
+        try:
+            return Text(data.decode())
+        except UnicodeDecodeError:
+            raise _error(("invalid_utf8", data), CLOSE_INVALID_DATA) from None
+    return Binary(data)
+
+
+def _decode_extensions(cfg: _Config, message: RawMessage) -> bytes:
+    """Run the extensions' ``decode`` in reverse negotiated order (RFC 6455 9.1)."""
+    limit = cfg.max_message_size
+    for ext in reversed(cfg.extensions):
+        bits = type(ext).rsv_bits
+        if bits and not message.rsv & bits:
+            continue
+        try:
+            message = ext.decode(message, limit)
+        except WebSocketError as exc:
+            if exc.close_code is None:
+                exc.close_code = CLOSE_PROTOCOL_ERROR
+            raise
+        if limit is not None and len(message.data) > limit:
+            raise _too_large()
+    if message.rsv & _RSV_MASK:  # a bit no extension handled
+        raise _error(("malformed_reserved", message.rsv & _RSV_MASK))
+    return bytes(message.data)
+
+
+def _parse_close(payload: bytes) -> Close:
+    """RFC 6455 5.5.1 and 7.4: an optional 2-byte code, then a UTF-8 reason."""
+    if not payload:
+        return Close(1000, "")
+    if len(payload) == 1:
+        raise _error(("invalid_close_payload", payload))
+    code = (payload[0] << 8) | payload[1]
+    if not _valid_close_code(code):
+        raise _error(("invalid_close_payload", payload))
+    try:
+        return Close(code, payload[2:].decode())
+    except UnicodeDecodeError:
+        raise _error(("invalid_utf8", payload[2:]), CLOSE_INVALID_DATA) from None
+
+
+_mask = mask

@@ -1,0 +1,257 @@
+"""The HTTP/1.1 session against an in-memory h11 server: pipelining, bodies, upgrades, errors."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mint.errors import HTTPError, TransportError
+from mint.http._http1 import Http1Session
+from mint.http._types import EOF, STREAM, Data, Done, Error, Headers, Status
+
+
+class Server:
+    """A server-side h11 connection that reads what the session wrote."""
+
+    def __init__(self) -> None:
+        self.h11 = h11.Connection(h11.SERVER)
+
+    def read_requests(self, data: bytes) -> list[object]:
+        if data:  # b"" would tell h11 the stream ended
+            self.h11.receive_data(data)
+        events = []
+        while True:
+            event = self.h11.next_event()
+            if event in (h11.NEED_DATA, h11.PAUSED):
+                return events
+            events.append(event)
+
+    def respond(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> bytes:
+        out = self.h11.send(
+            h11.Response(status_code=status, headers=[("content-length", str(len(body))), *headers])
+        )
+        out += self.h11.send(h11.Data(data=body)) if body else b""
+        out += self.h11.send(h11.EndOfMessage())
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+        return out
+
+
+def session() -> Http1Session:
+    return Http1Session(scheme="http", host="example.com", port=8080)
+
+
+def test_request_headers_host_user_agent_and_length() -> None:
+    s = session()
+    s.request("POST", "/p?q=1", [("x-a", "b")], b"body")
+    (req, data, _eom) = Server().read_requests(s.data_to_send())
+    assert req.method == b"POST" and req.target == b"/p?q=1"
+    headers = dict(req.headers)
+    assert headers[b"host"] == b"example.com:8080"
+    assert headers[b"content-length"] == b"4"
+    assert headers[b"x-a"] == b"b"
+    assert b"user-agent" in headers
+    assert data.data == b"body"
+
+
+def test_default_port_is_left_out_of_host() -> None:
+    s = Http1Session(scheme="https", host="example.com", port=443)
+    s.request("GET", "/", [], None)
+    (req, _eom) = Server().read_requests(s.data_to_send())
+    assert dict(req.headers)[b"host"] == b"example.com"
+
+
+def test_pipelined_requests_reach_the_server_in_order() -> None:
+    s = session()
+    for i in range(3):
+        s.request("GET", f"/{i}", [], None)
+    server = Server()
+    targets = []
+    events = server.read_requests(s.data_to_send())
+    while any(isinstance(e, h11.Request) for e in events):
+        targets += [e.target for e in events if isinstance(e, h11.Request)]
+        server.respond(200, b"")
+        events = server.read_requests(b"")
+    assert targets == [b"/0", b"/1", b"/2"]
+    assert s.open_request_count() == 3
+
+
+PIPELINED_ANSWERS = (
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr0"
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\nr\r\n1\r\n1\r\n0\r\n\r\n"
+    b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nr2"
+)
+
+
+@pytest.mark.parametrize("split", range(1, len(PIPELINED_ANSWERS)))
+def test_pipelined_responses_split_at_every_byte_boundary(split: int) -> None:
+    s = session()
+    refs = [s.request("GET", f"/{i}", [], None) for i in range(3)]
+    got = s.receive_data(PIPELINED_ANSWERS[:split]) + s.receive_data(PIPELINED_ANSWERS[split:])
+    bodies = [b"".join(r.data for r in got if isinstance(r, Data) and r.ref == ref) for ref in refs]
+    assert bodies == [b"r0", b"r1", b"r2"]
+    assert [r for r in got if isinstance(r, Status)] == [
+        Status(refs[0], 200),
+        Status(refs[1], 200),
+        Status(refs[2], 404),
+    ]
+    assert [r.ref for r in got if isinstance(r, Done)] == refs
+    assert s.open_request_count() == 0
+    assert s.is_open("read_write")
+
+
+def test_streamed_body_is_chunked_and_blocks_other_requests() -> None:
+    s = session()
+    ref = s.request("POST", "/up", [], STREAM)
+    with pytest.raises(HTTPError) as info:
+        s.request("GET", "/", [], None)
+    assert info.value.reason == "request_body_is_streaming"
+    s.stream_request_body(ref, b"abc")
+    s.stream_request_body(ref, b"")
+    s.stream_request_body(ref, b"def")
+    s.stream_request_body(ref, EOF)
+    events = Server().read_requests(s.data_to_send())
+    assert dict(events[0].headers)[b"transfer-encoding"] == b"chunked"
+    assert b"".join(e.data for e in events if isinstance(e, h11.Data)) == b"abcdef"
+    assert isinstance(events[-1], h11.EndOfMessage)
+    s.request("GET", "/", [], None)  # allowed again
+
+
+def test_stream_body_of_unknown_or_non_streaming_request() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    with pytest.raises(HTTPError) as info:
+        s.stream_request_body(ref, b"x")
+    assert info.value.reason == "request_body_not_streaming"
+    from mint.http._types import Ref
+
+    with pytest.raises(HTTPError) as info:
+        s.stream_request_body(Ref(), b"x")
+    assert info.value.reason == "unknown_request_to_stream"
+
+
+def test_chunked_response_and_trailers() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    wire = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n"
+    )
+    got = s.receive_data(wire)
+    assert got[0] == Status(ref, 200)
+    assert got[1] == Headers(ref, [("transfer-encoding", "chunked")])
+    assert b"".join(r.data for r in got if isinstance(r, Data)) == b"abcde"
+    assert got[-2] == Headers(ref, [("x-sum", "5")])
+    assert got[-1] == Done(ref)
+
+
+def test_body_until_close_completes_on_connection_lost() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    got = s.receive_data(b"HTTP/1.0 200 OK\r\n\r\npartial")
+    assert Data(ref, b"partial") in got
+    more, clean = s.connection_lost()
+    assert clean and more == [Done(ref)]
+    assert not s.is_open("read_write")
+
+
+def test_connection_lost_mid_body_is_unclean() -> None:
+    s = session()
+    s.request("GET", "/", [], None)
+    s.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+    _, clean = s.connection_lost()
+    assert not clean
+
+
+def test_connection_close_fails_pipelined_requests() -> None:
+    s = session()
+    first = s.request("GET", "/1", [], None)
+    second = s.request("GET", "/2", [], None)
+    got = s.receive_data(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+    assert Done(first) in got
+    errors = [r for r in got if isinstance(r, Error)]
+    assert [e.ref for e in errors] == [second]
+    assert isinstance(errors[0].error, TransportError)
+    assert not s.is_open("write")
+    with pytest.raises(HTTPError):
+        s.request("GET", "/3", [], None)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"],
+)
+def test_invalid_response_is_http_error(garbage: bytes) -> None:
+    s = session()
+    s.request("GET", "/", [], None)
+    with pytest.raises(HTTPError) as info:
+        s.receive_data(garbage)
+    assert info.value.reason[0] == "invalid_response"
+
+
+def test_upgrade_101_hands_out_trailing_bytes_then_raw_data() -> None:
+    s = session()
+    ref = s.request(
+        "GET", "/ws", [("connection", "upgrade"), ("upgrade", "websocket")], None, upgrade="ws"
+    )
+    got = s.receive_data(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+        b"\x81\x02hi"
+    )
+    assert got == [
+        Status(ref, 101),
+        Headers(ref, [("upgrade", "websocket"), ("connection", "upgrade")]),
+        Data(ref, b"\x81\x02hi"),
+        Done(ref),
+    ]
+    assert s.receive_data(b"\x81\x01!") == [Data(ref, b"\x81\x01!")]
+    s.stream_request_body(ref, b"\x81\x80abcd")
+    assert s.data_to_send().endswith(b"\x81\x80abcd")
+    assert s.open_request_count() == 0
+    with pytest.raises(HTTPError):
+        s.request("GET", "/", [], None)
+
+
+def test_upgrade_refused_is_an_ordinary_response() -> None:
+    s = session()
+    ref = s.request("GET", "/ws", [("connection", "upgrade"), ("upgrade", "websocket")], None)
+    got = s.receive_data(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\nno")
+    assert got[0] == Status(ref, 403)
+    assert got[-1] == Done(ref)
+    assert s.upgraded_ref is None
+
+
+def test_informational_response_before_final() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    got = s.receive_data(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 204 No\r\n\r\n")
+    assert [r for r in got if isinstance(r, Status)] == [Status(ref, 103), Status(ref, 204)]
+    assert got[-1] == Done(ref)
+
+
+def test_invalid_request_headers_are_http_errors() -> None:
+    s = session()
+    with pytest.raises(HTTPError) as info:
+        s.request("GET", "/", [("bad header", "x")], None)
+    assert info.value.reason[0] == "invalid_request"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=50), min_size=1, max_size=5), st.data())
+def test_response_bodies_survive_any_split(bodies: list[bytes], data: st.DataObject) -> None:
+    wire = b"".join(
+        b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(b), b) for b in bodies
+    )
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    s = session()
+    refs = [s.request("GET", "/", [], None) for _ in bodies]
+    got = []
+    prev = 0
+    for cut in [*cuts, len(wire)]:
+        got += s.receive_data(wire[prev:cut])
+        prev = cut
+    for ref, body in zip(refs, bodies, strict=True):
+        assert b"".join(r.data for r in got if isinstance(r, Data) and r.ref == ref) == body
+    assert [r.ref for r in got if isinstance(r, Done)] == refs
