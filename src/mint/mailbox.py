@@ -23,6 +23,7 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,10 @@ class Mailbox:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # A thread's default mailbox dies with the thread: release its descriptors then.
+        self._finalizer = weakref.finalize(
+            self, _release, self._selector, self._wake_r, self._wake_w
+        )
         self._transports: dict[int, Transport] = {}
         # asyncio flavour: the loop whose readers serve this mailbox, and a waiter.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -263,9 +268,13 @@ class Mailbox:
             for fd in self._transports:
                 self._loop.remove_reader(fd)
         self._transports.clear()
-        self._selector.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._finalizer()
+
+
+def _release(selector: selectors.BaseSelector, *sockets: socket.socket) -> None:
+    selector.close()
+    for sock in sockets:
+        sock.close()
 
 
 _local = threading.local()

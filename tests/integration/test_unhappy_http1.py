@@ -1,0 +1,225 @@
+"""Unhappy paths over HTTP/1.1: each gives a clear, typed error, never a hang or a raw exception."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+import pytest
+from servers.raw import close_at_once, frame, never_answer, reply, upgrade_then
+from wsclient import connect, handshake, open_websocket
+
+import mint
+from mint.http import Data
+from mint.websocket import Text
+
+MODES = ["active", "passive"]
+
+
+def test_refused_port(refused_port: int) -> None:
+    with pytest.raises(mint.TransportError) as info:
+        mint.http.connect("http", "127.0.0.1", refused_port)
+    assert info.value.reason == "econnrefused"
+
+
+def test_unresolvable_host() -> None:
+    with pytest.raises(mint.TransportError) as info:
+        mint.http.connect("http", "no-such-host.invalid", 80, transport_opts={"timeout": 5})
+    assert info.value.reason == "nxdomain"
+
+
+@pytest.mark.parametrize("which", ["other", "wrong_host"])
+def test_bad_certificate_is_a_tls_alert(raw_server: Any, tls_ca: Any, which: str) -> None:
+    server = raw_server(never_answer, tls=which)
+    with pytest.raises(mint.TransportError) as info:
+        mint.http.connect(
+            "https", "localhost", server.port, transport_opts={"cafile": tls_ca.cafile}
+        )
+    assert info.value.reason[0] == "tls_alert"
+    assert not isinstance(info.value, ssl.SSLError)
+
+
+def test_verify_false_accepts_an_unknown_ca(raw_server: Any) -> None:
+    server = raw_server(never_answer, tls="other")
+    conn = mint.http.connect(
+        "https", "localhost", server.port, mode="passive", transport_opts={"verify": False}
+    )
+    assert mint.http.is_open(conn)
+    mint.http.close(conn)
+
+
+def test_ssl_context_is_used(raw_server: Any, tls_ca: Any) -> None:
+    server = raw_server(never_answer, tls="good")
+    ctx = ssl.create_default_context(cafile=tls_ca.cafile)
+    conn = mint.http.connect(
+        "https", "localhost", server.port, mode="passive", transport_opts={"ssl_context": ctx}
+    )
+    assert isinstance(mint.http.get_socket(conn), ssl.SSLSocket)
+    mint.http.close(conn)
+
+
+def test_tls_to_a_plain_server_fails_cleanly(raw_server: Any) -> None:
+    def plain_http(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")  # not a TLS record
+
+    server = raw_server(plain_http)
+    with pytest.raises(mint.TransportError) as info:
+        mint.http.connect("https", "127.0.0.1", server.port, transport_opts={"timeout": 5})
+    assert info.value.reason[0] == "tls_alert" or info.value.reason == "closed"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_garbage_instead_of_a_101(raw_server: Any, mode: str) -> None:
+    server = raw_server(reply(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+    client = connect(server, mode=mode)
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        with pytest.raises(mint.HTTPError) as info:
+            handshake(client)
+        assert info.value.reason[0] == "invalid_response"
+        assert info.value.conn is client.conn
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_101_with_a_wrong_accept_key(raw_server: Any, mode: str) -> None:
+    server = raw_server(upgrade_then(accept="dGhlIHNhbXBsZSBub25jZQ==", then_close=False))
+    client = connect(server, mode=mode)
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        status, headers, _ = handshake(client)
+        assert status == 101
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.new(client.conn, client.ref, status, headers, mode=mode)
+        assert info.value.reason == "invalid_nonce"
+        assert info.value.conn is client.conn
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_peer_vanishes_mid_frame(raw_server: Any, mode: str) -> None:
+    whole = frame(0x1, b"complete")
+    truncated = frame(0x2, b"x" * 1000)[:300]
+    server = raw_server(upgrade_then(whole + truncated, then_close=True))
+    client = connect(server, mode=mode)
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        status, headers, early = handshake(client)
+        client.conn, client.websocket = mint.websocket.new(
+            client.conn, client.ref, status, headers, mode=mode
+        )
+        frames: list[Any] = []
+        if early:
+            client.websocket, frames = mint.websocket.decode(client.websocket, early)
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                for response in client.responses(timeout=5):
+                    if isinstance(response, Data):
+                        client.websocket, more = mint.websocket.decode(
+                            client.websocket, response.data
+                        )
+                        frames += more
+        assert info.value.reason == "closed"
+        # The whole frame is delivered; the truncated one is never invented.
+        assert frames == [Text("complete")]
+        assert not mint.http.is_open(client.conn)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_server_closes_before_answering(raw_server: Any, mode: str) -> None:
+    server = raw_server(close_at_once)
+    client = connect(server, mode=mode)
+    try:
+        try:
+            client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        except mint.TransportError as exc:  # the write may already see the reset
+            assert exc.reason == "closed"
+            return
+        with pytest.raises(mint.TransportError) as info:
+            handshake(client)
+        assert info.value.reason == "closed"
+    finally:
+        client.close()
+
+
+def test_server_never_answers_passive_recv_times_out(raw_server: Any) -> None:
+    server = raw_server(never_answer)
+    client = connect(server, mode="passive")
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        with pytest.raises(mint.TransportError) as info:
+            mint.websocket.recv(client.conn, 0, 0.2)
+        assert info.value.reason == "timeout"
+        assert info.value.conn is client.conn
+        assert mint.http.is_open(client.conn)  # a timeout does not close the connection
+    finally:
+        client.close()
+
+
+def test_server_never_answers_active_receive_times_out(raw_server: Any) -> None:
+    server = raw_server(never_answer)
+    client = connect(server, mode="active")
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        with pytest.raises(TimeoutError):
+            assert client.mailbox is not None
+            client.mailbox.receive(timeout=0.2)
+    finally:
+        client.close()
+
+
+def test_invalid_arguments_are_typed_errors() -> None:
+    with pytest.raises(mint.HTTPError) as info:
+        mint.http.connect("ftp", "localhost", 21)
+    assert info.value.reason == ("invalid_scheme", "ftp")
+    with pytest.raises(mint.HTTPError):
+        mint.http.connect("http", "localhost", 80, mode="sideways")
+    with pytest.raises(mint.HTTPError):
+        mint.http.connect("http", "localhost", 80, protocols=("http3",))
+
+
+def test_upgrade_rejects_bad_scheme(ws_server: Any) -> None:
+    client = connect(ws_server)
+    try:
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.upgrade("http", client.conn, "/", [])
+        assert info.value.conn is client.conn
+    finally:
+        client.close()
+
+
+def test_send_after_the_peer_vanished(raw_server: Any) -> None:
+    server = raw_server(upgrade_then(b"", then_close=True))
+    client = open_websocket(server, "/", mode="passive")
+    try:
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                client.responses(timeout=5)
+        assert info.value.reason == "closed"
+        with pytest.raises(mint.TransportError) as info:
+            client.send(Text("too late"))
+        assert info.value.reason == "closed"
+    finally:
+        client.close()
+
+
+def test_mid_stream_reset_is_closed(raw_server: Any) -> None:
+    def reset(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    server = raw_server(reset)
+    client = connect(server, mode="passive")
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                client.responses(timeout=5)
+        assert info.value.reason == "closed"
+    finally:
+        client.close()

@@ -1,0 +1,151 @@
+"""The mailbox: socket input as messages, posted objects, wake-ups, ownership moves."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import mint
+from mint._transport import Transport
+from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Transport, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    transport = Transport(ours, tls=False)
+    yield transport, theirs
+    transport.close()
+    theirs.close()
+
+
+@pytest.fixture
+def box() -> Iterator[Mailbox]:
+    mailbox = Mailbox()
+    yield mailbox
+    mailbox.close()
+
+
+def test_socket_input_becomes_socket_data(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    transport, peer = pair
+    box.register(transport)
+    peer.sendall(b"hello")
+    message = box.receive(timeout=2)
+    assert isinstance(message, SocketData)
+    assert message.socket is transport.sock
+    assert message.data == b"hello"
+
+
+def test_end_of_stream_is_said_once(box: Mailbox, pair: tuple[Transport, socket.socket]) -> None:
+    transport, peer = pair
+    box.register(transport)
+    peer.sendall(b"last")
+    peer.close()
+    messages = [box.receive(timeout=2)]
+    while not isinstance(messages[-1], SocketClosed):
+        messages.append(box.receive(timeout=2))
+    assert b"".join(m.data for m in messages if isinstance(m, SocketData)) == b"last"
+    with pytest.raises(TimeoutError):
+        box.receive(timeout=0.05)
+    assert not box.owns(transport)
+
+
+def test_timeout_when_nothing_arrives(box: Mailbox) -> None:
+    with pytest.raises(TimeoutError):
+        box.receive(timeout=0.01)
+
+
+def test_posted_objects_come_in_order_and_wake_a_blocked_receive(box: Mailbox) -> None:
+    box.send("first")
+    assert box.receive(timeout=1) == "first"
+    result: list[object] = []
+    reader = threading.Thread(target=lambda: result.append(box.receive(timeout=5)))
+    reader.start()
+    box.send({"from": "another thread"})
+    reader.join(5)
+    assert result == [{"from": "another thread"}]
+
+
+def test_unregister_hands_back_queued_data_in_order(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    transport, peer = pair
+    box.register(transport)
+    box.send("other")
+    peer.sendall(b"abc")
+    # Read the socket into the queue without taking its message out.
+    assert box.receive(timeout=1) == "other"
+    box._read(transport)  # what a concurrent receive would have queued
+    peer.sendall(b"def")
+    box._read(transport)
+    assert box.unregister(transport, drop=False) == [b"abc", b"def"]
+    with pytest.raises(TimeoutError):
+        box.receive(timeout=0.01)
+
+
+def test_read_error_is_socket_error(box: Mailbox) -> None:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    transport = Transport(ours, tls=False)
+    box.register(transport)
+    theirs.sendall(b"x")
+    ours.shutdown(socket.SHUT_RD)  # the next read fails in a way the kernel reports
+    message = box.receive(timeout=1)
+    assert isinstance(message, SocketData | SocketClosed | SocketError)
+    transport.close()
+    theirs.close()
+
+
+def test_default_mailbox_is_per_thread() -> None:
+    here = mint.mailbox()
+    assert mint.mailbox() is here
+    there: list[Mailbox] = []
+    worker = threading.Thread(target=lambda: there.append(mint.mailbox()))
+    worker.start()
+    worker.join()
+    assert there[0] is not here
+
+
+def test_areceive_delivers_socket_input_and_posts(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    transport, peer = pair
+
+    async def main() -> list[object]:
+        box.register(transport)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, peer.sendall, b"async")
+        first = await box.areceive(timeout=2)
+        threading.Timer(0.01, box.send, args=("posted",)).start()
+        second = await box.areceive(timeout=2)
+        return [first, second]
+
+    first, second = asyncio.run(main())
+    assert isinstance(first, SocketData) and first.data == b"async"
+    assert second == "posted"
+
+
+def test_cancelled_areceive_loses_nothing(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    transport, peer = pair
+
+    async def main() -> object:
+        box.register(transport)
+        waiter = asyncio.ensure_future(box.areceive())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        peer.sendall(b"kept")
+        return await box.areceive(timeout=2)
+
+    message = asyncio.run(main())
+    assert isinstance(message, SocketData) and message.data == b"kept"
