@@ -205,13 +205,14 @@ class Transport:
         deadline = None if timeout is None else time.monotonic() + timeout
         sock = self.sock
         want = byte_count or READ_SIZE
+        data = b""
         try:
             while True:
                 try:
                     data = sock.recv(want)
                 except _WOULD_BLOCK as exc:
-                    mask = select.POLLOUT if isinstance(exc, ssl.SSLWantWriteError) else select.POLLIN
-                    self._wait(mask, deadline)
+                    writing = isinstance(exc, ssl.SSLWantWriteError)
+                    self._wait(select.POLLOUT if writing else select.POLLIN, deadline)
                     continue
                 break
             if byte_count == 0 and data and self.tls:

@@ -6,8 +6,8 @@ matches on: a snake_case ``str`` (Mint's atom) or a tuple whose first item is on
 (Mint's tagged tuple)::
 
     MintError                  .reason, .conn, .websocket, .responses
-    ├── TransportError         socket and TLS: "closed", "timeout", "econnrefused", ("tls_alert", ...)
-    ├── HTTPError              HTTP protocol level: ("invalid_response", ...), "request_body_is_streaming"
+    ├── TransportError         socket and TLS: "closed", "timeout", ("tls_alert", ...)
+    ├── HTTPError              HTTP level: ("invalid_response", ...), "connection_closed"
     ├── WebSocketError         WebSocket level, with .close_code for inline decode errors
     └── UpgradeFailureError    the server answered the upgrade with another status
 
@@ -62,7 +62,7 @@ _MESSAGES: dict[str, str] = {
     "invalid_nonce": "the server's Sec-WebSocket-Accept does not match the key sent",
     "invalid_upgrade_response": "the server's answer is not a WebSocket upgrade",
     "invalid_scheme_ws": "the scheme must be 'ws' or 'wss'",
-    "extension_not_negotiated": "the server accepted an extension that was not offered as it answered",
+    "extension_not_negotiated": "the server accepted an extension not offered, or answered an offer wrongly",
     "invalid_extension": "the extension could not be used as given",
     "invalid_extensions_header": "the server's Sec-WebSocket-Extensions header is malformed",
     "invalid_utf8": "a text frame or close reason is not valid UTF-8",

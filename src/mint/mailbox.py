@@ -2,15 +2,15 @@
 
 In Elixir an active socket sends ``{:tcp, socket, data}`` to its owner's mailbox and
 ``Mint.HTTP.stream/2`` is handed that message. Python threads have no mailbox, so
-:class:`Mailbox` plays the part: a ``selectors`` selector over the sockets of the
-active connections it owns, plus a queue for objects posted with :meth:`Mailbox.send`.
+:class:`Mailbox` plays the part: a ``selectors`` selector over the sockets of
+the active connections it owns, plus a queue for objects posted with :meth:`Mailbox.send`.
 
 Nothing runs in the background. Sockets are read only while :meth:`Mailbox.receive`
 runs, on the caller's thread::
 
     conn = mint.http.connect("http", "localhost", 9000)     # owned by mint.mailbox()
     conn, ref = mint.http.request(conn, "GET", "/", [])
-    message = mint.receive(timeout=5)                        # SocketData(socket, b"HTTP/1.1 200 ...")
+    message = mint.receive(timeout=5)            # SocketData(socket, b"HTTP/1.1 200 ...")
     conn, responses = mint.http.stream(conn, message)
 
 ``send`` may be called from any thread; it wakes a ``receive`` blocked in ``select``.

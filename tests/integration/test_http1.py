@@ -91,7 +91,7 @@ def test_stream_returns_unknown_for_foreign_messages(hypercorn_h1: Any) -> None:
     a = connect(hypercorn_h1)
     b = connect(hypercorn_h1)
     try:
-        b.conn, ref = mint.http.request(b.conn, "GET", "/", [])
+        b.conn, _ = mint.http.request(b.conn, "GET", "/", [])
         assert b.mailbox is not None
         message = b.mailbox.receive(timeout=5)
         assert mint.http.stream(a.conn, message) is mint.UNKNOWN

@@ -60,7 +60,7 @@ class Session(Protocol):
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | None | object,
+        body: bytes | object | None,
         *,
         upgrade: str | None = None,
     ) -> Ref: ...
@@ -260,7 +260,7 @@ def request(
     method: str,
     path: str,
     headers: list[tuple[str, str]],
-    body: bytes | None | object = None,
+    body: bytes | object | None = None,
 ) -> tuple[Conn, Ref]:
     """Send a request (Mint's ``request/5``); ``body=STREAM`` streams it afterwards.
 
@@ -383,7 +383,7 @@ def close(conn: Conn) -> Conn:
     return conn
 
 
-def is_open(conn: Conn, type: str = "read_write") -> bool:  # noqa: A002 - Mint's name
+def is_open(conn: Conn, type: str = "read_write") -> bool:
     """Whether the connection can still read and/or write (``"read"``, ``"write"``)."""
     if conn._transport.closed:
         return False

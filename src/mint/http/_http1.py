@@ -100,7 +100,7 @@ class Http1Session:
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | None | object,
+        body: bytes | object | None,
         *,
         upgrade: str | None = None,
     ) -> Ref:
@@ -138,7 +138,8 @@ class Http1Session:
         req.events.append(head)
         if not streaming:
             if body:
-                req.events.append(h11.Data(data=bytes(body)))  # type: ignore[arg-type]
+                assert isinstance(body, bytes | bytearray | memoryview)
+                req.events.append(h11.Data(data=bytes(body)))
             req.events.append(h11.EndOfMessage())
         if not self._requests:
             self._start_on_main(req)
@@ -181,7 +182,12 @@ class Http1Session:
             raise HTTPError("unknown_request_to_stream")
         if not req.streaming:
             raise HTTPError("request_body_not_streaming")
-        event: Any = h11.EndOfMessage() if chunk is EOF else h11.Data(data=bytes(chunk))  # type: ignore[call-overload]
+        event: Any
+        if chunk is EOF:
+            event = h11.EndOfMessage()
+        else:
+            assert isinstance(chunk, bytes | bytearray | memoryview)
+            event = h11.Data(data=bytes(chunk))
         if chunk is EOF:
             req.streaming = False
         elif not chunk:

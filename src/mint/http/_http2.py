@@ -31,6 +31,7 @@ What this layer adds to ``h2``:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
@@ -76,6 +77,10 @@ _CONNECTION_HEADERS = frozenset(
 # RFC 9113 4.1: every frame starts with a 9-octet header whose first 3 octets are
 # the payload length.
 _FRAME_HEADER = 9
+
+# How many streams the peer stopped with RST_STREAM(NO_ERROR) are remembered, so
+# that bytes the caller still sends on them are dropped instead of failing.
+_STOPPED_MEMORY = 1024
 
 # RFC 6455 5.2: opcode of a Close frame.
 _WS_OPCODE_CLOSE = 0x8
@@ -235,6 +240,7 @@ class Http2Session:
         self._streams: dict[int, _Stream] = {}
         self._refs: dict[Ref, _Stream] = {}
         self._pings: dict[bytes, deque[Ref]] = {}
+        self._stopped: dict[Ref, None] = {}  # ordered set, see _STOPPED_MEMORY
         self._queued = 0
         self._max_send_queue = max_send_queue
         self._inbuf = bytearray()
@@ -296,7 +302,7 @@ class Http2Session:
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | None | object,
+        body: bytes | object | None,
         *,
         upgrade: str | None = None,
     ) -> Ref:
@@ -310,7 +316,11 @@ class Http2Session:
         if not self.is_open("write"):
             raise HTTPError("connection_closed")
         streaming = body is STREAM
-        if not streaming and body is not None and not isinstance(body, bytes | bytearray | memoryview):
+        if (
+            not streaming
+            and body is not None
+            and not isinstance(body, bytes | bytearray | memoryview)
+        ):
             raise HTTPError(("invalid_request", "body must be bytes, None or STREAM"))
         limit = self._h2.remote_settings.max_concurrent_streams
         if self._h2.open_outbound_streams >= limit:
@@ -347,6 +357,15 @@ class Http2Session:
             ]
         encoded = _encode_headers(pseudo + regular)
         has_body = bool(body) and not streaming
+        if has_body:
+            assert isinstance(body, bytes | bytearray | memoryview)
+            sendable = min(
+                len(body),
+                self._h2.remote_settings.initial_window_size,
+                self._h2.outbound_flow_control_window,
+            )
+            if self._queued + len(body) - sendable > self._max_send_queue:
+                raise HTTPError("send_queue_full")
         end_now = not streaming and not has_body
         try:
             stream_id = self._h2.get_next_available_stream_id()
@@ -375,12 +394,17 @@ class Http2Session:
 
         On a WebSocket stream, a chunk that ends with a Close frame ends the stream.
 
+        Bytes for a stream the peer stopped with RST_STREAM(NO_ERROR) after its
+        complete answer (reported as ``Done``) are dropped, as RFC 9113 8.1 asks.
+
         Raises:
             HTTPError: ``"unknown_request_to_stream"``, ``"request_body_not_streaming"``,
                 ``"send_queue_full"`` (nothing of the chunk was queued).
         """
         stream = self._refs.get(ref)
         if stream is None:
+            if ref in self._stopped:
+                return  # RFC 9113 8.1: the peer asked us to stop sending; not an error
             raise HTTPError("unknown_request_to_stream")
         if chunk is EOF:
             if not stream.streaming:
@@ -480,10 +504,9 @@ class Http2Session:
         self._forget(stream)
         if self._closed:
             return
-        try:
+        # Already closed on both sides (h2 refuses): there is nothing to reset.
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
-        except h2.exceptions.ProtocolError:
-            pass  # already closed on both sides: nothing to reset
 
     def ping(self, payload: bytes | None = None) -> Ref:
         """Send a PING (RFC 9113 6.7); its ACK becomes ``Pong(ref)``."""
@@ -506,10 +529,8 @@ class Http2Session:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             self._h2.close_connection()
-        except h2.exceptions.ProtocolError:
-            pass
 
     # -- responses -----------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Response]:
@@ -552,12 +573,16 @@ class Http2Session:
             if isinstance(event, h2.events.DataReceived):
                 stream = self._streams.get(event.stream_id or 0)
                 if event.flow_controlled_length and event.stream_id:
-                    self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    self._h2.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
                 if stream is not None and event.data:
                     responses.append(Data(stream.ref, bytes(event.data)))
                 if event.stream_ended is not None:
                     self._end(event.stream_ended, responses)
-            elif isinstance(event, h2.events.ResponseReceived | h2.events.InformationalResponseReceived):
+            elif isinstance(
+                event, h2.events.ResponseReceived | h2.events.InformationalResponseReceived
+            ):
                 stream = self._streams.get(event.stream_id or 0)
                 if stream is not None:
                     status, headers = _decode_headers(event.headers or [])
@@ -579,7 +604,17 @@ class Http2Session:
                 stream = self._streams.get(event.stream_id or 0)
                 if stream is not None:
                     self._forget(stream)
-                    if not stream.remote_ended:
+                    if stream.remote_ended:
+                        pass
+                    elif event.error_code == h2.errors.ErrorCodes.NO_ERROR:
+                        # RFC 9113 8.1: NO_ERROR asks us to stop sending after a complete
+                        # answer (Node ends WebSocket streams this way): the end, as Mint.
+                        # What the caller still sends on it (a Close reply) is dropped.
+                        responses.append(Done(stream.ref))
+                        self._stopped[stream.ref] = None
+                        if len(self._stopped) > _STOPPED_MEMORY:
+                            del self._stopped[next(iter(self._stopped))]
+                    else:
                         reason = ("stream_reset", _error_code_name(event.error_code))
                         responses.append(Error(stream.ref, HTTPError(reason)))
             elif isinstance(event, h2.events.PingAckReceived):

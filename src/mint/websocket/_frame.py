@@ -231,6 +231,26 @@ class WebSocket:
         )
 
 
+# Building a WebSocket per encode/decode is on the hot path: setting the slots
+# directly costs a third of the frozen dataclass's generated __init__.
+_new_object = object.__new__
+_set_cfg = cast(Any, WebSocket.__dict__["_cfg"]).__set__
+_set_rx = cast(Any, WebSocket.__dict__["_rx"]).__set__
+_set_tx = cast(Any, WebSocket.__dict__["_tx"]).__set__
+
+
+_set_text = cast(Any, Text.__dict__["data"]).__set__
+_set_binary = cast(Any, Binary.__dict__["data"]).__set__
+
+
+def _make(cfg: _Config, rx: _Rx | None, tx: tuple[bytes, int]) -> WebSocket:
+    ws = _new_object(WebSocket)
+    _set_cfg(ws, cfg)
+    _set_rx(ws, rx)
+    _set_tx(ws, tx)
+    return ws
+
+
 def new_websocket(
     *,
     extensions: Sequence[Extension] = (),
@@ -294,9 +314,13 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
             (a str with lone surrogates), ``("invalid_frame", frame)`` (not a frame),
             or an extension's error.
     """
-    kind = type(frame)
-    if kind is Text:
-        text = cast(Text, frame).data
+    if type(frame) is Binary:
+        payload = frame.data
+        if type(payload) is not bytes:
+            payload = _as_bytes(ws, frame, payload)
+        opcode = OP_BINARY
+    elif type(frame) is Text:
+        text = frame.data
         if type(text) is not str:
             raise WebSocketError(("invalid_frame", frame), websocket=ws)
         try:
@@ -304,35 +328,29 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         except UnicodeEncodeError as exc:
             raise WebSocketError(("invalid_utf8", text), websocket=ws) from exc
         opcode = OP_TEXT
-    elif kind is Binary:
-        payload = cast(Binary, frame).data
+    elif type(frame) is Ping or type(frame) is Pong:
+        payload = frame.data
         if type(payload) is not bytes:
             payload = _as_bytes(ws, frame, payload)
-        opcode = OP_BINARY
-    elif kind is Ping or kind is Pong or isinstance(frame, str):
-        if isinstance(frame, str):
-            shorthand = _SHORTHANDS.get(frame)
-            if shorthand is None:
-                raise WebSocketError(("invalid_frame", frame), websocket=ws)
-            return encode(ws, shorthand)
-        payload = cast(Ping, frame).data
-        if type(payload) is not bytes:
-            payload = _as_bytes(ws, frame, payload)
-        opcode = OP_PING if kind is Ping else OP_PONG
-    elif kind is Close:
-        payload = _close_payload(ws, cast(Close, frame))
+        opcode = OP_PING if type(frame) is Ping else OP_PONG
+    elif type(frame) is Close:
+        payload = _close_payload(ws, frame)
         opcode = OP_CLOSE
     else:
-        raise WebSocketError(("invalid_frame", frame), websocket=ws)
+        shorthand = _SHORTHANDS.get(frame) if isinstance(frame, str) else None
+        if shorthand is None:
+            raise WebSocketError(("invalid_frame", frame), websocket=ws)
+        return encode(ws, shorthand)
 
+    cfg = ws._cfg
     rsv = 0
     if opcode & 0x8:
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise WebSocketError("control_frame_too_large", websocket=ws)
-    elif ws._cfg.extensions:
+    elif cfg.extensions:
         message = RawMessage(opcode, 0, payload)
         try:
-            for ext in ws._cfg.extensions:
+            for ext in cfg.extensions:
                 message = ext.encode(message)
         except WebSocketError as exc:
             exc.websocket = ws
@@ -342,7 +360,7 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
 
     keys, at = ws._tx
     if at + 4 > len(keys):
-        keys = ws._cfg.random_bytes(_KEY_POOL_SIZE)
+        keys = cfg.random_bytes(_KEY_POOL_SIZE)
         if type(keys) is not bytes or len(keys) < 4:
             raise ValueError("random_bytes must return bytes (at least 4)")
         at = 0
@@ -351,12 +369,17 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
     b0 = _FIN | rsv | opcode
     if n < _LEN16:
         header = pack("!BB4s", b0, _MASK_BIT | n, key)
+        if n and _mask_c is None:
+            # _mask_py inlined for small frames: one call less per frame counts here.
+            k = int.from_bytes(key, "little") * _REPEAT[(n + 3) >> 2] & _LOW[n]
+            data = header + (int.from_bytes(payload, "little") ^ k).to_bytes(n, "little")
+        else:
+            data = header + _mask(payload, key) if n else header
     elif n < _LEN64_MIN:
-        header = pack("!BBH4s", b0, _MASK_BIT | _LEN16, n, key)
+        data = pack("!BBH4s", b0, _MASK_BIT | _LEN16, n, key) + _mask(payload, key)
     else:
-        header = pack("!BBQ4s", b0, _MASK_BIT | _LEN64, n, key)
-    data = header + _mask(payload, key) if n else header
-    return WebSocket(ws._cfg, ws._rx, (keys, at + 4)), data
+        data = pack("!BBQ4s", b0, _MASK_BIT | _LEN64, n, key) + _mask(payload, key)
+    return _make(cfg, ws._rx, (keys, at + 4)), data
 
 
 def _as_bytes(ws: WebSocket, frame: object, payload: object) -> bytes:
@@ -426,6 +449,8 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
     else:
         if rx.error is not None:
             out.append(rx.error)
+            return ws, out
+        if not data:
             return ws, out
         msg = rx.msg
         left = rx.left
@@ -544,14 +569,20 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
         if end <= n:
             if op and fin and simple and not rsv:
                 # The fast path: a whole message in one frame, no extension involved.
+                # (Frames built by setting their slot: the dataclass __init__ is
+                # the largest cost of a small frame.)
                 if op == OP_TEXT:
                     try:
-                        append(Text(buf[start:end].decode()))
+                        text = buf[start:end].decode()
                     except UnicodeDecodeError:
                         error = _error(("invalid_utf8", buf[start:end]), CLOSE_INVALID_DATA)
                         break
+                    item: Any = _new_object(Text)
+                    _set_text(item, text)
                 else:
-                    append(Binary(buf[start:end]))
+                    item = _new_object(Binary)
+                    _set_binary(item, buf[start:end])
+                append(item)
                 pos = end
                 continue
             pos = end
@@ -598,14 +629,14 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
 
 
 def _move(ws: WebSocket, rx: _Rx | None) -> WebSocket:
-    return WebSocket(ws._cfg, rx, ws._tx)
+    return _make(ws._cfg, rx, ws._tx)
 
 
 def _fail(
     ws: WebSocket, out: list[Frame | WebSocketError], error: WebSocketError
 ) -> tuple[WebSocket, list[Frame | WebSocketError]]:
     out.append(error)
-    return WebSocket(ws._cfg, _Rx(error, b"", 0, False, None), ws._tx), out
+    return _make(ws._cfg, _Rx(error, b"", 0, False, None), ws._tx), out
 
 
 def _open(opcode: int, rsv: int, simple: bool) -> _Message:

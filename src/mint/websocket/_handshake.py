@@ -322,14 +322,14 @@ def negotiate_extensions(
         # The same extension may be offered several times with different params
         # (RFC 7692 5.1 example); the first offer the answer fits wins.
         first_error: WebSocketError | None = None
-        ext: Extension | None = None
+        ext: object = None
         for candidate in candidates:
             try:
                 ext = candidate.negotiate(params)
                 break
             except WebSocketError as exc:
                 first_error = first_error or exc
-        if ext is None:
+        else:
             assert first_error is not None
             raise first_error
         if not isinstance(ext, Extension):

@@ -59,7 +59,7 @@ function negotiateDeflate(offerHeader) {
 }
 
 function openWebSocket(stream, headers, extensions) {
-  const ws = new WebSocket(null, undefined, {});
+  const ws = new WebSocket(null, undefined, { autoPong: true });
   ws._extensions = extensions;
   ws.setSocket(stream, Buffer.alloc(0), { maxPayload: MAX_PAYLOAD });
   ws.on('error', () => {}); // a broken client must not kill the peer

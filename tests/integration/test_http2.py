@@ -1,0 +1,262 @@
+"""``mint.http`` over HTTP/2 against real servers (hypercorn, Node.js) and the fault server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+from conftest_h2 import (
+    body,
+    connect_h2,
+    get,
+    h2_fault,  # noqa: F401 - fixture
+    of,
+    read,
+    read_until,
+)
+
+import mint
+from mint.http import Data, Done, Error, Headers, Pong, Status
+
+SERVERS = [
+    "hypercorn_h2c",
+    "hypercorn_tls",
+    pytest.param("node_h2c", marks=pytest.mark.node),
+    pytest.param("node_h2_tls", marks=pytest.mark.node),
+    "fault",
+]
+MODES = ["passive", "active"]
+
+
+@pytest.fixture
+def peer(request: pytest.FixtureRequest, h2_fault: Any) -> Any:  # noqa: F811
+    return h2_fault() if request.param == "fault" else request.getfixturevalue(request.param)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("peer", SERVERS, indirect=True)
+def test_get(peer: Any, mode: str) -> None:
+    conn = connect_h2(peer, mode)
+    try:
+        assert mint.http.protocol(conn) == "http2"
+        conn, ref = mint.http.request(conn, "GET", "/", [("X-Test", "1")])
+        conn, seen = read_until(conn, mode, lambda rs: Done(ref) in rs)
+        mine = of(ref, seen)
+        assert mine[0] == Status(ref, 200)
+        assert isinstance(mine[1], Headers)
+        assert all(name == name.lower() for name, _ in mine[1].headers)
+        assert body(ref, seen) == b"hello"
+        assert mine[-1] == Done(ref)
+        assert mint.http.open_request_count(conn) == 0
+        assert mint.http.is_open(conn)
+    finally:
+        mint.http.close(conn)
+    assert not mint.http.is_open(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("peer", SERVERS, indirect=True)
+def test_many_requests_in_flight(peer: Any, mode: str) -> None:
+    conn = connect_h2(peer, mode)
+    try:
+        refs = []
+        for _ in range(20):
+            conn, ref = mint.http.request(conn, "GET", "/", [])
+            refs.append(ref)
+        assert mint.http.open_request_count(conn) == 20
+        conn, seen = read_until(conn, mode, lambda rs: all(Done(r) in rs for r in refs))
+        for ref in refs:
+            assert of(ref, seen)[0] == Status(ref, 200)
+            assert body(ref, seen) == b"hello"
+        assert mint.http.open_request_count(conn) == 0
+    finally:
+        mint.http.close(conn)
+
+
+@pytest.mark.parametrize("peer", SERVERS, indirect=True)
+def test_ping(peer: Any) -> None:
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, first = mint.http.ping(conn)
+        conn, second = mint.http.ping(conn)
+        conn, seen = read_until(conn, "passive", lambda rs: Pong(second) in rs)
+        assert seen == [Pong(first), Pong(second)]
+    finally:
+        mint.http.close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("peer", ["hypercorn_h2c", "hypercorn_tls"], indirect=True)
+def test_big_streamed_body_echoed(peer: Any, mode: str) -> None:
+    payload = os.urandom(3 * 2**20)
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ref = mint.http.request(conn, "POST", "/echo-body", [], mint.http.STREAM)
+        for i in range(0, len(payload), 100_000):
+            conn = mint.http.stream_request_body(conn, ref, payload[i : i + 100_000])
+        conn = mint.http.stream_request_body(conn, ref, mint.http.EOF)
+        assert mint.http.pending_bytes(conn, ref) > 0  # beyond hypercorn's windows
+        conn, seen = read_until(conn, mode, lambda rs: Done(ref) in rs, timeout=60)
+        assert body(ref, seen) == payload
+        assert mint.http.pending_bytes(conn) == 0
+    finally:
+        mint.http.close(conn)
+
+
+def test_tiny_windows_request_body(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault(initial_window=512, window_step=300)
+    payload = os.urandom(500_000)
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ref = mint.http.request(conn, "POST", "/sink", [], payload)
+        assert mint.http.pending_bytes(conn) == len(payload) - 512
+        assert mint.http.send_window(conn, ref) == 0
+        conn, seen = read_until(conn, "passive", lambda rs: Done(ref) in rs, timeout=60)
+        expected = f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode()
+        assert body(ref, seen) == expected
+    finally:
+        mint.http.close(conn)
+
+
+def test_big_response_is_acknowledged(h2_fault: Any) -> None:  # noqa: F811
+    size = 40 * 2**20  # more than the 16 MiB receive windows: the server must get them back
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ref = mint.http.request(conn, "GET", f"/big?size={size}", [])
+        received = 0
+        done = False
+        while not done:
+            conn, responses = read(conn, "passive")
+            for r in responses:
+                if isinstance(r, Data):
+                    received += len(r.data)
+                done = done or r == Done(ref)
+        assert received == size
+    finally:
+        mint.http.close(conn)
+
+
+def test_stream_reset_only_fails_its_request(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, held = mint.http.request(conn, "GET", "/hold", [])
+        conn, reset = mint.http.request(conn, "GET", "/reset?code=8", [])
+        conn, seen = read_until(conn, "passive", lambda rs: any(isinstance(r, Error) for r in rs))
+        assert of(reset, seen) == [
+            Status(reset, 200),
+            Headers(reset, []),
+            Data(reset, b"partial"),
+            Error(reset, mint.HTTPError(("stream_reset", "cancel"))),
+        ]
+        conn, status, got = get(conn, "passive")
+        assert (status, got) == (200, b"hello")
+        assert mint.http.open_request_count(conn) == 1  # /hold still open
+        conn = mint.http.cancel_request(conn, held)
+        assert mint.http.open_request_count(conn) == 0
+    finally:
+        mint.http.close(conn)
+
+
+def test_goaway(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, before = mint.http.request(conn, "GET", "/hold", [])  # stream 1
+        conn, ref = mint.http.request(conn, "GET", "/goaway", [])  # stream 3: last_stream_id=1
+        conn, seen = read_until(conn, "passive", lambda rs: Done(before) in rs)
+        assert Error(ref, mint.HTTPError("goaway")) in seen
+        assert body(before, seen) == b"done"  # stream 1 finished after the GOAWAY
+        assert not mint.http.is_open(conn, "write")
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.request(conn, "GET", "/", [])
+        assert info.value.reason == "connection_closed"
+        conn = info.value.conn
+        conn, rest = read(conn, "passive")  # the server then closes: nothing was pending
+        assert rest == []
+        assert not mint.http.is_open(conn, "read")
+    finally:
+        mint.http.close(conn)
+
+
+def test_vanished_server_keeps_the_responses(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    seen: list[Any] = []
+    try:
+        conn, ref = mint.http.request(conn, "GET", "/vanish", [])
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                conn, responses = read(conn, "passive")
+                seen += responses
+        seen += info.value.responses
+        assert info.value.reason == "closed"
+        assert of(ref, seen) == [
+            Status(ref, 200),
+            Headers(ref, []),
+            Data(ref, b"partial"),
+            Error(ref, mint.TransportError("closed")),
+        ]
+        assert not mint.http.is_open(info.value.conn)
+    finally:
+        mint.http.close(conn)
+
+
+def test_max_concurrent_streams(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault(max_concurrent_streams=2)
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, _held = mint.http.request(conn, "GET", "/hold", [])
+        conn, b = mint.http.request(conn, "GET", "/", [])
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.request(conn, "GET", "/", [])
+        assert info.value.reason == "too_many_concurrent_requests"
+        conn = info.value.conn
+        conn, _ = read_until(conn, "passive", lambda rs: Done(b) in rs)
+        conn, status, _ = get(conn, "passive")  # a slot is free again
+        assert status == 200
+    finally:
+        mint.http.close(conn)
+
+
+def test_late_settings(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault(settings_delay=0.3, max_concurrent_streams=1)
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, _ = mint.http.request(conn, "GET", "/hold", [])
+        with pytest.raises(mint.HTTPError) as info:  # the server's limit was already known
+            mint.http.request(conn, "GET", "/", [])
+        assert info.value.reason == "too_many_concurrent_requests"
+    finally:
+        mint.http.close(conn)
+
+
+@pytest.mark.parametrize(
+    ("protocols", "expected"),
+    [(("http1", "http2"), "http2"), (("http2",), "http2"), (("http1",), "http1")],
+)
+def test_tls_alpn(hypercorn_tls: Any, protocols: tuple[str, ...], expected: str) -> None:
+    conn = connect_h2(hypercorn_tls, "passive", protocols=protocols)
+    try:
+        assert mint.http.protocol(conn) == expected
+        conn, status, got = get(conn, "passive")
+        assert (status, got) == (200, b"hello")
+    finally:
+        mint.http.close(conn)
+
+
+def test_http1_has_no_windows(hypercorn_h1: Any) -> None:
+    conn = mint.http.connect("http", hypercorn_h1.host, hypercorn_h1.port, mode="passive")
+    try:
+        assert mint.http.pending_bytes(conn) == 0
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.send_window(conn)
+        assert info.value.reason == "unsupported_on_http1"
+        conn, ref = mint.http.request(conn, "GET", "/", [])
+        with pytest.raises(mint.HTTPError):
+            mint.http.cancel_request(conn, ref)
+    finally:
+        mint.http.close(conn)

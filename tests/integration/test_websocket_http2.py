@@ -1,0 +1,319 @@
+"""WebSockets over HTTP/2 (RFC 8441) against real servers, through the public API only.
+
+Servers: hypercorn (h2c and TLS), Node.js ``http2`` + ``ws`` (h2c and TLS, and one without
+SETTINGS_ENABLE_CONNECT_PROTOCOL), and the ``h2`` fault server of ``servers/h2_fault.py``.
+hypercorn 0.18 crashes on DATA after it finished a stream (pgjones/hypercorn#329), so its
+close path is not used as an oracle for the stream's end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+from conftest_h2 import (
+    connect_h2,
+    get,
+    h2_fault,  # noqa: F401 - fixture
+    open_ws,
+    read,
+    read_until,
+    send,
+    wait_frames,
+)
+
+import mint
+from mint.http import Done, Error
+from mint.websocket import Binary, Close, Ping, Pong, Text
+
+SERVERS = [
+    "hypercorn_h2c",
+    "hypercorn_tls",
+    pytest.param("node_h2c", marks=pytest.mark.node),
+    pytest.param("node_h2_tls", marks=pytest.mark.node),
+    "fault",
+]
+MODES = ["passive", "active"]
+BIG = 1_500_000
+
+
+@pytest.fixture
+def named_server(request: pytest.FixtureRequest, h2_fault: Any) -> tuple[str, Any]:  # noqa: F811
+    name = request.param
+    if name == "fault":
+        return name, h2_fault()
+    if name == "fault_off":
+        return name, h2_fault(connect_protocol=False)
+    return name, request.getfixturevalue(name)
+
+
+def _close(conn: Any) -> None:
+    mint.http.close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_connect_is_http2_with_extended_connect(named_server: tuple[str, Any], mode: str) -> None:
+    _, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        assert mint.http.protocol(conn) == "http2"  # ALPN picked h2 on TLS
+        conn, ws = open_ws(conn, mode)
+        assert mint.http.open_request_count(conn) == 1
+        conn = send(conn, ws, Text("hello"))
+        conn = wait_frames(conn, mode, [ws], 1)
+        assert ws.frames == [Text("hello")]
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_big_text_and_binary_echo_both_ways(named_server: tuple[str, Any], mode: str) -> None:
+    _, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ws = open_ws(conn, mode)
+        text = Text("é" * (BIG // 2))  # 1.5 MB of UTF-8
+        binary = Binary(os.urandom(BIG))
+        conn = send(conn, ws, text)
+        conn = send(conn, ws, binary)
+        assert mint.http.pending_bytes(conn) > 0  # more than the server's windows
+        conn = wait_frames(conn, mode, [ws], 2, timeout=60)
+        assert ws.frames == [text, binary]
+        assert mint.http.pending_bytes(conn) == 0
+    finally:
+        _close(conn)
+
+
+PING_SERVERS = [
+    "hypercorn_h2c",
+    "hypercorn_tls",
+    pytest.param("node_h2c", marks=pytest.mark.node),
+    pytest.param("node_h2_tls", marks=pytest.mark.node),
+    "fault",
+]
+
+
+@pytest.mark.parametrize("named_server", PING_SERVERS, indirect=True)
+def test_ping_pong(named_server: tuple[str, Any]) -> None:
+    _, peer = named_server
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ws = open_ws(conn, "passive")
+        conn = send(conn, ws, Ping(b"are you there"))
+        conn = wait_frames(conn, "passive", [ws], 1, timeout=3)
+        assert ws.frames == [Pong(b"are you there")]
+        conn, ref = mint.http.ping(conn)  # the HTTP/2 PING, on the same connection
+        conn, _ = read_until(conn, "passive", lambda rs: mint.http.Pong(ref) in rs)
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_close_started_by_the_client(named_server: tuple[str, Any], mode: str) -> None:
+    name, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ws = open_ws(conn, mode)
+        conn = send(conn, ws, Close(1000, "done"))
+        conn = wait_frames(conn, mode, [ws], 1)
+        assert ws.frames[0] == Close(1000, "done")
+        if "hypercorn" not in name:
+            conn, _ = read_until(conn, mode, lambda rs: ws.take(rs) or ws.done)
+            assert mint.http.open_request_count(conn) == 0
+        # The connection still serves requests after the WebSocket ended.
+        conn, status, _ = get(conn, mode)
+        assert status == 200
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_close_started_by_the_server(named_server: tuple[str, Any], mode: str) -> None:
+    name, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ws = open_ws(conn, mode, "/close")
+        conn = send(conn, ws, Text("bye?"))
+        conn = wait_frames(conn, mode, [ws], 1)
+        assert ws.frames[-1] == Close(1000, "bye")
+        if "hypercorn" in name:
+            return  # replying would hit pgjones/hypercorn#329
+        conn = send(conn, ws, Close(1000, ""))
+        conn, _ = read_until(conn, mode, lambda rs: ws.take(rs) or ws.done)
+        assert mint.http.open_request_count(conn) == 0
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_two_websockets_and_a_get_multiplexed(named_server: tuple[str, Any], mode: str) -> None:
+    _, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        conn, first = open_ws(conn, mode)
+        conn, second = open_ws(conn, mode)
+        assert first.ref != second.ref
+        payload_a = Binary(os.urandom(300_000))
+        payload_b = Text("b" * 300_000)
+        conn = send(conn, first, payload_a)
+        conn = send(conn, second, payload_b)
+        # Answered while both WebSockets are busy.
+        conn, status, got = get(conn, mode, sockets=[first, second])
+        assert (status, got) == (200, b"hello")
+        for i in range(5):
+            conn = send(conn, first, Text(f"a{i}"))
+            conn = send(conn, second, Text(f"b{i}"))
+        conn = wait_frames(conn, mode, [first, second], 6, timeout=30)
+        assert first.frames == [payload_a, *[Text(f"a{i}") for i in range(5)]]
+        assert second.frames == [payload_b, *[Text(f"b{i}") for i in range(5)]]
+        assert mint.http.open_request_count(conn) == 2
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_403_on_connect(named_server: tuple[str, Any]) -> None:
+    _, peer = named_server
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ref = mint.websocket.upgrade("ws", conn, "/forbidden", [])
+        conn, seen = read_until(conn, "passive", lambda rs: Done(ref) in rs)
+        status = next(r.status for r in seen if isinstance(r, mint.http.Status))
+        headers = next(r.headers for r in seen if isinstance(r, mint.http.Headers))
+        with pytest.raises(mint.UpgradeFailureError) as info:
+            mint.websocket.new(conn, ref, status, headers, mode="passive")
+        assert info.value.status_code == 403
+        assert info.value.reason == ("upgrade_failure", 403)
+        assert info.value.conn is conn
+        conn, status, _ = get(conn, "passive")
+        assert status == 200
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize(
+    "named_server",
+    [pytest.param("node_h2c_no_connect", marks=pytest.mark.node), "fault_off"],
+    indirect=True,
+)
+def test_extended_connect_disabled(named_server: tuple[str, Any]) -> None:
+    _, peer = named_server
+    conn = connect_h2(peer, "passive")
+    try:
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.upgrade("ws", conn, "/echo", [])
+        assert info.value.reason == "extended_connect_disabled"
+        conn = info.value.conn
+        assert mint.http.open_request_count(conn) == 0
+        conn, status, got = get(conn, "passive")
+        assert (status, got) == (200, b"hello")
+    finally:
+        _close(conn)
+
+
+# -- the fault server -----------------------------------------------------------------------
+def test_reset_of_one_websocket_leaves_the_others(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, doomed = open_ws(conn, "passive", "/ws-reset")
+        conn, alive = open_ws(conn, "passive")
+        conn = send(conn, doomed, Text("boom"))
+        conn = send(conn, alive, Text("still here"))
+        conn = wait_frames(conn, "passive", [doomed, alive], 1)
+        assert doomed.error == mint.HTTPError(("stream_reset", "cancel"))
+        assert alive.frames == [Text("still here")]
+        with pytest.raises(mint.HTTPError) as info:
+            send(conn, doomed, Text("too late"))
+        conn = info.value.conn
+        conn = send(conn, alive, Text("again"))
+        conn = wait_frames(conn, "passive", [alive], 2)
+        assert alive.frames[-1] == Text("again")
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tiny_windows_big_echo(h2_fault: Any, mode: str) -> None:  # noqa: F811
+    peer = h2_fault(initial_window=1000, window_step=700)
+    conn = connect_h2(peer, mode)
+    try:
+        assert mint.http.send_window(conn) == 65_535
+        conn, ws = open_ws(conn, mode)
+        message = Binary(os.urandom(BIG))
+        conn = send(conn, ws, message)
+        assert mint.http.send_window(conn, ws.ref) == 0
+        assert mint.http.pending_bytes(conn, ws.ref) > BIG - 2000
+        conn = wait_frames(conn, mode, [ws], 1, timeout=60)
+        assert ws.frames == [message]
+        assert mint.http.pending_bytes(conn) == 0
+    finally:
+        _close(conn)
+
+
+def test_cancel_after_the_close_handshake(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ws = open_ws(conn, "passive", "/ws-hold")
+        conn = send(conn, ws, Close(1000, ""))
+        conn = wait_frames(conn, "passive", [ws], 1)
+        assert ws.frames == [Close(1000, "")]
+        # The server keeps its side open: wait a bounded time, then cancel.
+        with pytest.raises(mint.TransportError) as info:
+            read(conn, "passive", timeout=0.3)
+        assert info.value.reason == "timeout"
+        conn = mint.websocket.cancel(conn, ws.ref)
+        assert mint.http.open_request_count(conn) == 0
+        conn, status, _ = get(conn, "passive")  # the connection goes on
+        assert status == 200
+        assert [e[3] for e in peer.events("reset")] == [8]  # CANCEL (RFC 9113 7)
+    finally:
+        _close(conn)
+
+
+def test_late_settings(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault(settings_delay=0.3)
+    started = time.monotonic()
+    conn = connect_h2(peer, "passive")
+    try:
+        assert time.monotonic() - started >= 0.25  # connect waited for the SETTINGS
+        conn, ws = open_ws(conn, "passive")  # and so saw ENABLE_CONNECT_PROTOCOL
+        conn = send(conn, ws, Text("x"))
+        conn = wait_frames(conn, "passive", [ws], 1)
+        assert ws.frames == [Text("x")]
+    finally:
+        _close(conn)
+
+
+def test_goaway_keeps_open_websockets_going(h2_fault: Any) -> None:  # noqa: F811
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ws = open_ws(conn, "passive")  # stream 1
+        conn, ref = mint.http.request(conn, "GET", "/goaway", [])  # stream 3: last_stream_id=1
+        conn, seen = read_until(
+            conn, "passive", lambda rs: any(isinstance(r, Error) for r in rs), sockets=[ws]
+        )
+        assert Error(ref, mint.HTTPError("goaway")) in seen
+        assert not mint.http.is_open(conn, "write")
+        assert mint.http.is_open(conn, "read")
+        # RFC 9113 6.8: the WebSocket below last_stream_id goes on.
+        conn = send(conn, ws, Text("after goaway"))
+        conn = wait_frames(conn, "passive", [ws], 1)
+        assert ws.frames == [Text("after goaway")]
+        conn = send(conn, ws, Close(1000, ""))
+        conn, _ = read_until(conn, "passive", lambda rs: ws.done, sockets=[ws])
+        assert ws.frames[-1] == Close(1000, "")
+        conn, rest = read(conn, "passive")  # then the server closes the connection
+        assert rest == []
+        assert not mint.http.is_open(conn)
+    finally:
+        _close(conn)

@@ -1,0 +1,674 @@
+"""In-memory pairs: ``Http2Session`` (client) against an ``h2`` server connection."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+import pytest
+from h2.connection import ConnectionState
+from h2.settings import SettingCodes
+
+from mint.errors import HTTPError, TransportError
+from mint.http import EOF, STREAM, Data, Done, Error, Headers, Pong, Status
+from mint.http._http2 import (
+    DEFAULT_RECEIVE_WINDOW,
+    Http2Session,
+    _WebSocketScanner,
+)
+
+
+# -- the pair ------------------------------------------------------------------------
+class Pair:
+    """A client session wired to an ``h2`` server; ``pump`` moves bytes both ways."""
+
+    def __init__(
+        self,
+        server_settings: dict[Any, int] | None = None,
+        *,
+        scheme: str = "http",
+        host: str = "example.com",
+        port: int = 80,
+        send_settings: bool = True,
+        auto_ack: bool = False,
+        **session_opts: Any,
+    ) -> None:
+        self.client = Http2Session(scheme=scheme, host=host, port=port, **session_opts)
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.server = h2.connection.H2Connection(config=config)
+        if server_settings:
+            values = {SettingCodes.MAX_CONCURRENT_STREAMS: 100, **server_settings}
+            self.server.local_settings = h2.settings.Settings(client=False, initial_values=values)
+        self.events: list[h2.events.Event] = []
+        self.auto_ack = auto_ack  # the server acknowledges DATA as a real one would
+        self.client.initiate()
+        if send_settings:
+            self.server.initiate_connection()
+        self.pump()
+
+    def pump(self) -> list[Any]:
+        """Move bytes until both sides are quiet; returns the client's responses."""
+        responses: list[Any] = []
+        for _ in range(10_000):
+            out = self.client.data_to_send()
+            if out:
+                events = self.server.receive_data(out)
+                self.events += events
+                for event in events:
+                    if self.auto_ack and isinstance(event, h2.events.DataReceived):
+                        length = event.flow_controlled_length
+                        self.server.acknowledge_received_data(length, event.stream_id)
+            back = self.server.data_to_send()
+            if back:
+                responses += self.client.receive_data(back)
+            if not out and not back:
+                return responses
+        raise AssertionError("the pair did not settle")
+
+    def server_events(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def request_headers(self, stream_id: int) -> list[tuple[bytes, bytes]]:
+        (event,) = [
+            e for e in self.server_events(h2.events.RequestReceived) if e.stream_id == stream_id
+        ]
+        return list(event.headers)
+
+    def server_data(self, stream_id: int) -> bytes:
+        return b"".join(
+            e.data for e in self.server_events(h2.events.DataReceived) if e.stream_id == stream_id
+        )
+
+    def respond(
+        self, stream_id: int, status: int = 200, body: bytes = b"", *, end: bool = True
+    ) -> None:
+        self.server.send_headers(stream_id, [(b":status", str(status).encode())])
+        if body:
+            self.server.send_data(stream_id, body)
+        if end:
+            self.server.end_stream(stream_id)
+
+
+def ws_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A masked client frame (RFC 6455 5.2), mask of zeros for readability."""
+    head = bytearray([(0x80 if fin else 0) | opcode])
+    size = len(payload)
+    if size < 126:
+        head.append(0x80 | size)
+    elif size < 2**16:
+        head.append(0x80 | 126)
+        head += size.to_bytes(2, "big")
+    else:
+        head.append(0x80 | 127)
+        head += size.to_bytes(8, "big")
+    return bytes(head) + b"\x00\x00\x00\x00" + payload
+
+
+# -- connection setup -----------------------------------------------------------------
+def test_initiate_sends_settings_and_a_large_connection_window() -> None:
+    pair = Pair()
+    (changed,) = pair.server_events(h2.events.RemoteSettingsChanged)
+    settings = {k: v.new_value for k, v in changed.changed_settings.items()}
+    assert settings[SettingCodes.ENABLE_PUSH] == 0
+    assert settings[SettingCodes.INITIAL_WINDOW_SIZE] == DEFAULT_RECEIVE_WINDOW
+    (update,) = pair.server_events(h2.events.WindowUpdated)
+    assert update.stream_id == 0
+    assert pair.server.outbound_flow_control_window == DEFAULT_RECEIVE_WINDOW
+    assert pair.client.settings_received
+
+
+def test_settings_received_only_after_the_servers_settings() -> None:
+    pair = Pair(send_settings=False)
+    assert not pair.client.settings_received
+    pair.server.initiate_connection()
+    pair.pump()
+    assert pair.client.settings_received
+
+
+@pytest.mark.parametrize(
+    ("settings", "enabled"),
+    [
+        (None, False),
+        ({SettingCodes.ENABLE_CONNECT_PROTOCOL: 0}, False),
+        ({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}, True),
+    ],
+)
+def test_extended_connect_enabled(settings: dict[Any, int] | None, enabled: bool) -> None:
+    assert Pair(settings).client.extended_connect_enabled is enabled
+
+
+def test_extended_connect_enabled_by_late_settings() -> None:
+    pair = Pair()
+    assert not pair.client.extended_connect_enabled
+    pair.server.update_settings({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    pair.pump()
+    assert pair.client.extended_connect_enabled
+
+
+# -- requests -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("scheme", "host", "port", "headers", "authority"),
+    [
+        ("http", "example.com", 80, [], b"example.com"),
+        ("https", "example.com", 443, [], b"example.com"),
+        ("http", "example.com", 8080, [], b"example.com:8080"),
+        ("https", "::1", 8443, [], b"[::1]:8443"),
+        ("http", "127.0.0.1", 80, [("Host", "virtual.test")], b"virtual.test"),
+    ],
+)
+def test_request_pseudo_headers(
+    scheme: str, host: str, port: int, headers: list[tuple[str, str]], authority: bytes
+) -> None:
+    pair = Pair(scheme=scheme, host=host, port=port)
+    pair.client.request("get", "/a?b=c", headers, None)
+    pair.pump()
+    sent = pair.request_headers(1)
+    assert sent[:4] == [
+        (b":method", b"GET"),
+        (b":scheme", scheme.encode()),
+        (b":path", b"/a?b=c"),
+        (b":authority", authority),
+    ]
+    assert b"host" not in dict(sent)
+
+
+def test_request_headers_lower_cased_and_connection_headers_dropped() -> None:
+    pair = Pair()
+    headers = [
+        ("X-Custom", "Value"),
+        ("Connection", "keep-alive"),
+        ("Keep-Alive", "5"),
+        ("Transfer-Encoding", "chunked"),
+        ("Upgrade", "foo"),
+        ("TE", "gzip"),
+        ("User-Agent", "me"),
+    ]
+    pair.client.request("GET", "/", headers, None)
+    pair.pump()
+    regular = [(k, v) for k, v in pair.request_headers(1) if not k.startswith(b":")]
+    assert regular == [(b"x-custom", b"Value"), (b"user-agent", b"me")]
+
+
+def test_get_response_with_trailers() -> None:
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    assert pair.server_events(h2.events.StreamEnded)[0].stream_id == 1
+    pair.server.send_headers(1, [(b":status", b"200"), (b"Content-Type", b"text/plain")])
+    pair.server.send_data(1, b"hello")
+    pair.server.send_headers(1, [(b"grpc-status", b"0")], end_stream=True)
+    responses = pair.pump()
+    assert responses == [
+        Status(ref, 200),
+        Headers(ref, [("content-type", "text/plain")]),
+        Data(ref, b"hello"),
+        Headers(ref, [("grpc-status", "0")]),
+        Done(ref),
+    ]
+    assert pair.client.open_request_count() == 0
+
+
+def test_informational_response_comes_first() -> None:
+    pair = Pair()
+    ref = pair.client.request("POST", "/", [], b"x")
+    pair.pump()
+    pair.server.send_headers(1, [(b":status", b"103"), (b"link", b"</a>")])
+    pair.respond(1, 204)
+    assert pair.pump() == [
+        Status(ref, 103),
+        Headers(ref, [("link", "</a>")]),
+        Status(ref, 204),
+        Headers(ref, []),
+        Done(ref),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "chunks", "expected"),
+    [
+        (None, [], b""),
+        (b"", [], b""),
+        (b"abc", [], b"abc"),
+        (STREAM, [b"ab", b"", b"cd", EOF], b"abcd"),
+        (STREAM, [EOF], b""),
+    ],
+)
+def test_request_bodies(body: Any, chunks: list[Any], expected: bytes) -> None:
+    pair = Pair()
+    ref = pair.client.request("POST", "/", [], body)
+    for chunk in chunks:
+        pair.client.stream_request_body(ref, chunk)
+    pair.pump()
+    assert pair.server_data(1) == expected
+    assert [e.stream_id for e in pair.server_events(h2.events.StreamEnded)] == [1]
+
+
+def test_many_requests_in_flight_answered_out_of_order() -> None:
+    pair = Pair()
+    refs = [pair.client.request("GET", f"/{i}", [], None) for i in range(5)]
+    pair.pump()
+    assert pair.client.open_request_count() == 5
+    for i in reversed(range(5)):
+        pair.respond(2 * i + 1, 200, f"body{i}".encode())
+    responses = pair.pump()
+    for i, ref in enumerate(refs):
+        mine = [r for r in responses if r.ref == ref]
+        assert mine == [
+            Status(ref, 200),
+            Headers(ref, []),
+            Data(ref, f"body{i}".encode()),
+            Done(ref),
+        ]
+    assert pair.client.open_request_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("GET", "/", [("x", "\u20ac")], None), "invalid_request"),
+        (("GET", "/", [], 42), "invalid_request"),
+    ],
+)
+def test_invalid_requests(args: tuple[Any, ...], reason: str) -> None:
+    pair = Pair()
+    with pytest.raises(HTTPError) as info:
+        pair.client.request(*args)
+    assert info.value.reason[0] == reason
+
+
+@pytest.mark.parametrize(
+    ("ref_kind", "chunk", "reason"),
+    [
+        ("unknown", b"x", "unknown_request_to_stream"),
+        ("not_streaming", b"x", "request_body_not_streaming"),
+        ("not_streaming", EOF, "request_body_not_streaming"),
+    ],
+)
+def test_stream_request_body_errors(ref_kind: str, chunk: Any, reason: str) -> None:
+    from mint.http import Ref
+
+    pair = Pair()
+    ref = Ref() if ref_kind == "unknown" else pair.client.request("POST", "/", [], b"x")
+    with pytest.raises(HTTPError) as info:
+        pair.client.stream_request_body(ref, chunk)
+    assert info.value.reason == reason
+
+
+# -- extended CONNECT ---------------------------------------------------------------
+def open_websocket(pair: Pair, status: int = 200) -> Any:
+    ref = pair.client.request(
+        "CONNECT", "/chat", [("sec-websocket-version", "13")], STREAM, upgrade="websocket"
+    )
+    pair.pump()
+    pair.respond(1, status, end=False)
+    return ref, pair.pump()
+
+
+def test_extended_connect_headers_and_open_stream() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}, scheme="https", port=443)
+    ref, responses = open_websocket(pair)
+    assert pair.request_headers(1)[:5] == [
+        (b":method", b"CONNECT"),
+        (b":protocol", b"websocket"),
+        (b":scheme", b"https"),
+        (b":path", b"/chat"),
+        (b":authority", b"example.com"),
+    ]
+    assert (b"sec-websocket-version", b"13") in pair.request_headers(1)
+    assert responses == [Status(ref, 200), Headers(ref, [])]  # no Done: the stream stays open
+    assert pair.client.open_request_count() == 1
+    pair.server.send_data(1, b"\x81\x02hi")
+    assert pair.pump() == [Data(ref, b"\x81\x02hi")]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "ends"),
+    [
+        ([ws_frame(1, b"hello")], False),
+        ([ws_frame(8, b"\x03\xe8")], True),
+        ([ws_frame(1, b"a") + ws_frame(8, b"")], True),
+        ([ws_frame(8, b"") + ws_frame(1, b"a")], False),  # Close is not the last frame
+        ([ws_frame(2, b"x" * 70_000)], False),
+        ([ws_frame(1, b"x" * 300) + ws_frame(8, b"\x03\xe8bye")], True),
+    ],
+)
+def test_close_frame_ends_the_websocket_stream(chunks: list[bytes], ends: bool) -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}, auto_ack=True)
+    ref, _ = open_websocket(pair)
+    for chunk in chunks:
+        pair.client.stream_request_body(ref, chunk)
+    pair.pump()
+    assert pair.server_data(1) == b"".join(chunks)
+    assert bool(pair.server_events(h2.events.StreamEnded)) is ends
+    if ends:
+        with pytest.raises(HTTPError) as info:
+            pair.client.stream_request_body(ref, ws_frame(1, b"late"))
+        assert info.value.reason == "request_body_not_streaming"
+        pair.client.stream_request_body(ref, EOF)  # tolerated: already ended
+
+
+def test_server_close_then_client_close_finishes_the_stream() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ref, _ = open_websocket(pair)
+    pair.server.send_data(1, b"\x88\x02\x03\xe8", end_stream=True)
+    assert pair.pump() == [Data(ref, b"\x88\x02\x03\xe8"), Done(ref)]
+    assert pair.client.open_request_count() == 0
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8"))
+    pair.pump()
+    assert pair.server_events(h2.events.StreamEnded)
+    assert pair.client.pending_bytes(ref) == 0
+
+
+def test_connect_refused_with_403_ends_with_done() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ref = pair.client.request("CONNECT", "/", [], STREAM, upgrade="websocket")
+    pair.pump()
+    pair.respond(1, 403, b"no")
+    assert pair.pump() == [Status(ref, 403), Headers(ref, []), Data(ref, b"no"), Done(ref)]
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_scanner_finds_the_close_at_any_split(seed: int) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    frames = [
+        ws_frame(
+            rnd.choice([1, 2, 9, 10]), rnd.randbytes(rnd.choice([0, 5, 125, 126, 300, 70_000]))
+        )
+        for _ in range(rnd.randint(0, 3))
+    ]
+    data = b"".join(frames) + ws_frame(8, b"\x03\xe8")
+    scanner = _WebSocketScanner()
+    parts = chunked(data, [rnd.randint(0, len(data)) for _ in range(rnd.randint(0, 6))])
+    results = [scanner.feed(part) for part in parts if part]
+    assert results[-1] is True
+    assert not any(results[:-1])
+
+
+# -- flow control ---------------------------------------------------------------------
+def test_body_larger_than_the_window_is_queued_and_sent_in_order() -> None:
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    body = os.urandom(5000)
+    ref = pair.client.request("POST", "/", [], body)
+    pair.pump()
+    assert pair.server_data(1) == body[:1000]
+    assert pair.client.pending_bytes(ref) == pair.client.pending_bytes() == 4000
+    assert pair.client.send_window(ref) == 0
+    assert not pair.server_events(h2.events.StreamEnded)
+    for _ in range(4):
+        pair.server.increment_flow_control_window(1000, stream_id=1)
+        pair.pump()
+    assert pair.server_data(1) == body
+    assert pair.client.pending_bytes() == 0
+    assert [e.stream_id for e in pair.server_events(h2.events.StreamEnded)] == [1]
+
+
+def test_eof_waits_for_the_queued_bytes() -> None:
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 10})
+    ref = pair.client.request("POST", "/", [], STREAM)
+    pair.client.stream_request_body(ref, b"0123456789abcdef")
+    pair.client.stream_request_body(ref, EOF)
+    pair.pump()
+    assert pair.server_data(1) == b"0123456789"
+    assert not pair.server_events(h2.events.StreamEnded)
+    pair.server.increment_flow_control_window(100, stream_id=1)
+    pair.pump()
+    assert pair.server_data(1) == b"0123456789abcdef"
+    assert pair.server_events(h2.events.StreamEnded)
+
+
+def test_frames_respect_max_frame_size() -> None:
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 2**20})
+    pair.server.increment_flow_control_window(2**20)
+    body = os.urandom(100_000)
+    pair.client.request("POST", "/", [], body)
+    pair.pump()
+    sizes = [len(e.data) for e in pair.server_events(h2.events.DataReceived)]
+    assert max(sizes) <= 16_384
+    assert pair.server_data(1) == body
+
+
+def test_connection_window_shared_between_streams() -> None:
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 2**20})  # connection window stays 65,535
+    a = pair.client.request("POST", "/a", [], b"a" * 60_000)
+    b = pair.client.request("POST", "/b", [], b"b" * 60_000)
+    pair.pump()
+    assert pair.client.send_window() == 0
+    assert pair.client.pending_bytes() == 120_000 - 65_535
+    assert (
+        pair.client.pending_bytes(a) + pair.client.pending_bytes(b) == pair.client.pending_bytes()
+    )
+    pair.server.increment_flow_control_window(100_000)
+    pair.pump()
+    assert pair.server_data(1) == b"a" * 60_000
+    assert pair.server_data(3) == b"b" * 60_000
+
+
+def test_send_queue_full_queues_nothing() -> None:
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 100}, max_send_queue=1000)
+    ref = pair.client.request("POST", "/", [], STREAM)
+    pair.client.stream_request_body(ref, b"x" * 1000)  # 100 sent, 900 queued
+    assert pair.client.pending_bytes(ref) == 900
+    with pytest.raises(HTTPError) as info:
+        pair.client.stream_request_body(ref, b"y" * 101)
+    assert info.value.reason == "send_queue_full"
+    assert pair.client.pending_bytes(ref) == 900
+    pair.client.stream_request_body(ref, b"z" * 100)
+    assert pair.client.pending_bytes() == 1000
+
+
+def test_request_body_over_the_queue_bound_is_refused() -> None:
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 100}, max_send_queue=1000)
+    with pytest.raises(HTTPError) as info:
+        pair.client.request("POST", "/", [], b"x" * 1101)
+    assert info.value.reason == "send_queue_full"
+    assert pair.client.open_request_count() == 0
+    pair.client.request("POST", "/", [], b"x" * 1100)
+    assert pair.client.pending_bytes() == 1000
+
+
+def test_received_data_is_acknowledged_so_the_server_never_stalls() -> None:
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.respond(1, 200, end=False)
+    received = pair.pump()
+    total = 0
+    chunk = b"z" * 16_384
+    target = 3 * DEFAULT_RECEIVE_WINDOW // 2  # more than one window's worth
+    while total < target:
+        window = pair.server.local_flow_control_window(1)
+        assert window > 0, "the server's window ran out: data was not acknowledged"
+        n = min(window, len(chunk), target - total)
+        pair.server.send_data(1, chunk[:n])
+        total += n
+        if pair.server.local_flow_control_window(1) < 2 * len(chunk):
+            received += pair.pump()
+    received += pair.pump()
+    assert received[:2] == [Status(ref, 200), Headers(ref, [])]
+    assert all(isinstance(r, Data) and r.ref == ref for r in received[2:])
+    assert sum(len(r.data) for r in received[2:]) == target
+
+
+# -- errors and connection state ---------------------------------------------------
+def test_stream_reset_affects_only_that_stream() -> None:
+    pair = Pair()
+    a = pair.client.request("GET", "/a", [], None)
+    b = pair.client.request("GET", "/b", [], None)
+    pair.pump()
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.REFUSED_STREAM)
+    pair.respond(3, 200, b"ok")
+    responses = pair.pump()
+    assert responses[0] == Error(a, HTTPError(("stream_reset", "refused_stream")))
+    assert responses[1:] == [Status(b, 200), Headers(b, []), Data(b, b"ok"), Done(b)]
+    assert pair.client.open_request_count() == 0
+
+
+def test_reset_with_no_error_is_the_end() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ws, _ = open_websocket(pair)
+    pair.client.stream_request_body(ws, ws_frame(8, b"\x03\xe8"))
+    pair.pump()
+    pair.server.send_data(1, b"\x88\x02\x03\xe8")
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.NO_ERROR)
+    assert pair.pump() == [Data(ws, b"\x88\x02\x03\xe8"), Done(ws)]
+    assert pair.client.open_request_count() == 0
+
+
+def test_bytes_after_a_no_error_reset_are_dropped() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ws, _ = open_websocket(pair)
+    pair.server.send_data(1, b"\x88\x02\x03\xe8")
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.NO_ERROR)
+    assert pair.pump() == [Data(ws, b"\x88\x02\x03\xe8"), Done(ws)]
+    pair.client.stream_request_body(ws, ws_frame(8, b"\x03\xe8"))  # the Close reply
+    assert pair.client.pending_bytes() == 0
+    assert pair.pump() == []
+    assert pair.server_data(1) == b""
+
+
+def test_reset_websocket_stream_while_a_get_goes_on() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ws, _ = open_websocket(pair)
+    get = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.INTERNAL_ERROR)
+    assert pair.pump() == [Error(ws, HTTPError(("stream_reset", "internal_error")))]
+    with pytest.raises(HTTPError):
+        pair.client.stream_request_body(ws, ws_frame(1, b"x"))
+    pair.respond(3, 200, b"fine")
+    assert pair.pump()[-1] == Done(get)
+
+
+def test_cancel_sends_rst_stream_cancel_and_ignores_late_data() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ws, _ = open_websocket(pair)
+    pair.client.stream_request_body(ws, ws_frame(8, b"\x03\xe8"))
+    pair.pump()
+    pair.client.cancel(ws)
+    pair.server.send_data(1, b"late")  # in flight when the reset was sent
+    pair.pump()
+    (reset,) = pair.server_events(h2.events.StreamReset)
+    assert reset.error_code == h2.errors.ErrorCodes.CANCEL
+    assert pair.client.open_request_count() == 0
+    pair.client.cancel(ws)  # unknown now: a no-op
+    assert pair.pump() == []
+
+
+def test_goaway_fails_streams_above_last_stream_id_only() -> None:
+    pair = Pair()
+    first = pair.client.request("GET", "/1", [], None)
+    second = pair.client.request("GET", "/2", [], None)
+    pair.pump()
+    pair.respond(1, 200, end=False)
+    pair.server.close_connection(last_stream_id=1)
+    # h2 refuses to send after its own GOAWAY; a real server finishes stream 1.
+    pair.server.state_machine.state = ConnectionState.SERVER_OPEN
+    responses = pair.pump()
+    assert responses == [Status(first, 200), Headers(first, []), Error(second, HTTPError("goaway"))]
+    assert not pair.client.is_open("write")
+    assert not pair.client.is_open("read_write")
+    assert pair.client.is_open("read")
+    with pytest.raises(HTTPError) as info:
+        pair.client.request("GET", "/3", [], None)
+    assert info.value.reason == "connection_closed"
+    # Stream 1 still completes after the GOAWAY (RFC 9113 6.8).
+    pair.server.send_data(1, b"rest", end_stream=True)
+    assert pair.pump() == [Data(first, b"rest"), Done(first)]
+
+
+def test_max_concurrent_streams() -> None:
+    pair = Pair({SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    ref = pair.client.request("GET", "/", [], None)
+    with pytest.raises(HTTPError) as info:
+        pair.client.request("GET", "/", [], None)
+    assert info.value.reason == "too_many_concurrent_requests"
+    pair.pump()
+    pair.respond(1)
+    assert pair.pump()[-1] == Done(ref)
+    pair.client.request("GET", "/", [], None)
+
+
+def test_ping_and_pong() -> None:
+    pair = Pair()
+    first = pair.client.ping()
+    second = pair.client.ping(b"12345678")
+    assert pair.pump() == [Pong(first), Pong(second)]
+    with pytest.raises(HTTPError):
+        pair.client.ping(b"short")
+
+
+def test_server_ping_is_answered() -> None:
+    pair = Pair()
+    pair.server.ping(b"abcdefgh")
+    assert pair.pump() == []
+    (ack,) = pair.server_events(h2.events.PingAckReceived)
+    assert ack.ping_data == b"abcdefgh"
+
+
+@pytest.mark.parametrize(
+    ("open_streams", "clean"),
+    [(0, True), (1, False), (2, False)],
+)
+def test_connection_lost(open_streams: int, clean: bool) -> None:
+    pair = Pair()
+    refs = [pair.client.request("GET", "/", [], None) for _ in range(open_streams)]
+    pair.pump()
+    responses, was_clean = pair.client.connection_lost()
+    assert was_clean is clean
+    assert responses == [Error(ref, TransportError("closed")) for ref in refs]
+    assert not pair.client.is_open("read")
+
+
+def test_protocol_error_keeps_the_responses_of_earlier_frames() -> None:
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.respond(1, 200, b"body")
+    good = pair.server.data_to_send()
+    bad = b"\x00\x00\x04\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # RST_STREAM on stream 0
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(good + bad)
+    assert info.value.reason[0] == "protocol_error"
+    assert info.value.responses == [
+        Status(ref, 200),
+        Headers(ref, []),
+        Data(ref, b"body"),
+        Done(ref),
+    ]
+    assert not pair.client.is_open("read_write")
+    assert isinstance(info.value.__cause__, Exception)
+
+
+def test_input_split_at_every_byte() -> None:
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.respond(1, 200, b"hello world")
+    wire = pair.server.data_to_send()
+    responses = []
+    for i in range(len(wire)):
+        responses += pair.client.receive_data(wire[i : i + 1])
+    assert responses == [Status(ref, 200), Headers(ref, []), Data(ref, b"hello world"), Done(ref)]
+
+
+def test_close_sends_goaway() -> None:
+    pair = Pair()
+    pair.client.close()
+    pair.pump()
+    assert pair.server_events(h2.events.ConnectionTerminated)
+    assert not pair.client.is_open("write")
+    with pytest.raises(HTTPError):
+        pair.client.request("GET", "/", [], None)
