@@ -20,12 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import trustme  # noqa: E402
-from echo_client import open_session  # noqa: E402
-from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
+import trustme
+from echo_client import open_session
+from websockets.asyncio.server import ServerConnection, serve
 
-import mint  # noqa: E402
-from mint.websocket import Binary, Ping, Text  # noqa: E402
+import mint
+from mint.websocket import Binary, Ping, Text
 
 
 async def _echo(ws: ServerConnection) -> None:

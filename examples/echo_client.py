@@ -120,9 +120,7 @@ def open_session(
         mode=mode,
         transport_opts={"cafile": cafile} if cafile else None,
     )
-    conn, ref = mint.websocket.upgrade(
-        parts.scheme, conn, path, [], extensions=list(extensions)
-    )
+    conn, ref = mint.websocket.upgrade(parts.scheme, conn, path, [], extensions=list(extensions))
     session = Session(conn, ref, None, passive=passive)
     status, headers, early = None, [], b""
     done = False
