@@ -62,7 +62,7 @@ _MESSAGES: dict[str, str] = {
     "invalid_nonce": "the server's Sec-WebSocket-Accept does not match the key sent",
     "invalid_upgrade_response": "the server's answer is not a WebSocket upgrade",
     "invalid_scheme_ws": "the scheme must be 'ws' or 'wss'",
-    "extension_not_negotiated": "the server accepted an extension not offered, or answered an offer wrongly",
+    "extension_not_negotiated": "an accepted extension was not offered or not as offered",
     "invalid_extension": "the extension could not be used as given",
     "invalid_extensions_header": "the server's Sec-WebSocket-Extensions header is malformed",
     "invalid_utf8": "a text frame or close reason is not valid UTF-8",
