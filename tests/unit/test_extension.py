@@ -1,0 +1,309 @@
+"""Unit tests of the Extension API (mint.websocket.extension) as the codec uses it.
+
+``Reverse`` and ``Upper`` are what a third party would write: they prove the API
+is enough to build an extension outside the package.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from mint.errors import WebSocketError, reason_tag
+from mint.websocket._frame import _mask_py, decode, encode, new_websocket
+from mint.websocket._frames import Binary, Close, Ping, Text
+from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
+from mint.websocket.extension import RSV2, RSV3, Extension, RawMessage
+
+
+class Reverse(Extension):
+    """Reverses every message's bytes; claims RSV3."""
+
+    name = "x-reverse"
+    rsv_bits = RSV3
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        if params:
+            raise WebSocketError(("extension_not_negotiated", self.name, "no params expected"))
+        return Reverse(self.params, self.opts)
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv | RSV3, message.data[::-1])
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        if limit is not None and len(message.data) > limit:
+            raise WebSocketError("payload_too_large", close_code=1009)
+        return RawMessage(message.opcode, message.rsv & ~RSV3, message.data[::-1])
+
+
+class Double(Extension):
+    """Doubles every byte (an "inflating" extension); claims RSV2; stateful counter."""
+
+    name = "x-double"
+    rsv_bits = RSV2
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        ext = Double(self.params, self.opts)
+        ext.state = 0
+        return ext
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv | RSV2, message.data[::2])
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        self.state += 1
+        if limit is not None and 2 * len(message.data) > limit:
+            raise WebSocketError("payload_too_large", close_code=1009)
+        data = bytes(b for b in message.data for _ in range(2))
+        return RawMessage(message.opcode, message.rsv & ~RSV2, data)
+
+
+class Bang(Extension):
+    """Adds a "!" on decode, removes it on encode; claims RSV2 (does not commute with Reverse)."""
+
+    name = "x-bang"
+    rsv_bits = RSV2
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv | RSV2, message.data.removesuffix(b"!"))
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv & ~RSV2, message.data + b"!")
+
+
+class Seen(Extension):
+    """Claims no RSV bits: sees every data message; records them."""
+
+    name = "x-seen"
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        ext = Seen()
+        ext.state = []
+        return ext
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        self.state.append(message)
+        return message
+
+
+class Sloppy(Extension):
+    """Forgets to clear its bit."""
+
+    name = "x-sloppy"
+    rsv_bits = RSV3
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        return message
+
+
+class Broken(Extension):
+    name = "x-broken"
+    rsv_bits = RSV3
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        raise WebSocketError("compression_error")
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        raise WebSocketError("compression_error")
+
+
+def srv(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0) -> bytes:
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes([b0, n]) + payload
+    return struct.pack("!BBH", b0, 126, n) + payload
+
+
+def accepted(*exts: Extension, header: str) -> list[Extension]:
+    return negotiate_extensions(list(exts), [("sec-websocket-extensions", header)])
+
+
+def unmask(data: bytes) -> tuple[int, bytes]:
+    n = data[1] & 0x7F
+    pos = 2 if n < 126 else 4
+    key = data[pos : pos + 4]
+    return data[0], _mask_py(data[pos + 4 :], key)
+
+
+# ------------------------------------------------------------------ the base class
+
+
+def test_defaults() -> None:
+    class Plain(Extension):
+        name = "x-plain"
+
+    ext = Plain(["a", ("b", 12), ("c", "v")], {"level": 3})
+    assert ext.params == ["a", ("b", 12), ("c", "v")]
+    assert ext.opts == {"level": 3}
+    assert ext.offer_params() == [("a", None), ("b", "12"), ("c", "v")]
+    got = ext.negotiate([("b", "10")])
+    assert got is not ext
+    assert isinstance(got, Plain)
+    assert got.accepted_params == [("b", "10")]
+    assert ext.accepted_params == []
+    msg = RawMessage(1, 0, b"x")
+    assert got.encode(msg) is msg
+    assert got.decode(msg, None) is msg
+    assert "x-plain" in repr(ext)
+    assert Plain.rsv_bits == 0
+
+
+@pytest.mark.parametrize(
+    "bad", [[("a", 1, 2)], [("a", b"x")], [3], [("bad name", "v")], [("a", True)]]
+)
+def test_bad_params(bad: list[object]) -> None:
+    class Plain(Extension):
+        name = "x-plain"
+
+    with pytest.raises(WebSocketError) as info:
+        Plain(bad).offer_params()  # type: ignore[arg-type]
+    assert reason_tag(info.value.reason) == "invalid_extension"
+
+
+def test_params_must_be_a_sequence() -> None:
+    with pytest.raises(WebSocketError):
+        Reverse("abc")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ through the codec
+
+
+def test_third_party_extension_round_trip() -> None:
+    exts = normalize_extensions([Reverse])
+    assert offer_header(exts) == "x-reverse"
+    ws = new_websocket(extensions=accepted(*exts, header="x-reverse"))
+    ws, data = encode(ws, Text("hello"))
+    b0, payload = unmask(data)
+    assert b0 == 0x80 | RSV3 | 1
+    assert payload == b"olleh"
+    _, frames = decode(ws, srv(1, b"dlrow", rsv=RSV3))
+    assert frames == [Text("world")]
+    # Without the bit, the message is not the extension's: passed through as is.
+    _, frames = decode(ws, srv(1, b"plain"))
+    assert frames == [Text("plain")]
+
+
+def test_control_frames_bypass_extensions() -> None:
+    ws = new_websocket(extensions=accepted(Reverse(), header="x-reverse"))
+    _, data = encode(ws, Ping(b"abc"))
+    assert unmask(data) == (0x89, b"abc")
+    _, data = encode(ws, Close(1000, "ab"))
+    assert unmask(data) == (0x88, b"\x03\xe8ab")
+    # RSV3 on a control frame is still an error.
+    _, frames = decode(ws, srv(9, b"x", rsv=RSV3))
+    assert frames == [WebSocketError(("malformed_reserved", RSV3))]
+
+
+def test_fragmented_message_reassembled_before_decode() -> None:
+    ws = new_websocket(extensions=accepted(Reverse(), header="x-reverse"))
+    data = srv(1, b"cba", fin=False, rsv=RSV3) + srv(9, b"p") + srv(0, b"fed")
+    _, frames = decode(ws, data)
+    assert frames == [Ping(b"p"), Text("defabc")]
+    # Byte by byte, too.
+    w = ws
+    got: list[object] = []
+    for i in range(len(data)):
+        w, items = decode(w, data[i : i + 1])
+        got += items
+    assert got == [Ping(b"p"), Text("defabc")]
+
+
+def test_rsv_on_continuation_is_an_error_even_if_claimed() -> None:
+    ws = new_websocket(extensions=accepted(Reverse(), header="x-reverse"))
+    _, frames = decode(ws, srv(2, b"a", fin=False, rsv=RSV3) + srv(0, b"b", rsv=RSV3))
+    assert frames == [WebSocketError(("malformed_reserved", RSV3))]
+
+
+def test_unclaimed_bit_still_an_error() -> None:
+    ws = new_websocket(extensions=accepted(Reverse(), header="x-reverse"))
+    _, frames = decode(ws, srv(2, b"a", rsv=RSV2))
+    assert frames == [WebSocketError(("malformed_reserved", RSV2))]
+
+
+def test_order_encode_in_order_decode_reversed() -> None:
+    exts = accepted(Reverse(), Bang(), header="x-bang, x-reverse")
+    assert [e.name for e in exts] == ["x-bang", "x-reverse"]  # the server's order
+    ws = new_websocket(extensions=exts)
+    ws, data = encode(ws, Binary(b"abc!"))
+    b0, payload = unmask(data)
+    assert b0 == 0x80 | RSV2 | RSV3 | 2
+    assert payload == b"cba"  # bang's encode ("abc") then reverse
+    _, frames = decode(ws, srv(2, b"cba", rsv=RSV2 | RSV3))
+    assert frames == [Binary(b"abc!")]  # reverse first ("abc"), then bang
+
+
+def test_stateful_extension_keeps_its_own_state() -> None:
+    exts = accepted(Double(), header="x-double")
+    ws = new_websocket(extensions=exts)
+    for _ in range(3):
+        ws, frames = decode(ws, srv(2, b"ab", rsv=RSV2))
+        assert frames == [Binary(b"aabb")]
+    assert exts[0].state == 3
+
+
+def test_text_validated_after_extensions() -> None:
+    ws = new_websocket(extensions=accepted(Reverse(), header="x-reverse"))
+    # "☃" reversed is not valid UTF-8 on the wire, but valid once decoded.
+    _, frames = decode(ws, srv(1, "☃".encode()[::-1], rsv=RSV3))
+    assert frames == [Text("☃")]
+    _, frames = decode(ws, srv(1, "☃".encode(), rsv=RSV3))
+    assert len(frames) == 1 and isinstance(frames[0], WebSocketError)
+    assert frames[0].close_code == 1007
+    assert reason_tag(frames[0].reason) == "invalid_utf8"
+
+
+def test_limit_passed_to_extension_decode() -> None:
+    ws = new_websocket(extensions=accepted(Double(), header="x-double"), max_message_size=10)
+    _, frames = decode(ws, srv(2, b"abcde", rsv=RSV2))
+    assert frames == [Binary(b"aabbccddee")]
+    _, frames = decode(ws, srv(2, b"abcdef", rsv=RSV2))
+    assert frames == [WebSocketError("payload_too_large")]
+    assert frames[0].close_code == 1009  # type: ignore[union-attr]
+
+
+def test_limit_enforced_even_if_extension_ignores_it() -> None:
+    class Greedy(Double):
+        name = "x-greedy"
+
+        def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+            return super().decode(message, None)
+
+    ws = new_websocket(extensions=accepted(Greedy(), header="x-greedy"), max_message_size=10)
+    _, frames = decode(ws, srv(2, b"abcdef", rsv=RSV2))
+    assert frames == [WebSocketError("payload_too_large")]
+
+
+def test_extension_error_is_inline_with_a_close_code() -> None:
+    ws = new_websocket(extensions=accepted(Broken(), header="x-broken"))
+    ws2, frames = decode(ws, srv(1, b"ok") + srv(2, b"a", rsv=RSV3) + srv(1, b"dropped"))
+    assert frames == [Text("ok"), WebSocketError("compression_error")]
+    assert frames[1].close_code == 1002  # type: ignore[union-attr]
+    assert decode(ws2, srv(1, b"x"))[1] == [frames[1]]
+
+
+def test_extension_encode_error_raises_with_websocket() -> None:
+    ws = new_websocket(extensions=accepted(Broken(), header="x-broken"))
+    with pytest.raises(WebSocketError) as info:
+        encode(ws, Text("x"))
+    assert info.value.reason == "compression_error"
+    assert info.value.websocket is ws
+
+
+def test_bit_left_set_is_malformed_reserved() -> None:
+    ws = new_websocket(extensions=accepted(Sloppy(), header="x-sloppy"))
+    _, frames = decode(ws, srv(2, b"a", rsv=RSV3))
+    assert frames == [WebSocketError(("malformed_reserved", RSV3))]
+
+
+def test_extension_without_bits_sees_every_message() -> None:
+    exts = accepted(Seen(), header="x-seen")
+    ws = new_websocket(extensions=exts)
+    data = srv(1, b"a") + srv(2, b"b", fin=False) + srv(0, b"c") + srv(9)
+    _, frames = decode(ws, data)
+    assert frames == [Text("a"), Binary(b"bc"), Ping(b"")]
+    assert exts[0].state == [RawMessage(1, 0, b"a"), RawMessage(2, 0, b"bc")]
+    # Invalid UTF-8 still caught (after the extension).
+    _, frames = decode(ws, srv(1, b"\xff"))
+    assert reason_tag(frames[0].reason) == "invalid_utf8"  # type: ignore[union-attr]
