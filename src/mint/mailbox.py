@@ -30,8 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from mint.errors import TransportError
 
+# asyncio: bytes a loop-fed mailbox reads ahead of its consumer before its readers pause.
+ASYNC_HIGH_WATER = 4 * 2**20
+
 if TYPE_CHECKING:
-    from mint._transport import Transport
+    from mint._backend import BaseTransport as Transport
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -76,9 +79,12 @@ class Mailbox:
             self, _release, self._selector, self._wake_r, self._wake_w
         )
         self._transports: dict[int, Transport] = {}
-        # asyncio flavour: the loop whose readers serve this mailbox, and a waiter.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
+        # mailbox must not keep the loop alive), the tasks waiting, the flow control.
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._unread_bytes = 0
+        self._paused = False
 
     def __repr__(self) -> str:
         return f"<mint.Mailbox sockets={len(self._transports)} queued={len(self._queue)}>"
@@ -92,9 +98,19 @@ class Mailbox:
             self._wake_w.send(b"\x00")
         except (BlockingIOError, OSError):
             pass  # the wake-up pipe is full: a wake-up is pending anyway
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake_async)
+        loop = self._live_loop()
+        if loop is not None:
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                self._wake_async()
+            else:
+                try:
+                    loop.call_soon_threadsafe(self._wake_async)
+                except RuntimeError:
+                    pass  # the loop closed meanwhile: nobody is waiting on it
 
     # -- ownership -----------------------------------------------------------------
     def register(self, transport: Transport) -> None:
@@ -104,8 +120,9 @@ class Mailbox:
             return
         self._transports[fd] = transport
         self._selector.register(transport.sock, selectors.EVENT_READ, transport)
-        if self._loop is not None:
-            self._loop.add_reader(fd, self._on_readable_async, transport)
+        loop = self._live_loop()
+        if loop is not None and not self._paused:
+            self._watch(loop, fd, transport)
 
     def unregister(self, transport: Transport, *, drop: bool) -> list[bytes]:
         """Stop watching ``transport``; return (or with ``drop``, discard) its queued input.
@@ -120,8 +137,7 @@ class Mailbox:
                     self._selector.unregister(sock)
                 except (KeyError, ValueError, OSError):
                     pass
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.remove_reader(fd)
+                self._unwatch(fd, transport)
         kept: list[bytes] = []
         with self._lock:
             remaining: deque[object] = deque()
@@ -146,8 +162,8 @@ class Mailbox:
                 return True, self._queue.popleft()
         return False, None
 
-    def _read(self, transport: Transport) -> None:
-        """Read one burst from a ready socket and queue what it means."""
+    def _read(self, transport: Transport) -> int:
+        """Read one burst from a ready socket and queue what it means; return its size."""
         sock = transport.sock
         try:
             data = transport.recv_ready()
@@ -156,7 +172,7 @@ class Mailbox:
             message: object = SocketError(sock, exc)
         else:
             if data is None:
-                return
+                return 0
             if data:
                 message = SocketData(sock, data)
             else:
@@ -165,6 +181,7 @@ class Mailbox:
                 message = SocketClosed(sock)
         with self._lock:
             self._queue.append(message)
+        return len(message.data) if isinstance(message, SocketData) else 0
 
     def _forget(self, transport: Transport) -> None:
         fd = next((fd for fd, t in self._transports.items() if t is transport), None)
@@ -175,8 +192,7 @@ class Mailbox:
             self._selector.unregister(transport.sock)
         except (KeyError, ValueError, OSError):
             pass
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(fd)
+        self._unwatch(fd, transport)
 
     def _drain_wakeups(self) -> None:
         try:
@@ -210,65 +226,106 @@ class Mailbox:
                 raise TimeoutError("no message arrived in the mailbox in time")
 
     # -- asyncio -------------------------------------------------------------------
-    def _bind_loop(self) -> None:
+    # The running loop feeds the mailbox: each owned socket gets a loop reader that
+    # reads a burst into the queue and wakes the tasks awaiting ``areceive``. Input is
+    # queued before anyone is woken, so a cancelled ``areceive`` loses nothing. When a
+    # consumer falls behind by more than ASYNC_HIGH_WATER bytes the readers pause (the
+    # kernel's buffers and TCP flow control then hold the peer back) until the queue is
+    # empty again.
+    def _live_loop(self) -> asyncio.AbstractEventLoop | None:
+        loop = self._loop() if self._loop is not None else None
+        if loop is None or loop.is_closed():
+            return None
+        return loop
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, fd: int, transport: Transport) -> None:
+        loop.add_reader(fd, self._on_readable_async, transport)
+        transport.reader_busy = True
+
+    def _unwatch(self, fd: int, transport: Transport) -> None:
+        transport.reader_busy = False
+        loop = self._live_loop()
+        if loop is not None:
+            loop.remove_reader(fd)
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        if self._loop is not None and not self._loop.is_closed():
-            for fd in self._transports:
-                self._loop.remove_reader(fd)
-        self._loop = loop
+        if self._live_loop() is loop:
+            return loop
+        if self._live_loop() is not None:
+            for fd, transport in self._transports.items():
+                self._unwatch(fd, transport)
+        self._loop = weakref.ref(loop)
+        self._paused = False
         for fd, transport in self._transports.items():
-            loop.add_reader(fd, self._on_readable_async, transport)
+            self._watch(loop, fd, transport)
+        return loop
 
     def _on_readable_async(self, transport: Transport) -> None:
-        self._read(transport)
+        self._unread_bytes += self._read(transport)
+        if self._unread_bytes > ASYNC_HIGH_WATER and not self._paused:
+            self._paused = True
+            for fd, owned in self._transports.items():
+                self._unwatch(fd, owned)
         self._wake_async()
 
+    def _resume(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._unread_bytes = 0
+        if self._paused:
+            self._paused = False
+            for fd, transport in self._transports.items():
+                self._watch(loop, fd, transport)
+
     def _wake_async(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def areceive(self, timeout: float | None = None) -> object:
         """Await the next message without blocking the event loop.
 
-        The running loop watches the sockets (``add_reader``); cancelling this call
-        loses nothing, because input is queued before any waiter is woken.
+        The running loop watches the sockets (``add_reader``); nothing polls. Several
+        tasks may wait on one mailbox (each message goes to one of them), but as with
+        a BEAM process one task should own it.
+
+        Cancelling this call loses nothing: input is queued before any waiter is
+        woken, and a message is taken off the queue only when it is returned.
+
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds.
         """
-        self._bind_loop()
-        assert self._loop is not None
-        deadline = None if timeout is None else self._loop.time() + timeout
+        loop = self._bind_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        waited = False
         while True:
             found, message = self._pop()
             if found:
                 return message
-            waiter = self._loop.create_future()
-            self._waiter = waiter
+            self._resume(loop)
+            if waited and deadline is not None and loop.time() >= deadline:
+                raise TimeoutError("no message arrived in the mailbox in time")
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.add(waiter)
+            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
-                if deadline is None:
-                    await waiter
-                else:
-                    remaining = deadline - self._loop.time()
-                    if remaining <= 0:
-                        raise TimeoutError("no message arrived in the mailbox in time")
-                    try:
-                        await asyncio.wait_for(waiter, remaining)
-                    except TimeoutError:
-                        found, message = self._pop()
-                        if found:
-                            return message
-                        raise
+                await waiter
             finally:
-                self._waiter = None
+                self._waiters.discard(waiter)
+                if timer is not None:
+                    timer.cancel()
+            waited = True
 
     def close(self) -> None:
         """Release the selector and wake-up sockets (the connections stay as they are)."""
-        if self._loop is not None and not self._loop.is_closed():
-            for fd in self._transports:
-                self._loop.remove_reader(fd)
+        for fd, transport in self._transports.items():
+            self._unwatch(fd, transport)
         self._transports.clear()
         self._finalizer()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _release(selector: selectors.BaseSelector, *sockets: socket.socket) -> None:

@@ -1,0 +1,289 @@
+"""The transport edge's common ground, and its blocking backend.
+
+Two transports exist: ``mint._transport.Transport`` (blocking calls) and
+``mint.aio._transport.AsyncTransport`` (coroutines). Only the second is written by
+hand; ``scripts/unasync.py`` generates the first from it. What they run differs in
+one place only, *how to wait for a socket*, and that lives in a backend:
+
+* here, :class:`Waiter` waits with ``poll`` and :func:`open_tcp` is
+  ``socket.create_connection``;
+* ``mint.aio._backend`` has ``AsyncWaiter`` (event-loop readers and writers) and an
+  ``open_tcp`` coroutine.
+
+Everything that never waits is written once, here: the error mapping, the TLS
+context, and :class:`BaseTransport` (the mailbox's non-blocking read, ``close``).
+
+Sockets are kept non-blocking for their whole life. That one choice serves every
+mode: the mailbox can read a TLS socket whose record is only half there without
+blocking (``SSLWantReadError`` just means "no message yet"), and ``recv``/``send``
+try the socket first and wait only when it would block, which is one system call in
+the common case of a ready socket.
+
+Every ``OSError`` and ``ssl.SSLError`` is turned into :class:`mint.TransportError`
+here, chained with ``from``, so nothing raw reaches a caller.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mint.errors import TransportError
+
+# Bytes asked of the kernel per read. 64 KiB matches the default loopback window
+# and one TLS read is at most one 16 KiB record anyway, so the loop below drains more.
+READ_SIZE = 65536
+# Upper bound of what one "read what is there" call gathers, so one busy socket
+# cannot starve the others that share a mailbox.
+READ_BURST = 1 << 20
+
+# What a waiter waits for (poll's bits; the asyncio backend reads them as flags too).
+READ = select.POLLIN
+WRITE = select.POLLOUT
+
+# Backpressure on HTTP/2 body bytes queued beyond the peer's flow-control windows:
+# ``None`` here, so a blocking ``stream_request_body`` queues (up to the session's
+# bound) and the caller's next ``stream``/``recv`` drains the queue, as Mint does.
+# The asyncio flavour sets a high-water mark (see ``mint.aio._backend``).
+WINDOW_HIGH_WATER: int | None = None
+
+ALPN_IDS = {"http1": "http/1.1", "http2": "h2"}
+
+WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+_TLS_VERIFY_ALERTS = {
+    # X509 verify codes (openssl x509_vfy.h) to the TLS alert a client would send.
+    2: "unknown_ca",
+    18: "unknown_ca",
+    19: "unknown_ca",
+    20: "unknown_ca",
+    21: "unknown_ca",
+    10: "certificate_expired",
+    9: "bad_certificate",
+    62: "handshake_failure",  # host name mismatch: Erlang's ssl reports it this way
+}
+
+
+def map_os_error(exc: BaseException) -> TransportError:
+    """Turn an exception from ``socket``/``ssl`` into the TransportError a caller matches on."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        alert = _TLS_VERIFY_ALERTS.get(exc.verify_code, "bad_certificate")
+        return TransportError(("tls_alert", alert, exc.verify_message or str(exc)))
+    if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
+        return TransportError("closed")
+    if isinstance(exc, ssl.SSLError):
+        name = (exc.reason or "tls_error").lower()
+        if "alert" in name:
+            return TransportError(("tls_alert", name.split("alert_", 1)[-1], str(exc)))
+        return TransportError(("tls_alert", name, str(exc)))
+    if isinstance(exc, socket.gaierror):
+        return TransportError("nxdomain")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return TransportError("timeout")
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError("econnrefused")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return TransportError("closed")
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0)
+        if code in ("EHOSTUNREACH", "ENETUNREACH"):
+            return TransportError("ehostunreach")
+        if code in ("EBADF", "ENOTCONN", "ESHUTDOWN"):
+            return TransportError("closed")
+        return TransportError(("os_error", code or str(exc)))
+    return TransportError(("os_error", repr(exc)))
+
+
+def make_ssl_context(
+    *,
+    ssl_context: ssl.SSLContext | None,
+    cafile: str | None,
+    verify: bool,
+    alpn: Sequence[str],
+) -> ssl.SSLContext:
+    """Build the client context: verification on unless ``verify=False``, ALPN as asked."""
+    if ssl_context is None:
+        ctx = ssl.create_default_context(cafile=cafile)
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl_context
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+# -- the blocking backend ------------------------------------------------------------
+def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
+    """A connected, non-blocking TCP socket with ``TCP_NODELAY`` (frames go out at once)."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise map_os_error(exc) from exc
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise map_os_error(exc) from exc
+    return sock
+
+
+class Waiter:
+    """Blocks until one socket is ready, with ``poll`` (one object per transport, reused)."""
+
+    __slots__ = ("_fd", "_mask", "_poll")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._fd = sock.fileno()
+        self._poll: Any = None
+        self._mask = 0
+
+    def wait(self, mask: int, deadline: float | None) -> None:
+        """Return once the socket is ready for ``mask`` (READ or WRITE).
+
+        Raises:
+            TransportError: ``"timeout"`` once ``deadline`` (``time.monotonic()``) passes.
+        """
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(self._fd, mask)
+            self._mask = mask
+        elif self._mask != mask:
+            self._poll.modify(self._fd, mask)
+            self._mask = mask
+        while True:
+            if deadline is None:
+                wait_ms = None
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransportError("timeout")
+                wait_ms = max(int(remaining * 1000 + 0.999), 1)
+            if self._poll.poll(wait_ms):
+                return
+
+    def flush_later(self, flush: Callable[[], bool] | None) -> None:
+        """Blocking code has no loop to finish an interrupted write: the next send does."""
+
+    def close(self) -> None:
+        """Nothing to release (the poll object holds no descriptor of its own)."""
+
+
+# -- what both transports share ------------------------------------------------------
+class BaseTransport:
+    """A connected, non-blocking socket (plain or TLS): the parts that never wait."""
+
+    __slots__ = ("_unread", "_unsent", "_waiter", "closed", "reader_busy", "sock", "tls")
+
+    _waiter: Any
+
+    def __init__(self, sock: socket.socket, *, tls: bool) -> None:
+        self.sock = sock
+        self.tls = tls
+        self.closed = False
+        # Bytes a cancelled (or interrupted) send still owes the peer: they go first.
+        self._unsent = b""
+        # Bytes a cancelled (or timed-out) recv had read: the next read returns them.
+        self._unread: bytes | None = None
+        # Set by a mailbox while an event loop's reader on this socket is its own.
+        self.reader_busy = False
+
+    def alpn_protocol(self) -> str | None:
+        if isinstance(self.sock, ssl.SSLSocket):
+            return self.sock.selected_alpn_protocol()
+        return None
+
+    def _drain_tls(self, first: bytes) -> bytes:
+        """Collect what the TLS layer already decrypted: ``poll`` cannot see it."""
+        sock = self.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        pending = sock.pending()
+        if not pending:
+            return first
+        parts = [first]
+        total = len(first)
+        while pending and total < READ_BURST:
+            try:
+                more = sock.recv(max(pending, READ_SIZE))
+            except WOULD_BLOCK:
+                break
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+            pending = sock.pending()
+        return b"".join(parts)
+
+    def _flush_unsent(self) -> bool:
+        """Write what an interrupted send left, without waiting; True once nothing is left.
+
+        A failure drops the bytes: the connection is gone and the next call reports it.
+        """
+        if self.closed or not self._unsent:
+            self._unsent = b""
+            return True
+        try:
+            sent = self.sock.send(self._unsent)
+        except WOULD_BLOCK:
+            return False
+        except OSError:
+            self._unsent = b""
+            return True
+        self._unsent = self._unsent[sent:]
+        return not self._unsent
+
+    def recv_ready(self) -> bytes | None:
+        """Read what is there without waiting (the mailbox's read).
+
+        Returns ``None`` when nothing could be read yet (a partial TLS record),
+        ``b""`` at end of stream.
+        """
+        if self._unread is not None:
+            data, self._unread = self._unread, None
+            return data
+        sock = self.sock
+        parts: list[bytes] = []
+        total = 0
+        try:
+            while total < READ_BURST:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except WOULD_BLOCK:
+                    break
+                if not data:
+                    if not parts:
+                        return b""
+                    break
+                parts.append(data)
+                total += len(data)
+                if len(data) < READ_SIZE and not (self.tls and sock.pending()):  # type: ignore[attr-defined]
+                    break
+        except ssl.SSLZeroReturnError:
+            if not parts:
+                return b""
+        except OSError as exc:
+            if not parts:
+                raise map_os_error(exc) from exc
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._unsent = b""
+        self._waiter.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,159 @@
+"""The asyncio backend: how ``AsyncTransport`` waits for its socket, and ``open_tcp``.
+
+The blocking twin is ``mint._backend`` (``Waiter``, ``open_tcp``); the transport code
+that calls either is written once (``mint.aio._transport``) and generated for the
+blocking flavour by ``scripts/unasync.py``.
+
+Waiting is a future resolved by a one-shot ``loop.add_reader``/``add_writer``
+callback: no task, no thread, no polling. The socket stays the non-blocking
+(``ssl.SSLSocket`` for TLS) socket of the blocking flavour, so TLS needs no second
+implementation: ``SSLWantReadError``/``SSLWantWriteError`` say which way to wait, and
+``SSLSocket.pending()`` is drained before waiting again (``_drain_tls``).
+
+A reader on a socket is one callback per loop: an active connection's reader belongs
+to its mailbox, so the transport waits only for *writing* while it is active (see
+``AsyncTransport.send``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mint._backend import READ, map_os_error
+from mint.errors import TransportError
+
+__all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
+
+# HTTP/2 backpressure: once more than this many body bytes wait for the peer's
+# flow-control windows, ``await stream_request_body`` (and ``request`` with a body)
+# reads the connection, processing WINDOW_UPDATEs, until the queue is back under it.
+# 1 MiB: sixteen times the RFC 9113 6.9.2 default window of 65,535 bytes, so a fast
+# peer never waits on us, while memory stays bounded per connection.
+WINDOW_HIGH_WATER: int | None = 1 << 20
+
+
+def _wake(future: asyncio.Future[bool], ready: bool) -> None:
+    if not future.done():
+        future.set_result(ready)
+
+
+class AsyncWaiter:
+    """Awaits one socket's readiness on the running loop."""
+
+    __slots__ = ("_fd", "_flush_loop")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._fd = sock.fileno()
+        # The loop of a pending background flush (see flush_later), else None.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+
+    async def wait(self, mask: int, deadline: float | None) -> None:
+        """Return once the socket is ready for ``mask`` (READ or WRITE).
+
+        Raises:
+            TransportError: ``"timeout"`` once ``deadline`` (``time.monotonic()``) passes.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        fd = self._fd
+        timer = None
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError("timeout")
+            timer = loop.call_later(remaining, _wake, future, False)
+        reading = mask == READ
+        if reading:
+            loop.add_reader(fd, _wake, future, True)
+        else:
+            loop.add_writer(fd, _wake, future, True)
+        try:
+            ready = await future
+        finally:
+            if reading:
+                loop.remove_reader(fd)
+            else:
+                loop.remove_writer(fd)
+            if timer is not None:
+                timer.cancel()
+        if not ready:
+            raise TransportError("timeout")
+
+    def flush_later(self, flush: Callable[[], bool] | None) -> None:
+        """Finish an interrupted write from the loop, or (``None``) stop doing so.
+
+        A ``send`` cancelled half-way leaves bytes the peer is owed (the rest of a
+        frame). They are written by a writer callback as the socket drains, so the
+        byte stream stays whole even if the caller never writes again.
+        """
+        if flush is None:
+            if self._flush_loop is not None:
+                if not self._flush_loop.is_closed():
+                    self._flush_loop.remove_writer(self._fd)
+                self._flush_loop = None
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next send writes them first
+        self._flush_loop = loop
+        loop.add_writer(self._fd, self._on_writable, flush)
+
+    def _on_writable(self, flush: Callable[[], bool]) -> None:
+        if flush():
+            self.flush_later(None)
+
+    def close(self) -> None:
+        self.flush_later(None)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
+    """A connected, non-blocking TCP socket with ``TCP_NODELAY``, like ``create_connection``.
+
+    Addresses are tried in ``getaddrinfo`` order; the last error is raised. A literal
+    address needs no resolver; a name is resolved by ``loop.getaddrinfo`` (the loop's
+    executor: the system resolver only exists as a blocking call).
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            if _is_address(host):
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                infos: list[tuple[Any, Any, int, str, Any]] = [
+                    (family, socket.SOCK_STREAM, 0, "", (host, port)),
+                ]
+            else:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            error: OSError | None = None
+            for family, kind, proto, _name, address in infos:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, address)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                return sock
+            raise error or OSError(f"getaddrinfo found no address for {host!r}")
+    except TimeoutError as exc:
+        raise TransportError("timeout") from exc
+    except OSError as exc:
+        raise map_os_error(exc) from exc

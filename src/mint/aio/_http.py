@@ -1,0 +1,414 @@
+"""The ``mint.aio.http`` functions that do I/O: a thin call into a session plus one I/O step.
+
+One source, two flavours: ``scripts/unasync.py`` generates the blocking
+``mint/http/_io.py`` from ``mint/aio/_http.py`` (edit that one). The ``Conn`` value
+and the functions that never wait live in ``mint/http/_conn.py``, shared by both.
+
+Walkthrough (passive mode)::
+
+    conn = await mint.aio.http.connect("https", "example.com", 443, mode="passive")
+    conn, ref = await mint.aio.http.request(conn, "GET", "/", [])
+    conn, responses = await mint.aio.http.recv(conn, 0, 5.0)   # [Status(ref, 200), ...]
+    conn = await mint.aio.http.close(conn)
+
+Every function takes the connection and returns the one to continue with, as Mint
+does; errors are raised with ``.conn`` set to the connection to continue with.
+
+Cancellation loses nothing: input is handed to the session only once it is read,
+and responses computed by a call that is then cancelled while it writes (a
+WINDOW_UPDATE, a PING ack, queued body bytes) are kept and returned first by the
+next ``stream``/``recv`` on the connection. Bytes a cancelled write still owes the
+peer are written in order before anything else (see ``mint.aio._transport``).
+
+Backpressure: writing waits for the socket. On HTTP/2, body bytes beyond the peer's
+flow-control windows are queued by the session; when more than
+``WINDOW_HIGH_WATER`` bytes are queued (``None`` in the blocking flavour, which
+leaves draining to the caller's next ``stream``/``recv``), ``stream_request_body``
+and ``request`` read the connection, processing WINDOW_UPDATEs, until the queue is
+under the mark again; the responses read meanwhile come out of the next
+``stream``/``recv`` (an active connection gets an empty ``SocketData`` message for
+them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mint._backend import ALPN_IDS, make_ssl_context
+from mint.aio._backend import WINDOW_HIGH_WATER
+from mint.aio._mailbox import mailbox as _default_mailbox
+from mint.aio._transport import AsyncTransport
+from mint.errors import HTTPError, MintError, TransportError
+from mint.http._conn import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_SETTINGS_TIMEOUT,
+    UNKNOWN,
+    Conn,
+    _attach,
+    _check_protocols,
+    _make_session,
+    _Unknown,
+    protocol,
+)
+from mint.http._types import Ref, Response
+from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
+
+
+async def _flush(conn: Conn) -> None:
+    data = conn._session.data_to_send()
+    if data:
+        await conn._transport.send(data)
+
+
+async def connect(
+    scheme: str,
+    host: str,
+    port: int,
+    *,
+    protocols: Sequence[str] = ("http1", "http2"),
+    mode: str = "active",
+    transport_opts: dict[str, Any] | None = None,
+    hostname: str | None = None,
+    mailbox: Mailbox | None = None,
+) -> Conn:
+    """Open a connection (Mint's ``connect/4``).
+
+    Args:
+        scheme: ``"http"`` or ``"https"``.
+        host: the address to connect to.
+        port: the TCP port.
+        protocols: ``"http1"``/``"http2"``. On ``http`` HTTP/2 is used only for
+            ``("http2",)`` (prior knowledge); on ``https`` ALPN picks among them.
+        mode: ``"active"`` (input arrives as mailbox messages for :func:`stream`)
+            or ``"passive"`` (read with :func:`recv`).
+        transport_opts: ``timeout`` (connect, seconds), ``ssl_context``, ``cafile``,
+            ``verify`` (default ``True``).
+        hostname: the name for SNI, certificate checks and ``Host``/``:authority``
+            when ``host`` is an address.
+        mailbox: the mailbox of an active connection (default: ``mint.aio.mailbox()``).
+
+    Raises:
+        TransportError: the TCP or TLS connection failed.
+        HTTPError: the arguments are invalid or an HTTP/2 server broke the protocol.
+    """
+    if scheme not in ("http", "https"):
+        raise HTTPError(("invalid_scheme", scheme))
+    if mode not in ("active", "passive"):
+        raise HTTPError(("invalid_mode", mode))
+    protos = _check_protocols(protocols)
+    opts = dict(transport_opts or {})
+    timeout = opts.get("timeout", DEFAULT_CONNECT_TIMEOUT)
+    name = hostname or host
+    ctx = None
+    if scheme == "https":
+        ctx = make_ssl_context(
+            ssl_context=opts.get("ssl_context"),
+            cafile=opts.get("cafile"),
+            verify=opts.get("verify", True),
+            alpn=[ALPN_IDS[p] for p in protos],
+        )
+    transport = await AsyncTransport.connect(
+        scheme,
+        host,
+        port,
+        timeout=timeout,
+        ssl_context=ctx,
+        server_hostname=name,
+        alpn=(),
+    )
+    if scheme == "https":
+        selected = transport.alpn_protocol()
+        if selected == "h2":
+            protocol = "http2"
+        elif selected == "http/1.1":
+            protocol = "http1"
+        else:
+            protocol = "http1" if "http1" in protos else "http2"
+    else:
+        protocol = "http2" if protos == ("http2",) else "http1"
+    session = _make_session(protocol, scheme, name, port)
+    box = None
+    if mode == "active":
+        box = mailbox if mailbox is not None else _default_mailbox()
+    conn = Conn(transport, session, scheme=scheme, host=name, port=port, mode=mode, mailbox=box)
+    if protocol == "http2":
+        try:
+            await _await_settings(
+                conn,
+                timeout if timeout is not None else DEFAULT_SETTINGS_TIMEOUT,
+            )
+        except BaseException:
+            transport.close()
+            raise
+    if box is not None:
+        box.register(transport)
+    return conn
+
+
+async def _await_settings(conn: Conn, timeout: float) -> None:
+    """HTTP/2: send the preface and read until the server's SETTINGS are processed.
+
+    Only then does ``upgrade`` know whether extended CONNECT is enabled. Input read
+    past the SETTINGS (there should be none for a fresh connection) is kept.
+    """
+    session = conn._session
+    session.initiate()
+    await _flush(conn)
+    deadline = time.monotonic() + timeout
+    while not session.settings_received:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransportError("timeout")
+        data = await conn._transport.recv(0, remaining)
+        if not data:
+            raise TransportError("closed")
+        responses = session.receive_data(data)
+        await _flush(conn)
+        if responses:
+            conn._private.setdefault("early", []).extend(responses)
+
+
+async def request(
+    conn: Conn,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes | object | None = None,
+) -> tuple[Conn, Ref]:
+    """Send a request (Mint's ``request/5``); ``body=STREAM`` streams it afterwards.
+
+    Raises:
+        HTTPError: the connection cannot take it (closed, a body still streaming).
+        TransportError: writing failed.
+    """
+    try:
+        if conn._transport.closed:
+            raise HTTPError("connection_closed")
+        ref = conn._session.request(method, path, list(headers), body)
+        await _flush(conn)
+        if WINDOW_HIGH_WATER is not None and body is not None:
+            await _await_window(conn, WINDOW_HIGH_WATER)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    return conn, ref
+
+
+async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
+    """Send a chunk of a streamed body, or ``EOF`` to end it.
+
+    On an upgraded HTTP/1.1 WebSocket the bytes are written as they are.
+    """
+    try:
+        if conn._transport.closed:
+            raise TransportError("closed")
+        conn._session.stream_request_body(ref, chunk)
+        await _flush(conn)
+        if WINDOW_HIGH_WATER is not None:
+            await _await_window(conn, WINDOW_HIGH_WATER)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    return conn
+
+
+async def _await_window(conn: Conn, high_water: int) -> None:
+    """HTTP/2 backpressure: read until at most ``high_water`` body bytes are queued.
+
+    The connection is read here directly (an active one is taken off its mailbox
+    meanwhile, with the input the mailbox already holds for it). Responses read
+    are kept for the next ``stream``/``recv``; an active connection is put back on
+    its mailbox with an empty ``SocketData`` message that brings them out.
+    End of stream or a failure ends the wait: the next read reports it.
+    """
+    session = conn._session
+    if session.protocol != "http2" or session.pending_bytes(None) <= high_water:
+        return
+    transport = conn._transport
+    box = conn._mailbox if conn._mode == "active" else None
+    if box is not None:
+        held = box.unregister(transport, drop=False)
+    else:
+        held = list(conn._held)
+        conn._held.clear()
+    kept: list[Response] = []
+    try:
+        for data in held:
+            kept += session.receive_data(data)
+        await _flush(conn)
+        while session.pending_bytes(None) > high_water and not transport.closed:
+            data = await transport.recv(0, None)
+            if not data:
+                break
+            kept += session.receive_data(data)
+            await _flush(conn)
+    finally:
+        if kept:
+            conn._private.setdefault("early", []).extend(kept)
+        if box is not None and not transport.closed:
+            box.register(transport)
+            if kept:
+                box.send(SocketData(transport.sock, b""))
+
+
+async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
+    try:
+        responses = conn._session.receive_data(data)
+        if "early" in conn._private:
+            responses = conn._private.pop("early") + responses
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    try:
+        await _flush(conn)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    except BaseException:
+        # Cancelled while writing (a WINDOW_UPDATE, an ack, queued body bytes): the
+        # responses are the caller's all the same, so the next call returns them.
+        conn._private["early"] = responses
+        raise
+    return conn, responses
+
+
+def _closed(conn: Conn) -> tuple[Conn, list[Response]]:
+    responses, clean = conn._session.connection_lost()
+    if "early" in conn._private:
+        responses = conn._private.pop("early") + responses
+    _drop_transport(conn)
+    if clean:
+        return conn, responses
+    raise TransportError("closed", conn=conn, responses=responses)
+
+
+def _drop_transport(conn: Conn) -> None:
+    if conn._mailbox is not None:
+        conn._mailbox.unregister(conn._transport, drop=True)
+    conn._transport.close()
+
+
+async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknown:
+    """Turn a mailbox message into responses, or :data:`UNKNOWN` if it is not this conn's.
+
+    Raises:
+        TransportError: the socket closed or failed; ``.responses`` has what came before.
+        HTTPError: the server broke HTTP.
+    """
+    if not isinstance(message, SocketData | SocketClosed | SocketError):
+        return UNKNOWN
+    if message.socket is not conn._transport.sock:
+        return UNKNOWN
+    if isinstance(message, SocketData):
+        return await _process(conn, message.data)
+    if isinstance(message, SocketClosed):
+        return _closed(conn)
+    _drop_transport(conn)
+    conn._session.connection_lost()
+    raise _attach(message.error, conn)
+
+
+async def recv(
+    conn: Conn,
+    byte_count: int,
+    timeout: float | None,
+) -> tuple[Conn, list[Response]]:
+    """Read from a passive connection and return the responses (Mint's ``recv/3``).
+
+    Args:
+        byte_count: bytes to read; 0 reads whatever is available.
+        timeout: seconds to wait (``None``: forever).
+
+    Raises:
+        TransportError: ``"timeout"``, or ``"closed"`` with ``.responses``.
+    """
+    if conn._mode != "passive":
+        raise HTTPError("not_passive", conn=conn)
+    if conn._held:
+        data = b"".join(conn._held)
+        conn._held.clear()
+        return await _process(conn, data)
+    if "early" in conn._private:
+        return await _process(conn, b"")
+    if conn._transport.closed:
+        raise TransportError("closed", conn=conn)
+    try:
+        data = await conn._transport.recv(byte_count, timeout)
+    except TransportError as exc:
+        if exc.reason != "timeout":
+            conn._session.connection_lost()
+            conn._transport.close()
+        raise _attach(exc, conn) from exc.__cause__
+    if not data:
+        return _closed(conn)
+    return await _process(conn, data)
+
+
+async def close(conn: Conn) -> Conn:
+    """Close the connection; also takes its socket off its mailbox with its queued input."""
+    if conn._mailbox is not None:
+        conn._mailbox.unregister(conn._transport, drop=True)
+    closer = getattr(conn._session, "close", None)
+    if closer is not None and not conn._transport.closed:
+        try:
+            closer()
+            await _flush(conn)
+        except MintError:
+            pass
+    conn._transport.close()
+    return conn
+
+
+def set_mode(conn: Conn, mode: str) -> Conn:
+    """Switch between active and passive mode, losing no input already read."""
+    if mode not in ("active", "passive"):
+        raise HTTPError(("invalid_mode", mode), conn=conn)
+    if mode == conn._mode:
+        return conn
+    if mode == "passive":
+        if conn._mailbox is not None:
+            conn._held.extend(conn._mailbox.unregister(conn._transport, drop=False))
+    else:
+        box = conn._mailbox if conn._mailbox is not None else _default_mailbox()
+        conn._mailbox = box
+        for data in conn._held:
+            box.send(SocketData(conn._transport.sock, data))
+        conn._held.clear()
+        if not conn._transport.closed:
+            box.register(conn._transport)
+    conn._mode = mode
+    return conn
+
+
+async def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
+    """Send an HTTP/2 PING; its answer arrives as ``Pong(ref)``."""
+    if protocol(conn) != "http2":
+        raise HTTPError("unsupported_on_http1", conn=conn)
+    try:
+        ref: Ref = conn._session.ping(payload)
+        await _flush(conn)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    return conn, ref
+
+
+async def cancel_request(conn: Conn, ref: Ref) -> Conn:
+    """Reset the stream of ``ref`` with RST_STREAM(CANCEL) (HTTP/2; Mint's ``cancel_request``).
+
+    Nothing more is reported for ``ref``; its queued body bytes are dropped and other
+    requests on the connection go on. Unknown or finished refs are ignored. This is
+    how a WebSocket over HTTP/2 is abandoned when the server does not end its stream
+    in the time the caller allows after the close handshake (RFC 8441 5.1).
+
+    Raises:
+        HTTPError: ``"unsupported_on_http1"`` (an HTTP/1.1 request is ended by closing
+            the connection).
+    """
+    cancel = getattr(conn._session, "cancel", None)
+    if cancel is None:
+        raise HTTPError("unsupported_on_http1", conn=conn)
+    try:
+        cancel(ref)
+        if not conn._transport.closed:
+            await _flush(conn)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    return conn

@@ -1,0 +1,195 @@
+"""The transport: open a connection (TCP, then TLS), write all of some bytes, read some.
+
+One source, two flavours: ``scripts/unasync.py`` turns ``mint/aio/_transport.py``
+(edit that one) into ``mint/_transport.py`` by dropping ``async``/``await`` and
+swapping the backend, the one place where the flavours differ: how to wait for a
+socket (``poll``, or event-loop readers and writers). What never waits (error
+mapping, the mailbox's read, ``close``) is shared in ``mint._backend.BaseTransport``.
+
+Cancellation loses nothing: a ``send`` stopped while waiting keeps the bytes it still
+owes the peer and they go out first (from the loop, or with the next send), and a
+``recv`` stopped half-way through an exact ``byte_count`` keeps what it had read for
+the next read.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+
+from mint._backend import (
+    ALPN_IDS,
+    READ,
+    READ_SIZE,
+    WOULD_BLOCK,
+    WRITE,
+    BaseTransport,
+    make_ssl_context,
+    map_os_error,
+)
+from mint.aio._backend import AsyncWaiter, open_tcp
+from mint.errors import TransportError
+
+__all__ = ["ALPN_IDS", "AsyncTransport", "make_ssl_context", "map_os_error"]
+
+
+class AsyncTransport(BaseTransport):
+    """A connected, non-blocking socket (plain or TLS) with waiting I/O helpers."""
+
+    __slots__ = ()
+
+    def __init__(self, sock: socket.socket, *, tls: bool) -> None:
+        super().__init__(sock, tls=tls)
+        self._waiter = AsyncWaiter(self.sock)
+
+    # -- connect -------------------------------------------------------------------
+    @classmethod
+    async def connect(
+        cls,
+        scheme: str,
+        host: str,
+        port: int,
+        *,
+        timeout: float | None,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        alpn: Sequence[str],
+    ) -> AsyncTransport:
+        """Open the TCP connection and, for ``https``, run the TLS handshake, within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        raw = await open_tcp(host, port, timeout)
+        if scheme != "https":
+            return cls(raw, tls=False)
+        assert ssl_context is not None
+        try:
+            sock = ssl_context.wrap_socket(
+                raw,
+                server_hostname=server_hostname or host,
+                do_handshake_on_connect=False,
+            )
+        except BaseException as exc:
+            raw.close()
+            if isinstance(exc, OSError):
+                raise map_os_error(exc) from exc
+            raise
+        transport = cls(sock, tls=True)
+        try:
+            await transport._handshake(deadline)
+        except BaseException as exc:
+            transport.close()
+            if isinstance(exc, OSError):
+                raise map_os_error(exc) from exc
+            raise
+        return transport
+
+    async def _handshake(self, deadline: float | None) -> None:
+        sock = self.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        while True:
+            try:
+                sock.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                await self._waiter.wait(READ, deadline)
+            except ssl.SSLWantWriteError:
+                await self._waiter.wait(WRITE, deadline)
+
+    # -- I/O -----------------------------------------------------------------------
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data``, waiting for the socket as long as it takes."""
+        if self.closed:
+            raise TransportError("closed")
+        if self._unsent:
+            # An interrupted send left bytes the peer is owed: they go first.
+            self._waiter.flush_later(None)
+            data = self._unsent + bytes(data)
+            self._unsent = b""
+        view = memoryview(data)
+        sock = self.sock
+        try:
+            while view:
+                try:
+                    sent = sock.send(view)
+                except ssl.SSLWantReadError:
+                    # TLS wants a record read first. A mailbox that owns this socket's
+                    # loop reader reads it; then only wait to be able to write again.
+                    await self._waiter.wait(WRITE if self.reader_busy else READ, None)
+                    continue
+                except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                    await self._waiter.wait(WRITE, None)
+                    continue
+                view = view[sent:]
+        except OSError as exc:
+            raise map_os_error(exc) from exc
+        except BaseException:
+            # Cancelled (or interrupted) while waiting: keep the rest, or the peer
+            # would see a frame cut short. It goes out as the socket drains.
+            if view and not self.closed:
+                self._unsent = bytes(view)
+                self._waiter.flush_later(self._flush_unsent)
+            raise
+
+    async def recv(self, byte_count: int, timeout: float | None) -> bytes:
+        """Read up to ``byte_count`` bytes (0: whatever is there), waiting up to ``timeout``.
+
+        Returns ``b""`` when the peer closed the connection.
+        """
+        if self.closed:
+            raise TransportError("closed")
+        if self._unread is not None:
+            data = self._unread
+            self._unread = None
+            if byte_count == 0 or len(data) == byte_count:
+                return data
+            if len(data) > byte_count:
+                self._unread = data[byte_count:]
+                return data[:byte_count]
+        else:
+            data = b""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sock = self.sock
+        try:
+            while not data:
+                try:
+                    data = sock.recv(byte_count or READ_SIZE)
+                except WOULD_BLOCK as exc:
+                    writing = isinstance(exc, ssl.SSLWantWriteError)
+                    await self._waiter.wait(WRITE if writing else READ, deadline)
+                    continue
+                if not data:
+                    return b""
+            if byte_count == 0:
+                if self.tls:
+                    data = self._drain_tls(data)
+            elif len(data) < byte_count:
+                data = await self._recv_exactly(byte_count, data, deadline)
+            return data
+        except ssl.SSLZeroReturnError:
+            return b""
+        except OSError as exc:
+            raise map_os_error(exc) from exc
+
+    async def _recv_exactly(self, byte_count: int, first: bytes, deadline: float | None) -> bytes:
+        """Mint's ``recv(byte_count)`` returns exactly that many bytes (fewer at the end)."""
+        sock = self.sock
+        parts = [first]
+        got = len(first)
+        try:
+            while got < byte_count:
+                try:
+                    more = sock.recv(byte_count - got)
+                except WOULD_BLOCK as exc:
+                    writing = isinstance(exc, ssl.SSLWantWriteError)
+                    await self._waiter.wait(WRITE if writing else READ, deadline)
+                    continue
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+        except BaseException:
+            # Cancelled, timed out or failed half-way: what was read stays for the next read.
+            self._unread = b"".join(parts)
+            raise
+        return b"".join(parts)

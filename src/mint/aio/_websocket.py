@@ -1,0 +1,97 @@
+"""The ``mint.aio.websocket`` functions that write or read a connection.
+
+One source, two flavours: ``scripts/unasync.py`` generates the blocking
+``mint/websocket/_io.py`` from ``mint/aio/_websocket.py`` (edit that one). ``new``
+and the sans-IO half of ``upgrade`` are in ``mint/websocket/_api.py``;
+``encode``/``decode`` are pure (``mint/websocket/_frame.py``). Both flavours share them.
+
+Walkthrough::
+
+    conn = await mint.aio.http.connect("http", "localhost", 9000)
+    conn, ref = await mint.aio.websocket.upgrade("ws", conn, "/", [])
+    conn, responses = await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    conn, websocket = mint.aio.websocket.new(conn, ref, status, headers)
+    websocket, data = mint.aio.websocket.encode(websocket, Text("hello"))
+    conn = await mint.aio.websocket.stream_request_body(conn, ref, data)
+    conn, [Data(ref, data)] = await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    websocket, frames = mint.aio.websocket.decode(websocket, data)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mint.aio import _http
+from mint.errors import MintError
+from mint.http._conn import Conn
+from mint.http._types import Ref
+from mint.websocket._api import start_upgrade
+
+
+async def upgrade(
+    scheme: str,
+    conn: Conn,
+    path: str,
+    headers: list[tuple[str, str]],
+    *,
+    extensions: Sequence[Any] = (),
+) -> tuple[Conn, Ref]:
+    """Ask the server to upgrade to a WebSocket (Mint's ``upgrade/5``).
+
+    HTTP/1.1 sends a GET with the RFC 6455 headers and a fresh random key; HTTP/2
+    opens an extended CONNECT stream (RFC 8441, ``:protocol websocket``).
+
+    Args:
+        scheme: ``"ws"`` or ``"wss"`` (matching the connection's ``http``/``https``).
+        extensions: extension classes, ``(cls, params)``, ``(cls, params, opts)``
+            or ``Extension`` instances, offered in this order.
+
+    Raises:
+        WebSocketError: ``"extended_connect_disabled"`` when the HTTP/2 server did not
+            enable extended CONNECT; ``("invalid_extension", item)`` for a bad item.
+        HTTPError, TransportError: as :func:`mint.aio.http.request`.
+    """
+    ref = start_upgrade(scheme, conn, path, headers, extensions)
+    try:
+        await _http._flush(conn)
+    except MintError as exc:
+        exc.conn = conn
+        raise
+    return conn, ref
+
+
+async def stream(conn: Conn, message: object) -> Any:
+    """:func:`mint.aio.http.stream` that keeps working on an upgraded HTTP/1.1 connection."""
+    return await _http.stream(conn, message)
+
+
+async def recv(conn: Conn, byte_count: int, timeout: float | None) -> tuple[Conn, list[Any]]:
+    """:func:`mint.aio.http.recv` for WebSocket connections (passive mode)."""
+    return await _http.recv(conn, byte_count, timeout)
+
+
+async def stream_request_body(conn: Conn, ref: Ref, data: bytes | object) -> Conn:
+    """Send encoded frames on the WebSocket of ``ref`` (HTTP/1.1 or HTTP/2)."""
+    return await _http.stream_request_body(conn, ref, data)
+
+
+async def cancel(conn: Conn, ref: Ref) -> Conn:
+    """Abandon the HTTP/2 WebSocket of ``ref``: RST_STREAM(CANCEL) (RFC 8441, RFC 9113 8.7).
+
+    After the close handshake (our Close went out with END_STREAM, theirs arrived),
+    the server should end its side of the stream (``Done(ref)``). If it does not do
+    so in the time the caller is willing to wait, the caller cancels the stream;
+    the other streams of the connection go on::
+
+        deadline = time.monotonic() + 5.0
+        while not done and time.monotonic() < deadline:
+            conn, responses = await mint.aio.websocket.stream(conn, await mint.aio.receive(...))
+            done = Done(ref) in responses
+        if not done:
+            conn = await mint.aio.websocket.cancel(conn, ref)
+
+    On HTTP/1.1 a WebSocket owns its connection: close it with
+    :func:`mint.aio.http.close` instead (this raises ``HTTPError("unsupported_on_http1")``).
+    """
+    return await _http.cancel_request(conn, ref)

@@ -1,0 +1,59 @@
+"""``mint.aio.websocket``: ``mint.websocket`` for asyncio, function for function.
+
+``upgrade``, ``stream``, ``recv``, ``stream_request_body`` and ``cancel`` are
+coroutines; ``new``, ``encode``, ``decode``, the frames and ``WebSocket`` are the
+objects of ``mint.websocket``.
+
+Walkthrough::
+
+    conn = await mint.aio.http.connect("http", "localhost", 9000)
+    conn, ref = await mint.aio.websocket.upgrade("ws", conn, "/", [])
+    conn, [Status(status=status), Headers(headers=headers), Done()] = (
+        await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    )
+    conn, websocket = mint.aio.websocket.new(conn, ref, status, headers)
+    websocket, data = mint.aio.websocket.encode(websocket, Text("hello world"))
+    conn = await mint.aio.websocket.stream_request_body(conn, ref, data)
+    conn, [Data(data=data)] = await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    websocket, frames = mint.aio.websocket.decode(websocket, data)   # [Text("hello world")]
+
+As in Mint.WebSocket, the caller answers pings with pongs and replies to a Close.
+"""
+
+from mint.aio._websocket import cancel, recv, stream, stream_request_body, upgrade
+from mint.websocket import (
+    Binary,
+    Close,
+    Extension,
+    Frame,
+    PerMessageDeflate,
+    Ping,
+    Pong,
+    Shorthand,
+    Text,
+    WebSocket,
+    decode,
+    encode,
+    new,
+)
+
+__all__ = [
+    "Binary",
+    "Close",
+    "Extension",
+    "Frame",
+    "PerMessageDeflate",
+    "Ping",
+    "Pong",
+    "Shorthand",
+    "Text",
+    "WebSocket",
+    "cancel",
+    "decode",
+    "encode",
+    "new",
+    "recv",
+    "stream",
+    "stream_request_body",
+    "upgrade",
+]

@@ -1,0 +1,413 @@
+"""permessage-deflate (RFC 7692): whole messages compressed with DEFLATE, on RSV1.
+
+Offer it like any extension; the class alone offers the RFC's default (``client_max_window_bits``
+without a value, so the server may pick a smaller window for what the client sends)::
+
+    conn, ref = mint.websocket.upgrade("ws", conn, "/", [], extensions=[PerMessageDeflate])
+    conn, ref = mint.websocket.upgrade(
+        "ws", conn, "/", [],
+        extensions=[
+            (PerMessageDeflate, [("server_max_window_bits", 10), "server_no_context_takeover"],
+             {"level": 9}),
+            PerMessageDeflate,   # a fallback offer if the server refuses the first
+        ],
+    )
+    conn, websocket = mint.websocket.new(conn, ref, status, headers)
+    websocket.extensions   # (<PerMessageDeflate ... agreement=...>,) if the server accepted it
+    # encode() now compresses every Text/Binary message; decode() inflates those with RSV1.
+
+Parameters (RFC 7692 7.1), as ``params`` items:
+
+- ``"server_no_context_takeover"``: the server must compress each message on its own (this
+  side then inflates each with a fresh context and frees it in between).
+- ``"client_no_context_takeover"``: this side compresses each message on its own.
+- ``("server_max_window_bits", 8..15)``: the largest LZ77 window the server may use.
+- ``"client_max_window_bits"`` (no value: "the server may limit me") or
+  ``("client_max_window_bits", 8..15)``: the largest window this side uses.
+
+Options (``opts``, not negotiated): ``level`` (zlib level, -1..9, default
+``zlib.Z_DEFAULT_COMPRESSION``) and ``mem_level`` (1..9, default 8).
+
+Decisions where RFC 7692 leaves a choice:
+
+- The server's answer is checked as RFC 7692 7.1 requires (and as the websockets client
+  does): unknown or repeated parameters, values that are not 8..15 in plain decimal, a
+  ``server_no_context_takeover`` or ``server_max_window_bits`` offered but missing from the
+  answer, a window larger than offered, or ``client_max_window_bits`` answered when it was not
+  offered are refused with ``("extension_not_negotiated", "permessage-deflate", detail)``.
+- ``client_max_window_bits=8``: zlib refuses a raw 8-bit window for compression, so this side
+  compresses with 9 bits. That is safe: zlib's deflate never emits a distance above
+  ``window - 262`` (its ``MAX_DIST``), 250 bytes for a 9-bit window, which fits the peer's
+  256-byte window (zlib itself turns 8 into 9 this way; Node's ``zlib`` and ``ws`` do too).
+- ``client_no_context_takeover`` is honoured with a ``Z_FULL_FLUSH`` at the end of every
+  message, which drops the history like a fresh compressor without allocating one per message.
+- Every Text and Binary message is compressed, an empty one as the single byte ``00``
+  (RFC 7692 7.2.3.6); control frames never are (the codec only hands data messages to
+  extensions). An incoming message with RSV1 and an empty payload is read as empty.
+- Inflating is bounded by ``limit`` (``max_message_size``): zlib is asked for at most
+  ``limit + 1`` bytes, so a decompression bomb is stopped at the limit, reported inline as
+  ``"payload_too_large"`` (close code 1009), and never held whole in memory.
+- A message that ends the DEFLATE stream (a block with BFINAL set, RFC 7692 7.2.3.3) is
+  accepted; the next message starts a new stream, with this message's last window of bytes
+  as its dictionary so that context takeover keeps working.
+- zlib errors become ``("compression_error", detail)`` with close code 1007.
+
+The zlib contexts are the one mutable part of a WebSocket that negotiated this extension:
+always continue with the ``WebSocket`` that ``encode``/``decode`` returned (never encode or
+decode twice from the same value), as with any stateful extension.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mint.errors import CLOSE_INVALID_DATA, CLOSE_MESSAGE_TOO_BIG, WebSocketError
+from mint.websocket.extension import RSV1, Extension, RawMessage
+
+__all__ = ["DeflateAgreement", "PerMessageDeflate"]
+
+# RFC 7692 7.2.1: a sync flush ends with an empty stored block, 00 00 ff ff; the sender
+# removes those 4 bytes and the receiver appends them again before inflating (7.2.2).
+_TAIL = b"\x00\x00\xff\xff"
+# RFC 7692 7.1.2.1: window bits are 8..15, written as decimal without leading zeros.
+MIN_WINDOW_BITS = 8
+MAX_WINDOW_BITS = 15
+_BITS_VALUE = re.compile(r"[1-9][0-9]?")
+# Inflating works on this much input and output at a time (see _inflate).
+_CHUNK = 256 * 1024
+# zlib refuses raw 8-bit windows for deflate; 9 emits distances <= 250 (see the docstring).
+_MIN_DEFLATE_BITS = 9
+# zlib's deflateInit2 memLevel range, and its default (DEF_MEM_LEVEL).
+_MEM_LEVELS = range(1, 10)
+_DEFAULT_MEM_LEVEL = 8
+_LEVELS = range(-1, 10)
+
+_SERVER_NO_TAKEOVER = "server_no_context_takeover"
+_CLIENT_NO_TAKEOVER = "client_no_context_takeover"
+_SERVER_BITS = "server_max_window_bits"
+_CLIENT_BITS = "client_max_window_bits"
+_OPTS = frozenset({"level", "mem_level"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateAgreement:
+    """What was negotiated: the windows and context takeover of both directions.
+
+    Attributes:
+        client_max_window_bits: the window this side compresses for (8..15).
+        server_max_window_bits: the window the server compresses with, and this side
+            inflates with (8..15).
+        client_no_context_takeover: this side compresses every message on its own.
+        server_no_context_takeover: the server compresses every message on its own.
+    """
+
+    client_max_window_bits: int = MAX_WINDOW_BITS
+    server_max_window_bits: int = MAX_WINDOW_BITS
+    client_no_context_takeover: bool = False
+    server_no_context_takeover: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Offer:
+    client_bits: int | bool  # False: not offered; True: offered without a value
+    server_bits: int | None
+    client_no_takeover: bool
+    server_no_takeover: bool
+
+
+class PerMessageDeflate(Extension):
+    """The permessage-deflate extension (RFC 7692), claiming RSV1.
+
+    Args:
+        params: what to offer (see the module docstring); ``()`` offers
+            ``client_max_window_bits`` without a value.
+        opts: ``level`` (-1..9) and ``mem_level`` (1..9).
+
+    Raises:
+        WebSocketError: ``("invalid_extension", item)`` for an unknown, repeated or
+            out-of-range parameter or option.
+
+    Attributes:
+        agreement: on the instance negotiation returned, the :class:`DeflateAgreement`;
+            ``None`` on an offered instance.
+    """
+
+    name: ClassVar[str] = "permessage-deflate"
+    rsv_bits: ClassVar[int] = RSV1
+
+    agreement: DeflateAgreement | None
+
+    def __init__(
+        self,
+        params: Sequence[str | tuple[str, str | int]] = (),
+        opts: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(params, opts)
+        self._offer = _parse_offer(self.params)
+        self._level, self._mem_level = _parse_opts(self.opts)
+        self.agreement = None
+        self._deflater: Any = None  # zlib compress object (typeshed has no public name)
+        self._inflater: Any = None  # zlib decompress object; None: make one per message
+        self._flush = zlib.Z_SYNC_FLUSH
+
+    # -- the offer and the answer ------------------------------------------------------
+
+    def offer_params(self) -> list[tuple[str, str | None]]:
+        """The offered parameters: as given, or ``client_max_window_bits`` when none are."""
+        if not self.params:
+            return [(_CLIENT_BITS, None)]
+        return super().offer_params()
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> PerMessageDeflate:
+        """Check the server's answer against the offer (RFC 7692 7.1) and set up zlib.
+
+        Args:
+            params: the answered parameters, names lower-cased, values unquoted.
+
+        Returns:
+            A new, initialized instance with :attr:`agreement` set.
+
+        Raises:
+            WebSocketError: ``("extension_not_negotiated", "permessage-deflate", detail)``
+                when the answer is not a valid answer to this offer.
+        """
+        offer = self._offer
+        seen: set[str] = set()
+        server_bits: int | None = None
+        client_bits: int | None = None
+        server_no_takeover = client_no_takeover = False
+        for pname, value in params:
+            if pname in seen:
+                raise self._refuse(f"{pname} is repeated")
+            seen.add(pname)
+            if pname in (_SERVER_NO_TAKEOVER, _CLIENT_NO_TAKEOVER):
+                if value is not None:
+                    raise self._refuse(f"{pname} takes no value, got {value!r}")
+                if pname == _SERVER_NO_TAKEOVER:
+                    server_no_takeover = True
+                else:
+                    client_no_takeover = True
+            elif pname in (_SERVER_BITS, _CLIENT_BITS):
+                bits = _answered_bits(value)
+                if bits is None:
+                    raise self._refuse(f"{pname} must be 8..15, got {value!r}")
+                if pname == _SERVER_BITS:
+                    # 7.1.2.1: the same or a smaller value than offered.
+                    if offer.server_bits is not None and bits > offer.server_bits:
+                        raise self._refuse(
+                            f"{pname}={bits} exceeds the offered {offer.server_bits}"
+                        )
+                    server_bits = bits
+                else:
+                    # 7.1.2.2: only in answer to an offer of it, and not larger.
+                    if offer.client_bits is False:
+                        raise self._refuse(f"{pname} was not offered")
+                    if offer.client_bits is not True and bits > offer.client_bits:
+                        raise self._refuse(
+                            f"{pname}={bits} exceeds the offered {offer.client_bits}"
+                        )
+                    client_bits = bits
+            else:
+                raise self._refuse(f"unknown parameter {pname}")
+        # 7.1.1.1 and 7.1.2.1: a server that accepts these offers includes them.
+        if offer.server_no_takeover and not server_no_takeover:
+            raise self._refuse(f"{_SERVER_NO_TAKEOVER} was offered but not answered")
+        if offer.server_bits is not None and server_bits is None:
+            raise self._refuse(f"{_SERVER_BITS} was offered but not answered")
+        if client_bits is None:
+            # 7.1.2.2: a value in the offer limits this side even if the answer omits it.
+            offered = offer.client_bits
+            client_bits = MAX_WINDOW_BITS if isinstance(offered, bool) else offered
+        agreement = DeflateAgreement(
+            client_max_window_bits=client_bits,
+            server_max_window_bits=server_bits if server_bits is not None else MAX_WINDOW_BITS,
+            client_no_context_takeover=client_no_takeover or offer.client_no_takeover,
+            server_no_context_takeover=server_no_takeover,
+        )
+        ext = type(self)(self.params, self.opts)
+        ext.accepted_params = list(params)
+        ext._start(agreement)
+        return ext
+
+    def _refuse(self, detail: str) -> WebSocketError:
+        return WebSocketError(("extension_not_negotiated", self.name, detail))
+
+    def _start(self, agreement: DeflateAgreement) -> None:
+        self.agreement = agreement
+        wbits = max(agreement.client_max_window_bits, _MIN_DEFLATE_BITS)
+        self._deflater = zlib.compressobj(self._level, zlib.DEFLATED, -wbits, self._mem_level)
+        self._flush = (
+            zlib.Z_FULL_FLUSH if agreement.client_no_context_takeover else zlib.Z_SYNC_FLUSH
+        )
+        if not agreement.server_no_context_takeover:
+            self._inflater = zlib.decompressobj(-agreement.server_max_window_bits)
+
+    # -- traffic -----------------------------------------------------------------------
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        """Compress a whole outgoing message (RFC 7692 7.2.1) and set RSV1.
+
+        Raises:
+            WebSocketError: ``("invalid_extension", self)`` on an instance that was not
+                negotiated; ``("compression_error", detail)`` if zlib fails.
+        """
+        deflater = self._deflater
+        if deflater is None:
+            raise WebSocketError(("invalid_extension", self))
+        try:
+            data = deflater.compress(message.data) + deflater.flush(self._flush)
+        except zlib.error as exc:
+            raise WebSocketError(("compression_error", str(exc))) from exc
+        # A sync (or full) flush always ends with the empty stored block.
+        return RawMessage(message.opcode, message.rsv | RSV1, data[:-4])
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        """Inflate a whole incoming message with RSV1 (RFC 7692 7.2.2), at most ``limit`` bytes.
+
+        Raises:
+            WebSocketError: ``"payload_too_large"`` (1009) as soon as the output would
+                exceed ``limit``; ``("compression_error", detail)`` (1007) for data zlib
+                cannot inflate; ``("invalid_extension", self)`` if not negotiated.
+        """
+        if not message.rsv & RSV1:
+            return message
+        agreement = self.agreement
+        if agreement is None:
+            raise WebSocketError(("invalid_extension", self))
+        rsv = message.rsv & ~RSV1
+        if not message.data:  # lenient: nothing was compressed
+            return RawMessage(message.opcode, rsv, b"")
+        wbits = agreement.server_max_window_bits
+        inflater = self._inflater
+        if inflater is None:  # server_no_context_takeover: a fresh context per message
+            inflater = zlib.decompressobj(-wbits)
+        try:
+            data = _inflate(inflater, message.data, limit)
+            if inflater.eof and self._inflater is not None:
+                # The server ended its DEFLATE stream (BFINAL); the next message starts a
+                # new one that may still refer back to this message's bytes.
+                window = data[-(1 << wbits) :]
+                self._inflater = (
+                    zlib.decompressobj(-wbits, zdict=window)
+                    if window
+                    else zlib.decompressobj(-wbits)
+                )
+        except zlib.error as exc:
+            raise WebSocketError(
+                ("compression_error", str(exc)), close_code=CLOSE_INVALID_DATA
+            ) from exc
+        return RawMessage(message.opcode, rsv, data)
+
+    def __repr__(self) -> str:
+        shown = f" agreement={self.agreement!r}" if self.agreement is not None else ""
+        return f"<PerMessageDeflate params={self.params!r}{shown}>"
+
+
+def _inflate(inflater: Any, data: bytes, limit: int | None) -> bytes:
+    """Inflate ``data`` plus the removed tail into at most ``limit`` bytes.
+
+    Input and output go through zlib ``_CHUNK`` bytes at a time: zlib is never asked for more
+    than what is left of ``limit + 1`` (getting that many proves the message too large), so a
+    bomb costs ``limit`` plus a chunk; and ``unconsumed_tail``, which zlib copies on every
+    call, stays one input chunk long.
+    """
+    if limit is None:
+        out: bytes = inflater.decompress(data)
+        if not inflater.eof:
+            rest = inflater.decompress(_TAIL)
+            if rest:
+                out += rest
+        return out
+    budget = limit + 1
+    parts: list[bytes] = []
+    pieces: list[bytes | memoryview]
+    if len(data) <= _CHUNK:
+        pieces = [data, _TAIL]
+    else:
+        view = memoryview(data)
+        pieces = [view[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+        pieces.append(_TAIL)
+    for piece in pieces:
+        chunk: bytes | memoryview = piece
+        while not inflater.eof:
+            asked = min(budget, _CHUNK)
+            out = inflater.decompress(chunk, asked)
+            budget -= len(out)
+            if budget <= 0:
+                raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
+            if out:
+                parts.append(out)
+            chunk = inflater.unconsumed_tail
+            # A full output may leave output pending in zlib even with no input left.
+            if not chunk and len(out) < asked:
+                break
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts)
+
+
+def _answered_bits(value: str | None) -> int | None:
+    """The window bits of an answered value, or ``None`` if it is not 8..15 in decimal."""
+    if value is None or not _BITS_VALUE.fullmatch(value):
+        return None
+    bits = int(value)
+    return bits if MIN_WINDOW_BITS <= bits <= MAX_WINDOW_BITS else None
+
+
+def _offered_bits(param: object, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        bits = value
+    elif isinstance(value, str) and _BITS_VALUE.fullmatch(value):
+        bits = int(value)
+    else:
+        raise WebSocketError(("invalid_extension", param))
+    if not MIN_WINDOW_BITS <= bits <= MAX_WINDOW_BITS:
+        raise WebSocketError(("invalid_extension", param))
+    return bits
+
+
+def _parse_offer(params: list[str | tuple[str, str | int]]) -> _Offer:
+    client_bits: int | bool = not params  # the default offer: client_max_window_bits
+    server_bits: int | None = None
+    client_no_takeover = server_no_takeover = False
+    seen: set[str] = set()
+    for param in params:
+        if isinstance(param, str):
+            pname: object = param
+            has_value, value = False, None
+        elif isinstance(param, tuple) and len(param) == 2:
+            pname, value = param
+            has_value = True
+        else:
+            raise WebSocketError(("invalid_extension", param))
+        if not isinstance(pname, str) or pname in seen:
+            raise WebSocketError(("invalid_extension", param))
+        seen.add(pname)
+        if pname in (_SERVER_NO_TAKEOVER, _CLIENT_NO_TAKEOVER) and not has_value:
+            if pname == _SERVER_NO_TAKEOVER:
+                server_no_takeover = True
+            else:
+                client_no_takeover = True
+        elif pname == _SERVER_BITS and has_value:
+            server_bits = _offered_bits(param, value)
+        elif pname == _CLIENT_BITS:
+            client_bits = _offered_bits(param, value) if has_value else True
+        else:
+            raise WebSocketError(("invalid_extension", param))
+    return _Offer(client_bits, server_bits, client_no_takeover, server_no_takeover)
+
+
+def _parse_opts(opts: dict[str, Any]) -> tuple[int, int]:
+    for key in opts:
+        if key not in _OPTS:
+            raise WebSocketError(("invalid_extension", {key: opts[key]}))
+    level = opts.get("level", zlib.Z_DEFAULT_COMPRESSION)
+    mem_level = opts.get("mem_level", _DEFAULT_MEM_LEVEL)
+    for key, value, allowed in (("level", level, _LEVELS), ("mem_level", mem_level, _MEM_LEVELS)):
+        if type(value) is not int or value not in allowed:
+            raise WebSocketError(("invalid_extension", {key: value}))
+    return level, mem_level

@@ -1,0 +1,275 @@
+"""mint.aio against real servers: cancellation, timeouts, backpressure, 1,000 connections.
+
+The 1,000-connection test talks to a ``websockets`` asyncio echo server in a subprocess
+(its own process, so the client's loop is measured alone); it prints its wall time and
+the client process's peak RSS (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aio_client import Client, Flavour, connect, run
+from conftest_h2 import h2_fault  # noqa: F401 - fixture
+
+import mint
+import mint.aio
+from mint.aio._backend import WINDOW_HIGH_WATER
+from mint.http import Data, Done, Headers, Status
+from mint.websocket import Binary, Close, Text
+
+AIO = Flavour("aio")
+HOST = "127.0.0.1"
+
+
+# -- cancellation and timeouts ------------------------------------------------------------------
+def test_cancelled_recv_loses_nothing(ws_server: Any) -> None:
+    async def scenario() -> None:
+        client = await connect(AIO, ws_server, mode="passive")
+        try:
+            await client.upgrade("/echo")
+            for i in range(10):
+                waiting = asyncio.ensure_future(mint.aio.websocket.recv(client.conn, 0, None))
+                await asyncio.sleep(0)
+                await client.send(Text(f"message {i}"))
+                await asyncio.sleep(0.001 * (i % 3))  # sometimes before the echo, sometimes after
+                waiting.cancel()
+                try:
+                    client.conn, responses = await waiting
+                except asyncio.CancelledError:
+                    continue
+                for response in responses:  # the recv won the race: keep its frames
+                    client.websocket, frames = mint.websocket.decode(
+                        client.websocket, response.data
+                    )
+                    client.early += frames
+            frames = await client.frames(10)
+            assert frames == [Text(f"message {i}") for i in range(10)]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_receive_timeout_then_the_message_still_comes(ws_server: Any) -> None:
+    async def scenario() -> None:
+        client = await connect(AIO, ws_server, mode="active")
+        assert client.mailbox is not None
+        try:
+            await client.upgrade("/echo")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await client.mailbox.areceive()
+            with pytest.raises(TimeoutError):
+                await client.mailbox.areceive(timeout=0.05)
+            await client.send(Text("late"))
+            assert await client.frames() == [Text("late")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_cancelled_big_send_keeps_the_stream_whole(ws_server: Any, mode: str) -> None:
+    """A 16 MiB frame's send is cancelled half-way: the rest still goes, then the next frame."""
+
+    async def scenario() -> None:
+        client = await connect(AIO, ws_server, mode=mode)
+        try:
+            await client.upgrade("/echo")
+            big = os.urandom(16 * 2**20)
+            client.websocket, data = mint.websocket.encode(client.websocket, Binary(big))
+            sending = asyncio.ensure_future(
+                mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
+            )
+            await asyncio.sleep(0.001)
+            assert not sending.done()  # 16 MiB do not leave in a millisecond
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            await client.send(Text("after"))
+            frames = await client.frames(2, timeout=30)
+            assert frames == [Binary(big), Text("after")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+# -- backpressure -------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_body_awaits_the_peers_windows(h2_fault: Any, mode: str) -> None:  # noqa: F811
+    """Tiny windows: each ``await stream_request_body`` returns with at most the mark queued."""
+    peer = h2_fault(initial_window=65_535, window_step=16_384)
+    assert WINDOW_HIGH_WATER is not None
+
+    async def scenario() -> None:
+        client = await connect(AIO, peer, mode=mode, protocols=("http2",))
+        try:
+            http = mint.aio.http
+            client.conn, ref = await http.request(
+                client.conn, "POST", "/sink", [], mint.http.STREAM
+            )
+            chunks = [os.urandom(1 << 20) for _ in range(6)]
+            for chunk in chunks:
+                client.conn = await http.stream_request_body(client.conn, ref, chunk)
+                assert http.pending_bytes(client.conn) <= WINDOW_HIGH_WATER
+            client.conn = await http.stream_request_body(client.conn, ref, mint.http.EOF)
+            body, done = b"", False
+            while not done:
+                for response in await client.responses(timeout=30):
+                    match response:
+                        case Data(ref=r, data=data) if r == ref:
+                            body += data
+                        case Done(ref=r) if r == ref:
+                            done = True
+            payload = b"".join(chunks)
+            assert body == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode()
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+# -- 1,000 WebSockets, one loop, one mailbox ----------------------------------------------------
+ECHO_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    async with serve(echo, "127.0.0.1", 0, compression=None, backlog=4096) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+@dataclass
+class EchoServer:
+    host: str
+    port: int
+    scheme: str = "http"
+
+
+@pytest.fixture
+def echo_server_process() -> Iterator[EchoServer]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield EchoServer(HOST, port)
+    finally:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()  # the server's stdin read returns: it stops
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def _raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _open(server: EchoServer, box: mint.Mailbox, limit: asyncio.Semaphore) -> Any:
+    async with limit:
+        return await mint.aio.http.connect("http", server.host, server.port, mailbox=box)
+
+
+def test_thousand_websockets_one_loop(echo_server_process: EchoServer) -> None:
+    count = 1000
+    _raise_fd_limit(count + 256)
+
+    async def scenario() -> tuple[float, float]:
+        started = time.monotonic()
+        rss_before = _rss_mib()
+        box = mint.aio.mailbox()  # the loop's default mailbox: every connection delivers here
+        limit = asyncio.Semaphore(200)  # connects in flight (the server's accept queue)
+        conns = await asyncio.gather(
+            *(_open(echo_server_process, box, limit) for _ in range(count))
+        )
+        clients: dict[Any, Client] = {}
+        for conn in conns:
+            conn, ref = await mint.aio.websocket.upgrade("ws", conn, "/", [])
+            client = Client(AIO, conn, "active", box, ref=ref)
+            clients[mint.aio.http.get_socket(conn)] = client
+
+        # One consumer: each message goes to its connection's ``stream``.
+        upgraded: dict[Any, list[Any]] = {sock: [] for sock in clients}
+        pending = set(clients)
+        while pending:
+            message = await mint.aio.receive(timeout=30)
+            client = clients[message.socket]  # type: ignore[attr-defined]
+            client.conn, responses = await mint.aio.websocket.stream(client.conn, message)
+            upgraded[message.socket] += responses  # type: ignore[attr-defined]
+            if any(isinstance(r, Done) for r in responses):
+                pending.discard(message.socket)  # type: ignore[attr-defined]
+        for sock, client in clients.items():
+            status = next(r.status for r in upgraded[sock] if isinstance(r, Status))
+            headers = next(r.headers for r in upgraded[sock] if isinstance(r, Headers))
+            client.conn, client.websocket = mint.aio.websocket.new(
+                client.conn, client.ref, status, headers
+            )
+
+        for i, client in enumerate(clients.values()):
+            await client.send(Text(f"hello {i}"))
+        echoed: dict[Any, list[Any]] = {sock: [] for sock in clients}
+        while sum(len(frames) for frames in echoed.values()) < count:
+            message = await mint.aio.receive(timeout=30)
+            client = clients[message.socket]  # type: ignore[attr-defined]
+            client.conn, responses = await mint.aio.websocket.stream(client.conn, message)
+            for response in responses:
+                client.websocket, frames = mint.aio.websocket.decode(
+                    client.websocket, response.data
+                )
+                echoed[message.socket] += frames  # type: ignore[attr-defined]
+        assert [echoed[sock] for sock in clients] == [[Text(f"hello {i}")] for i in range(count)]
+
+        for client in clients.values():
+            await client.send(Close(1000, ""))
+            client.conn = await mint.aio.http.close(client.conn)
+        wall = time.monotonic() - started
+        return wall, _rss_mib() - rss_before
+
+    wall, rss_growth = run(scenario(), timeout=120)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"\n1,000 WebSockets on one loop: {wall:.2f} s wall, RSS +{rss_growth:.1f} MiB,"
+        f" peak RSS of the test process {peak:.1f} MiB"
+    )
+    assert wall < 60

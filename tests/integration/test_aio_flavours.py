@@ -1,0 +1,352 @@
+"""The integration scenarios, written once and run in both flavours (``sync`` and ``aio``).
+
+Against the same real peers as the sync suite: websockets (ws, wss), hypercorn (HTTP/1.1,
+h2c), Node's http2 (extended CONNECT), and scripted raw servers for the unhappy paths.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from aio_client import FLAVOURS, Client, Flavour, connect, run
+from servers.raw import frame, never_answer, upgrade_then
+
+import mint
+from mint.http import Data, Done, Status
+from mint.websocket import Binary, Close, Text
+
+MODES = ["active", "passive"]
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    return Flavour(request.param)
+
+
+# -- WebSocket over HTTP/1.1 ------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_websocket_echo(
+    flavour: Flavour, ws_server: Any, wss_server: Any, mode: str, tls: bool
+) -> None:
+    server = wss_server if tls else ws_server
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            await client.upgrade("/echo", scheme="wss" if tls else "ws")
+            await client.send(Text("hello world"))
+            assert await client.frames() == [Text("hello world")]
+            big = bytes(range(256)) * 4096  # 1 MiB: several reads, several TLS records
+            await client.send(Binary(big))
+            assert await client.frames() == [Binary(big)]
+            await client.send(Close(1000, "done"))
+            frames = await client.frames()
+            assert frames == [Close(1000, "done")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_greeting_in_the_same_read_as_the_101(flavour: Flavour, ws_server: Any, mode: str) -> None:
+    async def scenario() -> None:
+        client = await connect(flavour, ws_server, mode=mode)
+        try:
+            await client.upgrade("/greet")
+            assert await client.frames() == [Text("hello")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_seed_example_on_the_default_mailbox(ws_server: Any) -> None:
+    """The seed's example, with ``await``: the loop's default mailbox, no mailbox= anywhere."""
+
+    async def scenario() -> None:
+        conn = await mint.aio.http.connect("http", ws_server.host, ws_server.port)
+        conn, ref = await mint.aio.websocket.upgrade("ws", conn, "/echo", [])
+        responses: list[Any] = []
+        while not any(isinstance(r, Done) for r in responses):
+            conn, more = await mint.aio.websocket.stream(conn, await mint.aio.receive(5))
+            responses += more
+        status = next(r.status for r in responses if isinstance(r, Status))
+        headers = next(r.headers for r in responses if isinstance(r, mint.http.Headers))
+        conn, websocket = mint.aio.websocket.new(conn, ref, status, headers)
+        websocket, data = mint.aio.websocket.encode(websocket, Text("hello world"))
+        conn = await mint.aio.websocket.stream_request_body(conn, ref, data)
+        conn, responses = await mint.aio.websocket.stream(conn, await mint.aio.receive(5))
+        match responses:
+            case [Data(data=data)]:
+                pass
+            case _:
+                raise AssertionError(responses)
+        websocket, frames = mint.aio.websocket.decode(websocket, data)
+        assert frames == [Text("hello world")]
+        assert mint.aio.mailbox() is not mint.mailbox()
+        await mint.aio.http.close(conn)
+
+    run(scenario())
+
+
+# -- WebSocket over HTTP/2 ----------------------------------------------------------------------
+async def _h2_websockets(flavour: Flavour, peer: Any, mode: str, count: int) -> None:
+    """``count`` WebSockets and a GET multiplexed on one HTTP/2 connection."""
+    client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+    try:
+        assert flavour.http.protocol(client.conn) == "http2"
+        sockets = []
+        for _ in range(count):
+            sub = Client(flavour, client.conn, mode, client.mailbox)
+            await sub.upgrade("/echo")
+            client.conn = sub.conn
+            sockets.append(sub)
+        for i, sub in enumerate(sockets):
+            sub.conn = client.conn
+            await sub.send(Text(f"message {i}"))
+            client.conn = sub.conn
+        client.conn, get = await flavour.http.request(client.conn, "GET", "/", [])
+        got: dict[Any, list[Any]] = {sub.ref: [] for sub in sockets}
+        websockets = {sub.ref: sub for sub in sockets}
+        body, done = b"", False
+        while not done or any(not frames for frames in got.values()):
+            for response in await client.responses():
+                match response:
+                    case Data(ref=ref, data=data) if ref in websockets:
+                        sub = websockets[ref]
+                        sub.websocket, frames = flavour.websocket.decode(sub.websocket, data)
+                        got[ref] += frames
+                    case Data(ref=ref, data=data) if ref == get:
+                        body += data
+                    case Done(ref=ref) if ref == get:
+                        done = True
+        assert body == b"hello"
+        assert [got[sub.ref] for sub in sockets] == [[Text(f"message {i}")] for i in range(count)]
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_http2_websockets_hypercorn(flavour: Flavour, hypercorn_h2c: Any, mode: str) -> None:
+    run(_h2_websockets(flavour, hypercorn_h2c, mode, 3))
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("mode", MODES)
+def test_http2_websockets_node(flavour: Flavour, node_h2c: Any, mode: str) -> None:
+    run(_h2_websockets(flavour, node_h2c, mode, 3))
+
+
+@pytest.mark.node
+def test_http2_websocket_node_tls(flavour: Flavour, node_h2_tls: Any) -> None:
+    run(_h2_websockets(flavour, node_h2_tls, "active", 2))
+
+
+@pytest.mark.node
+def test_http2_ping(flavour: Flavour, node_h2c: Any) -> None:
+    async def scenario() -> None:
+        client = await connect(flavour, node_h2c, mode="passive", protocols=("http2",))
+        try:
+            client.conn, ref = await flavour.http.ping(client.conn)
+            responses: list[Any] = []
+            while mint.http.Pong(ref) not in responses:
+                responses += await client.responses()
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_pipelined_requests(flavour: Flavour, hypercorn_h1: Any, mode: str) -> None:
+    async def scenario() -> None:
+        client = await connect(flavour, hypercorn_h1, mode=mode)
+        try:
+            refs = []
+            for i in range(5):
+                client.conn, ref = await flavour.http.request(
+                    client.conn, "POST", "/echo-body", [], b"%d" % i
+                )
+                refs.append(ref)
+            bodies = {ref: b"" for ref in refs}
+            done: list[Any] = []
+            while len(done) < len(refs):
+                for response in await client.responses():
+                    match response:
+                        case Data(ref=ref, data=data):
+                            bodies[ref] += data
+                        case Done(ref=ref):
+                            done.append(ref)
+            assert done == refs  # in order
+            assert [bodies[ref] for ref in refs] == [b"%d" % i for i in range(5)]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_http2_streamed_request_body(flavour: Flavour, hypercorn_h2c: Any, mode: str) -> None:
+    async def scenario() -> None:
+        client = await connect(flavour, hypercorn_h2c, mode=mode, protocols=("http2",))
+        try:
+            http = flavour.http
+            client.conn, ref = await http.request(
+                client.conn, "POST", "/echo-body", [], mint.http.STREAM
+            )
+            chunk = b"x" * 100_000
+            for _ in range(3):
+                client.conn = await http.stream_request_body(client.conn, ref, chunk)
+            client.conn = await http.stream_request_body(client.conn, ref, mint.http.EOF)
+            body, done = b"", False
+            while not done:
+                for response in await client.responses():
+                    match response:
+                        case Data(data=data):
+                            body += data
+                        case Done():
+                            done = True
+            assert body == chunk * 3
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+# -- unhappy paths ------------------------------------------------------------------------------
+def test_refused_port(flavour: Flavour, refused_port: int) -> None:
+    async def scenario() -> None:
+        with pytest.raises(mint.TransportError) as info:
+            await flavour.http.connect("http", "127.0.0.1", refused_port)
+        assert info.value.reason == "econnrefused"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("which", ["other", "wrong_host"])
+def test_bad_certificate_is_a_tls_alert(
+    flavour: Flavour, raw_server: Any, tls_ca: Any, which: str
+) -> None:
+    server = raw_server(never_answer, tls=which)
+
+    async def scenario() -> None:
+        with pytest.raises(mint.TransportError) as info:
+            await flavour.http.connect(
+                "https", "localhost", server.port, transport_opts={"cafile": tls_ca.cafile}
+            )
+        assert info.value.reason[0] == "tls_alert"
+
+    run(scenario())
+
+
+def test_connect_timeout(flavour: Flavour) -> None:
+    """A TCP handshake nobody completes: a listener whose backlog is full."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):  # fill the accept queue: further SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            fillers.append(filler)
+            try:
+                filler.connect(listener.getsockname())
+            except BlockingIOError:
+                pass
+
+        async def scenario() -> None:
+            with pytest.raises(mint.TransportError) as info:
+                conn = await flavour.http.connect(
+                    "http", "127.0.0.1", listener.getsockname()[1], transport_opts={"timeout": 0.3}
+                )
+                await flavour.http.close(conn)  # the backlog had room after all
+                pytest.skip("the kernel accepted past the backlog")
+            assert info.value.reason == "timeout"
+
+        run(scenario())
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_tls_handshake_timeout(flavour: Flavour, raw_server: Any) -> None:
+    """A server that accepts TCP but never speaks TLS: the handshake times out."""
+    server = raw_server(never_answer)
+
+    async def scenario() -> None:
+        with pytest.raises(mint.TransportError) as info:
+            await flavour.http.connect(
+                "https", "127.0.0.1", server.port, transport_opts={"timeout": 0.3}
+            )
+        assert info.value.reason == "timeout"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_peer_vanishes_mid_frame(flavour: Flavour, raw_server: Any, mode: str) -> None:
+    whole = frame(0x1, b"complete")
+    truncated = frame(0x2, b"x" * 1000)[:300]
+    server = raw_server(upgrade_then(whole + truncated, then_close=True))
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            await client.upgrade("/")
+            frames: list[Any] = list(client.early)
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    for response in await client.responses():
+                        if isinstance(response, Data):
+                            client.websocket, more = flavour.websocket.decode(
+                                client.websocket, response.data
+                            )
+                            frames += more
+            assert info.value.reason == "closed"
+            assert frames == [Text("complete")]
+            assert not flavour.http.is_open(client.conn)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_passive_recv_times_out(flavour: Flavour, raw_server: Any) -> None:
+    server = raw_server(never_answer)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="passive")
+        try:
+            client.conn, client.ref = await flavour.websocket.upgrade("ws", client.conn, "/", [])
+            with pytest.raises(mint.TransportError) as info:
+                await flavour.websocket.recv(client.conn, 0, 0.2)
+            assert info.value.reason == "timeout"
+            assert info.value.conn is client.conn
+            assert flavour.http.is_open(client.conn)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_active_receive_times_out(flavour: Flavour, raw_server: Any) -> None:
+    server = raw_server(never_answer)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="active")
+        try:
+            client.conn, client.ref = await flavour.websocket.upgrade("ws", client.conn, "/", [])
+            assert client.mailbox is not None
+            with pytest.raises(TimeoutError):
+                await flavour.receive(client.mailbox, 0.2)
+        finally:
+            await client.close()
+
+    run(scenario())

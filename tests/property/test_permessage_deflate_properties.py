@@ -1,0 +1,330 @@
+"""Property tests of permessage-deflate (hypothesis), with a differential test.
+
+- for every offer and every valid answer to it (RFC 7692 7.1), our client and a server
+  built from plain zlib with the negotiated parameters talk: client messages compressed by
+  ``encode`` inflate on the server (fresh context per message when the client promised no
+  context takeover), server messages, compressed with or without context takeover and split
+  over continuation frames (RSV1 on the first only), come out of ``decode`` whole, however
+  the byte stream is cut;
+- our negotiation accepts exactly the answers websockets' client accepts, with the same
+  result (websockets refuses a client window of 8, which we take as 9);
+- inflating stops exactly at ``max_message_size``, also around the 256 KiB chunk edges.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import NegotiationError
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.headers import parse_extension
+
+from mint.errors import WebSocketError
+from mint.websocket._frame import _mask_py, decode, encode, new_websocket
+from mint.websocket._frames import Binary, Ping, Text
+from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
+from mint.websocket.extension import RSV1
+from mint.websocket.permessage_deflate import _CHUNK, DeflateAgreement, PerMessageDeflate
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+TAIL = b"\x00\x00\xff\xff"
+BITS = st.integers(8, 15)
+
+
+def srv(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> bytes:
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes([b0, n]) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", b0, 126, n) + payload
+    return struct.pack("!BBQ", b0, 127, n) + payload
+
+
+def unmask(data: bytes) -> tuple[int, bytes]:
+    n = data[1] & 0x7F
+    pos = 2 if n < 126 else 4 if n == 126 else 10
+    return data[0], _mask_py(data[pos + 4 :], data[pos : pos + 4])
+
+
+# ------------------------------------------------------------------ offers and answers
+
+
+@dataclass(frozen=True)
+class Offer:
+    client_bits: int | bool | None  # None: not offered, True: without a value
+    server_bits: int | None
+    client_no_takeover: bool
+    server_no_takeover: bool
+
+    def params(self) -> list[str | tuple[str, int]]:
+        params: list[str | tuple[str, int]] = []
+        if self.client_bits is True:
+            params.append("client_max_window_bits")
+        elif self.client_bits is not None:
+            params.append(("client_max_window_bits", int(self.client_bits)))
+        if self.server_bits is not None:
+            params.append(("server_max_window_bits", self.server_bits))
+        if self.client_no_takeover:
+            params.append("client_no_context_takeover")
+        if self.server_no_takeover:
+            params.append("server_no_context_takeover")
+        return params
+
+
+def effective(offer: Offer) -> Offer:
+    """No params at all offers the RFC default, client_max_window_bits without a value."""
+    return offer if offer.params() else Offer(True, None, False, False)
+
+
+offers = st.builds(
+    Offer,
+    st.one_of(st.none(), st.just(True), BITS),
+    st.one_of(st.none(), BITS),
+    st.booleans(),
+    st.booleans(),
+).map(effective)
+
+
+@st.composite
+def valid_answer(draw: Any, offer: Offer) -> list[tuple[str, str | None]]:
+    """Any answer RFC 7692 7.1 allows to ``offer``, in any order."""
+    answer: list[tuple[str, str | None]] = []
+    if offer.server_no_takeover or draw(st.booleans()):
+        answer.append(("server_no_context_takeover", None))
+    if draw(st.booleans()):
+        answer.append(("client_no_context_takeover", None))
+    if offer.server_bits is not None:
+        answer.append(("server_max_window_bits", str(draw(st.integers(8, offer.server_bits)))))
+    elif draw(st.booleans()):
+        answer.append(("server_max_window_bits", str(draw(BITS))))
+    if offer.client_bits is not None and draw(st.booleans()):
+        top = 15 if offer.client_bits is True else int(offer.client_bits)
+        answer.append(("client_max_window_bits", str(draw(st.integers(8, top)))))
+    return draw(st.permutations(answer))
+
+
+def expected_agreement(offer: Offer, answer: list[tuple[str, str | None]]) -> DeflateAgreement:
+    got = dict(answer)
+    client_bits = got.get("client_max_window_bits")
+    server_bits = got.get("server_max_window_bits")
+    offered_client = offer.client_bits if type(offer.client_bits) is int else 15
+    return DeflateAgreement(
+        client_max_window_bits=int(client_bits) if client_bits else offered_client,
+        server_max_window_bits=int(server_bits) if server_bits else 15,
+        client_no_context_takeover=offer.client_no_takeover or "client_no_context_takeover" in got,
+        server_no_context_takeover="server_no_context_takeover" in got,
+    )
+
+
+def render(answer: list[tuple[str, str | None]]) -> str:
+    parts = ["permessage-deflate"]
+    parts += [name if value is None else f"{name}={value}" for name, value in answer]
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------ the server, from zlib
+
+
+class Server:
+    def __init__(self, agreement: DeflateAgreement, server_level: int) -> None:
+        self.agreement = agreement
+        self.level = server_level
+        self.inflater = zlib.decompressobj(-agreement.client_max_window_bits)
+        self.deflater = self.new_deflater()
+
+    def new_deflater(self) -> Any:
+        # A real server may compress with any window up to the negotiated one.
+        bits = max(self.agreement.server_max_window_bits, 9)
+        return zlib.compressobj(self.level, zlib.DEFLATED, -bits)
+
+    def compress(self, data: bytes) -> bytes:
+        if self.agreement.server_no_context_takeover:
+            self.deflater = self.new_deflater()
+        out = self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(TAIL)
+        return bytes(out[:-4])
+
+    def inflate(self, data: bytes) -> bytes:
+        if self.agreement.client_no_context_takeover:
+            # The client promised: each message must inflate on its own.
+            self.inflater = zlib.decompressobj(-self.agreement.client_max_window_bits)
+        return bytes(self.inflater.decompress(data + TAIL))
+
+
+# Messages that compress (repeated words, so that back-references and context takeover
+# matter) and some that do not.
+WORDS = ["mint", "websocket", "deflate", "héllo", "window", "context", " ", "\n", "✓"]
+texts = st.lists(st.sampled_from(WORDS), max_size=400).map("".join)
+payloads = st.one_of(
+    texts.map(Text),
+    texts.map(lambda t: Binary(t.encode() * 3)),
+    st.binary(max_size=600).map(Binary),
+)
+
+
+@st.composite
+def steps(draw: Any) -> list[tuple[str, Any, Any]]:
+    """A conversation: ("send", frame, None) or ("recv", frame, (compressed?, cuts, ping?))."""
+    out = []
+    for _ in range(draw(st.integers(1, 12))):
+        frame = draw(payloads)
+        if draw(st.booleans()):
+            out.append(("send", frame, None))
+        else:
+            compressed = draw(st.integers(0, 4)) > 0
+            cuts = draw(st.lists(st.integers(0, 10_000), max_size=3))
+            out.append(("recv", frame, (compressed, cuts, draw(st.booleans()))))
+    return out
+
+
+def raw(frame: Any) -> bytes:
+    return frame.data.encode() if isinstance(frame, Text) else bytes(frame.data)
+
+
+@SETTINGS
+@given(data=st.data(), offer=offers, level=st.integers(-1, 9), server_level=st.integers(0, 9))
+def test_conversation_with_a_zlib_server(
+    data: st.DataObject, offer: Offer, level: int, server_level: int
+) -> None:
+    answer = data.draw(valid_answer(offer), label="answer")
+    offered = normalize_extensions([(PerMessageDeflate, offer.params(), {"level": level})])
+    [ext] = negotiate_extensions(offered, [("sec-websocket-extensions", render(answer))])
+    assert isinstance(ext, PerMessageDeflate)
+    agreement = expected_agreement(offer, answer)
+    assert ext.agreement == agreement
+    server = Server(agreement, server_level)
+    ws = new_websocket(extensions=[ext])
+
+    wire = bytearray()
+    expected: list[Any] = []
+    for kind, frame, how in data.draw(steps(), label="steps"):
+        if kind == "send":
+            ws, sent = encode(ws, frame)
+            b0, payload = unmask(sent)
+            assert b0 & 0x70 == RSV1
+            assert server.inflate(payload) == raw(frame)
+            continue
+        compressed, cuts, ping = how
+        opcode = 1 if isinstance(frame, Text) else 2
+        payload = server.compress(raw(frame)) if compressed else raw(frame)
+        edges = sorted({c % (len(payload) + 1) for c in cuts})
+        pieces = [payload[a:b] for a, b in zip([0, *edges], [*edges, len(payload)], strict=True)]
+        for i, piece in enumerate(pieces):
+            first, last = i == 0, i == len(pieces) - 1
+            rsv = RSV1 if first and compressed else 0
+            wire += srv(opcode if first else 0, piece, fin=last, rsv=rsv)
+            if ping and first and not last:
+                wire += srv(0x9, b"p")
+                expected.append(Ping(b"p"))
+        expected.append(frame)
+
+    # The server's bytes, cut anywhere.
+    splits = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6), label="splits"))
+    got: list[Any] = []
+    for a, b in zip([0, *splits], [*splits, len(wire)], strict=True):
+        ws, frames = decode(ws, bytes(wire[a:b]))
+        got += frames
+    assert got == expected
+
+
+# ------------------------------------------------------------------ differential negotiation
+
+answer_params = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "server_no_context_takeover",
+                "client_no_context_takeover",
+                "server_max_window_bits",
+                "client_max_window_bits",
+                "x_unknown",
+            ]
+        ),
+        st.one_of(st.none(), st.sampled_from([*map(str, range(7, 17)), "09", "x", "1 0"])),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(offer=offers, answer=st.one_of(answer_params, st.data()))
+def test_negotiation_agrees_with_websockets(offer: Offer, answer: Any) -> None:
+    # websockets cannot offer a client window of 8 (zlib's limit; we compress with 9).
+    assume(offer.client_bits != 8)
+    if isinstance(answer, st.DataObject):
+        answer = answer.draw(valid_answer(offer))
+    factory = ClientPerMessageDeflateFactory(
+        server_no_context_takeover=offer.server_no_takeover,
+        client_no_context_takeover=offer.client_no_takeover,
+        server_max_window_bits=offer.server_bits,
+        client_max_window_bits=offer.client_bits,  # type: ignore[arg-type]
+    )
+    ours = PerMessageDeflate(offer.params())
+    # The offers are the same, as websockets parses ours.
+    [(name, params)] = parse_extension(offer_header([ours]) or "")
+    assert name == "permessage-deflate"
+    assert sorted(params) == sorted(factory.get_request_params())
+
+    try:
+        theirs: Any = factory.process_response_params(answer, [])
+    except NegotiationError as exc:
+        theirs = exc
+    try:
+        mine: Any = ours.negotiate(answer)
+    except WebSocketError as exc:
+        mine = exc
+    if isinstance(theirs, NegotiationError) and "= 8, use 9" in str(theirs):
+        assert isinstance(mine, PerMessageDeflate)
+        assert mine.agreement is not None and mine.agreement.client_max_window_bits == 8
+        return
+    assert isinstance(mine, WebSocketError) == isinstance(theirs, Exception), (mine, theirs)
+    if isinstance(mine, PerMessageDeflate):
+        assert mine.agreement == DeflateAgreement(
+            client_max_window_bits=theirs.local_max_window_bits,
+            server_max_window_bits=theirs.remote_max_window_bits,
+            client_no_context_takeover=theirs.local_no_context_takeover,
+            server_no_context_takeover=theirs.remote_no_context_takeover,
+        )
+    else:
+        assert mine.reason[:2] == ("extension_not_negotiated", "permessage-deflate")
+
+
+# ------------------------------------------------------------------ the limit
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chunks=st.integers(0, 4),
+    delta=st.integers(-3, 3),
+    slack=st.integers(-3, 3),
+    pattern=st.binary(min_size=1, max_size=64),
+    takeover=st.booleans(),
+)
+def test_limit_is_exact_around_chunk_edges(
+    chunks: int, delta: int, slack: int, pattern: bytes, takeover: bool
+) -> None:
+    size = max(0, chunks * _CHUNK + delta)
+    limit = max(0, size + slack)
+    message = (pattern * (size // len(pattern) + 1))[:size]
+    server = Server(DeflateAgreement(), 6)
+    ws = new_websocket(extensions=[PerMessageDeflate().negotiate([])], max_message_size=limit)
+    if takeover:  # a first message, so that the second may refer back to it
+        first = server.compress(message[:limit])
+        if len(first) <= limit:
+            ws, frames = decode(ws, srv(0x2, first, rsv=RSV1))
+            assert frames == [Binary(message[:limit])]
+        else:
+            server = Server(DeflateAgreement(), 6)
+    payload = server.compress(message)
+    ws, frames = decode(ws, srv(0x2, payload, rsv=RSV1))
+    # max_message_size bounds the compressed bytes on the wire too.
+    if size <= limit and len(payload) <= limit:
+        assert frames == [Binary(message)]
+    else:
+        assert frames == [WebSocketError("payload_too_large")]

@@ -1,0 +1,313 @@
+"""mint.aio: the same API as coroutines, the loop-fed mailbox, cancellation that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import mint
+import mint.aio
+from mint.aio._transport import AsyncTransport
+from mint.mailbox import Mailbox, SocketClosed, SocketData
+
+mailbox_module = importlib.import_module("mint.mailbox")  # ``mint.mailbox`` is the function
+
+HTTP_COROUTINES = {
+    "connect",
+    "request",
+    "stream_request_body",
+    "stream",
+    "recv",
+    "close",
+    "ping",
+    "cancel_request",
+}
+WEBSOCKET_COROUTINES = {"upgrade", "stream", "recv", "stream_request_body", "cancel"}
+
+
+# -- the API ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("aio", "sync", "coroutines"),
+    [
+        (mint.aio.http, mint.http, HTTP_COROUTINES),
+        (mint.aio.websocket, mint.websocket, WEBSOCKET_COROUTINES),
+    ],
+    ids=["http", "websocket"],
+)
+def test_same_names_coroutines_where_they_wait_same_objects_elsewhere(
+    aio: object, sync: object, coroutines: set[str]
+) -> None:
+    assert set(aio.__all__) == set(sync.__all__)  # type: ignore[attr-defined]
+    for name in sync.__all__:  # type: ignore[attr-defined]
+        ours, theirs = getattr(aio, name), getattr(sync, name)
+        if name == "set_mode":  # plain in both; the default mailbox is the flavour's
+            assert not inspect.iscoroutinefunction(ours)
+        elif name in coroutines:
+            assert inspect.iscoroutinefunction(ours), name
+            assert not inspect.iscoroutinefunction(theirs), name
+            assert inspect.signature(ours) == inspect.signature(theirs), name
+        else:
+            assert ours is theirs, name
+
+
+def test_pure_functions_and_values_are_the_sync_ones() -> None:
+    assert mint.aio.websocket.encode is mint.websocket.encode
+    assert mint.aio.websocket.decode is mint.websocket.decode
+    assert mint.aio.websocket.new is mint.websocket.new
+    assert mint.aio.websocket.WebSocket is mint.websocket.WebSocket
+    assert mint.aio.http.Conn is mint.http.Conn
+    assert mint.aio.http.UNKNOWN is mint.UNKNOWN
+    assert mint.aio.http.Status is mint.http.Status
+    assert mint.aio.http.set_mode is not mint.http.set_mode  # the default mailbox differs
+    assert not inspect.iscoroutinefunction(mint.aio.http.set_mode)
+
+
+def test_the_loops_mailbox_is_not_the_threads() -> None:
+    async def main() -> tuple[Mailbox, Mailbox]:
+        return mint.aio.mailbox(), mint.aio.mailbox()
+
+    first, again = asyncio.run(main())
+    assert first is again
+    assert first is not mint.mailbox()
+    second, _ = asyncio.run(main())
+    assert second is not first  # one per loop
+    with pytest.raises(RuntimeError):
+        mint.aio.mailbox()  # no running loop
+
+
+# -- the loop-fed mailbox ----------------------------------------------------------------------
+@pytest.fixture
+def pair() -> Iterator[tuple[AsyncTransport, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    transport = AsyncTransport(ours, tls=False)
+    yield transport, theirs
+    transport.close()
+    theirs.close()
+
+
+@pytest.fixture
+def box() -> Iterator[Mailbox]:
+    mailbox = Mailbox()
+    yield mailbox
+    mailbox.close()
+
+
+def test_areceive_times_out_and_then_delivers(
+    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+) -> None:
+    transport, peer = pair
+
+    async def main() -> object:
+        box.register(transport)
+        with pytest.raises(TimeoutError):
+            await box.areceive(timeout=0.05)
+        with pytest.raises(TimeoutError):
+            await box.areceive(timeout=0)
+        peer.sendall(b"late")
+        return await box.areceive(timeout=2)
+
+    message = asyncio.run(main())
+    assert isinstance(message, SocketData) and message.data == b"late"
+
+
+def test_areceive_is_woken_by_a_post_from_another_thread(box: Mailbox) -> None:
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.ensure_future(box.areceive(timeout=5))
+        await asyncio.sleep(0)
+        await loop.run_in_executor(None, box.send, "from a thread")
+        return await waiting
+
+    assert asyncio.run(main()) == "from a thread"
+
+
+def test_cancelled_areceive_loses_no_socket_input(
+    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+) -> None:
+    transport, peer = pair
+
+    async def main() -> list[bytes]:
+        box.register(transport)
+        got: list[bytes] = []
+        for i in range(20):
+            waiting = asyncio.ensure_future(box.areceive())
+            await asyncio.sleep(0)
+            peer.sendall(b"%d;" % i)
+            await asyncio.sleep(0)  # the reader may queue the data; then we cancel anyway
+            waiting.cancel()
+            try:
+                message = await waiting
+            except asyncio.CancelledError:
+                continue
+            assert isinstance(message, SocketData)
+            got.append(message.data)
+        while True:
+            try:
+                message = await box.areceive(timeout=0.1)
+            except TimeoutError:
+                return got
+            assert isinstance(message, SocketData)
+            got.append(message.data)
+
+    got = asyncio.run(main())
+    assert b"".join(got) == b"".join(b"%d;" % i for i in range(20))
+
+
+def test_many_tasks_one_mailbox_each_message_once(box: Mailbox) -> None:
+    async def main() -> list[object]:
+        tasks = [asyncio.ensure_future(box.areceive(timeout=2)) for _ in range(3)]
+        await asyncio.sleep(0)
+        for i in range(3):
+            box.send(i)
+        return list(await asyncio.gather(*tasks))
+
+    assert sorted(asyncio.run(main())) == [0, 1, 2]  # type: ignore[type-var]
+
+
+def test_end_of_stream_and_readers_removed(
+    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+) -> None:
+    transport, peer = pair
+
+    async def main() -> list[object]:
+        box.register(transport)
+        peer.sendall(b"bye")
+        peer.shutdown(socket.SHUT_WR)
+        messages = [await box.areceive(timeout=2)]
+        while not isinstance(messages[-1], SocketClosed):
+            messages.append(await box.areceive(timeout=2))
+        assert not transport.reader_busy
+        assert not box.owns(transport)
+        return messages
+
+    messages = asyncio.run(main())
+    assert b"".join(m.data for m in messages if isinstance(m, SocketData)) == b"bye"
+
+
+def test_readers_pause_when_the_consumer_falls_behind(
+    box: Mailbox, pair: tuple[AsyncTransport, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport, peer = pair
+    monkeypatch.setattr(mailbox_module, "ASYNC_HIGH_WATER", 1000)
+    peer.setblocking(False)
+
+    async def main() -> bytes:
+        box.register(transport)
+        with pytest.raises(TimeoutError):
+            await box.areceive(timeout=0.01)  # binds the loop
+        peer.sendall(b"x" * 3000)
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            peer.send(b"y" * 100)
+            if not transport.reader_busy:
+                break
+        assert not transport.reader_busy  # paused: the kernel holds the rest
+        got = b""
+        while True:
+            try:
+                message = await box.areceive(timeout=0.2)
+            except TimeoutError:
+                return got
+            assert isinstance(message, SocketData)
+            got += message.data
+
+    got = asyncio.run(main())
+    assert got.startswith(b"x" * 3000) and set(got[3000:]) == {ord("y")}
+
+
+# -- the transport: cancellation keeps bytes --------------------------------------------------
+def test_cancelled_send_keeps_its_rest_and_it_goes_first(
+    pair: tuple[AsyncTransport, socket.socket],
+) -> None:
+    transport, peer = pair
+    payload = bytes(range(256)) * 40_000  # 10 MB: far beyond the socket buffers
+    received = bytearray()
+    reader = threading.Thread(target=_read_all, args=(peer, received, len(payload) + 13))
+
+    async def main() -> None:
+        sending = asyncio.ensure_future(transport.send(payload))
+        await asyncio.sleep(0.01)
+        assert not sending.done()  # the peer reads nothing yet: the send waits
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        assert transport._unsent
+        reader.start()
+        await transport.send(b"and then this")
+
+    asyncio.run(main())
+    reader.join(10)
+    assert bytes(received) == payload + b"and then this"
+
+
+def _read_all(sock: socket.socket, into: bytearray, count: int) -> None:
+    sock.settimeout(10)
+    while len(into) < count:
+        data = sock.recv(1 << 20)
+        if not data:
+            return
+        into += data
+
+
+def test_background_flush_after_a_cancelled_send(
+    pair: tuple[AsyncTransport, socket.socket],
+) -> None:
+    """The caller never writes again: the loop still finishes the interrupted bytes."""
+    transport, peer = pair
+    payload = b"z" * 5_000_000
+    received = bytearray()
+    reader = threading.Thread(target=_read_all, args=(peer, received, len(payload)))
+
+    async def main() -> None:
+        sending = asyncio.ensure_future(transport.send(payload))
+        await asyncio.sleep(0.01)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        reader.start()
+        for _ in range(500):
+            if not transport._unsent:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    reader.join(10)
+    assert bytes(received) == payload
+
+
+def test_cancelled_exact_recv_keeps_what_it_read(
+    pair: tuple[AsyncTransport, socket.socket],
+) -> None:
+    transport, peer = pair
+
+    async def main() -> tuple[bytes, bytes]:
+        receiving = asyncio.ensure_future(transport.recv(10, None))
+        peer.sendall(b"12345")
+        await asyncio.sleep(0.02)
+        receiving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receiving
+        peer.sendall(b"67890abc")
+        first = await transport.recv(10, 1)
+        second = await transport.recv(0, 1)
+        return first, second
+
+    assert asyncio.run(main()) == (b"1234567890", b"abc")
+
+
+def test_recv_timeout_is_a_transport_error(pair: tuple[AsyncTransport, socket.socket]) -> None:
+    transport, _ = pair
+
+    async def main() -> None:
+        with pytest.raises(mint.TransportError) as info:
+            await transport.recv(0, 0.05)
+        assert info.value.reason == "timeout"
+
+    asyncio.run(main())

@@ -1,0 +1,705 @@
+"""Unit tests of permessage-deflate (RFC 7692): mint.websocket.permessage_deflate.
+
+The server side is played by zlib directly: a raw deflater whose output loses its trailing
+``00 00 ff ff`` (RFC 7692 7.2.1) and a raw inflater that gets it back (7.2.2).
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import pytest
+
+import mint.websocket
+from mint.errors import _MESSAGES, WebSocketError, reason_tag
+from mint.websocket._frame import WebSocket, _mask_py, decode, encode, new_websocket
+from mint.websocket._frames import Binary, Close, Ping, Pong, Text
+from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
+from mint.websocket.extension import RSV1, RSV2, RawMessage
+from mint.websocket.permessage_deflate import DeflateAgreement, PerMessageDeflate
+
+TAIL = b"\x00\x00\xff\xff"
+NAME = "permessage-deflate"
+
+
+# ------------------------------------------------------------------ helpers: the server side
+
+
+def srv(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0) -> bytes:
+    """An unmasked server frame."""
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes([b0, n]) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", b0, 126, n) + payload
+    return struct.pack("!BBQ", b0, 127, n) + payload
+
+
+def unmask(data: bytes) -> tuple[int, bytes]:
+    """The first header byte and the unmasked payload of one client frame."""
+    n = data[1] & 0x7F
+    pos = 2 if n < 126 else 4 if n == 126 else 10
+    key = data[pos : pos + 4]
+    return data[0], _mask_py(data[pos + 4 :], key)
+
+
+class Server:
+    """A server's deflate state for one connection, from plain zlib."""
+
+    def __init__(self, agreement: DeflateAgreement) -> None:
+        self.agreement = agreement
+        self.inflater = zlib.decompressobj(-agreement.client_max_window_bits)
+        self.deflater = self._new_deflater()
+
+    def _new_deflater(self) -> object:
+        bits = max(self.agreement.server_max_window_bits, 9)
+        return zlib.compressobj(6, zlib.DEFLATED, -bits)
+
+    def compress(self, data: bytes) -> bytes:
+        if self.agreement.server_no_context_takeover:
+            self.deflater = self._new_deflater()
+        out = self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[attr-defined]
+        assert out.endswith(TAIL)
+        return out[:-4]
+
+    def inflate(self, data: bytes) -> bytes:
+        if self.agreement.client_no_context_takeover:
+            self.inflater = zlib.decompressobj(-self.agreement.client_max_window_bits)
+        return self.inflater.decompress(data + TAIL)
+
+
+def negotiated(
+    params: list[object] | None = None, answer: str = "", **opts: int
+) -> PerMessageDeflate:
+    offered = PerMessageDeflate(params or [], opts or None)  # type: ignore[arg-type]
+    header = NAME + (f"; {answer}" if answer else "")
+    [ext] = negotiate_extensions([offered], [("sec-websocket-extensions", header)])
+    assert isinstance(ext, PerMessageDeflate)
+    return ext
+
+
+def websocket(ext: PerMessageDeflate, **limits: int | None) -> WebSocket:
+    return new_websocket(
+        extensions=[ext], random_bytes=lambda n: bytes(range(256)) * (n // 256 + 1), **limits
+    )  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ the offer
+
+
+def test_is_exported_and_claims_rsv1() -> None:
+    assert mint.websocket.PerMessageDeflate is PerMessageDeflate
+    assert PerMessageDeflate.name == NAME
+    assert PerMessageDeflate.rsv_bits == RSV1
+
+
+OFFERS: list[tuple[str, object, str]] = [
+    ("class: the RFC default", PerMessageDeflate, "permessage-deflate; client_max_window_bits"),
+    ("empty params", (PerMessageDeflate, []), "permessage-deflate; client_max_window_bits"),
+    (
+        "all four",
+        (
+            PerMessageDeflate,
+            [
+                ("client_max_window_bits", 10),
+                ("server_max_window_bits", "12"),
+                "client_no_context_takeover",
+                "server_no_context_takeover",
+            ],
+        ),
+        "permessage-deflate; client_max_window_bits=10; server_max_window_bits=12;"
+        " client_no_context_takeover; server_no_context_takeover",
+    ),
+    (
+        "only what is given",
+        (PerMessageDeflate, ["server_no_context_takeover"], {"level": 9}),
+        "permessage-deflate; server_no_context_takeover",
+    ),
+    (
+        "instance",
+        PerMessageDeflate(["client_max_window_bits"], {"mem_level": 9}),
+        "permessage-deflate; client_max_window_bits",
+    ),
+]
+
+
+@pytest.mark.parametrize(("item", "header"), [c[1:] for c in OFFERS], ids=[c[0] for c in OFFERS])
+def test_offer(item: object, header: str) -> None:
+    assert offer_header(normalize_extensions([item])) == header
+
+
+def test_two_offers_of_one_name() -> None:
+    # RFC 7692 5.1's example: a preferred offer, then a fallback.
+    exts = normalize_extensions(
+        [(PerMessageDeflate, [("server_max_window_bits", 10)]), PerMessageDeflate]
+    )
+    assert offer_header(exts) == (
+        "permessage-deflate; server_max_window_bits=10, permessage-deflate; client_max_window_bits"
+    )
+    [ext] = negotiate_extensions(exts, [("sec-websocket-extensions", NAME)])
+    assert isinstance(ext, PerMessageDeflate)
+    assert ext.agreement == DeflateAgreement()
+    assert ext is not exts[0] and ext is not exts[1]
+
+
+BAD_PARAMS: list[tuple[str, list[object]]] = [
+    ("unknown", ["x_bits"]),
+    ("repeated", ["server_no_context_takeover", "server_no_context_takeover"]),
+    ("repeated bits", [("client_max_window_bits", 9), "client_max_window_bits"]),
+    ("value on a flag", [("server_no_context_takeover", 1)]),
+    ("server bits without value", ["server_max_window_bits"]),
+    ("bits too small", [("server_max_window_bits", 7)]),
+    ("bits too large", [("client_max_window_bits", 16)]),
+    ("bits leading zero", [("client_max_window_bits", "09")]),
+    ("bits not a number", [("client_max_window_bits", "ten")]),
+    ("bits a bool", [("server_max_window_bits", True)]),
+    ("bits None", [("server_max_window_bits", None)]),
+    ("three-tuple", [("server_max_window_bits", 9, 1)]),
+    ("not a str", [12]),
+]
+
+
+@pytest.mark.parametrize("params", [c[1] for c in BAD_PARAMS], ids=[c[0] for c in BAD_PARAMS])
+def test_bad_params(params: list[object]) -> None:
+    with pytest.raises(WebSocketError) as info:
+        normalize_extensions([(PerMessageDeflate, params)])
+    assert reason_tag(info.value.reason) == "invalid_extension"
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [{"level": 10}, {"level": -2}, {"level": "9"}, {"mem_level": 0}, {"mem_level": 10}, {"lvl": 1}],
+)
+def test_bad_opts(opts: dict[str, object]) -> None:
+    with pytest.raises(WebSocketError) as info:
+        normalize_extensions([(PerMessageDeflate, [], opts)])
+    assert reason_tag(info.value.reason) == "invalid_extension"
+
+
+@pytest.mark.parametrize("level", [-1, 0, 1, 9])
+@pytest.mark.parametrize("mem_level", [1, 8, 9])
+def test_opts_round_trip(level: int, mem_level: int) -> None:
+    ext = negotiated(level=level, mem_level=mem_level)
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext)
+    message = b"level and memory level " * 50
+    ws, data = encode(ws, Binary(message))
+    assert server.inflate(unmask(data)[1]) == message
+
+
+# ------------------------------------------------------------------ the answer (RFC 7692 7.1)
+
+A = DeflateAgreement
+# (id, offered params, answered params as they appear in the header, agreement or error detail)
+NEGOTIATION: list[tuple[str, list[object], str, DeflateAgreement | str]] = [
+    # accepted
+    ("default, bare answer", [], "", A()),
+    ("default, websockets' answer", [], "client_max_window_bits=12", A(12, 15)),
+    ("default, window 8", [], "client_max_window_bits=8", A(8, 15)),
+    ("quoted value", [], 'client_max_window_bits="12"', A(12, 15)),
+    ("spacing", [], "  client_max_window_bits =  9  ", A(9, 15)),
+    ("upper-case name", [], "Client_Max_Window_Bits=10", A(10, 15)),
+    ("server adds server bits", [], "server_max_window_bits=10", A(15, 10)),
+    ("server adds server flag", [], "server_no_context_takeover", A(15, 15, False, True)),
+    ("server adds client flag", [], "client_no_context_takeover", A(15, 15, True, False)),
+    (
+        "everything",
+        [
+            ("client_max_window_bits", 12),
+            ("server_max_window_bits", 12),
+            "client_no_context_takeover",
+            "server_no_context_takeover",
+        ],
+        "server_no_context_takeover; client_no_context_takeover;"
+        " server_max_window_bits=9; client_max_window_bits=11",
+        A(11, 9, True, True),
+    ),
+    (
+        "server bits as offered",
+        [("server_max_window_bits", 11)],
+        "server_max_window_bits=11",
+        A(15, 11),
+    ),
+    ("server bits smaller", [("server_max_window_bits", 11)], "server_max_window_bits=8", A(15, 8)),
+    ("client bits kept from the offer", [("client_max_window_bits", 10)], "", A(10, 15)),
+    ("client bits smaller", [("client_max_window_bits", 10)], "client_max_window_bits=9", A(9, 15)),
+    ("client flag offered, not echoed", ["client_no_context_takeover"], "", A(15, 15, True, False)),
+    (
+        "server flag offered and echoed",
+        ["server_no_context_takeover"],
+        "server_no_context_takeover",
+        A(15, 15, False, True),
+    ),
+    # refused
+    ("unknown param", [], "x=1", "unknown parameter x"),
+    (
+        "repeated flag",
+        [],
+        "server_no_context_takeover; server_no_context_takeover",
+        "server_no_context_takeover is repeated",
+    ),
+    (
+        "repeated bits",
+        [],
+        "client_max_window_bits=9; client_max_window_bits=9",
+        "client_max_window_bits is repeated",
+    ),
+    (
+        "flag with value",
+        [],
+        "client_no_context_takeover=1",
+        "client_no_context_takeover takes no value, got '1'",
+    ),
+    (
+        "server bits without value",
+        [],
+        "server_max_window_bits",
+        "server_max_window_bits must be 8..15, got None",
+    ),
+    (
+        "client bits without value",
+        [],
+        "client_max_window_bits",
+        "client_max_window_bits must be 8..15, got None",
+    ),
+    ("bits 7", [], "server_max_window_bits=7", "server_max_window_bits must be 8..15, got '7'"),
+    ("bits 16", [], "client_max_window_bits=16", "client_max_window_bits must be 8..15, got '16'"),
+    (
+        "bits leading zero",
+        [],
+        "server_max_window_bits=010",
+        "server_max_window_bits must be 8..15, got '010'",
+    ),
+    (
+        "bits sign",
+        [],
+        "server_max_window_bits=+9",
+        "server_max_window_bits must be 8..15, got '+9'",
+    ),
+    (
+        "bits quoted junk",
+        [],
+        'server_max_window_bits="9x"',
+        "server_max_window_bits must be 8..15, got '9x'",
+    ),
+    (
+        "client bits not offered",
+        ["server_no_context_takeover"],
+        "server_no_context_takeover; client_max_window_bits=12",
+        "client_max_window_bits was not offered",
+    ),
+    (
+        "client bits larger than offered",
+        [("client_max_window_bits", 10)],
+        "client_max_window_bits=11",
+        "client_max_window_bits=11 exceeds the offered 10",
+    ),
+    (
+        "server bits larger than offered",
+        [("server_max_window_bits", 10)],
+        "server_max_window_bits=12",
+        "server_max_window_bits=12 exceeds the offered 10",
+    ),
+    (
+        "server bits offered, not answered",
+        [("server_max_window_bits", 10)],
+        "",
+        "server_max_window_bits was offered but not answered",
+    ),
+    (
+        "server flag offered, not answered",
+        ["server_no_context_takeover"],
+        "",
+        "server_no_context_takeover was offered but not answered",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "answer", "expected"),
+    [c[1:] for c in NEGOTIATION],
+    ids=[c[0] for c in NEGOTIATION],
+)
+def test_negotiation(params: list[object], answer: str, expected: DeflateAgreement | str) -> None:
+    if isinstance(expected, DeflateAgreement):
+        ext = negotiated(params, answer)
+        assert ext.agreement == expected
+        assert ext.params == params
+    else:
+        with pytest.raises(WebSocketError) as info:
+            negotiated(params, answer)
+        assert info.value.reason == ("extension_not_negotiated", NAME, expected)
+        assert reason_tag(info.value.reason) in _MESSAGES
+
+
+def test_negotiate_returns_a_fresh_instance_each_time() -> None:
+    offered = PerMessageDeflate()
+    one, two = offered.negotiate([]), offered.negotiate([])
+    assert one is not two and one is not offered
+    assert offered.agreement is None
+    assert one.accepted_params == [] and "agreement=" in repr(one)
+
+
+# ------------------------------------------------------------------ encode
+
+
+def test_encode_compresses_data_messages_and_sets_rsv1() -> None:
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext)
+    for frame, opcode, raw in [
+        (Text("hello " * 100), 0x1, ("hello " * 100).encode()),
+        (Binary(bytes(1000)), 0x2, bytes(1000)),
+    ]:
+        ws, data = encode(ws, frame)
+        b0, payload = unmask(data)
+        assert b0 == 0x80 | RSV1 | opcode
+        assert len(payload) < len(raw) and not payload.endswith(TAIL)
+        assert server.inflate(payload) == raw
+
+
+@pytest.mark.parametrize(
+    ("frame", "payload"),
+    [
+        (Ping(b"ping " * 20), b"ping " * 20),
+        (Pong(b"pong"), b"pong"),
+        ("ping", b""),
+        (Close(1000, "bye " * 10), b"\x03\xe8" + b"bye " * 10),
+    ],
+)
+def test_control_frames_are_never_compressed(frame: object, payload: bytes) -> None:
+    ws = websocket(negotiated())
+    ws, data = encode(ws, frame)  # type: ignore[arg-type]
+    b0, got = unmask(data)
+    assert not b0 & 0x70
+    assert got == payload
+
+
+def test_empty_message_is_one_zero_byte() -> None:
+    # RFC 7692 7.2.3.6: an empty message compresses to 0x00 (or 0x02 0x00).
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext)
+    for frame in [Text(""), Binary(b"x" * 50), Binary(b"")]:
+        ws, data = encode(ws, frame)
+        _, payload = unmask(data)
+        assert server.inflate(payload) == (
+            frame.data.encode() if isinstance(frame, Text) else frame.data
+        )
+    assert payload == b"\x00"
+
+
+def test_context_takeover_shrinks_repeated_messages() -> None:
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext)
+    message = bytes(range(256)) * 4
+    ws, first = encode(ws, Binary(message))
+    ws, second = encode(ws, Binary(message))
+    assert len(second) < len(first) // 4
+    assert server.inflate(unmask(first)[1]) == message
+    assert server.inflate(unmask(second)[1]) == message
+
+
+def test_client_no_context_takeover_makes_every_message_stand_alone() -> None:
+    ext = negotiated(["client_no_context_takeover"])
+    assert ext.agreement is not None and ext.agreement.client_no_context_takeover
+    ws = websocket(ext)
+    message = bytes(range(256)) * 4
+    sizes = set()
+    for _ in range(3):
+        ws, data = encode(ws, Binary(message))
+        payload = unmask(data)[1]
+        sizes.add(len(payload))
+        # A fresh inflater reads it: nothing refers to an earlier message.
+        assert zlib.decompressobj(-15).decompress(payload + TAIL) == message
+    assert len(sizes) == 1
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_client_window_bits_are_honoured(bits: int) -> None:
+    # The server inflates with exactly the negotiated window; with 8 the deflater runs
+    # with 9 bits, whose distances (<= 250) still fit a 256-byte window.
+    ext = negotiated([("client_max_window_bits", bits)])
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    assert server.agreement.client_max_window_bits == bits
+    ws = websocket(ext)
+    rng = __import__("random").Random(bits)
+    words = [bytes(rng.randrange(97, 123) for _ in range(rng.randrange(3, 9))) for _ in range(300)]
+    for _ in range(20):
+        message = b" ".join(rng.choice(words) for _ in range(rng.randrange(1, 2000)))
+        ws, data = encode(ws, Binary(message))
+        assert server.inflate(unmask(data)[1]) == message
+
+
+def test_encode_on_an_offered_instance_is_refused() -> None:
+    ws = new_websocket(extensions=[PerMessageDeflate()])
+    with pytest.raises(WebSocketError) as info:
+        encode(ws, Text("x"))
+    assert reason_tag(info.value.reason) == "invalid_extension"
+    assert info.value.websocket is ws
+    _, [error] = decode(ws, srv(0x1, b"\x00", rsv=RSV1))
+    assert isinstance(error, WebSocketError)
+    assert reason_tag(error.reason) == "invalid_extension"
+
+
+# ------------------------------------------------------------------ decode
+
+
+def test_decode_compressed_and_plain_messages() -> None:
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext)
+    data = b"".join(
+        [
+            srv(0x1, server.compress("héllo".encode()), rsv=RSV1),
+            srv(0x1, b"plain"),  # RSV1 clear: not compressed (RFC 7692 6)
+            srv(0x2, server.compress(b"\x00" * 5000), rsv=RSV1),
+            srv(0x9, b"ping"),
+            srv(0x1, server.compress("héllo".encode()), rsv=RSV1),  # refers back
+        ]
+    )
+    ws, frames = decode(ws, data)
+    assert frames == [
+        Text("héllo"),
+        Text("plain"),
+        Binary(b"\x00" * 5000),
+        Ping(b"ping"),
+        Text("héllo"),
+    ]
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00", b"\x02\x00"])
+def test_decode_empty_message_forms(payload: bytes) -> None:
+    ws = websocket(negotiated())
+    ws, frames = decode(ws, srv(0x1, payload, rsv=RSV1) + srv(0x2, payload, rsv=RSV1))
+    assert frames == [Text(""), Binary(b"")]
+
+
+def test_decode_fragmented_message_rsv1_on_first_frame_only() -> None:
+    # The server splits one compressed payload over three frames, a ping between them.
+    message = ("fragments " * 300).encode()
+    payload = Server(A()).compress(message)
+    a, b = len(payload) // 3, 2 * len(payload) // 3
+    data = (
+        srv(0x1, payload[:a], fin=False, rsv=RSV1)
+        + srv(0x9, b"between")
+        + srv(0x0, payload[a:b], fin=False)
+        + srv(0x0, payload[b:])
+    )
+    for split in (1, 7, len(data)):
+        ws, frames = websocket(negotiated()), []
+        for i in range(0, len(data), split):
+            ws, got = decode(ws, data[i : i + split])
+            frames += got
+        assert frames == [Ping(b"between"), Text(message.decode())]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            srv(0x1, b"a", fin=False, rsv=RSV1) + srv(0x0, b"b", rsv=RSV1),
+            ("malformed_reserved", RSV1),
+        ),
+        (srv(0x9, b"", rsv=RSV1), ("malformed_reserved", RSV1)),
+        (srv(0x1, b"\x00", rsv=RSV2), ("malformed_reserved", RSV2)),
+    ],
+    ids=["rsv1 on continuation", "rsv1 on control", "rsv2"],
+)
+def test_decode_reserved_bits(data: bytes, reason: object) -> None:
+    _, [error] = decode(websocket(negotiated()), data)
+    assert isinstance(error, WebSocketError)
+    assert error.reason == reason and error.close_code == 1002
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x07", b"\x06\x00"])
+def test_decode_bad_deflate_data(payload: bytes) -> None:
+    _, [error] = decode(websocket(negotiated()), srv(0x2, payload, rsv=RSV1))
+    assert isinstance(error, WebSocketError)
+    assert reason_tag(error.reason) == "compression_error"
+    assert error.close_code == 1007
+    assert isinstance(error.__cause__, zlib.error)
+
+
+def test_decode_invalid_utf8_after_inflating() -> None:
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    _, [error] = decode(websocket(ext), srv(0x1, server.compress(b"\xff\xfe"), rsv=RSV1))
+    assert isinstance(error, WebSocketError)
+    assert reason_tag(error.reason) == "invalid_utf8" and error.close_code == 1007
+
+
+def test_server_no_context_takeover_inflates_each_message_alone() -> None:
+    ext = negotiated(["server_no_context_takeover"], "server_no_context_takeover")
+    assert ext._inflater is None  # nothing kept between messages
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext)
+    message = b"same message again and again"
+    for _ in range(3):
+        ws, frames = decode(ws, srv(0x2, server.compress(message), rsv=RSV1))
+        assert frames == [Binary(message)]
+    # A server that (wrongly) took over its context is caught: the back-reference
+    # points into a window this side no longer has.
+    rogue = zlib.compressobj(6, zlib.DEFLATED, -15)
+    first = rogue.compress(message * 4) + rogue.flush(zlib.Z_SYNC_FLUSH)
+    second = rogue.compress(message * 4) + rogue.flush(zlib.Z_SYNC_FLUSH)
+    ws, frames = decode(ws, srv(0x2, first[:-4], rsv=RSV1) + srv(0x2, second[:-4], rsv=RSV1))
+    assert frames[0] == Binary(message * 4)
+    assert (
+        isinstance(frames[1], WebSocketError)
+        and reason_tag(frames[1].reason) == "compression_error"
+    )
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_server_window_bits_are_used_to_inflate(bits: int) -> None:
+    ext = negotiated([("server_max_window_bits", bits)], f"server_max_window_bits={bits}")
+    assert ext.agreement is not None and ext.agreement.server_max_window_bits == bits
+    server = Server(ext.agreement)
+    ws = websocket(ext)
+    message = bytes(range(256)) * 64
+    for _ in range(3):
+        ws, frames = decode(ws, srv(0x2, server.compress(message), rsv=RSV1))
+        assert frames == [Binary(message)]
+
+
+def test_decode_message_that_ends_the_deflate_stream() -> None:
+    # RFC 7692 7.2.3.3: a block with BFINAL set; the next message may still refer back.
+    ext = negotiated()
+    ws = websocket(ext)
+    message = b"final block " * 10
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    final = deflater.compress(message) + deflater.flush(zlib.Z_FINISH)
+    primed = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=message)
+    second = (primed.compress(message) + primed.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    ws, frames = decode(ws, srv(0x2, final, rsv=RSV1) + srv(0x2, second, rsv=RSV1))
+    assert frames == [Binary(message), Binary(message)]
+    # An empty final block, RFC 7692 7.2.3.6's 0x03 0x00.
+    ws, frames = decode(
+        websocket(negotiated()), srv(0x1, b"\x03\x00", rsv=RSV1) + srv(0x1, b"\x00", rsv=RSV1)
+    )
+    assert frames == [Text(""), Text("")]
+
+
+# ------------------------------------------------------------------ limits and bombs
+
+
+@pytest.mark.parametrize("no_takeover", [False, True])
+def test_limit_is_exact(no_takeover: bool) -> None:
+    params = ["server_no_context_takeover"] if no_takeover else []
+    answer = "server_no_context_takeover" if no_takeover else ""
+    ext = negotiated(params, answer)
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = websocket(ext, max_message_size=1000)
+    ws, frames = decode(ws, srv(0x2, server.compress(bytes(1000)), rsv=RSV1))
+    assert frames == [Binary(bytes(1000))]
+    ws, [error] = decode(ws, srv(0x2, server.compress(bytes(1001)), rsv=RSV1))
+    assert error == WebSocketError("payload_too_large")
+    assert isinstance(error, WebSocketError) and error.close_code == 1009
+
+
+def test_limit_zero_allows_only_empty_messages() -> None:
+    ws = new_websocket(extensions=[negotiated()], max_message_size=0)
+    ws, frames = decode(ws, srv(0x1, b"", rsv=RSV1))
+    assert frames == [Text("")]
+    ws = new_websocket(extensions=[negotiated()], max_message_size=1)
+    ws, [error] = decode(ws, srv(0x1, Server(A()).compress(b"ab"), rsv=RSV1))
+    assert isinstance(error, WebSocketError) and error.reason == "payload_too_large"
+
+
+def test_no_limit_inflates_everything() -> None:
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    ws = new_websocket(extensions=[ext], max_message_size=None)
+    message = bytes(10 * 2**20)
+    ws, frames = decode(ws, srv(0x2, server.compress(message), rsv=RSV1))
+    assert frames == [Binary(message)]
+
+
+def bomb(mib: int) -> bytes:
+    """``mib`` MiB of zeros, deflated without ever holding them (about 1 KiB per MiB)."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(2**20)
+    parts = [deflater.compress(zeros) for _ in range(mib)]
+    parts.append(deflater.flush(zlib.Z_SYNC_FLUSH))
+    return b"".join(parts)[:-4]
+
+
+def test_decompression_bomb_is_stopped_at_the_limit_in_memory() -> None:
+    # 1 GiB of zeros is ~1 MiB on the wire; with a 4 MiB limit, inflating stops there.
+    payload = bomb(1024)
+    assert len(payload) < 2**21
+    ext = PerMessageDeflate().negotiate([])
+    ws = new_websocket(extensions=[ext], max_message_size=4 * 2**20)
+    frame = srv(0x2, payload, rsv=RSV1)
+    tracemalloc.start()
+    try:
+        ws, [error] = decode(ws, frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(error, WebSocketError) and error.reason == "payload_too_large"
+    assert error.close_code == 1009
+    # What is held: the output up to the limit, one 256 KiB chunk in flight, and the
+    # codec's copy of the ~1 MiB payload; never the gigabyte.
+    assert peak < 4 * 2**20 + 2 * len(frame), peak
+
+
+def test_decompression_bomb_process_rss_stays_small(tmp_path: Path) -> None:
+    # The same in a fresh process, measured as the OS sees it (peak RSS, not tracemalloc).
+    script = tmp_path / "bomb.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import resource, struct, sys, zlib
+            sys.path[:0] = {sys.path!r}
+            from mint.websocket._frame import decode, new_websocket
+            from mint.websocket.permessage_deflate import PerMessageDeflate
+            deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+            zeros = bytes(2**20)
+            payload = b"".join([deflater.compress(zeros) for _ in range(1024)]
+                               + [deflater.flush(zlib.Z_SYNC_FLUSH)])[:-4]
+            frame = struct.pack("!BBQ", 0xC2, 127, len(payload)) + payload
+            del zeros, deflater
+            ws = new_websocket(extensions=[PerMessageDeflate().negotiate([])])
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            ws, [error] = decode(ws, frame)
+            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print(error.reason, before, after)
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    reason, before, after = out[0], int(out[1]), int(out[2])
+    assert reason == "payload_too_large"
+    # Default max_message_size is 64 MiB: peak RSS grows by about that, never by 1 GiB.
+    assert after - before < 100 * 1024, (before, after)  # ru_maxrss is in KiB on Linux
+
+
+def test_decode_directly_edge_cases() -> None:
+    ext = negotiated()
+    plain = RawMessage(0x2, 0, b"not compressed")
+    assert ext.decode(plain, 10) is plain  # no RSV1: not ours
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    final = deflater.compress(b"abc" * 100) + deflater.flush(zlib.Z_FINISH)
+    # No limit, a final block, then a message referring back to it.
+    assert ext.decode(RawMessage(0x2, RSV1 | RSV2, final), None) == RawMessage(
+        0x2, RSV2, b"abc" * 100
+    )
+    primed = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=b"abc" * 100)
+    again = (primed.compress(b"abc" * 100) + primed.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert ext.decode(RawMessage(0x2, RSV1, again), None).data == b"abc" * 100
+    # With server_no_context_takeover a final block changes nothing for the next message.
+    fresh = negotiated(["server_no_context_takeover"], "server_no_context_takeover")
+    for _ in range(2):
+        assert fresh.decode(RawMessage(0x1, RSV1, final), 300).data == b"abc" * 100
