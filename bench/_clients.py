@@ -1,0 +1,722 @@
+"""One client's echo benchmarks (ping-pong and pipelined), run by bench/run.py in a subprocess.
+
+    python bench/_clients.py --client mint_passive --port 9000 --server-pid 123 \
+        --sizes 16,1024 --duration 1.0 --window 100
+
+Prints one JSON object: {"client": ..., "results": [{"mode", "size", "n", "wall", "cpu",
+"rate", "cpu_us", "mbps", "server_cpu"}...]} or {"error": ...}.
+
+Every loop is bounded by a count and a deadline. Client CPU is ``time.process_time()``
+of this whole process (all its threads: websockets' sync client reads in a thread).
+The server's CPU share comes from /proc/<server-pid>/stat (utime+stime) over the
+same interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+
+RECV_TIMEOUT = 30.0
+HOST = "127.0.0.1"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def payload_of(size: int) -> bytes:
+    return random.Random(size).randbytes(size)
+
+
+def server_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+
+
+def caps(size: int, duration: float) -> tuple[int, int]:
+    """(count cap, warm-up count) for a payload size."""
+    if size <= 1024:
+        return 2_000_000, 200
+    if size <= 65536:
+        return 200_000, 20
+    return 20_000, 3
+
+
+# ------------------------------------------------------------------------- sync clients
+class PlainSocket:
+    """Baseline: pre-built masked frame bytes out, a fixed-size reply in; no WebSocket work."""
+
+    name = "plain socket"
+
+    def connect(self, port: int) -> None:
+        import base64
+
+        s = socket.create_connection((HOST, port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(
+            (
+                f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            more = s.recv(4096)
+            if not more:
+                raise ConnectionError("closed during handshake")
+            buf += more
+        assert buf.startswith(b"HTTP/1.1 101"), buf
+        assert buf.endswith(b"\r\n\r\n"), "no bytes after the 101 expected"
+        self.sock = s
+        self.frame = b""
+        self.reply = bytearray()
+
+    def prepare(self, payload: bytes) -> None:
+        n = len(payload)
+        key = b"\x12\x34\x56\x78"
+        if n < 126:
+            head = bytes([0x82, 0x80 | n])
+            rhead = 2
+        elif n < 65536:
+            head = bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+            rhead = 4
+        else:
+            head = bytes([0x82, 0x80 | 127]) + n.to_bytes(8, "big")
+            rhead = 10
+        masked = (
+            (
+                int.from_bytes(payload, "little")
+                ^ int.from_bytes((key * (n // 4 + 1))[:n], "little")
+            ).to_bytes(n, "little")
+            if n
+            else b""
+        )
+        self.frame = head + key + masked
+        self.reply = bytearray(rhead + n)
+        self.view = memoryview(self.reply)
+        self.rlen = rhead + n
+        self.payload_view = self.view[rhead:]
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(self.frame)
+
+    def recv(self) -> bytes:
+        view, want, got, recv_into = self.view, self.rlen, 0, self.sock.recv_into
+        while got < want:
+            k = recv_into(view[got:], want - got)
+            if not k:
+                raise ConnectionError("closed")
+            got += k
+        return self.payload_view
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class MintPassive:
+    name = "mint passive"
+    mode = "passive"
+    protocols: tuple[str, ...] = ("http1",)
+    path = "/"
+
+    def connect(self, port: int) -> None:
+        import mint
+        from mint.http import Data, Done, Headers, Status
+        from mint.websocket import Binary
+
+        self.mint = mint
+        self.Data, self.Binary = Data, Binary
+        self.encode, self.decode = mint.websocket.encode, mint.websocket.decode
+        self.srb = mint.websocket.stream_request_body
+        conn = mint.http.connect("http", HOST, port, mode=self.mode, protocols=self.protocols)
+        conn, ref = mint.websocket.upgrade("ws", conn, self.path, [])
+        h2 = mint.http.protocol(conn) == "http2"
+        status = headers = None
+        early: list[bytes] = []
+        done = False
+        deadline = time.monotonic() + RECV_TIMEOUT
+        while not done and time.monotonic() < deadline:
+            conn, responses = self._read(conn)
+            for r in responses:
+                if isinstance(r, Status):
+                    status = r.status
+                elif isinstance(r, Headers):
+                    headers = r.headers
+                elif isinstance(r, Data):
+                    early.append(r.data)
+                elif isinstance(r, Done):
+                    done = True
+            if h2 and status is not None and headers is not None:
+                done = True  # HTTP/2: a 2xx answer has no Done, the stream stays open
+        assert done, "no upgrade answer"
+        conn, ws = mint.websocket.new(
+            conn, ref, status, headers, mode=self.mode, max_message_size=None
+        )
+        self.conn, self.ref, self.ws = conn, ref, ws
+        self.pending: deque = deque()
+        for data in early:
+            self._decode(data)
+
+    def _read(self, conn):
+        return self.mint.websocket.recv(conn, 0, RECV_TIMEOUT)
+
+    def _decode(self, data: bytes) -> None:
+        self.ws, frames = self.decode(self.ws, data)
+        self.pending.extend(frames)
+
+    def send(self, payload: bytes) -> None:
+        self.ws, data = self.encode(self.ws, self.Binary(payload))
+        self.conn = self.srb(self.conn, self.ref, data)
+
+    def recv(self) -> bytes:
+        pending = self.pending
+        while not pending:
+            self.conn, responses = self._read(self.conn)
+            for r in responses:
+                if type(r) is self.Data:
+                    self.ws, frames = self.decode(self.ws, r.data)
+                    pending.extend(frames)
+        frame = pending.popleft()
+        if type(frame) is not self.Binary:
+            raise RuntimeError(f"unexpected frame {frame!r}")
+        return frame.data
+
+    def close(self) -> None:
+        self.mint.http.close(self.conn)
+
+
+class MintActive(MintPassive):
+    name = "mint active"
+    mode = "active"
+
+    def _read(self, conn):
+        message = self.mint.receive(RECV_TIMEOUT)
+        result = self.mint.websocket.stream(conn, message)
+        if result is self.mint.UNKNOWN:
+            return conn, []
+        return result
+
+
+class WebsocketsSync:
+    name = "websockets sync"
+
+    def connect(self, port: int) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(f"ws://{HOST}:{port}/", compression=None, max_size=None)
+        self.ws.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send(self, payload: bytes) -> None:
+        self.ws.send(payload)
+
+    def recv(self) -> bytes:
+        return self.ws.recv(RECV_TIMEOUT)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class Wsproto:
+    name = "wsproto"
+
+    def connect(self, port: int) -> None:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, BytesMessage, Request
+
+        self.BytesMessage = BytesMessage
+        s = socket.create_connection((HOST, port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(RECV_TIMEOUT)
+        ws = WSConnection(ConnectionType.CLIENT)
+        s.sendall(ws.send(Request(host=f"{HOST}:{port}", target="/")))
+        self.pending: deque = deque()
+        self.parts: list[bytes] = []
+        accepted = False
+        while not accepted:
+            data = s.recv(65536)
+            if not data:
+                raise ConnectionError("closed during handshake")
+            ws.receive_data(data)
+            for ev in ws.events():
+                if isinstance(ev, AcceptConnection):
+                    accepted = True
+                else:
+                    self._event(ev)
+        self.sock, self.wsc = s, ws
+
+    def _event(self, ev) -> None:
+        if type(ev) is self.BytesMessage:
+            if ev.message_finished and not self.parts:
+                self.pending.append(ev.data)
+            else:
+                self.parts.append(ev.data)
+                if ev.message_finished:
+                    self.pending.append(b"".join(self.parts))
+                    self.parts = []
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(self.wsc.send(self.BytesMessage(data=payload)))
+
+    def recv(self) -> bytes:
+        pending = self.pending
+        while not pending:
+            data = self.sock.recv(262144)
+            if not data:
+                raise ConnectionError("closed")
+            self.wsc.receive_data(data)
+            for ev in self.wsc.events():
+                self._event(ev)
+        return pending.popleft()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class WebsocketClient:
+    name = "websocket-client"
+
+    def connect(self, port: int) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(f"ws://{HOST}:{port}/", timeout=RECV_TIMEOUT)
+
+    def send(self, payload: bytes) -> None:
+        self.ws.send_bytes(payload)
+
+    def recv(self) -> bytes:
+        return self.ws.recv()
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class MintH2(MintPassive):
+    name = "mint h2c (Node)"
+    protocols = ("http2",)
+    path = "/echo"
+
+
+class MintH1Node(MintPassive):
+    name = "mint HTTP/1.1 (Node)"
+
+
+SYNC = {
+    "mint_h2": MintH2,
+    "mint_h1node": MintH1Node,
+    "plain_socket": PlainSocket,
+    "mint_passive": MintPassive,
+    "mint_active": MintActive,
+    "websockets_sync": WebsocketsSync,
+    "wsproto": Wsproto,
+    "websocket_client": WebsocketClient,
+}
+
+
+def measure(
+    before, after, n: int, size: int, mode: str, pid: int, wall: float, cpu: float, ticks: int
+):
+    return {
+        "mode": mode,
+        "size": size,
+        "n": n,
+        "wall": wall,
+        "cpu": cpu,
+        "rate": n / wall if wall else 0.0,
+        "cpu_us": cpu / n * 1e6 if n else None,
+        "mbps": n * size / wall / 1e6 if wall else 0.0,
+        "server_cpu": ticks / _TICK / wall if wall else None,
+    }
+
+
+def run_sync(client, sizes, duration, window, pid, modes):
+    out = []
+    for size in sizes:
+        payload = payload_of(size)
+        if hasattr(client, "prepare"):
+            client.prepare(payload)
+        cap, warm = caps(size, duration)
+        for _ in range(warm):
+            client.send(payload)
+            got = client.recv()
+            if len(got) != size:
+                raise RuntimeError(f"echo of {size} B came back as {len(got)} B")
+        if "pingpong" in modes:
+            send, recv, clock = client.send, client.recv, time.perf_counter
+            t0s = server_ticks(pid)
+            c0 = time.process_time()
+            t0 = clock()
+            deadline = t0 + duration
+            n = 0
+            while n < cap:
+                send(payload)
+                recv()
+                n += 1
+                if clock() >= deadline:
+                    break
+            wall = clock() - t0
+            cpu = time.process_time() - c0
+            out.append(
+                measure(None, None, n, size, "pingpong", pid, wall, cpu, server_ticks(pid) - t0s)
+            )
+        if "pipelined" in modes:
+            send, recv, clock = client.send, client.recv, time.perf_counter
+            t0s = server_ticks(pid)
+            c0 = time.process_time()
+            t0 = clock()
+            deadline = t0 + duration
+            sent = got = 0
+            for _ in range(window):
+                send(payload)
+                sent += 1
+            while got < sent:
+                recv()
+                got += 1
+                if sent < cap and clock() < deadline:
+                    send(payload)
+                    sent += 1
+            wall = clock() - t0
+            cpu = time.process_time() - c0
+            out.append(
+                measure(None, None, got, size, "pipelined", pid, wall, cpu, server_ticks(pid) - t0s)
+            )
+    return out
+
+
+# ------------------------------------------------------------------------ async clients
+class WebsocketsAsync:
+    name = "websockets asyncio"
+
+    async def connect(self, port: int) -> None:
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(
+            f"ws://{HOST}:{port}/", compression=None, max_size=None, ping_interval=None
+        )
+
+    async def send(self, payload: bytes) -> None:
+        await self.ws.send(payload)
+
+    async def recv(self) -> bytes:
+        return await self.ws.recv()
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class Aiohttp:
+    name = "aiohttp"
+
+    async def connect(self, port: int) -> None:
+        import aiohttp
+
+        self.session = aiohttp.ClientSession()
+        self.ws = await self.session.ws_connect(
+            f"ws://{HOST}:{port}/", max_msg_size=0, compress=0, autoping=True
+        )
+
+    async def send(self, payload: bytes) -> None:
+        await self.ws.send_bytes(payload)
+
+    async def recv(self) -> bytes:
+        msg = await self.ws.receive(RECV_TIMEOUT)
+        return msg.data
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+class MintAio:
+    name = "mint asyncio"
+
+    async def connect(self, port: int) -> None:
+        import mint
+        import mint.aio
+        from mint.http import Data, Done, Headers, Status
+        from mint.websocket import Binary
+
+        aio = mint.aio
+        self.aio, self.Data, self.Binary = aio, Data, Binary
+        self.encode, self.decode = mint.websocket.encode, mint.websocket.decode
+        conn = await aio.http.connect("http", HOST, port, mode="passive")
+        conn, ref = await aio.websocket.upgrade("ws", conn, "/", [])
+        status = headers = None
+        early, done = [], False
+        while not done:
+            conn, responses = await aio.websocket.recv(conn, 0, RECV_TIMEOUT)
+            for r in responses:
+                if isinstance(r, Status):
+                    status = r.status
+                elif isinstance(r, Headers):
+                    headers = r.headers
+                elif isinstance(r, Data):
+                    early.append(r.data)
+                elif isinstance(r, Done):
+                    done = True
+        conn, ws = aio.websocket.new(
+            conn, ref, status, headers, mode="passive", max_message_size=None
+        )
+        self.conn, self.ref, self.ws = conn, ref, ws
+        self.pending: deque = deque()
+        for data in early:
+            self.ws, frames = self.decode(self.ws, data)
+            self.pending.extend(frames)
+
+    async def send(self, payload: bytes) -> None:
+        self.ws, data = self.encode(self.ws, self.Binary(payload))
+        self.conn = await self.aio.websocket.stream_request_body(self.conn, self.ref, data)
+
+    async def recv(self) -> bytes:
+        pending = self.pending
+        while not pending:
+            self.conn, responses = await self.aio.websocket.recv(self.conn, 0, RECV_TIMEOUT)
+            for r in responses:
+                if type(r) is self.Data:
+                    self.ws, frames = self.decode(self.ws, r.data)
+                    pending.extend(frames)
+        return pending.popleft().data
+
+    async def close(self) -> None:
+        await self.aio.http.close(self.conn)
+
+
+ASYNC = {"websockets_async": WebsocketsAsync, "aiohttp": Aiohttp, "mint_aio": MintAio}
+
+
+async def run_async(client, sizes, duration, window, pid, modes):
+    out = []
+    for size in sizes:
+        payload = payload_of(size)
+        cap, warm = caps(size, duration)
+        for _ in range(warm):
+            await client.send(payload)
+            got = await client.recv()
+            if len(got) != size:
+                raise RuntimeError(f"echo of {size} B came back as {len(got)} B")
+        send, recv, clock = client.send, client.recv, time.perf_counter
+        if "pingpong" in modes:
+            t0s = server_ticks(pid)
+            c0 = time.process_time()
+            t0 = clock()
+            deadline = t0 + duration
+            n = 0
+            while n < cap:
+                await send(payload)
+                await recv()
+                n += 1
+                if clock() >= deadline:
+                    break
+            wall = clock() - t0
+            cpu = time.process_time() - c0
+            out.append(
+                measure(None, None, n, size, "pingpong", pid, wall, cpu, server_ticks(pid) - t0s)
+            )
+        if "pipelined" in modes:
+            t0s = server_ticks(pid)
+            c0 = time.process_time()
+            t0 = clock()
+            deadline = t0 + duration
+            sent = got = 0
+            for _ in range(window):
+                await send(payload)
+                sent += 1
+            while got < sent:
+                await recv()
+                got += 1
+                if sent < cap and clock() < deadline:
+                    await send(payload)
+                    sent += 1
+            wall = clock() - t0
+            cpu = time.process_time() - c0
+            out.append(
+                measure(None, None, got, size, "pipelined", pid, wall, cpu, server_ticks(pid) - t0s)
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------ picows
+async def run_picows(port, sizes, duration, window, pid, modes):
+    from picows import WSListener, WSMsgType, ws_connect
+
+    loop = asyncio.get_running_loop()
+
+    class Listener(WSListener):
+        def __init__(self):
+            self.on_frame = None
+
+        def on_ws_frame(self, transport, frame):
+            if frame.msg_type == WSMsgType.BINARY:
+                self.on_frame(frame.get_payload_as_bytes())  # a bytes message, like the others
+
+    transport, listener = await ws_connect(
+        Listener, f"ws://{HOST}:{port}/", max_frame_size=64 << 20
+    )
+    out = []
+    BIN = WSMsgType.BINARY
+    try:
+        for size in sizes:
+            payload = payload_of(size)
+            cap, warm = caps(size, duration)
+            state = {}
+
+            # warm-up and check
+            fut = loop.create_future()
+            count = [0]
+
+            def warm_cb(data):
+                if len(data) != size:
+                    fut.set_exception(RuntimeError("bad echo size"))
+                    return
+                count[0] += 1
+                if count[0] < warm:
+                    transport.send(BIN, payload)
+                elif not fut.done():
+                    fut.set_result(None)
+
+            listener.on_frame = warm_cb
+            transport.send(BIN, payload)
+            await asyncio.wait_for(fut, RECV_TIMEOUT)
+
+            if "pingpong" in modes:
+                fut = loop.create_future()
+                clock = time.perf_counter
+                n = [0]
+                deadline = [0.0]
+
+                def pp(data):
+                    n[0] += 1
+                    if n[0] < cap and clock() < deadline[0]:
+                        transport.send(BIN, payload)
+                    elif not fut.done():
+                        fut.set_result(None)
+
+                listener.on_frame = pp
+                t0s = server_ticks(pid)
+                c0 = time.process_time()
+                t0 = clock()
+                deadline[0] = t0 + duration
+                transport.send(BIN, payload)
+                await asyncio.wait_for(fut, duration + RECV_TIMEOUT)
+                wall = clock() - t0
+                cpu = time.process_time() - c0
+                out.append(
+                    measure(
+                        None, None, n[0], size, "pingpong", pid, wall, cpu, server_ticks(pid) - t0s
+                    )
+                )
+            if "pipelined" in modes:
+                fut = loop.create_future()
+                clock = time.perf_counter
+                st = {"sent": 0, "got": 0, "deadline": 0.0}
+
+                def pl(data):
+                    st["got"] += 1
+                    if st["sent"] < cap and clock() < st["deadline"]:
+                        transport.send(BIN, payload)
+                        st["sent"] += 1
+                    elif st["got"] == st["sent"] and not fut.done():
+                        fut.set_result(None)
+
+                listener.on_frame = pl
+                t0s = server_ticks(pid)
+                c0 = time.process_time()
+                t0 = clock()
+                st["deadline"] = t0 + duration
+                for _ in range(window):
+                    transport.send(BIN, payload)
+                    st["sent"] += 1
+                await asyncio.wait_for(fut, duration + RECV_TIMEOUT * 4)
+                wall = clock() - t0
+                cpu = time.process_time() - c0
+                out.append(
+                    measure(
+                        None,
+                        None,
+                        st["got"],
+                        size,
+                        "pipelined",
+                        pid,
+                        wall,
+                        cpu,
+                        server_ticks(pid) - t0s,
+                    )
+                )
+            del state
+    finally:
+        transport.send_close()
+        transport.disconnect()
+    return out
+
+
+# -------------------------------------------------------------------------------- main
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--client", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--server-pid", type=int, required=True)
+    ap.add_argument("--sizes", default="16,1024,65536,1048576")
+    ap.add_argument("--duration", type=float, default=1.0)
+    ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--modes", default="pingpong,pipelined")
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes.split(",")]
+    modes = a.modes.split(",")
+    try:
+        if a.client in SYNC:
+            client = SYNC[a.client]()
+            client.connect(a.port)
+            try:
+                results = run_sync(client, sizes, a.duration, a.window, a.server_pid, modes)
+            finally:
+                client.close()
+        elif a.client == "picows":
+            import uvloop
+
+            results = uvloop.run(
+                run_picows(a.port, sizes, a.duration, a.window, a.server_pid, modes)
+            )
+        elif a.client in ASYNC:
+            if a.client == "mint_aio":
+                try:
+                    import mint.aio  # noqa: F401
+                except ImportError:
+                    print(json.dumps({"client": a.client, "skip": "mint.aio does not exist yet"}))
+                    return 0
+
+            async def go():
+                client = ASYNC[a.client]()
+                await client.connect(a.port)
+                try:
+                    return await run_async(client, sizes, a.duration, a.window, a.server_pid, modes)
+                finally:
+                    await client.close()
+
+            results = asyncio.run(go())
+        else:
+            raise SystemExit(f"unknown client {a.client}")
+    except Exception as exc:  # reported, not fatal to the harness
+        print(
+            json.dumps(
+                {
+                    "client": a.client,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "trace": traceback.format_exc(),
+                }
+            )
+        )
+        return 1
+    print(json.dumps({"client": a.client, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
