@@ -1,0 +1,53 @@
+"""The examples run as scripts against real peers: they are documentation that must not rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("passive", [False, True])
+def test_echo_client(ws_server: Any, passive: bool) -> None:
+    url = f"ws://127.0.0.1:{ws_server.port}/echo"
+    out = run(str(EXAMPLES / "echo_client.py"), url, *(["--passive"] if passive else []))
+    assert "Text(data='hello world')" in out
+    assert "Binary(data=b'\\x00\\x01\\x02')" in out
+    assert "server's close: Close(code=1000" in out
+
+
+def test_echo_client_over_http2(hypercorn_h2c: Any) -> None:
+    url = f"ws://127.0.0.1:{hypercorn_h2c.port}/echo"
+    out = run(str(EXAMPLES / "echo_client.py"), url, "--http2", "--passive")
+    assert "Text(data='hello world')" in out
+
+
+def test_http2_websocket(hypercorn_h2c: Any) -> None:
+    out = run(
+        str(EXAMPLES / "http2_websocket.py"),
+        "127.0.0.1",
+        str(hypercorn_h2c.port),
+        "--path",
+        "/echo",
+    )
+    assert "received: [Text(data='hello over HTTP/2')]" in out
+
+
+@pytest.mark.node
+def test_http2_websocket_without_extended_connect(node_h2c_no_connect: Any) -> None:
+    out = run(str(EXAMPLES / "http2_websocket.py"), "127.0.0.1", str(node_h2c_no_connect.port))
+    assert "did not enable extended CONNECT" in out
+    assert "Status(" in out and "status=200" in out
