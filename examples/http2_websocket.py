@@ -1,4 +1,4 @@
-"""The seed's "HTTP/2 Support" section as a script: a WebSocket on one stream of an HTTP/2 connection.
+"""The seed's "HTTP/2 Support" section as a script: a WebSocket on one HTTP/2 stream.
 
     python examples/http2_websocket.py localhost 8080            # h2c (prior knowledge)
     python examples/http2_websocket.py localhost 8443 --tls --cafile ca.pem
