@@ -79,6 +79,8 @@ MAX_WINDOW_BITS = 15
 _BITS_VALUE = re.compile(r"[1-9][0-9]?")
 # Inflating works on this much input and output at a time (see _inflate).
 _CHUNK = 256 * 1024
+# Up to this, the tail is appended to the payload (a copy) rather than inflated on its own.
+_SMALL = 4096
 # zlib refuses raw 8-bit windows for deflate; 9 emits distances <= 250 (see the docstring).
 _MIN_DEFLATE_BITS = 9
 # zlib's deflateInit2 memLevel range, and its default (DEF_MEM_LEVEL).
@@ -259,11 +261,13 @@ class PerMessageDeflate(Extension):
         if deflater is None:
             raise WebSocketError(("invalid_extension", self))
         try:
-            data = deflater.compress(message.data) + deflater.flush(self._flush)
+            head = deflater.compress(message.data)
+            end = deflater.flush(self._flush)
         except zlib.error as exc:
             raise WebSocketError(("compression_error", str(exc))) from exc
-        # A sync (or full) flush always ends with the empty stored block.
-        return RawMessage(message.opcode, message.rsv | RSV1, data[:-4])
+        # A sync (or full) flush always ends with the empty stored block's 00 00 ff ff.
+        data = head + end[:-4] if head else end[:-4]
+        return RawMessage(message.opcode, message.rsv | RSV1, data)
 
     def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
         """Inflate a whole incoming message with RSV1 (RFC 7692 7.2.2), at most ``limit`` bytes.
@@ -315,7 +319,10 @@ def _inflate(inflater: Any, data: bytes, limit: int | None) -> bytes:
     bomb costs ``limit`` plus a chunk; and ``unconsumed_tail``, which zlib copies on every
     call, stays one input chunk long.
     """
+    small = len(data) <= _SMALL
     if limit is None:
+        if small:
+            return bytes(inflater.decompress(data + _TAIL))
         out: bytes = inflater.decompress(data)
         if not inflater.eof:
             rest = inflater.decompress(_TAIL)
@@ -325,7 +332,9 @@ def _inflate(inflater: Any, data: bytes, limit: int | None) -> bytes:
     budget = limit + 1
     parts: list[bytes] = []
     pieces: list[bytes | memoryview]
-    if len(data) <= _CHUNK:
+    if small:  # one call: copying a few bytes costs less than a second call into zlib
+        pieces = [data + _TAIL]
+    elif len(data) <= _CHUNK:
         pieces = [data, _TAIL]
     else:
         view = memoryview(data)
