@@ -182,7 +182,16 @@ class Waiter:
 class BaseTransport:
     """A connected, non-blocking socket (plain or TLS): the parts that never wait."""
 
-    __slots__ = ("_unread", "_unsent", "_waiter", "closed", "reader_busy", "sock", "tls")
+    __slots__ = (
+        "_drained",
+        "_unread",
+        "_unsent",
+        "_waiter",
+        "closed",
+        "reader_busy",
+        "sock",
+        "tls",
+    )
 
     _waiter: Any
 
@@ -196,6 +205,9 @@ class BaseTransport:
         self._unread: bytes | None = None
         # Set by a mailbox while an event loop's reader on this socket is its own.
         self.reader_busy = False
+        # The last passive read emptied the (plain) socket: the next one waits first
+        # rather than fail a read (EAGAIN, an exception) and then wait.
+        self._drained = False
 
     def alpn_protocol(self) -> str | None:
         if isinstance(self.sock, ssl.SSLSocket):
@@ -222,6 +234,33 @@ class BaseTransport:
             total += len(more)
             pending = sock.pending()
         return b"".join(parts)
+
+    def _burst(self, first: bytes) -> bytes:
+        """After a full read, take what else is there without waiting (up to READ_BURST).
+
+        A failure or the end of stream after ``first`` is left for the next read.
+        """
+        sock = self.sock
+        parts = [first]
+        total = len(first)
+        drained = False
+        while total < READ_BURST:
+            try:
+                more = sock.recv(READ_SIZE)
+            except WOULD_BLOCK:
+                drained = True
+                break
+            except OSError:
+                break
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+            if len(more) < READ_SIZE:
+                drained = True
+                break
+        self._drained = drained
+        return first if len(parts) == 1 else b"".join(parts)
 
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.

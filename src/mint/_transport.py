@@ -104,7 +104,18 @@ class Transport(BaseTransport):
         """Write all of ``data``, waiting for the socket as long as it takes."""
         if self.closed:
             raise TransportError("closed")
-        if self._unsent:
+        if not self._unsent:
+            # The common case: the socket takes it all at once, from the caller's bytes.
+            try:
+                sent = self.sock.send(data)
+            except WOULD_BLOCK:
+                sent = 0
+            except OSError as exc:
+                raise map_os_error(exc) from exc
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        else:
             # An interrupted send left bytes the peer is owed: they go first.
             self._waiter.flush_later(None)
             data = self._unsent + bytes(data)
@@ -154,6 +165,12 @@ class Transport(BaseTransport):
         deadline = None if timeout is None else time.monotonic() + timeout
         sock = self.sock
         try:
+            if self._drained:
+                self._drained = False
+                if not data and (timeout is None or timeout > 0):
+                    # The last read emptied the socket: wait first (one system call
+                    # instead of a failed read, its exception, then the wait).
+                    self._waiter.wait(READ, deadline)
             while not data:
                 try:
                     data = sock.recv(byte_count or READ_SIZE)
@@ -166,6 +183,10 @@ class Transport(BaseTransport):
             if byte_count == 0:
                 if self.tls:
                     data = self._drain_tls(data)
+                elif len(data) < READ_SIZE:
+                    self._drained = True
+                else:
+                    data = self._burst(data)
             elif len(data) < byte_count:
                 data = self._recv_exactly(byte_count, data, deadline)
             return data

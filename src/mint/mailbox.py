@@ -26,7 +26,7 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mint.errors import TransportError
 
@@ -43,6 +43,20 @@ class SocketData:
 
     socket: Any
     data: bytes
+
+
+# SocketData is built per read: setting its slots directly skips the frozen
+# dataclass's __init__ (object.__setattr__ per field).
+_new_object = object.__new__
+_set_socket = cast(Any, SocketData.__dict__["socket"]).__set__
+_set_data = cast(Any, SocketData.__dict__["data"]).__set__
+
+
+def _socket_data(sock: Any, data: bytes) -> SocketData:
+    message: SocketData = _new_object(SocketData)
+    _set_socket(message, sock)
+    _set_data(message, data)
+    return message
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -174,7 +188,7 @@ class Mailbox:
             if data is None:
                 return 0
             if data:
-                message = SocketData(sock, data)
+                message = _socket_data(sock, data)
             else:
                 # End of stream: like ``{:tcp_closed, socket}`` it is said once.
                 self._forget(transport)

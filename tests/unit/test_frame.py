@@ -504,7 +504,7 @@ def test_encode(frame: object, b0: int, payload: bytes) -> None:
     # Minimal length encoding (RFC 6455 5.2).
     marker = data[1] & 0x7F
     assert marker == (n if n < 126 else 126 if n < 65536 else 127)
-    assert ws is not WS
+    assert ws is WS  # nothing but the shared key source changed
 
 
 def test_encode_masks_with_fresh_keys_from_a_pool() -> None:
@@ -548,11 +548,27 @@ def test_encode_accepts_short_random_bytes() -> None:
     assert a[2:6] == b"\xaa\xbb\xcc\xdd"
 
 
-def test_encode_does_not_change_its_argument() -> None:
-    ws = new_websocket(random_bytes=counter_bytes())
-    before = ws._tx
-    encode(ws, Text("x"))
-    assert ws._tx == before
+def test_encode_never_repeats_a_key_when_an_old_value_is_reused() -> None:
+    calls = iter(range(10))
+
+    def distinct_keys(n: int) -> bytes:  # 4-byte big-endian counters: all keys distinct
+        first = next(calls) * (n // 4)
+        return b"".join(i.to_bytes(4, "big") for i in range(first, first + n // 4))
+
+    ws = new_websocket(random_bytes=distinct_keys)
+    keys = set()
+    for _ in range(1100):
+        _, data = encode(ws, Text("x"))  # the returned value is dropped on purpose
+        keys.add(unmask_client_frame(data)[2])
+    assert len(keys) == 1100
+
+
+def test_encode_keeps_the_decoder_state() -> None:
+    ws, _ = decode(new_websocket(), srv(1, b"partial")[:3])
+    ws2, _ = encode(ws, Binary(b"x"))
+    assert ws2 is ws
+    _, frames = decode(ws2, srv(1, b"partial")[3:])
+    assert frames == [Text("partial")]
 
 
 def test_encode_does_not_split_large_frames() -> None:
@@ -642,7 +658,12 @@ def test_mask_uses_speedup_when_importable(monkeypatch: pytest.MonkeyPatch) -> N
     fake = types.ModuleType("mint._speedups")
     fake.mask = lambda data, key: b"C"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mint._speedups", fake)
-    assert frame_mod._load_speedup() is fake.mask  # type: ignore[attr-defined]
+    monkeypatch.delenv("MINT_NO_SPEEDUPS", raising=False)
+    assert frame_mod._load_speedup() is fake
+    monkeypatch.setenv("MINT_NO_SPEEDUPS", "1")  # forces the pure-Python fallback
+    assert frame_mod._load_speedup() is None
+    monkeypatch.setenv("MINT_NO_SPEEDUPS", "0")
+    assert frame_mod._load_speedup() is fake
     monkeypatch.setitem(sys.modules, "mint._speedups", None)  # import fails
     assert frame_mod._load_speedup() is None
     assert importlib.import_module("mint.websocket._frame") is frame_mod
@@ -677,9 +698,25 @@ def test_encode_with_and_without_speedup(monkeypatch: pytest.MonkeyPatch, speedu
     # ``mask`` is (the C speedup when built) give correct frames.
     if not speedup:
         monkeypatch.setattr(frame_mod, "_mask_c", None)
+        monkeypatch.setattr(frame_mod, "_frame_c", None)
         monkeypatch.setattr(frame_mod, "_mask", _mask_py)
     ws = new_websocket(random_bytes=counter_bytes())
     for n in [*range(0, 300), 65535, 65536, 70_000]:
         payload = bytes((i * 31) % 256 for i in range(n))
         ws, data = encode(ws, Binary(payload))
         assert unmask_client_frame(data)[3] == payload
+
+
+def test_c_frame_matches_the_pure_python_frame() -> None:
+    speedups = pytest.importorskip("mint._speedups")
+    pool = bytes(range(256)) * 4
+    for n in [0, 1, 7, 125, 126, 300, 65535, 65536, 70_000]:
+        payload = bytes((i * 13) % 256 for i in range(n))
+        for b0, at in [(0x82, 0), (0x81, 5), (0xC1, 1020)]:
+            expected = frame_mod._frame_py(b0, payload, pool, at)
+            assert speedups.frame(b0, payload, pool, at) == expected
+    for bad in [(0x82, b"x", pool, 1021), (0x82, b"x", pool, -1), (256, b"x", pool, 0)]:
+        with pytest.raises(ValueError):
+            speedups.frame(*bad)
+    with pytest.raises(TypeError):
+        speedups.frame(0x82, bytearray(b"x"), pool, 0)

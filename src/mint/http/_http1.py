@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import h11
 
@@ -50,6 +50,11 @@ def _decode_headers(headers: Any) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
+_new_object = object.__new__
+_set_data_ref = cast(Any, Data.__dict__["ref"]).__set__
+_set_data_data = cast(Any, Data.__dict__["data"]).__set__
+
+
 class Http1Session:
     """One HTTP/1.1 connection's protocol state (client side)."""
 
@@ -64,6 +69,9 @@ class Http1Session:
         self._out = bytearray()
         self._requests: deque[_Request] = deque()
         self._upgraded: Ref | None = None
+        # The upgraded request once the server switched protocols: the facade writes
+        # its chunks straight to the socket and skips the flush after a read.
+        self.direct_ref: Ref | None = None
         self._broken = False  # a protocol error or EOF: no more requests
         self._read_closed = False
 
@@ -171,7 +179,7 @@ class Http1Session:
         return bytes(out)
 
     def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
-        if ref == self._upgraded:
+        if ref is self._upgraded or ref == self._upgraded:
             if chunk is EOF:
                 return
             assert isinstance(chunk, bytes | bytearray | memoryview)
@@ -212,7 +220,10 @@ class Http1Session:
         if not data:
             return []  # h11 reads b"" as end of stream; that is connection_lost's job
         if self._upgraded is not None:
-            return [Data(self._upgraded, data)]
+            item = _new_object(Data)  # a frozen dataclass: set its slots directly
+            _set_data_ref(item, self._upgraded)
+            _set_data_data(item, data)
+            return [item]
         responses: list[Response] = []
         try:
             self._h11.receive_data(data)
@@ -276,6 +287,7 @@ class Http1Session:
         """The server switched protocols: hand out the rest as raw upgrade data."""
         trailing, _closed = self._h11.trailing_data
         self._upgraded = req.ref
+        self.direct_ref = req.ref
         self._requests.popleft()
         if trailing:
             responses.append(Data(req.ref, bytes(trailing)))

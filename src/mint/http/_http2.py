@@ -65,6 +65,8 @@ USER_AGENT = "mint-websocket/0.1"
 # RFC 9113 6.9.2: the connection window starts at 65,535 whatever SETTINGS say.
 DEFAULT_RECEIVE_WINDOW = 16 * 2**20
 _INITIAL_CONNECTION_WINDOW = 65_535
+# The largest DATA frame we accept (RFC 9113 6.5.2 allows up to 2**24 - 1).
+DEFAULT_MAX_FRAME_SIZE = 2**20
 
 # The most bytes held on a connection waiting for the peer's flow-control windows.
 DEFAULT_MAX_SEND_QUEUE = 64 * 2**20
@@ -213,6 +215,8 @@ class Http2Session:
     """One HTTP/2 connection's protocol state (client side)."""
 
     protocol = "http2"
+    # HTTP/1.1's upgraded request (bytes written as they are); never on HTTP/2.
+    direct_ref: Ref | None = None
 
     def __init__(
         self,
@@ -229,10 +233,14 @@ class Http2Session:
             initial_values={
                 SettingCodes.ENABLE_PUSH: 0,
                 SettingCodes.INITIAL_WINDOW_SIZE: DEFAULT_RECEIVE_WINDOW,
+                # Large DATA frames from the peer: fewer frames (and h2 events) per MB.
+                SettingCodes.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
                 SettingCodes.MAX_CONCURRENT_STREAMS: 100,
                 SettingCodes.MAX_HEADER_LIST_SIZE: self._h2.DEFAULT_MAX_HEADER_LIST_SIZE,
             },
         )
+        # Accepted at once: the peer may use the larger size as soon as it has our SETTINGS.
+        self._h2.max_inbound_frame_size = DEFAULT_MAX_FRAME_SIZE
         self._scheme = scheme
         default_port = 443 if scheme == "https" else 80
         shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -551,7 +559,7 @@ class Http2Session:
                 size = _FRAME_HEADER + int.from_bytes(buf[pos : pos + 3], "big")
                 if len(buf) - pos < size:
                     break
-                events = self._h2.receive_data(bytes(buf[pos : pos + size]))
+                events = self._h2.receive_data(buf[pos : pos + size])  # h2 copies it once
                 pos += size
                 self._handle(events, responses)
         except h2.exceptions.ProtocolError as exc:

@@ -202,9 +202,16 @@ def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
     On an upgraded HTTP/1.1 WebSocket the bytes are written as they are.
     """
     try:
-        if conn._transport.closed:
+        transport = conn._transport
+        if transport.closed:
             raise TransportError("closed")
-        conn._session.stream_request_body(ref, chunk)
+        session = conn._session
+        if ref is session.direct_ref and type(chunk) is bytes:
+            # An upgraded HTTP/1.1 connection: the caller's bytes go out as they are.
+            if chunk:
+                transport.send(chunk)
+            return conn
+        session.stream_request_body(ref, chunk)
         _flush(conn)
         if WINDOW_HIGH_WATER is not None:
             _await_window(conn, WINDOW_HIGH_WATER)
@@ -253,12 +260,15 @@ def _await_window(conn: Conn, high_water: int) -> None:
 
 
 def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
+    session = conn._session
     try:
-        responses = conn._session.receive_data(data)
+        responses = session.receive_data(data)
         if "early" in conn._private:
             responses = conn._private.pop("early") + responses
     except MintError as exc:
         raise _attach(exc, conn) from exc.__cause__
+    if session.direct_ref is not None:
+        return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
     try:
         _flush(conn)
     except MintError as exc:
@@ -294,6 +304,8 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         TransportError: the socket closed or failed; ``.responses`` has what came before.
         HTTPError: the server broke HTTP.
     """
+    if type(message) is SocketData and message.socket is conn._transport.sock:
+        return _process(conn, message.data)  # the common case, checked first
     if not isinstance(message, SocketData | SocketClosed | SocketError):
         return UNKNOWN
     if message.socket is not conn._transport.sock:

@@ -29,8 +29,10 @@ Decisions where RFC 6455 and Mint leave a choice:
   its frames, checked as soon as each header is parsed) and as decoded by the
   extensions (passed to them as ``limit``).
 - Mask keys are consecutive 4-byte slices of ``random_bytes(4096)`` results, taken
-  in order; the pool position is part of the value, so encoding twice from the
-  same ``WebSocket`` repeats a key (do not: continue with the returned value).
+  in order from a key source that every ``WebSocket`` derived from one
+  :func:`new_websocket` shares (its one mutable part): a key is never repeated,
+  even when a caller encodes from an old value. ``encode`` returns the ``WebSocket``
+  it was given when nothing else changed.
 - Frames after a Close frame are still decoded; what to do with them is the
   caller's business (RFC 6455 5.5.1 says a server sends none).
 """
@@ -136,16 +138,23 @@ def _mask_py(data: bytes, key: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _load_speedup() -> Callable[[bytes, bytes], bytes] | None:
-    """``mint._speedups.mask`` (an optional C extension) when it is importable."""
+def _load_speedup() -> Any:
+    """``mint._speedups`` (an optional C extension) when it is importable.
+
+    ``MINT_NO_SPEEDUPS=1`` in the environment forces the pure-Python fallback.
+    """
+    if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
     try:
-        module = importlib.import_module("mint._speedups")
+        return importlib.import_module("mint._speedups")
     except ImportError:
         return None
-    return cast(Callable[[bytes, bytes], bytes], module.mask)
 
 
-_mask_c = _load_speedup()
+_speedups = _load_speedup()
+_mask_c = cast(Callable[[bytes, bytes], bytes] | None, getattr(_speedups, "mask", None))
+# frame(b0, payload, pool, at) -> bytes: header, key pool[at:at + 4], masked payload.
+_frame_c = cast(Callable[[int, bytes, bytes, int], bytes] | None, getattr(_speedups, "frame", None))
 
 #: ``mask(data, key) -> bytes``: XOR with the 4-byte key, repeating (RFC 6455 5.3).
 #: The C speedup when installed, else the pure-Python fallback (same results).
@@ -166,6 +175,29 @@ class _Config:
     random_bytes: Callable[[int], bytes]
     rsv_allowed: int  # union of the accepted extensions' RSV bits
     ext_all: bool  # some extension claims no RSV bits: it sees every message
+
+
+class _Keys:
+    """The mask key source: a pool of random bytes and the position of the next key.
+
+    Mutable and shared by every ``WebSocket`` derived from one :func:`new_websocket`
+    (its identity never changes), so no key is handed out twice.
+    """
+
+    __slots__ = ("at", "pool", "random_bytes")
+
+    def __init__(self, random_bytes: Callable[[int], bytes]) -> None:
+        self.random_bytes = random_bytes
+        self.pool = b""
+        self.at = 0
+
+    def refill(self) -> bytes:
+        pool = self.random_bytes(_KEY_POOL_SIZE)
+        if type(pool) is not bytes or len(pool) < 4:
+            raise ValueError("random_bytes must return bytes (at least 4)")
+        self.pool = pool
+        self.at = 0
+        return pool
 
 
 # An immutable cons list, ``(previous, item)`` or ``None``: O(1) append, joined once.
@@ -203,7 +235,7 @@ class WebSocket:
 
     _cfg: _Config
     _rx: _Rx | None  # None: nothing buffered, no message in progress, not failed
-    _tx: tuple[bytes, int]  # the mask key pool and the position of the next key
+    _tx: _Keys  # the mask key source (shared, mutable; see _Keys)
 
     @property
     def extensions(self) -> tuple[Extension, ...]:
@@ -243,7 +275,7 @@ _set_text = cast(Any, Text.__dict__["data"]).__set__
 _set_binary = cast(Any, Binary.__dict__["data"]).__set__
 
 
-def _make(cfg: _Config, rx: _Rx | None, tx: tuple[bytes, int]) -> WebSocket:
+def _make(cfg: _Config, rx: _Rx | None, tx: _Keys) -> WebSocket:
     ws = _new_object(WebSocket)
     _set_cfg(ws, cfg)
     _set_rx(ws, rx)
@@ -286,7 +318,7 @@ def new_websocket(
         if limit is not None and (type(limit) is not int or limit < 0):
             raise WebSocketError(("invalid_limit", limit))
     cfg = _Config(exts, max_frame_size, max_message_size, random_bytes, allowed, ext_all)
-    return WebSocket(cfg, None, (b"", 0))
+    return WebSocket(cfg, None, _Keys(random_bytes))
 
 
 # --------------------------------------------------------------------------------------
@@ -314,6 +346,49 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
             (a str with lone surrogates), ``("invalid_frame", frame)`` (not a frame),
             or an extension's error.
     """
+    # The fast path: a Text or Binary message without extensions, the same
+    # WebSocket back (its key source moves on), one C call for the whole frame.
+    if type(frame) is Binary:
+        payload = frame.data
+        b0 = _FIN | OP_BINARY
+    elif type(frame) is Text:
+        text = frame.data
+        if type(text) is not str:
+            return _encode(ws, frame)
+        try:
+            payload = text.encode()
+        except UnicodeEncodeError:
+            return _encode(ws, frame)
+        b0 = _FIN | OP_TEXT
+    else:
+        return _encode(ws, frame)
+    if type(payload) is not bytes or ws._cfg.extensions:
+        return _encode(ws, frame)
+    keys = ws._tx
+    at = keys.at
+    pool = keys.pool
+    if at + 4 > len(pool):
+        pool = keys.refill()
+        at = 0
+    keys.at = at + 4
+    if _frame_c is not None:
+        return ws, _frame_c(b0, payload, pool, at)
+    n = len(payload)
+    if n < _LEN16 and n:
+        # Small frames in pure Python: the whole frame is one big-endian int, the
+        # header bytes and the key above the payload XORed with the repeated key.
+        key = int.from_bytes(pool[at : at + 4], "big")
+        m = (n + 3) >> 2
+        repeated = (key * _REPEAT[m]) >> ((m << 5) - (n << 3))
+        head = (b0 << 40) | ((_MASK_BIT | n) << 32) | key
+        return ws, ((head << (n << 3)) | (int.from_bytes(payload, "big") ^ repeated)).to_bytes(
+            n + 6, "big"
+        )
+    return ws, _frame_py(b0, payload, pool, at)
+
+
+def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
+    """Every frame :func:`encode` does not take its fast path for (same contract)."""
     if type(frame) is Binary:
         payload = frame.data
         if type(payload) is not bytes:
@@ -340,7 +415,7 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         shorthand = _SHORTHANDS.get(frame) if isinstance(frame, str) else None
         if shorthand is None:
             raise WebSocketError(("invalid_frame", frame), websocket=ws)
-        return encode(ws, shorthand)
+        return _encode(ws, shorthand)
 
     cfg = ws._cfg
     rsv = 0
@@ -358,28 +433,30 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         payload = message.data
         rsv = message.rsv & _RSV_MASK
 
-    keys, at = ws._tx
-    if at + 4 > len(keys):
-        keys = cfg.random_bytes(_KEY_POOL_SIZE)
-        if type(keys) is not bytes or len(keys) < 4:
-            raise ValueError("random_bytes must return bytes (at least 4)")
+    keys = ws._tx
+    at = keys.at
+    pool = keys.pool
+    if at + 4 > len(pool):
+        pool = keys.refill()
         at = 0
-    key = keys[at : at + 4]
+    keys.at = at + 4
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    if _frame_c is not None:
+        return ws, _frame_c(_FIN | rsv | opcode, payload, pool, at)
+    return ws, _frame_py(_FIN | rsv | opcode, payload, pool, at)
+
+
+def _frame_py(b0: int, payload: bytes, pool: bytes, at: int) -> bytes:
+    """The pure-Python ``_speedups.frame``: header, key ``pool[at:at + 4]``, masked payload."""
+    key = pool[at : at + 4]
     n = len(payload)
-    b0 = _FIN | rsv | opcode
     if n < _LEN16:
         header = pack("!BB4s", b0, _MASK_BIT | n, key)
-        if n and _mask_c is None:
-            # _mask_py inlined for small frames: one call less per frame counts here.
-            k = int.from_bytes(key, "little") * _REPEAT[(n + 3) >> 2] & _LOW[n]
-            data = header + (int.from_bytes(payload, "little") ^ k).to_bytes(n, "little")
-        else:
-            data = header + _mask(payload, key) if n else header
-    elif n < _LEN64_MIN:
-        data = pack("!BBH4s", b0, _MASK_BIT | _LEN16, n, key) + _mask(payload, key)
-    else:
-        data = pack("!BBQ4s", b0, _MASK_BIT | _LEN64, n, key) + _mask(payload, key)
-    return _make(cfg, ws._rx, (keys, at + 4)), data
+        return header + _mask(payload, key) if n else header
+    if n < _LEN64_MIN:
+        return pack("!BBH4s", b0, _MASK_BIT | _LEN16, n, key) + _mask(payload, key)
+    return pack("!BBQ4s", b0, _MASK_BIT | _LEN64, n, key) + _mask(payload, key)
 
 
 def _as_bytes(ws: WebSocket, frame: object, payload: object) -> bytes:
