@@ -93,7 +93,7 @@ class Client:
     websocket: Any = None
     early: list[Any] = field(default_factory=list)
 
-    async def responses(self, timeout: float = 5.0) -> list[Any]:
+    async def responses(self, timeout: float = 15.0) -> list[Any]:
         """One step of input: the responses of one message (active) or one read (passive)."""
         ws = self.flavour.websocket
         if self.mode == "passive":
@@ -107,7 +107,7 @@ class Client:
                 self.conn, responses = result
                 return list(responses)
 
-    async def handshake(self, timeout: float = 5.0) -> tuple[int, list[Any], bytes]:
+    async def handshake(self, timeout: float = 15.0) -> tuple[int, list[Any], bytes]:
         status, headers, early, done = 0, [], b"", False
         while not done:
             for response in await self.responses(timeout):
@@ -137,7 +137,7 @@ class Client:
         self.websocket, data = ws.encode(self.websocket, frame)
         self.conn = await ws.stream_request_body(self.conn, self.ref, data)
 
-    async def frames(self, count: int = 1, timeout: float = 5.0) -> list[Any]:
+    async def frames(self, count: int = 1, timeout: float = 15.0) -> list[Any]:
         """Read until ``count`` frames (or inline errors) were decoded."""
         out: list[Any] = list(self.early)
         self.early = []

@@ -210,7 +210,7 @@ def test_websockets_fragmented_compressed_messages(ws_server_deflate: Any) -> No
     # websockets compresses one message over several frames, RSV1 on the first only.
     client = open_websocket(ws_server_deflate, "/fragmented", extensions=[PerMessageDeflate])
     try:
-        frames = client.early + client.frames(2 - len(client.early))
+        frames = client.frames(2)
         assert frames == [Text("fragmented"), Binary(b"\x00\x01\x02\x03")]
         echo(client, [Text("after")])
     finally:
@@ -220,7 +220,7 @@ def test_websockets_fragmented_compressed_messages(ws_server_deflate: Any) -> No
 def test_websockets_control_frames_stay_uncompressed(ws_server_deflate: Any) -> None:
     client = open_websocket(ws_server_deflate, "/ping", extensions=[PerMessageDeflate])
     try:
-        frames = client.early + client.frames(1 - len(client.early))
+        frames = client.frames(1)
         assert frames == [Ping(b"mint")]
         client.send(Pong(b"mint"))
         assert client.frames() == [Text("pong")]
@@ -298,7 +298,7 @@ def test_hypercorn_parameters(
     try:
         assert mint.http.protocol(client.conn) == protocols[0]
         assert agreement(client) == expected
-        [headers] = client.early + client.frames(1 - len(client.early))
+        [headers] = client.frames(1)
         sent = dict(json.loads(headers.data))
         assert sent["sec-websocket-extensions"].startswith("permessage-deflate")
         assert probe_takeover(client) is not expected.client_no_context_takeover
@@ -342,7 +342,7 @@ def test_node_http2_parameters(
     try:
         assert mint.http.protocol(client.conn) == "http2"
         assert agreement(client) == expected
-        [headers] = client.early + client.frames(1 - len(client.early))
+        [headers] = client.frames(1)
         assert json.loads(headers.data)["sec-websocket-extensions"].startswith("permessage-deflate")
         assert probe_takeover(client) is not expected.client_no_context_takeover
         echo(client, [Binary(os.urandom(MB)), Text(prose(MB, seed=7)), Text("")])

@@ -23,7 +23,7 @@ class Client:
     websocket: Any = None
     early: list[Any] = field(default_factory=list)
 
-    def responses(self, timeout: float = 5.0) -> list[Any]:
+    def responses(self, timeout: float = 15.0) -> list[Any]:
         """One step of input: the responses of one message (active) or one read (passive)."""
         if self.mode == "passive":
             self.conn, responses = mint.websocket.recv(self.conn, 0, timeout)
@@ -39,9 +39,14 @@ class Client:
         self.websocket, data = mint.websocket.encode(self.websocket, frame)
         self.conn = mint.websocket.stream_request_body(self.conn, self.ref, data)
 
-    def frames(self, count: int = 1, timeout: float = 5.0) -> list[Any]:
-        """Read until ``count`` frames (or inline errors) were decoded."""
-        out: list[Any] = []
+    def frames(self, count: int = 1, timeout: float = 15.0) -> list[Any]:
+        """Read until ``count`` frames (or inline errors) were decoded.
+
+        Frames decoded from the bytes that came with the handshake answer come first:
+        a server that speaks right after the 101 may land in the same read.
+        """
+        out: list[Any] = self.early
+        self.early = []
         while len(out) < count:
             for response in self.responses(timeout):
                 if isinstance(response, Data) and response.ref == self.ref:
@@ -80,7 +85,7 @@ def connect(
     return Client(conn, mode, mailbox)
 
 
-def handshake(client: Client, timeout: float = 5.0) -> tuple[int, list[tuple[str, str]], bytes]:
+def handshake(client: Client, timeout: float = 15.0) -> tuple[int, list[tuple[str, str]], bytes]:
     """Collect the upgrade's Status, Headers and early Data up to Done (HTTP/2: the headers)."""
     status, headers, early, done = None, [], b"", False
     http2 = mint.http.protocol(client.conn) == "http2"

@@ -89,7 +89,7 @@ class WSServer(PeerAddressMixin):
             ssl=ssl_context,
             process_request=self._process_request,
             process_response=self._process_response,
-            open_timeout=5,
+            open_timeout=30,  # generous: a loaded CI machine must not fail a handshake
             close_timeout=2,
             max_size=MAX_SIZE,
         )
