@@ -214,53 +214,31 @@ class BaseTransport:
             return self.sock.selected_alpn_protocol()
         return None
 
-    def _drain_tls(self, first: bytes) -> bytes:
-        """Collect what the TLS layer already decrypted: ``poll`` cannot see it."""
-        sock = self.sock
-        assert isinstance(sock, ssl.SSLSocket)
-        pending = sock.pending()
-        if not pending:
-            return first
-        parts = [first]
-        total = len(first)
-        while pending and total < READ_BURST:
-            try:
-                more = sock.recv(max(pending, READ_SIZE))
-            except WOULD_BLOCK:
-                break
-            if not more:
-                break
-            parts.append(more)
-            total += len(more)
-            pending = sock.pending()
-        return b"".join(parts)
+    def _read_on(self, parts: list[bytes]) -> bool:
+        """Append what the socket already holds to ``parts``, without waiting.
 
-    def _burst(self, first: bytes) -> bytes:
-        """After a full read, take what else is there without waiting (up to READ_BURST).
-
-        A failure or the end of stream after ``first`` is left for the next read.
+        Goes on while the last read filled its buffer, or while TLS holds decrypted
+        bytes (``poll`` cannot see those), up to READ_BURST in all. Returns True when
+        the socket was found empty. A failure or the end of stream after the bytes
+        already read is left for the next read.
         """
         sock = self.sock
-        parts = [first]
-        total = len(first)
-        drained = False
+        tls = self.tls
+        total = sum(map(len, parts))
         while total < READ_BURST:
+            if len(parts[-1]) < READ_SIZE and not (tls and sock.pending()):  # type: ignore[attr-defined]
+                return True
             try:
                 more = sock.recv(READ_SIZE)
             except WOULD_BLOCK:
-                drained = True
-                break
+                return True
             except OSError:
-                break
+                return False
             if not more:
-                break
+                return False
             parts.append(more)
             total += len(more)
-            if len(more) < READ_SIZE:
-                drained = True
-                break
-        self._drained = drained
-        return first if len(parts) == 1 else b"".join(parts)
+        return False
 
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.
@@ -289,32 +267,19 @@ class BaseTransport:
         if self._unread is not None:
             data, self._unread = self._unread, None
             return data
-        sock = self.sock
-        parts: list[bytes] = []
-        total = 0
         try:
-            while total < READ_BURST:
-                try:
-                    data = sock.recv(READ_SIZE)
-                except WOULD_BLOCK:
-                    break
-                if not data:
-                    if not parts:
-                        return b""
-                    break
-                parts.append(data)
-                total += len(data)
-                if len(data) < READ_SIZE and not (self.tls and sock.pending()):  # type: ignore[attr-defined]
-                    break
-        except ssl.SSLZeroReturnError:
-            if not parts:
-                return b""
-        except OSError as exc:
-            if not parts:
-                raise map_os_error(exc) from exc
-        if not parts:
+            first = self.sock.recv(READ_SIZE)
+        except WOULD_BLOCK:
             return None
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        except ssl.SSLZeroReturnError:
+            return b""
+        except OSError as exc:
+            raise map_os_error(exc) from exc
+        if not first:
+            return b""
+        parts = [first]
+        self._read_on(parts)
+        return first if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         if self.closed:

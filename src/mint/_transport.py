@@ -181,12 +181,12 @@ class Transport(BaseTransport):
                 if not data:
                     return b""
             if byte_count == 0:
-                if self.tls:
-                    data = self._drain_tls(data)
-                elif len(data) < READ_SIZE:
-                    self._drained = True
-                else:
-                    data = self._burst(data)
+                parts = [data]
+                drained = self._read_on(parts)
+                # TLS may want to write before it can read: only a plain socket waits first.
+                self._drained = drained and not self.tls
+                if len(parts) > 1:
+                    data = b"".join(parts)
             elif len(data) < byte_count:
                 data = self._recv_exactly(byte_count, data, deadline)
             return data
