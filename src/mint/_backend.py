@@ -184,6 +184,7 @@ class BaseTransport:
 
     __slots__ = (
         "_drained",
+        "_scratch",
         "_unread",
         "_unsent",
         "_waiter",
@@ -208,13 +209,15 @@ class BaseTransport:
         # The last passive read emptied the (plain) socket: the next one waits first
         # rather than fail a read (EAGAIN, an exception) and then wait.
         self._drained = False
+        # The buffer a bulk read reads on into (see _read_on); made on first use.
+        self._scratch: memoryview | None = None
 
     def alpn_protocol(self) -> str | None:
         if isinstance(self.sock, ssl.SSLSocket):
             return self.sock.selected_alpn_protocol()
         return None
 
-    def _read_on(self, parts: list[bytes]) -> bool:
+    def _read_on(self, parts: list[bytes | memoryview]) -> bool:
         """Append what the socket already holds to ``parts``, without waiting.
 
         Goes on while the last read filled its buffer, or while TLS holds decrypted
@@ -224,21 +227,37 @@ class BaseTransport:
         """
         sock = self.sock
         tls = self.tls
+        if len(parts[-1]) < READ_SIZE and not (tls and sock.pending()):  # type: ignore[attr-defined]
+            return True
+        # A bulk transfer: read on into this transport's scratch buffer, kept for the
+        # next burst, and hand it out as one part (one copy when joined, and no run
+        # of short-lived 64 KiB objects for the allocator to return to the kernel).
         total = sum(map(len, parts))
-        while total < READ_BURST:
-            if len(parts[-1]) < READ_SIZE and not (tls and sock.pending()):  # type: ignore[attr-defined]
-                return True
+        room = READ_BURST - total
+        if room <= 0:
+            return False
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = memoryview(bytearray(READ_BURST))
+        got = 0
+        drained = False
+        while got < room:
             try:
-                more = sock.recv(READ_SIZE)
+                k = sock.recv_into(scratch[got:room])
             except WOULD_BLOCK:
-                return True
+                drained = True
+                break
             except OSError:
-                return False
-            if not more:
-                return False
-            parts.append(more)
-            total += len(more)
-        return False
+                break
+            if not k:
+                break
+            got += k
+            if not (tls and sock.pending()) and got < room and k < READ_SIZE:  # type: ignore[attr-defined]
+                drained = True
+                break
+        if got:
+            parts.append(scratch[:got])
+        return drained
 
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.
@@ -277,7 +296,7 @@ class BaseTransport:
             raise map_os_error(exc) from exc
         if not first:
             return b""
-        parts = [first]
+        parts: list[bytes | memoryview] = [first]
         self._read_on(parts)
         return first if len(parts) == 1 else b"".join(parts)
 

@@ -385,6 +385,50 @@ def test_large_text_frame_validated_once(monkeypatch: pytest.MonkeyPatch) -> Non
     assert sum(calls) == len(payload)  # each byte seen once
 
 
+@pytest.mark.parametrize("opcode", [1, 2])
+@pytest.mark.parametrize("cut", [10, 70_000, 150_000, 300_009, 300_010, 300_011])
+def test_large_payloads_across_reads_decode_to_bytes(opcode: int, cut: int) -> None:
+    # Parts of 64 KiB and more are kept as views of the bytes read (no copy per
+    # read): what comes out is still one bytes/str per message, the frames behind
+    # it in the same read decode as usual, and the old WebSocket value still works.
+    payload = bytes(range(97, 123)) * 11_539 + b"z"  # 300_015 bytes, ASCII
+    big = srv(opcode, payload[:300_000], fin=False) + srv(0, payload[300_000:])
+    data = big + srv(2, b"after") + srv(9, b"p")
+    ws, first = decode(new_websocket(max_message_size=None), data[:cut])
+    ws2, rest = decode(ws, data[cut:])
+    items = first + rest
+    want: object = payload.decode() if opcode == 1 else payload
+    assert [type(f) for f in items] == [Text if opcode == 1 else Binary, Binary, Ping]
+    assert items[0].data == want  # type: ignore[union-attr]
+    assert type(items[0].data) is (str if opcode == 1 else bytes)  # type: ignore[union-attr]
+    assert items[1:] == [Binary(b"after"), Ping(b"p")]
+    assert decode(ws, data[cut:])[1] == rest  # the value passed in is unchanged
+    assert ws2 is not None
+
+
+def test_large_invalid_utf8_part_is_reported_as_bytes() -> None:
+    payload = b"a" * 100_000 + b"\xff" + b"b" * 100_000
+    data = srv(1, payload)
+    ws, frames = decode(new_websocket(max_message_size=None), data[:50])
+    assert frames == []
+    _, frames = decode(ws, data[50:])
+    assert len(frames) == 1 and isinstance(frames[0], WebSocketError)
+    assert frames[0].close_code == 1007
+    reason = frames[0].reason
+    assert reason[0] == "invalid_utf8" and type(reason[1]) is bytes
+
+
+def test_small_parts_do_not_hold_large_reads() -> None:
+    # A small part of a large read is copied, so a fragmented message made of
+    # small pieces never pins the large buffers it arrived in.
+    part = frame_mod._part(b"x" * 200_000, 10, 20)
+    assert type(part) is bytes and part == b"x" * 10
+    view = frame_mod._part(b"y" * 200_000, 10, 150_000)
+    assert type(view) is memoryview and bytes(view) == b"y" * 149_990
+    whole = b"w" * 100_000
+    assert frame_mod._part(whole, 0, len(whole)) is whole
+
+
 # ------------------------------------------------------------------ limits
 
 

@@ -178,7 +178,7 @@ class AsyncTransport(BaseTransport):
                 if not data:
                     return b""
             if byte_count == 0:
-                parts = [data]
+                parts: list[bytes | memoryview] = [data]
                 drained = self._read_on(parts)
                 # TLS may want to write before it can read: only a plain socket waits first.
                 self._drained = drained and not self.tls
@@ -195,7 +195,7 @@ class AsyncTransport(BaseTransport):
     async def _recv_exactly(self, byte_count: int, first: bytes, deadline: float | None) -> bytes:
         """Mint's ``recv(byte_count)`` returns exactly that many bytes (fewer at the end)."""
         sock = self.sock
-        parts = [first]
+        parts: list[bytes | memoryview] = [first]
         got = len(first)
         try:
             while got < byte_count:

@@ -84,6 +84,8 @@ _MASK_CHUNK = 1 << 16
 _MASK_SMALL = 256
 _REPEAT = [((1 << (32 * m)) - 1) // 0xFFFFFFFF for m in range((_MASK_SMALL >> 2) + 2)]
 _LOW = [(1 << (8 * i)) - 1 for i in range(_MASK_SMALL + 1)]
+# A payload part at least this large is kept as a view of the bytes read (see _part).
+_VIEW_MIN = 1 << 16
 
 Shorthand: TypeAlias = Literal["ping", "pong", "close"]
 _SHORTHANDS: dict[str, Frame] = {"ping": Ping(), "pong": Pong(), "close": Close()}
@@ -523,6 +525,7 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
     rx = ws._rx
     out: list[Frame | WebSocketError] = []
     msg: _Message | None = None
+    pos = 0
     if rx is None:
         if not data:
             return ws, out
@@ -541,21 +544,22 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
             k = len(data)
             try:
                 if k < left:
-                    msg = _feed(msg, data)
+                    msg = _feed(msg, _part(data, 0, k))
                     return _move(ws, _Rx(None, b"", left - k, rx.fin, msg)), out
-                msg = _feed(msg, data[:left] if k > left else data)
+                msg = _feed(msg, _part(data, 0, left))
                 if rx.fin:
                     out.append(_finish(cfg, msg))
                     msg = None
             except WebSocketError as exc:
                 return _fail(ws, out, exc)
-            buf = data[left:] if k > left else b""
+            # The frames after that payload are read from where it ends (no copy).
+            buf = data
+            pos = left
         else:
             buf = rx.head + data if rx.head else data
 
     # The frame loop. Whole unfragmented messages without extensions take the
     # first branches only; everything else goes through _open/_feed/_finish.
-    pos = 0
     n = len(buf)
     append = out.append
     bad_rsv = _RSV_MASK & ~cfg.rsv_allowed
@@ -671,7 +675,7 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                 if op:
                     msg = _open(op, rsv, simple)
                 assert msg is not None
-                msg = _feed(msg, buf[start:end])
+                msg = _feed(msg, _part(buf, start, end))
                 if fin:
                     append(_finish(cfg, msg))
                     msg = None
@@ -686,7 +690,7 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                 msg = _open(op, rsv, simple)
             assert msg is not None
             if start < n:
-                msg = _feed(msg, buf[start:])
+                msg = _feed(msg, _part(buf, start, n))
         except WebSocketError as exc:
             error = exc
             break
@@ -725,14 +729,32 @@ def _open(opcode: int, rsv: int, simple: bool) -> _Message:
     return _Message(opcode, rsv, 0, None, b"", opcode == OP_TEXT and simple and not rsv)
 
 
-def _feed(msg: _Message, part: bytes) -> _Message:
+def _part(buf: bytes, start: int, end: int) -> bytes | memoryview:
+    """``buf[start:end]``, or a view of it when copying would be the waste.
+
+    A large payload that arrives over several reads is joined once, in
+    :func:`_finish`; a view of each read's bytes spares one copy per read, and a
+    fresh 1 MiB allocation each (which the C allocator serves with new pages from
+    the kernel: page faults, the largest cost of a large message). A view keeps its
+    whole ``buf`` alive, so only a part that is most of its ``buf`` becomes one: what
+    is held stays under twice the message's size.
+    """
+    size = end - start
+    if size >= _VIEW_MIN and size * 2 >= len(buf):
+        if start == 0 and end == len(buf):
+            return buf
+        return memoryview(buf)[start:end]
+    return buf[start:end]
+
+
+def _feed(msg: _Message, part: bytes | memoryview) -> _Message:
     """Add payload bytes to the message in progress (fail-fast UTF-8 for text)."""
     size = msg.size + len(part)
     if msg.stream:
         try:
             text, tail = decode_part(msg.tail, part)
         except UnicodeDecodeError:
-            raise _error(("invalid_utf8", part), CLOSE_INVALID_DATA) from None
+            raise _error(("invalid_utf8", bytes(part)), CLOSE_INVALID_DATA) from None
         parts = (msg.parts, text) if text else msg.parts
         return _Message(OP_TEXT, 0, size, parts, tail, True)
     return _Message(msg.opcode, msg.rsv, size, (msg.parts, part) if part else msg.parts, b"", False)
