@@ -29,6 +29,7 @@ import errno
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -53,6 +54,9 @@ WRITE = select.POLLOUT
 WINDOW_HIGH_WATER: int | None = None
 
 ALPN_IDS = {"http1": "http/1.1", "http2": "h2"}
+
+# Per thread: the buffer a bulk read reads on into (see BaseTransport._read_on).
+_SCRATCH = threading.local()
 
 WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -184,7 +188,6 @@ class BaseTransport:
 
     __slots__ = (
         "_drained",
-        "_scratch",
         "_unread",
         "_unsent",
         "_waiter",
@@ -209,8 +212,6 @@ class BaseTransport:
         # The last passive read emptied the (plain) socket: the next one waits first
         # rather than fail a read (EAGAIN, an exception) and then wait.
         self._drained = False
-        # The buffer a bulk read reads on into (see _read_on); made on first use.
-        self._scratch: memoryview | None = None
 
     def alpn_protocol(self) -> str | None:
         if isinstance(self.sock, ssl.SSLSocket):
@@ -229,16 +230,19 @@ class BaseTransport:
         tls = self.tls
         if len(parts[-1]) < READ_SIZE and not (tls and sock.pending()):  # type: ignore[attr-defined]
             return True
-        # A bulk transfer: read on into this transport's scratch buffer, kept for the
-        # next burst, and hand it out as one part (one copy when joined, and no run
-        # of short-lived 64 KiB objects for the allocator to return to the kernel).
+        # A bulk transfer: read on into the thread's scratch buffer and hand it out
+        # as one part (one copy when joined, and no run of short-lived 64 KiB
+        # objects for the allocator to hand back to the kernel, only to fault them
+        # in again for the next burst). The callers join ``parts`` before anything
+        # else runs on this thread, so one buffer per thread serves every
+        # connection: no idle connection holds a megabyte.
         total = sum(map(len, parts))
         room = READ_BURST - total
         if room <= 0:
             return False
-        scratch = self._scratch
+        scratch: memoryview | None = getattr(_SCRATCH, "view", None)
         if scratch is None:
-            scratch = self._scratch = memoryview(bytearray(READ_BURST))
+            scratch = _SCRATCH.view = memoryview(bytearray(READ_BURST))
         got = 0
         drained = False
         while got < room:
