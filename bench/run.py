@@ -615,6 +615,8 @@ def summary(res: dict) -> tuple[list[str], list[dict]]:
     p = next((v for k, v in masks.items() if k.startswith("mint pure")), None)
     add("masking 1 MiB, mint C speedup ≥ 20 GB/s", c, 20.0, ">=", 1.0, "GB/s")
     add("masking 1 MiB, mint pure fallback ≥ 0.6 GB/s", p, 0.6, ">=", 1.0, "GB/s")
+    w = next((v for k, v in masks.items() if k.startswith("wsproto")), None)
+    add("masking 1 MiB, mint pure fallback ≥ wsproto (same run)", p, w, ">=", 1.0, "GB/s")
     lines = ["## Summary: the issue's targets", ""]
     rows = [
         [

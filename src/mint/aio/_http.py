@@ -52,7 +52,10 @@ from mint.http._conn import (
     _Unknown,
     protocol,
 )
-from mint.http._types import Ref, Response
+from mint.http._types import Data, Ref, Response
+from mint.http._types import new_object as _new_object
+from mint.http._types import set_data_data as _set_data_data
+from mint.http._types import set_data_ref as _set_data_ref
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
 
@@ -198,7 +201,8 @@ async def request(
 async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
     """Send a chunk of a streamed body, or ``EOF`` to end it.
 
-    On an upgraded HTTP/1.1 WebSocket the bytes are written as they are.
+    Also ``mint.websocket.stream_request_body``: on an upgraded HTTP/1.1 WebSocket
+    the encoded frames are written as they are.
     """
     try:
         transport = conn._transport
@@ -299,12 +303,23 @@ def _drop_transport(conn: Conn) -> None:
 async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknown:
     """Turn a mailbox message into responses, or :data:`UNKNOWN` if it is not this conn's.
 
+    Also ``mint.websocket.stream`` (raw ``Data`` on an upgraded HTTP/1.1 connection).
+
     Raises:
         TransportError: the socket closed or failed; ``.responses`` has what came before.
         HTTPError: the server broke HTTP.
     """
     if type(message) is SocketData and message.socket is conn._transport.sock:
-        return await _process(conn, message.data)  # the common case, checked first
+        # The common case, checked first; on an upgraded HTTP/1.1 connection the
+        # bytes are the WebSocket's as they came (see recv).
+        data = message.data
+        ref = conn._session.direct_ref
+        if ref is not None and data and "early" not in conn._private:
+            item = _new_object(Data)
+            _set_data_ref(item, ref)
+            _set_data_data(item, data)
+            return conn, [item]
+        return await _process(conn, data)
     if not isinstance(message, SocketData | SocketClosed | SocketError):
         return UNKNOWN
     if message.socket is not conn._transport.sock:
@@ -325,6 +340,9 @@ async def recv(
 ) -> tuple[Conn, list[Response]]:
     """Read from a passive connection and return the responses (Mint's ``recv/3``).
 
+    Also ``mint.websocket.recv``: on an upgraded HTTP/1.1 connection the bytes come
+    out as they were read, as ``Data(ref, bytes)`` for :func:`mint.websocket.decode`.
+
     Args:
         byte_count: bytes to read; 0 reads whatever is available.
         timeout: seconds to wait (``None``: forever).
@@ -340,17 +358,27 @@ async def recv(
         return await _process(conn, data)
     if "early" in conn._private:
         return await _process(conn, b"")
-    if conn._transport.closed:
+    transport = conn._transport
+    if transport.closed:
         raise TransportError("closed", conn=conn)
     try:
-        data = await conn._transport.recv(byte_count, timeout)
+        data = await transport.recv(byte_count, timeout)
     except TransportError as exc:
         if exc.reason != "timeout":
             conn._session.connection_lost()
-            conn._transport.close()
+            transport.close()
         raise _attach(exc, conn) from exc.__cause__
     if not data:
         return _closed(conn)
+    session = conn._session
+    ref = session.direct_ref
+    if ref is not None:
+        # An upgraded HTTP/1.1 connection (a WebSocket's hot path): the bytes are
+        # the WebSocket's, as they came; nothing to parse and nothing to write.
+        item = _new_object(Data)
+        _set_data_ref(item, ref)
+        _set_data_data(item, data)
+        return conn, [item]
     return await _process(conn, data)
 
 

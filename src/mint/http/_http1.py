@@ -17,12 +17,25 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import h11
 
 from mint.errors import HTTPError, MintError, TransportError
-from mint.http._types import EOF, STREAM, Data, Done, Error, Headers, Ref, Response, Status
+from mint.http._types import (
+    EOF,
+    STREAM,
+    Data,
+    Done,
+    Error,
+    Headers,
+    Ref,
+    Response,
+    Status,
+)
+from mint.http._types import new_object as _new_object
+from mint.http._types import set_data_data as _set_data_data
+from mint.http._types import set_data_ref as _set_data_ref
 
 USER_AGENT = "mint-websocket/0.1"
 
@@ -48,11 +61,6 @@ def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]
 
 def _decode_headers(headers: Any) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
-
-
-_new_object = object.__new__
-_set_data_ref = cast(Any, Data.__dict__["ref"]).__set__
-_set_data_data = cast(Any, Data.__dict__["data"]).__set__
 
 
 class Http1Session:
