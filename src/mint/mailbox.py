@@ -2,7 +2,7 @@
 
 In Elixir an active socket sends ``{:tcp, socket, data}`` to its owner's mailbox and
 ``Mint.HTTP.stream/2`` is handed that message. Python threads have no mailbox, so
-:class:`Mailbox` plays the part: a ``selectors`` selector over the sockets of
+:class:`Mailbox` plays the part: a ``poll`` over the sockets of
 the active connections it owns, plus a queue for objects posted with :meth:`Mailbox.send`.
 
 Nothing runs in the background. Sockets are read only while :meth:`Mailbox.receive`
@@ -19,7 +19,7 @@ runs, on the caller's thread::
 from __future__ import annotations
 
 import asyncio
-import selectors
+import select
 import socket
 import threading
 import time
@@ -83,15 +83,16 @@ class Mailbox:
     def __init__(self) -> None:
         self._queue: deque[object] = deque()
         self._lock = threading.Lock()
-        self._selector = selectors.DefaultSelector()
+        # ``poll`` (as the passive transport waits): one C call per wait, where a
+        # ``selectors`` selector adds a Python layer of key objects per event.
+        self._poll = select.poll()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._wake_fd = self._wake_r.fileno()
+        self._poll.register(self._wake_fd, select.POLLIN)
         # A thread's default mailbox dies with the thread: release its descriptors then.
-        self._finalizer = weakref.finalize(
-            self, _release, self._selector, self._wake_r, self._wake_w
-        )
+        self._finalizer = weakref.finalize(self, _release, self._wake_r, self._wake_w)
         self._transports: dict[int, Transport] = {}
         # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
@@ -133,7 +134,7 @@ class Mailbox:
         if fd in self._transports:
             return
         self._transports[fd] = transport
-        self._selector.register(transport.sock, selectors.EVENT_READ, transport)
+        self._poll.register(fd, select.POLLIN)
         loop = self._live_loop()
         if loop is not None and not self._paused:
             self._watch(loop, fd, transport)
@@ -148,7 +149,7 @@ class Mailbox:
             if owned is transport:
                 del self._transports[fd]
                 try:
-                    self._selector.unregister(sock)
+                    self._poll.unregister(fd)
                 except (KeyError, ValueError, OSError):
                     pass
                 self._unwatch(fd, transport)
@@ -203,7 +204,7 @@ class Mailbox:
             return
         del self._transports[fd]
         try:
-            self._selector.unregister(transport.sock)
+            self._poll.unregister(fd)
         except (KeyError, ValueError, OSError):
             pass
         self._unwatch(fd, transport)
@@ -226,13 +227,24 @@ class Mailbox:
             found, message = self._pop()
             if found:
                 return message
-            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            ready = self._selector.select(wait)
-            for key, _events in ready:
-                if key.data is None:
+            if deadline is None:
+                wait_ms = None
+            else:
+                wait_ms = max(int((deadline - time.monotonic()) * 1000 + 0.999), 0)
+            ready = self._poll.poll(wait_ms)
+            for fd, events in ready:
+                if fd == self._wake_fd:
                     self._drain_wakeups()
-                else:
-                    self._read(key.data)
+                    continue
+                transport = self._transports.get(fd)
+                if transport is not None:
+                    self._read(transport)
+                elif events & select.POLLNVAL:
+                    # A descriptor closed under us and no longer ours: stop polling it.
+                    try:
+                        self._poll.unregister(fd)
+                    except (KeyError, ValueError):
+                        pass
             if not ready and deadline is not None and time.monotonic() >= deadline:
                 found, message = self._pop()
                 if found:
@@ -342,8 +354,7 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _release(selector: selectors.BaseSelector, *sockets: socket.socket) -> None:
-    selector.close()
+def _release(*sockets: socket.socket) -> None:
     for sock in sockets:
         sock.close()
 

@@ -149,3 +149,21 @@ def test_cancelled_areceive_loses_nothing(
 
     message = asyncio.run(main())
     assert isinstance(message, SocketData) and message.data == b"kept"
+
+
+def test_a_socket_closed_under_the_mailbox_is_reported_once(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    # Closed without going through the connection: poll reports the descriptor as
+    # invalid; the mailbox says so once (SocketError) and stops polling it, rather
+    # than spinning on it.
+    transport, _peer = pair
+    box.register(transport)
+    sock = transport.sock
+    sock.close()
+    message = box.receive(timeout=2)
+    assert isinstance(message, SocketError)
+    assert message.socket is sock
+    assert message.error.reason == "closed"
+    with pytest.raises(TimeoutError):
+        box.receive(timeout=0.2)
