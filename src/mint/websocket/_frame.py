@@ -187,14 +187,20 @@ class _Keys:
     """The mask key source: a pool of random bytes and the position of the next key.
 
     Mutable and shared by every ``WebSocket`` derived from one :func:`new_websocket`
-    (its identity never changes), so no key is handed out twice.
+    (its identity never changes), so no key is handed out twice. It also carries
+    what :func:`encode`'s fast path needs to know at once: whether any extension
+    was negotiated (``plain``), and the pool's keys as ints (the pure-Python frame
+    builder works on ints; unpacking 1,024 keys at once beats one per frame).
     """
 
-    __slots__ = ("at", "pool", "random_bytes")
+    __slots__ = ("at", "ints", "plain", "pool", "random_bytes", "size")
 
-    def __init__(self, random_bytes: Callable[[int], bytes]) -> None:
+    def __init__(self, random_bytes: Callable[[int], bytes], plain: bool) -> None:
         self.random_bytes = random_bytes
+        self.plain = plain
         self.pool = b""
+        self.size = 0
+        self.ints: tuple[int, ...] = ()
         self.at = 0
 
     def refill(self) -> bytes:
@@ -202,6 +208,9 @@ class _Keys:
         if type(pool) is not bytes or len(pool) < 4:
             raise ValueError("random_bytes must return bytes (at least 4)")
         self.pool = pool
+        self.size = len(pool)
+        count = len(pool) >> 2
+        self.ints = unpack_from(f"!{count}I", pool)
         self.at = 0
         return pool
 
@@ -324,7 +333,7 @@ def new_websocket(
         if limit is not None and (type(limit) is not int or limit < 0):
             raise WebSocketError(("invalid_limit", limit))
     cfg = _Config(exts, max_frame_size, max_message_size, random_bytes, allowed, ext_all)
-    return WebSocket(cfg, None, _Keys(random_bytes))
+    return WebSocket(cfg, None, _Keys(random_bytes, not exts))
 
 
 # --------------------------------------------------------------------------------------
@@ -368,29 +377,28 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         b0 = _FIN | OP_TEXT
     else:
         return _encode(ws, frame)
-    if type(payload) is not bytes or ws._cfg.extensions:
-        return _encode(ws, frame)
     keys = ws._tx
+    if type(payload) is not bytes or not keys.plain:
+        return _encode(ws, frame)
     at = keys.at
-    pool = keys.pool
-    if at + 4 > len(pool):
-        pool = keys.refill()
+    if at + 4 > keys.size:
+        keys.refill()
         at = 0
     keys.at = at + 4
     if _frame_c is not None:
-        return ws, _frame_c(b0, payload, pool, at)
+        return ws, _frame_c(b0, payload, keys.pool, at)
     n = len(payload)
     if n < _LEN16 and n:
         # Small frames in pure Python: the whole frame is one big-endian int, the
         # header bytes and the key above the payload XORed with the repeated key.
-        key = int.from_bytes(pool[at : at + 4], "big")
+        key = keys.ints[at >> 2]
+        bits = n << 3
         m = (n + 3) >> 2
-        repeated = (key * _REPEAT[m]) >> ((m << 5) - (n << 3))
-        head = (b0 << 40) | ((_MASK_BIT | n) << 32) | key
-        return ws, ((head << (n << 3)) | (int.from_bytes(payload, "big") ^ repeated)).to_bytes(
-            n + 6, "big"
-        )
-    return ws, _frame_py(b0, payload, pool, at)
+        return ws, (
+            ((((b0 << 8) | _MASK_BIT | n) << 32 | key) << bits)
+            | (int.from_bytes(payload, "big") ^ ((key * _REPEAT[m]) >> ((m << 5) - bits)))
+        ).to_bytes(n + 6, "big")
+    return ws, _frame_py(b0, payload, keys.pool, at)
 
 
 def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
