@@ -178,6 +178,9 @@ class Waiter:
     def flush_later(self, flush: Callable[[], bool] | None) -> None:
         """Blocking code has no loop to finish an interrupted write: the next send does."""
 
+    def release_reader(self) -> None:
+        """Blocking code registers no loop reader (see ``AsyncWaiter.release_reader``)."""
+
     def close(self) -> None:
         """Nothing to release (the poll object holds no descriptor of its own)."""
 

@@ -265,6 +265,9 @@ class Mailbox:
         return loop
 
     def _watch(self, loop: asyncio.AbstractEventLoop, fd: int, transport: Transport) -> None:
+        # One reader per socket and loop: a passive wait's reader, kept between
+        # waits, gives way to the mailbox's.
+        transport._waiter.release_reader()
         loop.add_reader(fd, self._on_readable_async, transport)
         transport.reader_busy = True
 

@@ -311,3 +311,58 @@ def test_recv_timeout_is_a_transport_error(pair: tuple[AsyncTransport, socket.so
         assert info.value.reason == "timeout"
 
     asyncio.run(main())
+
+
+# -- the passive read wait: a reader kept between waits, one timer for many ------------------
+def test_read_waits_keep_their_reader_and_give_it_to_a_mailbox(
+    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+) -> None:
+    transport, peer = pair
+
+    async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        got = []
+        for i in range(3):
+            loop.call_later(0.02, peer.send, b"p%d" % i)
+            got.append(await transport.recv(0, 2.0))
+        # Bytes arriving while nobody waits: the reader takes itself off rather
+        # than firing on every loop iteration.
+        peer.send(b"idle")
+        await asyncio.sleep(0.05)
+        assert transport._waiter._reader_loop is None
+        got.append(await transport.recv(0, 2.0))
+        # Active: the mailbox's reader replaces ours; passive again: ours comes back.
+        box.register(transport)
+        peer.send(b"active")
+        message = await box.areceive(timeout=2)
+        assert isinstance(message, SocketData)
+        got.append(message.data)
+        box.unregister(transport, drop=False)
+        loop.call_later(0.02, peer.send, b"passive")
+        got.append(await transport.recv(0, 2.0))
+        return got
+
+    assert asyncio.run(main()) == [b"p0", b"p1", b"p2", b"idle", b"active", b"passive"]
+
+
+def test_read_wait_timer_is_reused_and_rearmed(pair: tuple[AsyncTransport, socket.socket]) -> None:
+    transport, peer = pair
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        # A short deadline times out, and says so.
+        with pytest.raises(mint.TransportError) as info:
+            await transport.recv(0, 0.05)
+        assert info.value.reason == "timeout"
+        # A wait whose deadline is later than a still-armed earlier timer outlives it:
+        # the first wait arms a timer for 0.3 s and returns at once...
+        loop.call_later(0.01, peer.send, b"a")
+        assert await transport.recv(0, 0.3) == b"a"
+        # ...the second allows 5 s and its bytes come after that timer fired.
+        loop.call_later(0.5, peer.send, b"b")
+        assert await transport.recv(0, 5.0) == b"b"
+        # And a wait with no deadline at all.
+        loop.call_later(0.02, peer.send, b"c")
+        assert await transport.recv(0, None) == b"c"
+
+    asyncio.run(main())

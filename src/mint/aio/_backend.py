@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -43,14 +44,40 @@ def _wake(future: asyncio.Future[bool], ready: bool) -> None:
 
 
 class AsyncWaiter:
-    """Awaits one socket's readiness on the running loop."""
+    """Awaits one socket's readiness on the running loop.
 
-    __slots__ = ("_fd", "_flush_loop")
+    Reading is the hot path (every passive ``recv`` that finds the socket empty), so
+    its loop reader stays registered from one wait to the next rather than being
+    added and removed each time (two ``epoll_ctl`` calls and the loop's bookkeeping
+    per message), and one timer serves every wait whose deadline is not earlier than
+    it. The reader removes itself when it fires with nobody waiting (the loop's
+    readiness is level-triggered: it would fire on every iteration), and a readiness
+    the loop saw before the bytes were read by the task it woke is checked with a
+    zero-timeout ``poll`` and ignored. Writing waits are rare and one-shot.
+    """
+
+    __slots__ = (
+        "_check",
+        "_fd",
+        "_flush_loop",
+        "_future",
+        "_reader_loop",
+        "_timer",
+        "_timer_at",
+    )
 
     def __init__(self, sock: socket.socket) -> None:
         self._fd = sock.fileno()
         # The loop of a pending background flush (see flush_later), else None.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
+        # The loop our reader is registered on (None: none is), the read wait's
+        # future, its timer and the deadline that timer fires at.
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._future: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._check = select.poll()
+        self._check.register(self._fd, select.POLLIN)
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -58,6 +85,63 @@ class AsyncWaiter:
         Raises:
             TransportError: ``"timeout"`` once ``deadline`` (``time.monotonic()``) passes.
         """
+        if mask != READ:
+            await self._wait_writable(deadline)
+            return
+        if deadline is not None and deadline <= time.monotonic():
+            raise TransportError("timeout")
+        loop = asyncio.get_running_loop()
+        if self._reader_loop is not loop:
+            self.release_reader()
+            loop.add_reader(self._fd, self._on_readable)
+            self._reader_loop = loop
+        try:
+            while True:
+                future: asyncio.Future[bool] = loop.create_future()
+                self._future = future
+                if deadline is not None:
+                    self._arm(loop, deadline)
+                if await future:
+                    return
+                # Our timer fired: at the deadline, or at an earlier one it was armed for.
+                if deadline is None or deadline <= time.monotonic():
+                    raise TransportError("timeout")
+        finally:
+            self._future = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        timer = self._timer
+        if timer is not None and self._timer_at <= deadline and not timer.cancelled():
+            return  # fires first; the wait then re-arms for what is left
+        if timer is not None:
+            timer.cancel()
+        self._timer = loop.call_later(deadline - time.monotonic(), self._on_timer)
+        self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(False)
+
+    def _on_readable(self) -> None:
+        future = self._future
+        if future is None or future.done():
+            self.release_reader()  # nobody waits: stop, or the loop calls us again and again
+        elif self._check.poll(0):
+            future.set_result(True)
+        # else: readiness the loop saw before the last wait's task read the bytes
+
+    def release_reader(self) -> None:
+        """Take our loop reader off (a mailbox is about to own the socket's, or closing)."""
+        loop = self._reader_loop
+        if loop is None:
+            return
+        self._reader_loop = None
+        if not loop.is_closed():
+            loop.remove_reader(self._fd)
+
+    async def _wait_writable(self, deadline: float | None) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         fd = self._fd
@@ -67,18 +151,11 @@ class AsyncWaiter:
             if remaining <= 0:
                 raise TransportError("timeout")
             timer = loop.call_later(remaining, _wake, future, False)
-        reading = mask == READ
-        if reading:
-            loop.add_reader(fd, _wake, future, True)
-        else:
-            loop.add_writer(fd, _wake, future, True)
+        loop.add_writer(fd, _wake, future, True)
         try:
             ready = await future
         finally:
-            if reading:
-                loop.remove_reader(fd)
-            else:
-                loop.remove_writer(fd)
+            loop.remove_writer(fd)
             if timer is not None:
                 timer.cancel()
         if not ready:
@@ -110,6 +187,10 @@ class AsyncWaiter:
 
     def close(self) -> None:
         self.flush_later(None)
+        self.release_reader()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _is_address(host: str) -> bool:
