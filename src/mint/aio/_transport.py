@@ -147,6 +147,28 @@ class AsyncTransport(BaseTransport):
 
         Returns ``b""`` when the peer closed the connection.
         """
+        if self._drained and not byte_count and timeout != 0 and self._unread is None:
+            # The hot path of a passive WebSocket: the last read emptied the (plain)
+            # socket, so wait first, then one read that most often empties it again.
+            self._drained = False
+            if self.closed:
+                raise TransportError("closed")
+            await self._waiter.wait(READ, None if timeout is None else time.monotonic() + timeout)
+            try:
+                first = self.sock.recv(READ_SIZE)
+            except WOULD_BLOCK:
+                first = None  # woken for nothing: the general path below waits again
+            except OSError as exc:
+                raise map_os_error(exc) from exc
+            if first is not None:
+                if 0 < len(first) < READ_SIZE:
+                    self._drained = True
+                    return first
+                if not first:
+                    return b""
+                burst: list[bytes | memoryview] = [first]
+                self._drained = self._read_on(burst)
+                return b"".join(burst) if len(burst) > 1 else first
         if self.closed:
             raise TransportError("closed")
         if self._unread is not None:
