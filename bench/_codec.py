@@ -300,19 +300,22 @@ LIBS = {
 
 
 def run_codec(libs, sizes, duration, deflate):
+    """Every lib at one size before the next size, so the libraries compared are
+    measured close together in time (drift on a shared machine hits them alike)."""
     results = []
+    makers = {}
     for lib in libs:
         try:
-            decoder, encoder = LIBS[lib](deflate)
+            makers[lib] = LIBS[lib](deflate)
         except Exception as exc:
             results.append(
                 {"lib": lib, "deflate": deflate, "error": f"{type(exc).__name__}: {exc}"}
             )
-            continue
-        for size in sizes:
-            payload = payload_of(size, text_like=deflate)
-            frame = server_frame(deflated(payload), rsv1=True) if deflate else server_frame(payload)
-            per_call = min(1000, max(1, BATCH_BYTES // max(size, 1)))
+    for size in sizes:
+        payload = payload_of(size, text_like=deflate)
+        frame = server_frame(deflated(payload), rsv1=True) if deflate else server_frame(payload)
+        per_call = min(1000, max(1, BATCH_BYTES // max(size, 1)))
+        for lib, (decoder, encoder) in makers.items():
             row = {"lib": lib, "deflate": deflate, "size": size, "batch": per_call}
             cap = 10_000_000
             try:

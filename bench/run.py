@@ -210,7 +210,9 @@ def bench_echo(cfg, raw) -> None:
 def bench_codec(cfg, raw) -> None:
     runs = [
         ("plain", [], {}),
-        ("pure", ["--libs", "mint"], {"MINT_NO_SPEEDUPS": "1"}),
+        # websockets again, in the same process and at the same sizes: the pure
+        # fallback's ratio is taken against it (paired), not against another run.
+        ("pure", ["--libs", "mint,websockets"], {"MINT_NO_SPEEDUPS": "1"}),
         ("deflate", ["--deflate"], {}),
     ]
     for rep in range(cfg.reps):
@@ -332,12 +334,28 @@ def reduce_codec(raw_codec: dict) -> dict:
     """{(lib, deflate): {size: {metric: median}}}, notes."""
     table: dict = {}
     notes: set = set()
+    paired: dict = {}  # (op): [mint pure ÷ websockets, per run, 16 B]
     for name, runs in raw_codec.items():
         for run in runs:
             notes.update(run.get("notes", []))
             if "error" in run:
                 notes.add(f"codec run {name}: {run['error']}")
+            if name == "pure":
+                rows16 = {
+                    r["lib"]: r
+                    for r in run.get("codec", [])
+                    if r.get("size") == 16 and "error" not in r
+                }
+                if "mint" in rows16 and "websockets" in rows16:
+                    for op, key in (("decode", "decode_x1"), ("encode", "encode")):
+                        theirs = rows16["websockets"].get(key)
+                        if theirs:
+                            paired.setdefault(op, []).append(
+                                (rows16["mint"].get(key), theirs, rows16["mint"].get(key) / theirs)
+                            )
             for row in run.get("codec", []):
+                if name == "pure" and row["lib"] != "mint":
+                    continue  # only the pairing above uses the peers of the pure run
                 lib = "mint_pure" if name == "pure" else row["lib"]
                 k = f"{lib}:{'deflate' if row.get('deflate') else 'plain'}"
                 if "error" in row:
@@ -352,7 +370,15 @@ def reduce_codec(raw_codec: dict) -> dict:
                 continue
             for metric in ("decode_x1", "decode_xN", "encode"):
                 cell[metric] = median(cell.pop(metric + "_all", []))
-    return {"table": table, "notes": sorted(notes)}
+    pure_pairs = {
+        op: {
+            "mint": median([m for m, _, _ in v]),
+            "peer": median([w for _, w, _ in v]),
+            "ratio": median([r for _, _, r in v]),
+        }
+        for op, v in paired.items()
+    }
+    return {"table": table, "notes": sorted(notes), "pure_pairs": pure_pairs}
 
 
 def reduce_mask(runs: list) -> list:
@@ -546,8 +572,24 @@ def summary(res: dict) -> tuple[list[str], list[dict]]:
             }
         )
 
+    pairs = res.get("codec", {}).get("pure_pairs", {})
     for m in ("mint", "mint_pure"):
         for op, key in (("decode", "decode_x1"), ("encode", "encode")):
+            pair = pairs.get(op) if m == "mint_pure" else None
+            if pair is not None:
+                # websockets measured in the same process as the fallback, right after
+                # it at the same size; the ratio is the median of the per-run ratios.
+                checks.append(
+                    {
+                        "target": f"codec 16 B {op} ({CODEC_LABEL[m]}) ≥ 2× websockets (same process)",
+                        "mint": pair["mint"],
+                        "peer": pair["peer"],
+                        "ratio": pair["ratio"],
+                        "status": "PASS" if pair["ratio"] >= 2.0 else "MISS",
+                        "unit": "frames/s",
+                    }
+                )
+                continue
             ours = codec.get(f"{m}:plain", {}).get("16", {}).get(key)
             theirs = codec.get("websockets:plain", {}).get("16", {}).get(key)
             add(
