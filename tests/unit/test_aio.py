@@ -366,3 +366,28 @@ def test_read_wait_timer_is_reused_and_rearmed(pair: tuple[AsyncTransport, socke
         assert await transport.recv(0, None) == b"c"
 
     asyncio.run(main())
+
+
+def test_read_waits_work_across_event_loops(pair: tuple[AsyncTransport, socket.socket]) -> None:
+    # A timer (and a reader) left armed on a loop that has since closed is never
+    # reused by a wait on the next loop: it would never fire there.
+    transport, peer = pair
+
+    async def first() -> bytes:
+        asyncio.get_running_loop().call_later(0.01, peer.send, b"one")
+        return await transport.recv(0, 0.3)
+
+    async def second() -> str:
+        try:
+            await asyncio.wait_for(transport.recv(0, 0.3), 3.0)
+        except mint.TransportError as exc:
+            return str(exc.reason)
+        return "no timeout"
+
+    async def third() -> bytes:
+        asyncio.get_running_loop().call_later(0.05, peer.send, b"three")
+        return await transport.recv(0, 2.0)
+
+    assert asyncio.run(first()) == b"one"
+    assert asyncio.run(second()) == "timeout"
+    assert asyncio.run(third()) == b"three"

@@ -64,6 +64,7 @@ class AsyncWaiter:
         "_reader_loop",
         "_timer",
         "_timer_at",
+        "_timer_loop",
     )
 
     def __init__(self, sock: socket.socket) -> None:
@@ -76,6 +77,7 @@ class AsyncWaiter:
         self._future: asyncio.Future[bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._check = select.poll()
         self._check.register(self._fd, select.POLLIN)
 
@@ -111,12 +113,18 @@ class AsyncWaiter:
 
     def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         timer = self._timer
-        if timer is not None and self._timer_at <= deadline and not timer.cancelled():
+        if (
+            timer is not None
+            and self._timer_at <= deadline
+            and self._timer_loop is loop
+            and not timer.cancelled()
+        ):
             return  # fires first; the wait then re-arms for what is left
         if timer is not None:
             timer.cancel()
         self._timer = loop.call_later(deadline - time.monotonic(), self._on_timer)
         self._timer_at = deadline
+        self._timer_loop = loop
 
     def _on_timer(self) -> None:
         self._timer = None
