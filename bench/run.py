@@ -699,6 +699,12 @@ def write_report(cfg, raw: dict, res: dict, started: float) -> Path:
         ),
         "",
     ]
+    if getattr(cfg, "reused", None):
+        lines += [
+            f"Measured again in this run: everything but {', '.join(cfg.reused)}, whose raw "
+            f"figures are those of the run of {cfg.reused_from} (`--reuse`).",
+            "",
+        ]
     sum_lines, checks = summary(res)
     res["checks"] = checks
     lines += sum_lines
@@ -880,6 +886,12 @@ def main() -> int:
     )
     ap.add_argument("--only", default="echo,codec,mask,h2,memory")
     ap.add_argument(
+        "--reuse",
+        default="",
+        help="parts (e.g. codec,mask) whose raw figures are taken from the last "
+        "reports/latest.json rather than measured again; the report says so",
+    )
+    ap.add_argument(
         "--mint-src",
         default="tree",
         help="tree (default: the work tree, as installed editable), head (a snapshot of HEAD), or a src dir",
@@ -899,25 +911,38 @@ def main() -> int:
             f"warning: the machine is busy (load average {cfg.load_start[0]:.2f}): other processes share the CPUs"
         )
     raw: dict = {}
+    cfg.reused = [p for p in cfg.reuse.split(",") if p]
+    if cfg.reused:
+        previous = json.loads((REPORTS / "latest.json").read_text())
+        stamp = (REPORTS / "latest.json").stat().st_mtime
+        cfg.reused_from = datetime.datetime.fromtimestamp(stamp).isoformat(timespec="seconds")
+        for part in cfg.reused:
+            if part in previous.get("raw", {}):
+                raw[part] = previous["raw"][part]
     res: dict = {"versions": versions()}
     res["versions"]["mint source"] = prepare_mint_src(cfg.mint_src)
     log(f"mint from {res['versions']['mint source']}")
     try:
         if "echo" in parts:
-            bench_echo(cfg, raw)
+            if "echo" not in raw:
+                bench_echo(cfg, raw)
             res["echo"] = reduce_echo(raw["echo"])
         if "codec" in parts:
-            bench_codec(cfg, raw)
+            if "codec" not in raw:
+                bench_codec(cfg, raw)
             res["codec"] = reduce_codec(raw["codec"])
         if "mask" in parts:
-            bench_mask(cfg, raw)
+            if "mask" not in raw:
+                bench_mask(cfg, raw)
             res["mask"] = reduce_mask(raw["mask"])
         if "h2" in parts:
-            bench_h2(cfg, raw)
+            if "h2" not in raw:
+                bench_h2(cfg, raw)
             h2raw = raw.get("h2", {})
             res["h2"] = h2raw if "skip" in h2raw else reduce_echo(h2raw)
         if "memory" in parts:
-            bench_memory(cfg, raw)
+            if "memory" not in raw:
+                bench_memory(cfg, raw)
             res["memory"] = raw["memory"]
     finally:
         md = write_report(cfg, raw, res, started)
