@@ -15,16 +15,6 @@ from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[Transport, socket.socket]]:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    transport = Transport(ours, tls=False)
-    yield transport, theirs
-    transport.close()
-    theirs.close()
-
-
-@pytest.fixture
 def box() -> Iterator[Mailbox]:
     mailbox = Mailbox()
     yield mailbox

@@ -5,22 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from mint._backend import READ_BURST
 from mint._transport import Transport
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[Transport, socket.socket]]:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    transport = Transport(ours, tls=False)
-    yield transport, theirs
-    transport.close()
-    theirs.close()
 
 
 def _send_in_thread(peer: socket.socket, data: bytes) -> threading.Thread:

@@ -32,10 +32,10 @@ from mint.http._types import (
     Ref,
     Response,
     Status,
+    new_object,
+    set_data_data,
+    set_data_ref,
 )
-from mint.http._types import new_object as _new_object
-from mint.http._types import set_data_data as _set_data_data
-from mint.http._types import set_data_ref as _set_data_ref
 
 USER_AGENT = "mint-websocket/0.1"
 
@@ -228,9 +228,9 @@ class Http1Session:
         if not data:
             return []  # h11 reads b"" as end of stream; that is connection_lost's job
         if self._upgraded is not None:
-            item = _new_object(Data)  # a frozen dataclass: set its slots directly
-            _set_data_ref(item, self._upgraded)
-            _set_data_data(item, data)
+            item = new_object(Data)  # a frozen dataclass: set its slots directly
+            set_data_ref(item, self._upgraded)
+            set_data_data(item, data)
             return [item]
         responses: list[Response] = []
         try:
