@@ -32,9 +32,7 @@ from mint.http._types import (
     Ref,
     Response,
     Status,
-    new_object,
-    set_data_data,
-    set_data_ref,
+    new_data,
 )
 
 USER_AGENT = "mint-websocket/0.1"
@@ -228,10 +226,7 @@ class Http1Session:
         if not data:
             return []  # h11 reads b"" as end of stream; that is connection_lost's job
         if self._upgraded is not None:
-            item = new_object(Data)  # a frozen dataclass: set its slots directly
-            set_data_ref(item, self._upgraded)
-            set_data_data(item, data)
-            return [item]
+            return [new_data(self._upgraded, data)]
         responses: list[Response] = []
         try:
             self._h11.receive_data(data)

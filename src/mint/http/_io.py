@@ -52,10 +52,7 @@ from mint.http._conn import (
     _Unknown,
     protocol,
 )
-from mint.http._types import Data, Ref, Response
-from mint.http._types import new_object as _new_object
-from mint.http._types import set_data_data as _set_data_data
-from mint.http._types import set_data_ref as _set_data_ref
+from mint.http._types import Ref, Response, new_data
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 from mint.mailbox import mailbox as _default_mailbox
 
@@ -316,10 +313,7 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         data = message.data
         ref = conn._session.direct_ref
         if ref is not None and data and "early" not in conn._private:
-            item = _new_object(Data)
-            _set_data_ref(item, ref)
-            _set_data_data(item, data)
-            return conn, [item]
+            return conn, [new_data(ref, data)]
         return _process(conn, data)
     if not isinstance(message, SocketData | SocketClosed | SocketError):
         return UNKNOWN
@@ -376,10 +370,7 @@ def recv(
     if ref is not None:
         # An upgraded HTTP/1.1 connection (a WebSocket's hot path): the bytes are
         # the WebSocket's, as they came; nothing to parse and nothing to write.
-        item = _new_object(Data)
-        _set_data_ref(item, ref)
-        _set_data_data(item, data)
-        return conn, [item]
+        return conn, [new_data(ref, data)]
     return _process(conn, data)
 
 
