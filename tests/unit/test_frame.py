@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -764,3 +767,60 @@ def test_c_frame_matches_the_pure_python_frame() -> None:
             speedups.frame(*bad)
     with pytest.raises(TypeError):
         speedups.frame(0x82, bytearray(b"x"), pool, 0)
+
+
+# ------------------------------------------------------------------ frame values
+
+
+@pytest.mark.parametrize(
+    ("cls", "args", "kwargs", "fields"),
+    [
+        (Text, ("hé",), {}, {"data": "hé"}),
+        (Binary, (b"\x00\xff",), {}, {"data": b"\x00\xff"}),
+        (Ping, (), {}, {"data": b""}),
+        (Ping, (), {"data": b"p"}, {"data": b"p"}),
+        (Pong, (b"q",), {}, {"data": b"q"}),
+        (Pong, (), {}, {"data": b""}),
+        (Close, (), {}, {"code": None, "reason": None}),
+        (Close, (1000,), {}, {"code": 1000, "reason": None}),
+        (Close, (), {"reason": "bye", "code": 1001}, {"code": 1001, "reason": "bye"}),
+    ],
+)
+def test_frames_are_frozen_slotted_dataclasses(
+    cls: Any, args: tuple[object, ...], kwargs: dict[str, object], fields: dict[str, object]
+) -> None:
+    """The hand-written ``__init__``s keep the dataclass contract API.md promises."""
+    frame = cls(*args, **kwargs)
+    assert dataclasses.is_dataclass(frame)
+    assert [f.name for f in dataclasses.fields(frame)] == list(fields)
+    assert dataclasses.asdict(frame) == fields
+    assert not hasattr(frame, "__dict__")
+    assert frame == cls(**fields) and hash(frame) == hash(cls(**fields))
+    assert repr(frame) == f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+    assert list(inspect.signature(cls).parameters) == list(fields)
+    name = next(iter(fields))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(frame, name, fields[name])
+    with pytest.raises(TypeError):
+        cls(*args, unknown=1, **kwargs)
+    changed = dataclasses.replace(frame, **{name: None})
+    assert getattr(changed, name) is None and type(changed) is cls
+    assert cls.__match_args__ == tuple(fields)
+
+
+def test_frames_match_by_position() -> None:
+    def describe(frame: object) -> str:
+        match frame:
+            case Close(code, reason):
+                return f"close {code} {reason}"
+            case Binary(data) | Ping(data) | Pong(data):
+                return f"{type(frame).__name__} {data!r}"
+            case Text(data):
+                return f"text {data}"
+        return "other"
+
+    assert describe(Close(1000, "ok")) == "close 1000 ok"
+    assert describe(Binary(b"b")) == "Binary b'b'"
+    assert describe(Pong()) == "Pong b''"
+    assert describe(Text("t")) == "text t"
+    assert describe(b"x") == "other"

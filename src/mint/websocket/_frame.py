@@ -53,6 +53,8 @@ from mint.errors import (
     WebSocketError,
 )
 from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Text
+from mint.websocket._frames import _set_binary_data as _set_binary
+from mint.websocket._frames import _set_text_data as _set_text
 from mint.websocket._utf8 import decode_part
 from mint.websocket.extension import Extension, RawMessage
 
@@ -284,10 +286,6 @@ _new_object = object.__new__
 _set_cfg = cast(Any, WebSocket.__dict__["_cfg"]).__set__
 _set_rx = cast(Any, WebSocket.__dict__["_rx"]).__set__
 _set_tx = cast(Any, WebSocket.__dict__["_tx"]).__set__
-
-
-_set_text = cast(Any, Text.__dict__["data"]).__set__
-_set_binary = cast(Any, Binary.__dict__["data"]).__set__
 
 
 def _make(cfg: _Config, rx: _Rx | None, tx: _Keys) -> WebSocket:
