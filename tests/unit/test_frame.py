@@ -751,7 +751,10 @@ def test_encode_with_and_without_speedup(monkeypatch: pytest.MonkeyPatch, speedu
     for n in [*range(0, 300), 65535, 65536, 70_000]:
         payload = bytes((i * 31) % 256 for i in range(n))
         ws, data = encode(ws, Binary(payload))
-        assert unmask_client_frame(data)[3] == payload
+        assert data[0] == 0x82 and unmask_client_frame(data)[3] == payload
+        text = "".join(chr(97 + i % 26) for i in range(n))
+        ws, data = encode(ws, Text(text))
+        assert data[0] == 0x81 and unmask_client_frame(data)[3] == text.encode()
 
 
 def test_c_frame_matches_the_pure_python_frame() -> None:
