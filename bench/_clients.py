@@ -658,6 +658,34 @@ async def run_picows(port, sizes, duration, window, pid, modes):
 
 
 # -------------------------------------------------------------------------------- main
+def best_of_slices(runs: list[list[dict]]) -> list[dict]:
+    """One result per (mode, size): the best slice's figures.
+
+    Each (mode, size) is measured in several short slices, one after the other on
+    the same connection, rather than in one long window: on a shared machine a
+    slice only gets slower by what else runs meanwhile (the host's other guests
+    included), so the best slice is the closest to the client's own cost, as
+    ``timeit`` advises. Rates (messages/s, MB/s) come from the fastest slice and
+    the CPU per message from the cheapest one; ``slices`` keeps every slice.
+    """
+    cells: dict[tuple[str, int], list[dict]] = {}
+    for run in runs:
+        for r in run:
+            cells.setdefault((r["mode"], r["size"]), []).append(r)
+    out = []
+    for (mode, size), rs in cells.items():
+        fastest = max(rs, key=lambda r: r["rate"])
+        cheapest = min(rs, key=lambda r: r["cpu_us"] if r["cpu_us"] is not None else 1e18)
+        best = dict(fastest)
+        best["cpu_us"] = cheapest["cpu_us"]
+        best["n"] = sum(r["n"] for r in rs)
+        best["slices"] = [
+            {k: r[k] for k in ("n", "wall", "cpu", "rate", "cpu_us", "server_cpu")} for r in rs
+        ]
+        out.append(best)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--client", required=True)
@@ -667,23 +695,37 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=1.0)
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--modes", default="pingpong,pipelined")
+    ap.add_argument(
+        "--slices", type=int, default=5, help="each figure is the best of this many slices"
+    )
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     modes = a.modes.split(",")
+    slices = max(1, a.slices)
+    dur = a.duration / slices
     try:
         if a.client in SYNC:
             client = SYNC[a.client]()
             client.connect(a.port)
             try:
-                results = run_sync(client, sizes, a.duration, a.window, a.server_pid, modes)
+                runs = [
+                    run_sync(client, [size], dur, a.window, a.server_pid, modes)
+                    for size in sizes
+                    for _ in range(slices)
+                ]
             finally:
                 client.close()
         elif a.client == "picows":
             import uvloop
 
-            results = uvloop.run(
-                run_picows(a.port, sizes, a.duration, a.window, a.server_pid, modes)
-            )
+            async def go_picows():
+                return [
+                    await run_picows(a.port, [size], dur, a.window, a.server_pid, modes)
+                    for size in sizes
+                    for _ in range(slices)
+                ]
+
+            runs = uvloop.run(go_picows())
         elif a.client in ASYNC:
             if a.client == "mint_aio":
                 try:
@@ -696,13 +738,18 @@ def main() -> int:
                 client = ASYNC[a.client]()
                 await client.connect(a.port)
                 try:
-                    return await run_async(client, sizes, a.duration, a.window, a.server_pid, modes)
+                    return [
+                        await run_async(client, [size], dur, a.window, a.server_pid, modes)
+                        for size in sizes
+                        for _ in range(slices)
+                    ]
                 finally:
                     await client.close()
 
-            results = asyncio.run(go())
+            runs = asyncio.run(go())
         else:
             raise SystemExit(f"unknown client {a.client}")
+        results = best_of_slices(runs)
     except Exception as exc:  # reported, not fatal to the harness
         print(
             json.dumps(

@@ -4,7 +4,7 @@
 
 Writes bench/reports/latest.md and bench/reports/latest.json. See bench/README.md.
 Servers are pinned to CPU 1, clients to CPU 0 (``taskset``); every figure is the median
-of 3 runs (``--quick``: 1 run, shorter loops). Servers are always stopped on the way out.
+of 3 runs (``--quick``: 1 run, shorter loops), each run's figure the best of its slices. Servers are always stopped on the way out.
 """
 
 from __future__ import annotations
@@ -680,7 +680,8 @@ def write_report(cfg, raw: dict, res: dict, started: float) -> Path:
         "# mint-websocket benchmarks",
         "",
         f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `bench/run.py{' --quick' if cfg.quick else ''}` "
-        f"in {time.time() - started:.0f} s; {cfg.reps} run(s) per figure (median). "
+        f"in {time.time() - started:.0f} s; {cfg.reps} run(s) per figure (median), "
+        "each run's figure the best of its slices (see bench/README.md, Method). "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, Linux {platform.release()}. "
         f"Clients pinned to CPU {CLIENT_CPU}, servers to CPU {SERVER_CPU}.",
         "",
