@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 STAMP="$VENV/.mint-installed"
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ]; then
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ] || [ "$ROOT/src/mint/_speedups.c" -nt "$STAMP" ]; then
     echo "==> installing mint-websocket[dev] into $VENV"
     "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
     touch "$STAMP"

@@ -13,6 +13,7 @@ import codecs
 import struct
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from websockets.frames import Frame as WsFrame
@@ -21,6 +22,7 @@ from websockets.protocol import Protocol as WsProtocol
 from websockets.protocol import Side, State
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
+import mint.websocket._frame as frame_mod
 from mint.errors import WebSocketError, reason_tag
 from mint.websocket._frame import _mask_py, decode, encode, new_websocket
 from mint.websocket._frames import Binary, Close, Ping, Pong, Text
@@ -431,3 +433,83 @@ def test_failures_agree_with_websockets(stream: bytes) -> None:
     if mine[0] and isinstance(mine[0][-1], Close) and mine[1] is None and theirs[1] == 1002:
         assume(theirs[0] != mine[0][:-1])
     agree(mine, theirs)
+
+
+# ------------------------------------------------------------------ the C scan speedup
+
+
+def decode_all(chunks: list[bytes], max_frame: int | None, max_message: int | None) -> list[Any]:
+    ws = new_websocket(max_frame_size=max_frame, max_message_size=max_message)
+    got: list[Any] = []
+    for chunk in chunks:
+        ws, frames = decode(ws, chunk)
+        got += frames
+    return [
+        (reason_tag(i.reason), i.reason, i.close_code) if isinstance(i, WebSocketError) else i
+        for i in got
+    ]
+
+
+limits = st.one_of(st.none(), st.integers(0, 400), st.just(2**64))
+
+
+@st.composite
+def simple_frame(draw: Any) -> bytes:
+    """A whole text or binary frame (what the C scan takes), or one that is almost one."""
+    size = draw(st.one_of(st.integers(0, 200), st.integers(60_000, 70_000)))
+    if draw(st.booleans()):
+        payload = draw(st.text(max_size=size)).encode()
+        if draw(st.integers(0, 9)) == 0 and payload:  # now and then invalid UTF-8
+            at = draw(st.integers(0, len(payload) - 1))
+            payload = payload[:at] + draw(st.sampled_from([b"\xff", b"\xc0\xaf", b"\xed\xa0\x80"]))
+        head = wire(1, payload)
+    else:
+        head = wire(2, draw(st.binary(min_size=size, max_size=size)))
+    flip = draw(st.sampled_from([0, 0, 0, 0, 0x4000, 0x0080]))  # RSV1, or the mask bit
+    if flip:
+        head = (int.from_bytes(head[:2], "big") ^ flip).to_bytes(2, "big") + head[2:]
+    return head
+
+
+@st.composite
+def simple_stream(draw: Any) -> bytes:
+    """Runs of whole data frames, now and then a control frame or a broken frame."""
+    pieces = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.integers(0, 9))
+        if kind == 0:
+            op, data = draw(control_frames)
+            pieces.append(wire(op, data))
+        elif kind == 1:
+            pieces.append(draw(bad_frame()))
+        else:
+            pieces.append(draw(simple_frame()))
+    return b"".join(pieces)
+
+
+STREAMS = {
+    "simple": simple_stream(),
+    "valid": server_stream().map(lambda case: case[0]),
+    "invalid": invalid_stream(),
+}
+
+
+@pytest.mark.parametrize("kind", list(STREAMS))
+@SETTINGS
+@given(data=st.data(), max_frame=limits, max_message=limits)
+def test_c_scan_decodes_as_the_python_loop(
+    kind: str, data: st.DataObject, max_frame: int | None, max_message: int | None
+) -> None:
+    """Valid or not, split anywhere, under any limits: the same items, errors included."""
+    if frame_mod._scan_c is None:
+        pytest.skip("the C speedups are off (or not built)")
+    stream = data.draw(STREAMS[kind])
+    chunks = data.draw(chunked(stream))
+    with_scan = decode_all(chunks, max_frame, max_message)
+    saved = frame_mod._scan_c
+    frame_mod._scan_c = None
+    try:
+        without = decode_all(chunks, max_frame, max_message)
+    finally:
+        frame_mod._scan_c = saved
+    assert with_scan == without

@@ -443,6 +443,21 @@ def test_max_frame_size() -> None:
     assert frames[0].close_code == 1009  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("limit", [0, 10, 125, 126, 65535, 65536, 70_000])
+@pytest.mark.parametrize("which", ["max_frame_size", "max_message_size"])
+@pytest.mark.parametrize("opcode", [1, 2])
+def test_limits_are_exact_on_whole_frames(limit: int, which: str, opcode: int) -> None:
+    """A frame of exactly the limit passes, one byte more fails, in every length form."""
+    ws = new_websocket(**{which: limit})  # type: ignore[arg-type]
+    value = Text("x" * limit) if opcode == 1 else Binary(b"x" * limit)
+    empty = Text("") if opcode == 1 else Binary(b"")
+    ok = srv(opcode, b"x" * limit)
+    assert decode(ws, srv(opcode, b"") + ok + srv(opcode, b""))[1] == [empty, value, empty]
+    over = srv(opcode, b"x" * (limit + 1))
+    _, frames = decode(ws, ok + over + ok)
+    assert frames == [value, err("payload_too_large", 1009)]
+
+
 def test_max_message_size_over_fragments() -> None:
     ws = new_websocket(max_message_size=10)
     ok = srv(2, b"x" * 5, fin=False) + srv(0, b"y" * 5)

@@ -179,6 +179,14 @@ _mask_c = cast(Callable[[bytes, bytes], bytes] | None, getattr(_speedups, "mask"
 # frame(b0, payload, pool, at) -> bytes: header, key pool[at:at + 4], masked payload.
 _frame_c = cast(Callable[[int, bytes, bytes, int], bytes] | None, getattr(_speedups, "frame", None))
 
+# scan(buf, pos, out, max_frame, max_message) -> pos: decode's common case in C (see
+# decode); it stops at anything else and leaves it to the Python loop.
+_scan_c = cast(
+    Callable[[bytes, int, list[Any], int, int], int] | None, getattr(_speedups, "scan", None)
+)
+if _scan_c is not None:
+    _speedups.setup(Binary, Binary.__dict__["data"], Text, Text.__dict__["data"])
+
 #: ``mask(data, key) -> bytes``: XOR with the 4-byte key, repeating (RFC 6455 5.3).
 #: The C speedup when installed, else the pure-Python fallback (same results).
 mask: Callable[[bytes, bytes], bytes] = _mask_c if _mask_c is not None else _mask_py
@@ -587,6 +595,16 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
     left = 0
     fin = 0
     error: WebSocketError | None = None
+    if _scan_c is not None and msg is None and simple:
+        # The C speedup takes the run of whole text and binary frames at the front
+        # (most input is only that); the loop below goes on from where it stopped.
+        pos = _scan_c(
+            buf,
+            pos,
+            out,
+            -1 if max_frame is None else max_frame,
+            -1 if max_msg is None else max_msg,
+        )
     while n - pos >= 2:
         b0 = buf[pos]
         b1 = buf[pos + 1]
