@@ -206,6 +206,9 @@ class _Config:
     random_bytes: Callable[[int], bytes]
     rsv_allowed: int  # union of the accepted extensions' RSV bits
     ext_all: bool  # some extension claims no RSV bits: it sees every message
+    # The limits as the C scan takes them (-1: none); None when an extension sees
+    # every message (the scan must not run then).
+    scan_limits: tuple[int, int] | None
 
 
 class _Keys:
@@ -353,7 +356,15 @@ def new_websocket(
     for limit in (max_frame_size, max_message_size):
         if limit is not None and (type(limit) is not int or limit < 0):
             raise WebSocketError(("invalid_limit", limit))
-    cfg = _Config(exts, max_frame_size, max_message_size, random_bytes, allowed, ext_all)
+    scan_limits = None
+    if not ext_all:
+        scan_limits = (
+            -1 if max_frame_size is None else max_frame_size,
+            -1 if max_message_size is None else max_message_size,
+        )
+    cfg = _Config(
+        exts, max_frame_size, max_message_size, random_bytes, allowed, ext_all, scan_limits
+    )
     return WebSocket(cfg, None, _Keys(random_bytes, not exts))
 
 
@@ -556,6 +567,12 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
         if not data:
             return ws, out
         buf = data
+        limits = cfg.scan_limits
+        if limits is not None and _scan_c is not None:
+            # The common case in one C call: the input is whole data frames.
+            pos = _scan_c(buf, 0, out, *limits)
+            if pos == len(buf):
+                return ws, out
     else:
         if rx.error is not None:
             out.append(rx.error)
@@ -595,17 +612,18 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
     left = 0
     fin = 0
     error: WebSocketError | None = None
-    if _scan_c is not None and msg is None and simple:
-        # The C speedup takes the run of whole text and binary frames at the front
-        # (most input is only that); the loop below goes on from where it stopped.
-        pos = _scan_c(
-            buf,
-            pos,
-            out,
-            -1 if max_frame is None else max_frame,
-            -1 if max_msg is None else max_msg,
-        )
+    # The C speedup takes each run of whole text and binary frames; the loop handles
+    # the frame it stopped at, and hands back after it.
+    scan = None
+    scan_frame = scan_msg = -1
+    if cfg.scan_limits is not None:
+        scan = _scan_c
+        scan_frame, scan_msg = cfg.scan_limits
     while n - pos >= 2:
+        if scan is not None and msg is None:
+            pos = scan(buf, pos, out, scan_frame, scan_msg)
+            if n - pos < 2:
+                break
         b0 = buf[pos]
         b1 = buf[pos + 1]
         if b1 & _MASK_BIT:  # RFC 6455 5.1: a server never masks
