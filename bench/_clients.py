@@ -314,6 +314,7 @@ SYNC = {
     "mint_h1node": MintH1Node,
     "plain_socket": PlainSocket,
     "mint_passive": MintPassive,
+    "mint_passive_tuned": MintPassive,  # run.py sets GLIBC_TUNABLES for it
     "mint_active": MintActive,
     "websockets_sync": WebsocketsSync,
     "wsproto": Wsproto,
