@@ -83,16 +83,6 @@ def test_the_loops_mailbox_is_not_the_threads() -> None:
 
 # -- the loop-fed mailbox ----------------------------------------------------------------------
 @pytest.fixture
-def pair() -> Iterator[tuple[AsyncTransport, socket.socket]]:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    transport = AsyncTransport(ours, tls=False)
-    yield transport, theirs
-    transport.close()
-    theirs.close()
-
-
-@pytest.fixture
 def box() -> Iterator[Mailbox]:
     mailbox = Mailbox()
     yield mailbox
@@ -100,9 +90,9 @@ def box() -> Iterator[Mailbox]:
 
 
 def test_areceive_times_out_and_then_delivers(
-    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+    box: Mailbox, async_pair: tuple[AsyncTransport, socket.socket]
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
 
     async def main() -> object:
         box.register(transport)
@@ -129,9 +119,9 @@ def test_areceive_is_woken_by_a_post_from_another_thread(box: Mailbox) -> None:
 
 
 def test_cancelled_areceive_loses_no_socket_input(
-    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+    box: Mailbox, async_pair: tuple[AsyncTransport, socket.socket]
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
 
     async def main() -> list[bytes]:
         box.register(transport)
@@ -172,9 +162,9 @@ def test_many_tasks_one_mailbox_each_message_once(box: Mailbox) -> None:
 
 
 def test_end_of_stream_and_readers_removed(
-    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+    box: Mailbox, async_pair: tuple[AsyncTransport, socket.socket]
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
 
     async def main() -> list[object]:
         box.register(transport)
@@ -192,9 +182,9 @@ def test_end_of_stream_and_readers_removed(
 
 
 def test_readers_pause_when_the_consumer_falls_behind(
-    box: Mailbox, pair: tuple[AsyncTransport, socket.socket], monkeypatch: pytest.MonkeyPatch
+    box: Mailbox, async_pair: tuple[AsyncTransport, socket.socket], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
     monkeypatch.setattr(mailbox_module, "ASYNC_HIGH_WATER", 1000)
     peer.setblocking(False)
 
@@ -224,9 +214,9 @@ def test_readers_pause_when_the_consumer_falls_behind(
 
 # -- the transport: cancellation keeps bytes --------------------------------------------------
 def test_cancelled_send_keeps_its_rest_and_it_goes_first(
-    pair: tuple[AsyncTransport, socket.socket],
+    async_pair: tuple[AsyncTransport, socket.socket],
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
     payload = bytes(range(256)) * 40_000  # 10 MB: far beyond the socket buffers
     received = bytearray()
     reader = threading.Thread(target=_read_all, args=(peer, received, len(payload) + 13))
@@ -257,10 +247,10 @@ def _read_all(sock: socket.socket, into: bytearray, count: int) -> None:
 
 
 def test_background_flush_after_a_cancelled_send(
-    pair: tuple[AsyncTransport, socket.socket],
+    async_pair: tuple[AsyncTransport, socket.socket],
 ) -> None:
     """The caller never writes again: the loop still finishes the interrupted bytes."""
-    transport, peer = pair
+    transport, peer = async_pair
     payload = b"z" * 5_000_000
     received = bytearray()
     reader = threading.Thread(target=_read_all, args=(peer, received, len(payload)))
@@ -283,9 +273,9 @@ def test_background_flush_after_a_cancelled_send(
 
 
 def test_cancelled_exact_recv_keeps_what_it_read(
-    pair: tuple[AsyncTransport, socket.socket],
+    async_pair: tuple[AsyncTransport, socket.socket],
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
 
     async def main() -> tuple[bytes, bytes]:
         receiving = asyncio.ensure_future(transport.recv(10, None))
@@ -302,8 +292,10 @@ def test_cancelled_exact_recv_keeps_what_it_read(
     assert asyncio.run(main()) == (b"1234567890", b"abc")
 
 
-def test_recv_timeout_is_a_transport_error(pair: tuple[AsyncTransport, socket.socket]) -> None:
-    transport, _ = pair
+def test_recv_timeout_is_a_transport_error(
+    async_pair: tuple[AsyncTransport, socket.socket],
+) -> None:
+    transport, _ = async_pair
 
     async def main() -> None:
         with pytest.raises(mint.TransportError) as info:
@@ -315,9 +307,9 @@ def test_recv_timeout_is_a_transport_error(pair: tuple[AsyncTransport, socket.so
 
 # -- the passive read wait: a reader kept between waits, one timer for many ------------------
 def test_read_waits_keep_their_reader_and_give_it_to_a_mailbox(
-    box: Mailbox, pair: tuple[AsyncTransport, socket.socket]
+    box: Mailbox, async_pair: tuple[AsyncTransport, socket.socket]
 ) -> None:
-    transport, peer = pair
+    transport, peer = async_pair
 
     async def main() -> list[bytes]:
         loop = asyncio.get_running_loop()
@@ -345,8 +337,10 @@ def test_read_waits_keep_their_reader_and_give_it_to_a_mailbox(
     assert asyncio.run(main()) == [b"p0", b"p1", b"p2", b"idle", b"active", b"passive"]
 
 
-def test_read_wait_timer_is_reused_and_rearmed(pair: tuple[AsyncTransport, socket.socket]) -> None:
-    transport, peer = pair
+def test_read_wait_timer_is_reused_and_rearmed(
+    async_pair: tuple[AsyncTransport, socket.socket],
+) -> None:
+    transport, peer = async_pair
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -368,10 +362,12 @@ def test_read_wait_timer_is_reused_and_rearmed(pair: tuple[AsyncTransport, socke
     asyncio.run(main())
 
 
-def test_read_waits_work_across_event_loops(pair: tuple[AsyncTransport, socket.socket]) -> None:
+def test_read_waits_work_across_event_loops(
+    async_pair: tuple[AsyncTransport, socket.socket],
+) -> None:
     # A timer (and a reader) left armed on a loop that has since closed is never
     # reused by a wait on the next loop: it would never fire there.
-    transport, peer = pair
+    transport, peer = async_pair
 
     async def first() -> bytes:
         asyncio.get_running_loop().call_later(0.01, peer.send, b"one")
