@@ -107,7 +107,7 @@ class Transport(BaseTransport):
         if not self._unsent:
             # The common case: the socket takes it all at once, from the caller's bytes.
             try:
-                sent = self.sock.send(data)
+                sent = self.sock.send(data, self._nowait)
             except WOULD_BLOCK:
                 sent = 0
             except OSError as exc:
@@ -122,10 +122,11 @@ class Transport(BaseTransport):
             self._unsent = b""
         view = memoryview(data)
         sock = self.sock
+        nowait = self._nowait
         try:
             while view:
                 try:
-                    sent = sock.send(view)
+                    sent = sock.send(view, nowait)
                 except ssl.SSLWantReadError:
                     # TLS wants a record read first. A mailbox that owns this socket's
                     # loop reader reads it; then only wait to be able to write again.
@@ -150,17 +151,20 @@ class Transport(BaseTransport):
 
         Returns ``b""`` when the peer closed the connection.
         """
-        if self._drained and not byte_count and timeout != 0 and self._unread is None:
+        if (
+            self._drained
+            and not byte_count
+            and (timeout is None or timeout > 0)
+            and self._unread is None
+        ):
             # The hot path of a passive WebSocket: the last read emptied the (plain)
-            # socket, so wait first, then one read that most often empties it again.
+            # socket, so wait first, then one read that most often empties it again
+            # (the blocking backend does both in one system call).
             self._drained = False
             if self.closed:
                 raise TransportError("closed")
-            self._waiter.wait(READ, None if timeout is None else time.monotonic() + timeout)
             try:
-                first = self.sock.recv(READ_SIZE)
-            except WOULD_BLOCK:
-                first = None  # woken for nothing: the general path below waits again
+                first: bytes | None = self._waiter.wait_and_recv(READ_SIZE, timeout)
             except OSError as exc:
                 raise map_os_error(exc) from exc
             if first is not None:
@@ -195,7 +199,7 @@ class Transport(BaseTransport):
                     self._waiter.wait(READ, deadline)
             while not data:
                 try:
-                    data = sock.recv(byte_count or READ_SIZE)
+                    data = sock.recv(byte_count or READ_SIZE, self._nowait)
                 except WOULD_BLOCK as exc:
                     writing = isinstance(exc, ssl.SSLWantWriteError)
                     self._waiter.wait(WRITE if writing else READ, deadline)
@@ -225,7 +229,7 @@ class Transport(BaseTransport):
         try:
             while got < byte_count:
                 try:
-                    more = sock.recv(byte_count - got)
+                    more = sock.recv(byte_count - got, self._nowait)
                 except WOULD_BLOCK as exc:
                     writing = isinstance(exc, ssl.SSLWantWriteError)
                     self._waiter.wait(WRITE if writing else READ, deadline)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mint._backend import READ, map_os_error
+from mint._backend import READ, WOULD_BLOCK, map_os_error
 from mint.errors import TransportError
 
 __all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
@@ -62,12 +62,14 @@ class AsyncWaiter:
         "_flush_loop",
         "_future",
         "_reader_loop",
+        "_sock",
         "_timer",
         "_timer_at",
         "_timer_loop",
     )
 
     def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
         self._fd = sock.fileno()
         # The loop of a pending background flush (see flush_later), else None.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
@@ -110,6 +112,17 @@ class AsyncWaiter:
                     raise TransportError("timeout")
         finally:
             self._future = None
+
+    async def wait_and_recv(self, size: int, timeout: float | None) -> bytes | None:
+        """Wait up to ``timeout`` seconds (``None``: forever; > 0) and read up to ``size`` bytes.
+
+        Returns ``None`` when woken for nothing (the caller waits again).
+        """
+        await self.wait(READ, None if timeout is None else time.monotonic() + timeout)
+        try:
+            return self._sock.recv(size)
+        except WOULD_BLOCK:
+            return None
 
     def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         timer = self._timer
