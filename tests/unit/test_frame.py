@@ -456,6 +456,9 @@ def test_limits_are_exact_on_whole_frames(limit: int, which: str, opcode: int) -
     over = srv(opcode, b"x" * (limit + 1))
     _, frames = decode(ws, ok + over + ok)
     assert frames == [value, err("payload_too_large", 1009)]
+    # Alone in a read (the shortcuts for one whole message): the same answers.
+    assert decode(ws, ok)[1] == [value]
+    assert decode(ws, over)[1] == [err("payload_too_large", 1009)]
 
 
 def test_max_message_size_over_fragments() -> None:

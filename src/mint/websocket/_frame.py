@@ -209,6 +209,9 @@ class _Config:
     # The limits as the C scan takes them (-1: none); None when an extension sees
     # every message (the scan must not run then).
     scan_limits: tuple[int, int] | None
+    # The longest payload of a one-byte-length frame both limits accept (-1 when an
+    # extension sees every message): pure-Python decode's shortcut (see decode).
+    small_max: int
 
 
 class _Keys:
@@ -357,13 +360,24 @@ def new_websocket(
         if limit is not None and (type(limit) is not int or limit < 0):
             raise WebSocketError(("invalid_limit", limit))
     scan_limits = None
+    small_max = -1
     if not ext_all:
         scan_limits = (
             -1 if max_frame_size is None else max_frame_size,
             -1 if max_message_size is None else max_message_size,
         )
+        small_max = min(
+            [MAX_CONTROL_PAYLOAD, *(x for x in (max_frame_size, max_message_size) if x is not None)]
+        )
     cfg = _Config(
-        exts, max_frame_size, max_message_size, random_bytes, allowed, ext_all, scan_limits
+        exts,
+        max_frame_size,
+        max_message_size,
+        random_bytes,
+        allowed,
+        ext_all,
+        scan_limits,
+        small_max,
     )
     return WebSocket(cfg, None, _Keys(random_bytes, not exts))
 
@@ -568,11 +582,34 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
             return ws, out
         buf = data
         limits = cfg.scan_limits
-        if limits is not None and _scan_c is not None:
-            # The common case in one C call: the input is whole data frames.
-            pos = _scan_c(buf, 0, out, *limits)
-            if pos == len(buf):
-                return ws, out
+        if limits is not None:
+            if _scan_c is not None:
+                # The common case in one C call: the input is whole data frames.
+                pos = _scan_c(buf, 0, out, *limits)
+                if pos == len(buf):
+                    return ws, out
+            else:
+                # Without the C speedup, the most common read of all gets a shortcut:
+                # one small, whole, unfragmented message (a request/response exchange).
+                # ``data[1] == ln`` says the frame is unmasked and has a 7-bit length.
+                ln = len(data) - 2
+                if 0 <= ln <= cfg.small_max and data[1] == ln:
+                    b0 = data[0]
+                    if b0 == 0x82:  # FIN | OP_BINARY, no RSV bit
+                        item: Any = _new_object(Binary)
+                        _set_binary(item, data[2:])
+                        out.append(item)
+                        return ws, out
+                    if b0 == 0x81:  # FIN | OP_TEXT: invalid UTF-8 takes the loop's error
+                        try:
+                            text = data[2:].decode()
+                        except UnicodeDecodeError:
+                            pass
+                        else:
+                            item = _new_object(Text)
+                            _set_text(item, text)
+                            out.append(item)
+                            return ws, out
     else:
         if rx.error is not None:
             out.append(rx.error)
@@ -716,7 +753,7 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                     except UnicodeDecodeError:
                         error = _error(("invalid_utf8", buf[start:end]), CLOSE_INVALID_DATA)
                         break
-                    item: Any = _new_object(Text)
+                    item = _new_object(Text)
                     _set_text(item, text)
                 else:
                     item = _new_object(Binary)
