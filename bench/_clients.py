@@ -137,6 +137,7 @@ class MintPassive:
         self.Data, self.Binary = Data, Binary
         self.encode, self.decode = mint.websocket.encode, mint.websocket.decode
         self.srb = mint.websocket.stream_request_body
+        self._recv = mint.websocket.recv
         conn = mint.http.connect("http", HOST, port, mode=self.mode, protocols=self.protocols)
         conn, ref = mint.websocket.upgrade("ws", conn, self.path, [])
         h2 = mint.http.protocol(conn) == "http2"
@@ -167,7 +168,7 @@ class MintPassive:
             self._decode(data)
 
     def _read(self, conn):
-        return self.mint.websocket.recv(conn, 0, RECV_TIMEOUT)
+        return self._recv(conn, 0, RECV_TIMEOUT)
 
     def _decode(self, data: bytes) -> None:
         self.ws, frames = self.decode(self.ws, data)

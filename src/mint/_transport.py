@@ -159,8 +159,8 @@ class Transport(BaseTransport):
         ):
             # The hot path of a passive WebSocket: the last read emptied the (plain)
             # socket, so wait first, then one read that most often empties it again
-            # (the blocking backend does both in one system call).
-            self._drained = False
+            # (the blocking backend does both in one system call). A timeout or a
+            # cancellation reads nothing: the socket is still drained.
             if self.closed:
                 raise TransportError("closed")
             try:
@@ -169,7 +169,6 @@ class Transport(BaseTransport):
                 raise map_os_error(exc) from exc
             if first is not None:
                 if 0 < len(first) < READ_SIZE:
-                    self._drained = True
                     return first
                 if not first:
                     return b""
