@@ -179,24 +179,28 @@ class Mailbox:
 
     def _read(self, transport: Transport) -> int:
         """Read one burst from a ready socket and queue what it means; return its size."""
+        message = self._message(transport)
+        if message is None:
+            return 0
+        with self._lock:
+            self._queue.append(message)
+        return len(message.data) if isinstance(message, SocketData) else 0
+
+    def _message(self, transport: Transport) -> object | None:
+        """Read one burst from a ready socket: the message it makes, or None (nothing yet)."""
         sock = transport.sock
         try:
             data = transport.recv_ready()
         except TransportError as exc:
             self._forget(transport)
-            message: object = SocketError(sock, exc)
-        else:
-            if data is None:
-                return 0
-            if data:
-                message = _socket_data(sock, data)
-            else:
-                # End of stream: like ``{:tcp_closed, socket}`` it is said once.
-                self._forget(transport)
-                message = SocketClosed(sock)
-        with self._lock:
-            self._queue.append(message)
-        return len(message.data) if isinstance(message, SocketData) else 0
+            return SocketError(sock, exc)
+        if data is None:
+            return None
+        if data:
+            return _socket_data(sock, data)
+        # End of stream: like ``{:tcp_closed, socket}`` it is said once.
+        self._forget(transport)
+        return SocketClosed(sock)
 
     def _forget(self, transport: Transport) -> None:
         fd = next((fd for fd, t in self._transports.items() if t is transport), None)
@@ -232,6 +236,15 @@ class Mailbox:
             else:
                 wait_ms = max(int((deadline - time.monotonic()) * 1000 + 0.999), 0)
             ready = self._poll.poll(wait_ms)
+            if len(ready) == 1 and not self._queue:
+                # The common case: one socket ready and nothing queued. Its message is
+                # the next one: hand it over without the queue (and its lock) in between.
+                transport = self._transports.get(ready[0][0])
+                if transport is not None:
+                    message = self._message(transport)
+                    if message is not None:
+                        return message
+                    continue
             for fd, events in ready:
                 if fd == self._wake_fd:
                     self._drain_wakeups()

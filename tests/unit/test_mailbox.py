@@ -47,6 +47,45 @@ def test_end_of_stream_is_said_once(box: Mailbox, pair: tuple[Transport, socket.
     assert not box.owns(transport)
 
 
+def test_queued_messages_come_before_a_ready_socket(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    # A socket read while others wait in the queue goes behind them, in wire order;
+    # only with an empty queue is its message handed over at once.
+    transport, peer = pair
+    box.register(transport)
+    box.send("posted first")
+    peer.sendall(b"one")
+    assert box.receive(timeout=2) == "posted first"
+    first = box.receive(timeout=2)
+    assert isinstance(first, SocketData) and first.data == b"one"
+    peer.sendall(b"two")
+    second = box.receive(timeout=2)
+    assert isinstance(second, SocketData) and second.data == b"two"
+    box.send("posted last")
+    assert box.receive(timeout=2) == "posted last"
+
+
+def test_two_ready_sockets_each_deliver(box: Mailbox) -> None:
+    pairs = [socket.socketpair() for _ in range(2)]
+    transports = []
+    for ours, _ in pairs:
+        ours.setblocking(False)
+        transports.append(Transport(ours, tls=False))
+        box.register(transports[-1])
+    for i, (_, theirs) in enumerate(pairs):
+        theirs.sendall(b"from %d" % i)
+    got = {}
+    for _ in range(2):
+        message = box.receive(timeout=2)
+        assert isinstance(message, SocketData)
+        got[message.socket] = message.data
+    assert got == {t.sock: b"from %d" % i for i, t in enumerate(transports)}
+    for transport, (_, theirs) in zip(transports, pairs, strict=True):
+        transport.close()
+        theirs.close()
+
+
 def test_timeout_when_nothing_arrives(box: Mailbox) -> None:
     with pytest.raises(TimeoutError):
         box.receive(timeout=0.01)
