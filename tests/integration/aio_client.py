@@ -6,15 +6,19 @@ coroutine that calls the blocking one (the peers run in other threads or process
 blocking the test's loop is harmless). The test bodies are then written once, with
 ``await``, and run against the same real servers in both flavours.
 
+``"aio-uvloop"`` is ``mint.aio`` again, on uvloop's event loop (the loop most asyncio
+servers and fast clients run on): the flavour picks the loop :func:`run` starts.
+
 :class:`Client` is the async twin of ``wsclient.Client``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import types
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,7 +28,7 @@ from mint.http import Data, Done, Headers, Status
 
 T = TypeVar("T")
 
-FLAVOURS = ["sync", "aio"]
+FLAVOURS = ["sync", "aio", "aio-uvloop"]
 HTTP_IO = {
     "connect",
     "request",
@@ -58,7 +62,9 @@ class Flavour:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        if name == "aio":
+        # The loop its tests run on (None: asyncio's own); see use_loop.
+        self.loop_factory = _uvloop_factory() if name == "aio-uvloop" else None
+        if name.startswith("aio"):
             self.http: Any = mint.aio.http
             self.websocket: Any = mint.aio.websocket
         else:
@@ -66,7 +72,7 @@ class Flavour:
             self.websocket = _awaitable_module(mint.websocket, WEBSOCKET_IO)
 
     async def receive(self, box: mint.Mailbox, timeout: float | None) -> object:
-        if self.name == "aio":
+        if self.name.startswith("aio"):
             return await box.areceive(timeout)
         return box.receive(timeout)
 
@@ -74,13 +80,36 @@ class Flavour:
         return self.name
 
 
+# The loop run() starts (None: asyncio's own), set for a test by use_loop.
+_loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+
+
+@contextlib.contextmanager
+def use_loop(flavour: Flavour) -> Iterator[None]:
+    """Run the test bodies inside on ``flavour``'s loop (the ``flavour`` fixture's job)."""
+    global _loop_factory
+    _loop_factory = flavour.loop_factory
+    try:
+        yield
+    finally:
+        _loop_factory = None
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    import uvloop
+
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def run(coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-    """Run a test body on a fresh loop, within ``timeout``."""
+    """Run a test body on a fresh loop (the flavour's), within ``timeout``."""
 
     async def bounded() -> T:
         return await asyncio.wait_for(coroutine, timeout)
 
-    return asyncio.run(bounded())
+    with asyncio.Runner(loop_factory=_loop_factory) as runner:
+        return runner.run(bounded())
 
 
 @dataclass

@@ -6,11 +6,13 @@ h2c), Node's http2 (extended CONNECT), and scripted raw servers for the unhappy 
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aio_client import FLAVOURS, Client, Flavour, connect, run
+from aio_client import FLAVOURS, Client, Flavour, connect, run, use_loop
 from servers.raw import frame, never_answer, upgrade_then
 
 import mint
@@ -21,8 +23,18 @@ MODES = ["active", "passive"]
 
 
 @pytest.fixture(params=FLAVOURS)
-def flavour(request: pytest.FixtureRequest) -> Flavour:
-    return Flavour(request.param)
+def flavour(request: pytest.FixtureRequest) -> Iterator[Flavour]:
+    chosen = Flavour(request.param)
+    with use_loop(chosen):
+        yield chosen
+
+
+def test_each_flavour_runs_on_its_loop(flavour: Flavour) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    expected = "uvloop" if flavour.name == "aio-uvloop" else "asyncio"
+    assert run(loop_module()).split(".")[0] == expected
 
 
 # -- WebSocket over HTTP/1.1 ------------------------------------------------------------------
