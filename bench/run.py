@@ -44,6 +44,9 @@ CLIENTS = [  # (key, label)
 ]
 LABEL = dict(CLIENTS)
 MINTS = ("mint_passive", "mint_active", "mint_aio")
+# The interleaved ping-pong (bench/_paired.py): mint's rows, and mint asyncio on uvloop
+# beside them (picows runs on uvloop too).
+PAIRED_MINTS = ("mint_passive", "mint_active", "mint_aio", "mint_aio_uvloop")
 # Clients run with extra environment: not peers (no ratio rows), shown for what a user
 # can set. glibc gives a freed buffer above its trim threshold back to the kernel and
 # faults the pages in again for the next one; a process that moves large messages can
@@ -318,7 +321,56 @@ def bench_memory(cfg, raw) -> None:
         time.sleep(1.0)
 
 
+def bench_paired(cfg, raw) -> None:
+    exe = build_server()
+    server = Server([str(exe), "0"], "C echo server")
+    try:
+        log(f"interleaved ping-pong: {cfg.paired_rounds} rounds, every client in one process")
+        raw["paired"] = run_json(
+            [
+                "bench/_paired.py",
+                "--port",
+                str(server.ports[0]),
+                "--rounds",
+                str(cfg.paired_rounds),
+                *(["--slice-16", "200", "--slice-big", "5"] if cfg.quick else []),
+            ],
+            timeout=900,
+        )
+        if "error" in raw["paired"]:
+            log(f"  interleaved ping-pong: {raw['paired']['error']}")
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------------- reduce
+def reduce_paired(raw_paired: dict) -> dict:
+    """Per size: each client's median over rounds, and mint ÷ peer as the median of
+    the per-round ratios (slices of one round are a fraction of a second apart)."""
+    if "error" in raw_paired:
+        return {"error": raw_paired["error"]}
+    out: dict = {"labels": raw_paired["labels"], "errors": raw_paired["errors"], "sizes": {}}
+    for size, block in raw_paired["sizes"].items():
+        rounds = [r for r in block["rounds"] if r]
+        keys = list(raw_paired["labels"])
+        cell: dict = {"slice": block["slice"], "rounds": len(rounds), "clients": {}, "ratios": {}}
+        for key in keys:
+            if all(key in r for r in rounds):
+                cell["clients"][key] = {
+                    m: median([r[key][m] for r in rounds]) for m in ("cpu_us", "mbps")
+                }
+        for m in PAIRED_MINTS:
+            if m not in cell["clients"]:
+                continue
+            for key in cell["clients"]:
+                cell["ratios"][f"{m}/{key}"] = {
+                    metric: median([r[m][metric] / r[key][metric] for r in rounds])
+                    for metric in ("cpu_us", "mbps")
+                }
+        out["sizes"][size] = cell
+    return out
+
+
 def reduce_echo(raw_echo: dict) -> dict:
     """{client: {(mode, size): {metric: median}}} plus errors/skips."""
     out = {}
@@ -614,6 +666,62 @@ def codec_section(codec: dict, deflate: bool) -> list[str]:
     return lines
 
 
+def paired_label(res: dict, key: str) -> str:
+    return res.get("paired", {}).get("labels", {}).get(key, key)
+
+
+def paired_section(paired: dict) -> list[str]:
+    lines = [
+        "## Ping-pong, interleaved: every client in one process, slices in turn",
+        "",
+        "Each client holds its own connection to the same C echo server, in one process; "
+        "each round runs one slice of every client back to back (the order rotates), so "
+        "a ratio is taken between slices a fraction of a second apart and a slow spell of "
+        "the machine hits both sides of it. Figures: the median over the rounds; ratios: "
+        "the median of the per-round ratios (bench/README.md, Method).",
+        "",
+    ]
+    if "error" in paired:
+        return [*lines, f"Not measured: {paired['error']}", ""]
+    labels = paired["labels"]
+    for size, cell in paired["sizes"].items():
+        ratios = cell["ratios"]
+        mints = [m for m in PAIRED_MINTS if m in cell["clients"]]
+        head = [
+            "client",
+            "CPU µs/rt",
+            "MB/s",
+            *[f"{labels[m]} ÷ client, CPU" for m in mints[:1]],
+            *[f"{labels[m]} ÷ client, MB/s" for m in mints[:1]],
+        ]
+        rows = []
+        for key, c in cell["clients"].items():
+            first = ratios.get(f"{mints[0]}/{key}", {}) if mints else {}
+            rows.append(
+                [
+                    labels[key],
+                    fmt(c["cpu_us"], "us"),
+                    fmt(c["mbps"]),
+                    fmt(first.get("cpu_us"), "ratio"),
+                    fmt(first.get("mbps"), "ratio"),
+                ]
+            )
+        lines += [
+            f"### {human_size(int(size))}: {cell['rounds']} rounds of {cell['slice']} round trips per client",
+            "",
+            *md_table(head, rows),
+            "",
+        ]
+    lines += [
+        "At 1 MiB the clients share one heap here, so how often the allocator hands "
+        "pages back to the kernel (and faults them in again) depends on its neighbours: "
+        "the per-process table above is the one to read for 1 MiB.",
+        *[f"- {labels.get(k, k)}: not measured: {e}" for k, e in paired.get("errors", {}).items()],
+        "",
+    ]
+    return lines
+
+
 def summary(res: dict) -> tuple[list[str], list[dict]]:
     checks = []
     echo = res.get("echo", {})
@@ -721,6 +829,25 @@ def summary(res: dict) -> tuple[list[str], list[dict]]:
             1.0,
             "MB/s",
         )
+    paired = res.get("paired", {}).get("sizes", {})
+    # 16 B only: at 1 MiB one shared heap changes what is measured (see paired_section).
+    small = paired.get("16", {})
+    for m in PAIRED_MINTS:
+        for peer, bound in (("plain_socket", 1.1), ("picows", 1.0)):
+            r = small.get("ratios", {}).get(f"{m}/{peer}")
+            if r is None:
+                continue
+            checks.append(
+                {
+                    "target": f"ping-pong 16 B CPU/rt, interleaved ({paired_label(res, m)}) "
+                    f"≤ {'1.1× plain socket' if peer == 'plain_socket' else 'picows'}",
+                    "mint": small["clients"][m]["cpu_us"],
+                    "peer": small["clients"][peer]["cpu_us"],
+                    "ratio": r["cpu_us"],
+                    "status": "PASS" if r["cpu_us"] <= bound else "MISS",
+                    "unit": "µs",
+                }
+            )
     c = next((v for k, v in masks.items() if k.startswith("mint C")), None)
     p = next((v for k, v in masks.items() if k.startswith("mint pure")), None)
     add("masking 1 MiB, mint C speedup ≥ 20 GB/s", c, 20.0, ">=", 1.0, "GB/s")
@@ -802,6 +929,8 @@ def write_report(cfg, raw: dict, res: dict, started: float) -> Path:
         notes = [f"- {LABEL.get(k, k)}: {n}" for k, v in echo.items() for n in set(v["notes"])]
         if notes:
             lines += ["Clients not measured:", "", *notes, ""]
+    if res.get("paired"):
+        lines += paired_section(res["paired"])
     codec = res.get("codec")
     if codec:
         lines += ["## Codec micro-benchmark", ""]
@@ -954,7 +1083,7 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="1 run per figure, short loops (~2-3 min smoke)"
     )
-    ap.add_argument("--only", default="echo,codec,mask,h2,memory")
+    ap.add_argument("--only", default="echo,paired,codec,mask,h2,memory")
     ap.add_argument(
         "--reuse",
         default="",
@@ -971,6 +1100,7 @@ def main() -> int:
     cfg.echo_duration = 0.25 if cfg.quick else 1.0
     cfg.codec_duration = 0.05 if cfg.quick else 0.3
     cfg.mem_n = 2000 if cfg.quick else 10000
+    cfg.paired_rounds = 3 if cfg.quick else 30
     parts = cfg.only.split(",")
     if not shutil.which("taskset"):
         raise SystemExit("taskset (util-linux) is needed")
@@ -997,6 +1127,10 @@ def main() -> int:
             if "echo" not in raw:
                 bench_echo(cfg, raw)
             res["echo"] = reduce_echo(raw["echo"])
+        if "paired" in parts:
+            if "paired" not in raw:
+                bench_paired(cfg, raw)
+            res["paired"] = reduce_paired(raw["paired"])
         if "codec" in parts:
             if "codec" not in raw:
                 bench_codec(cfg, raw)
