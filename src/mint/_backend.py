@@ -247,7 +247,7 @@ class Waiter:
 
 # -- what both transports share ------------------------------------------------------
 class BaseTransport:
-    """A connected, non-blocking socket (plain or TLS): the parts that never wait."""
+    """A connected socket (plain or TLS): the parts that never wait."""
 
     __slots__ = (
         "_drained",

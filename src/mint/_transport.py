@@ -39,7 +39,7 @@ __all__ = ["ALPN_IDS", "Transport", "make_ssl_context", "map_os_error"]
 
 
 class Transport(BaseTransport):
-    """A connected, non-blocking socket (plain or TLS) with waiting I/O helpers."""
+    """A connected socket (plain or TLS) with waiting I/O helpers (see mint._backend)."""
 
     __slots__ = ()
 

@@ -5,10 +5,10 @@ that calls either is written once (``mint.aio._transport``) and generated for th
 blocking flavour by ``scripts/unasync.py``.
 
 Waiting is a future resolved by a one-shot ``loop.add_reader``/``add_writer``
-callback: no task, no thread, no polling. The socket stays the non-blocking
-(``ssl.SSLSocket`` for TLS) socket of the blocking flavour, so TLS needs no second
-implementation: ``SSLWantReadError``/``SSLWantWriteError`` say which way to wait, and
-``SSLSocket.pending()`` is drained before waiting again (``_drain_tls``).
+callback: no task, no thread, no polling. The socket is non-blocking (an
+``ssl.SSLSocket`` for TLS), as the blocking flavour's TLS sockets are, so TLS needs no
+second implementation: ``SSLWantReadError``/``SSLWantWriteError`` say which way to wait, and
+``SSLSocket.pending()`` is drained before waiting again (``BaseTransport._read_on``).
 
 A reader on a socket is one callback per loop: an active connection's reader belongs
 to its mailbox, so the transport waits only for *writing* while it is active (see

@@ -36,7 +36,7 @@ __all__ = ["ALPN_IDS", "AsyncTransport", "make_ssl_context", "map_os_error"]
 
 
 class AsyncTransport(BaseTransport):
-    """A connected, non-blocking socket (plain or TLS) with waiting I/O helpers."""
+    """A connected socket (plain or TLS) with waiting I/O helpers (see mint._backend)."""
 
     __slots__ = ()
 
