@@ -77,6 +77,8 @@ MAX_CONTROL_PAYLOAD = 125
 _LEN16 = 126
 _LEN64 = 127
 _LEN64_MIN = 0x10000
+# First header bytes (RSV bits masked off) of a whole text or binary message.
+_WHOLE_DATA = frozenset((0x81, 0x82))  # FIN | OP_TEXT, FIN | OP_BINARY
 
 # Mask keys are drawn from a pool so that a frame costs no system call.
 _KEY_POOL_SIZE = 4096
@@ -583,16 +585,28 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
         buf = data
         limits = cfg.scan_limits
         if limits is not None:
+            # The most common read of all gets a shortcut: one small, whole,
+            # unfragmented message (a request/response exchange). ``data[1] == ln``
+            # says the frame is unmasked and has a 7-bit length.
+            ln = len(data) - 2
+            if 0 <= ln <= cfg.small_max and data[1] == ln:
+                b0 = data[0]
+                rsv = b0 & _RSV_MASK
+                if rsv and (b0 & 0x8F) in _WHOLE_DATA and not rsv & ~cfg.rsv_allowed:
+                    # A compressed message (permessage-deflate sets RSV1): straight to
+                    # the extensions, as the loop's _finish would take it.
+                    try:
+                        out.append(_message_frame(cfg, b0 & 0x0F, rsv, data[2:]))
+                    except WebSocketError as exc:
+                        return _fail(ws, out, exc)
+                    return ws, out
             if _scan_c is not None:
                 # The common case in one C call: the input is whole data frames.
                 pos = _scan_c(buf, 0, out, *limits)
                 if pos == len(buf):
                     return ws, out
             else:
-                # Without the C speedup, the most common read of all gets a shortcut:
-                # one small, whole, unfragmented message (a request/response exchange).
-                # ``data[1] == ln`` says the frame is unmasked and has a 7-bit length.
-                ln = len(data) - 2
+                # Without the C speedup, uncompressed ones get theirs here.
                 if 0 <= ln <= cfg.small_max and data[1] == ln:
                     b0 = data[0]
                     if b0 == 0x82:  # FIN | OP_BINARY, no RSV bit
@@ -762,6 +776,15 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                 pos = end
                 continue
             pos = end
+            if op and fin:
+                # A whole message in one frame that an extension (or its RSV bits)
+                # concerns: no message in progress to build.
+                try:
+                    append(_message_frame(cfg, op, rsv, buf[start:end]))
+                except WebSocketError as exc:
+                    error = exc
+                    break
+                continue
             try:
                 if op:
                     msg = _open(op, rsv, simple)
@@ -866,10 +889,14 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
         if msg.tail:  # the message ends inside a UTF-8 sequence
             raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
         return Text("".join(_joined(msg.parts)))
-    data = b"".join(_joined(msg.parts))
-    if cfg.extensions and (msg.rsv or cfg.ext_all):
-        data = _decode_extensions(cfg, RawMessage(msg.opcode, msg.rsv, data))
-    if msg.opcode == OP_TEXT:
+    return _message_frame(cfg, msg.opcode, msg.rsv, b"".join(_joined(msg.parts)))
+
+
+def _message_frame(cfg: _Config, opcode: int, rsv: int, data: bytes) -> Frame:
+    """The frame for a whole message's payload, through the extensions that apply."""
+    if cfg.extensions and (rsv or cfg.ext_all):
+        data = _decode_extensions(cfg, RawMessage(opcode, rsv, data))
+    if opcode == OP_TEXT:
         try:
             return Text(data.decode())
         except UnicodeDecodeError:
