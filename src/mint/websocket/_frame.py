@@ -212,7 +212,8 @@ class _Config:
     # every message (the scan must not run then).
     scan_limits: tuple[int, int] | None
     # The longest payload of a one-byte-length frame both limits accept (-1 when an
-    # extension sees every message): pure-Python decode's shortcut (see decode).
+    # extension sees every message): decode's shortcuts for a read that is one
+    # small whole message (see decode).
     small_max: int
 
 
@@ -589,7 +590,8 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
             # unfragmented message (a request/response exchange). ``data[1] == ln``
             # says the frame is unmasked and has a 7-bit length.
             ln = len(data) - 2
-            if 0 <= ln <= cfg.small_max and data[1] == ln:
+            whole = 0 <= ln <= cfg.small_max and data[1] == ln
+            if whole:
                 b0 = data[0]
                 rsv = b0 & _RSV_MASK
                 if rsv and (b0 & 0x8F) in _WHOLE_DATA and not rsv & ~cfg.rsv_allowed:
@@ -605,25 +607,24 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                 pos = _scan_c(buf, 0, out, *limits)
                 if pos == len(buf):
                     return ws, out
-            else:
+            elif whole:
                 # Without the C speedup, uncompressed ones get theirs here.
-                if 0 <= ln <= cfg.small_max and data[1] == ln:
-                    b0 = data[0]
-                    if b0 == 0x82:  # FIN | OP_BINARY, no RSV bit
-                        item: Any = _new_object(Binary)
-                        _set_binary(item, data[2:])
+                b0 = data[0]
+                if b0 == 0x82:  # FIN | OP_BINARY, no RSV bit
+                    item: Any = _new_object(Binary)
+                    _set_binary(item, data[2:])
+                    out.append(item)
+                    return ws, out
+                if b0 == 0x81:  # FIN | OP_TEXT: invalid UTF-8 takes the loop's error
+                    try:
+                        text = data[2:].decode()
+                    except UnicodeDecodeError:
+                        pass
+                    else:
+                        item = _new_object(Text)
+                        _set_text(item, text)
                         out.append(item)
                         return ws, out
-                    if b0 == 0x81:  # FIN | OP_TEXT: invalid UTF-8 takes the loop's error
-                        try:
-                            text = data[2:].decode()
-                        except UnicodeDecodeError:
-                            pass
-                        else:
-                            item = _new_object(Text)
-                            _set_text(item, text)
-                            out.append(item)
-                            return ws, out
     else:
         if rx.error is not None:
             out.append(rx.error)
