@@ -586,45 +586,45 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
         buf = data
         limits = cfg.scan_limits
         if limits is not None:
-            # The most common read of all gets a shortcut: one small, whole,
-            # unfragmented message (a request/response exchange). ``data[1] == ln``
-            # says the frame is unmasked and has a 7-bit length.
-            ln = len(data) - 2
-            whole = 0 <= ln <= cfg.small_max and data[1] == ln
-            if whole:
-                b0 = data[0]
-                rsv = b0 & _RSV_MASK
-                if rsv and (b0 & 0x8F) in _WHOLE_DATA and not rsv & ~cfg.rsv_allowed:
-                    # A compressed message (permessage-deflate sets RSV1): straight to
-                    # the extensions, as the loop's _finish would take it.
-                    try:
-                        out.append(_message_frame(cfg, b0 & 0x0F, rsv, data[2:]))
-                    except WebSocketError as exc:
-                        return _fail(ws, out, exc)
-                    return ws, out
+            if cfg.rsv_allowed or _scan_c is None:
+                # The most common read of all gets a shortcut: one small, whole,
+                # unfragmented message (a request/response exchange). ``data[1] == ln``
+                # says the frame is unmasked and has a 7-bit length. (With the C
+                # speedup and no extension, the scan below is the shortcut.)
+                ln = len(data) - 2
+                if 0 <= ln <= cfg.small_max and data[1] == ln:
+                    b0 = data[0]
+                    rsv = b0 & _RSV_MASK
+                    if rsv:
+                        if (b0 & 0x8F) in _WHOLE_DATA and not rsv & ~cfg.rsv_allowed:
+                            # A compressed message (permessage-deflate sets RSV1):
+                            # straight to the extensions, as the loop's _finish would.
+                            try:
+                                out.append(_message_frame(cfg, b0 & 0x0F, rsv, data[2:]))
+                            except WebSocketError as exc:
+                                return _fail(ws, out, exc)
+                            return ws, out
+                    elif _scan_c is None:
+                        if b0 == 0x82:  # FIN | OP_BINARY
+                            item: Any = _new_object(Binary)
+                            _set_binary(item, data[2:])
+                            out.append(item)
+                            return ws, out
+                        if b0 == 0x81:  # FIN | OP_TEXT: bad UTF-8 takes the loop's error
+                            try:
+                                text = data[2:].decode()
+                            except UnicodeDecodeError:
+                                pass
+                            else:
+                                item = _new_object(Text)
+                                _set_text(item, text)
+                                out.append(item)
+                                return ws, out
             if _scan_c is not None:
                 # The common case in one C call: the input is whole data frames.
                 pos = _scan_c(buf, 0, out, *limits)
                 if pos == len(buf):
                     return ws, out
-            elif whole:
-                # Without the C speedup, uncompressed ones get theirs here.
-                b0 = data[0]
-                if b0 == 0x82:  # FIN | OP_BINARY, no RSV bit
-                    item: Any = _new_object(Binary)
-                    _set_binary(item, data[2:])
-                    out.append(item)
-                    return ws, out
-                if b0 == 0x81:  # FIN | OP_TEXT: invalid UTF-8 takes the loop's error
-                    try:
-                        text = data[2:].decode()
-                    except UnicodeDecodeError:
-                        pass
-                    else:
-                        item = _new_object(Text)
-                        _set_text(item, text)
-                        out.append(item)
-                        return ws, out
     else:
         if rx.error is not None:
             out.append(rx.error)
