@@ -9,6 +9,12 @@ setup(
             sources=["src/mint/_speedups.c"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        Extension(
+            "mint._iospeedups",
+            sources=["src/mint/_iospeedups.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

@@ -202,6 +202,7 @@ class Waiter:
             return None
 
     def _set_timeout(self, timeout: float | None) -> None:
+        # Also called by mint._iospeedups' recv before its own blocking read.
         if timeout is None:
             seconds = micros = 0  # a zero timeval is "no timeout"
         else:
@@ -284,6 +285,15 @@ class BaseTransport:
         if isinstance(self.sock, ssl.SSLSocket):
             return self.sock.selected_alpn_protocol()
         return None
+
+    def _read_more(self, first: bytes) -> bytes:
+        """``first`` (a wait's read that filled its buffer) and what the socket holds after it.
+
+        Also the end of the C fast path's full reads (mint.websocket._fastio).
+        """
+        burst: list[bytes | memoryview] = [first]
+        self._drained = self._read_on(burst)
+        return b"".join(burst) if len(burst) > 1 else first
 
     def _read_on(self, parts: list[bytes | memoryview]) -> bool:
         """Append what the socket already holds to ``parts``, without waiting.

@@ -167,11 +167,7 @@ class AsyncTransport(BaseTransport):
             if first is not None:
                 if 0 < len(first) < READ_SIZE:
                     return first
-                if not first:
-                    return b""
-                burst: list[bytes | memoryview] = [first]
-                self._drained = self._read_on(burst)
-                return b"".join(burst) if len(burst) > 1 else first
+                return self._read_more(first) if first else b""
         if self.closed:
             raise TransportError("closed")
         if self._unread is not None:

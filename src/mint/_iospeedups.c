@@ -1,0 +1,515 @@
+/* Optional C speedups for the blocking I/O edge of an upgraded HTTP/1.1 WebSocket.
+ *
+ * recv(conn, byte_count, timeout) and stream_request_body(conn, ref, chunk) are
+ * mint.websocket's functions of the same names with their hot path in C, for the
+ * one case that dominates a request/response exchange: a passive connection on a
+ * plain (blocking, see mint._backend) socket, upgraded over HTTP/1.1, in a steady
+ * state (nothing held back, nothing owed).
+ *
+ * Why C for what the Python path already does in a few lines: a 16-byte round trip
+ * costs about 60 us of CPU with a bare socket, and the Python chain of the two calls
+ * (websocket -> http -> transport -> backend, with a dozen state checks between them)
+ * added about 6 us of it, every wake-up starting with cold caches. Here the same
+ * checks read the same slots through their descriptors, and the system call is made
+ * directly. Every other case, and every outcome but the plain one, is handed to the
+ * Python functions (set by setup()), which stay the reference and are tested on their
+ * own (MINT_NO_SPEEDUPS=1): this module holds no state of its own besides those
+ * references, so the two paths can never disagree about a connection.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* Slot descriptors (set once by setup()), read and written as Python does. */
+enum {
+    CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER,
+    W_BLOCKING, W_TIMEOUT, W_FD,
+    DATA_REF, DATA_DATA,
+    N_SLOTS
+};
+static const char *slot_names[N_SLOTS] = {
+    "_held", "_mode", "_private", "_session", "_transport",
+    "closed", "_drained", "_unread", "_unsent", "_waiter",
+    "_blocking", "_timeout", "_fd",
+    "ref", "data",
+};
+/* Which type each slot belongs to: 0 Conn, 1 Transport, 2 Waiter, 3 Data. */
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3};
+
+enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, N_CALLS };
+
+static struct {
+    int ready;
+    Py_ssize_t read_size;
+    PyTypeObject *types[4];   /* Conn, Transport, Waiter, Data */
+    PyObject *slots[N_SLOTS];
+    PyObject *calls[N_CALLS];
+    PyObject *s_passive, *s_early, *s_direct_ref, *s_set_timeout;
+} st;
+
+/* obj's slot value (a new reference), or NULL with no exception set when unset. */
+static PyObject *
+get(int slot, PyObject *obj)
+{
+    PyObject *d = st.slots[slot];
+    PyObject *v = Py_TYPE(d)->tp_descr_get(d, obj, (PyObject *)Py_TYPE(obj));
+    if (v == NULL) {
+        PyErr_Clear();
+    }
+    return v;
+}
+
+static int
+set(int slot, PyObject *obj, PyObject *value)
+{
+    PyObject *d = st.slots[slot];
+    return Py_TYPE(d)->tp_descr_set(d, obj, value);
+}
+
+/* setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body,
+ *       recv_tail, send_rest) */
+static PyObject *
+setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 + 1 + N_CALLS) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup(Conn, Transport, Waiter, Data, read_size, recv, "
+                        "stream_request_body, recv_tail, send_rest)");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!PyType_Check(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "setup: the first four arguments are types");
+            return NULL;
+        }
+    }
+    Py_ssize_t read_size = PyLong_AsSsize_t(args[4]);
+    if (read_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (read_size <= 0) {
+        PyErr_SetString(PyExc_ValueError, "setup: read_size must be positive");
+        return NULL;
+    }
+    for (int i = 0; i < N_CALLS; i++) {
+        if (!PyCallable_Check(args[5 + i])) {
+            PyErr_SetString(PyExc_TypeError, "setup: the last four arguments are callables");
+            return NULL;
+        }
+    }
+    PyObject *slots[N_SLOTS] = {NULL};
+    for (int i = 0; i < N_SLOTS; i++) {
+        PyTypeObject *owner = (PyTypeObject *)args[slot_owner[i]];
+        /* Looked up on the type, as attribute access would find it (base classes too). */
+        PyObject *name = PyUnicode_InternFromString(slot_names[i]);
+        PyObject *d = name == NULL ? NULL : _PyType_Lookup(owner, name);
+        Py_XDECREF(name);
+        if (d == NULL || Py_TYPE(d)->tp_descr_get == NULL || Py_TYPE(d)->tp_descr_set == NULL) {
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(slots[j]);
+            }
+            PyErr_Format(PyExc_TypeError, "setup: %s.%s is not a slot", owner->tp_name,
+                         slot_names[i]);
+            return NULL;
+        }
+        Py_INCREF(d);
+        slots[i] = d;
+    }
+    st.ready = 0;
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(st.types[i], (PyTypeObject *)args[i]);
+    }
+    for (int i = 0; i < N_SLOTS; i++) {
+        Py_XSETREF(st.slots[i], slots[i]);
+    }
+    for (int i = 0; i < N_CALLS; i++) {
+        Py_INCREF(args[5 + i]);
+        Py_XSETREF(st.calls[i], args[5 + i]);
+    }
+    st.read_size = read_size;
+    if (st.s_passive == NULL) {
+        st.s_passive = PyUnicode_InternFromString("passive");
+        st.s_early = PyUnicode_InternFromString("early");
+        st.s_direct_ref = PyUnicode_InternFromString("direct_ref");
+        st.s_set_timeout = PyUnicode_InternFromString("_set_timeout");
+        if (st.s_passive == NULL || st.s_early == NULL || st.s_direct_ref == NULL
+            || st.s_set_timeout == NULL) {
+            return NULL;
+        }
+    }
+    st.ready = 1;
+    Py_RETURN_NONE;
+}
+
+/* The transport, waiter and ref of conn when it is an upgraded HTTP/1.1 connection on
+ * a plain socket that is open with nothing owed (new references, 0), else -1. The
+ * caller checks what is specific to reading or writing. */
+static int
+direct(PyObject *conn, PyObject **transport, PyObject **waiter, PyObject **ref)
+{
+    PyObject *tr = NULL, *w = NULL, *v = NULL, *session = NULL, *r = NULL;
+    *transport = *waiter = *ref = NULL;
+    if (Py_TYPE(conn) != st.types[0]) {
+        return -1;
+    }
+    tr = get(CONN_TRANSPORT, conn);
+    if (tr == NULL || Py_TYPE(tr) != st.types[1]) {
+        goto no;
+    }
+    v = get(TR_CLOSED, tr);
+    if (v != Py_False) {
+        goto no;
+    }
+    Py_CLEAR(v);
+    w = get(TR_WAITER, tr);
+    if (w == NULL || Py_TYPE(w) != st.types[2]) {
+        goto no;
+    }
+    v = get(W_BLOCKING, w);  /* True only for a plain socket (TLS stays non-blocking) */
+    if (v != Py_True) {
+        goto no;
+    }
+    Py_CLEAR(v);
+    session = get(CONN_SESSION, conn);
+    if (session == NULL) {
+        goto no;
+    }
+    r = PyObject_GetAttr(session, st.s_direct_ref);
+    if (r == NULL) {
+        PyErr_Clear();
+        goto no;
+    }
+    Py_DECREF(session);
+    if (r == Py_None) {
+        Py_DECREF(r);
+        goto no_session;
+    }
+    *transport = tr;
+    *waiter = w;
+    *ref = r;
+    return 0;
+no:
+    Py_XDECREF(session);
+no_session:
+    Py_XDECREF(v);
+    Py_XDECREF(w);
+    Py_XDECREF(tr);
+    return -1;
+}
+
+/* The socket's descriptor from the waiter, or -1. */
+static int
+waiter_fd(PyObject *w)
+{
+    PyObject *v = get(W_FD, w);
+    if (v == NULL) {
+        return -1;
+    }
+    long fd = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (fd == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return fd < 0 || fd > INT_MAX ? -1 : (int)fd;
+}
+
+/* True when conn is passive with no input held back or kept for later. */
+static int
+passive_and_steady(PyObject *conn)
+{
+    int ok = 0;
+    PyObject *mode = get(CONN_MODE, conn);
+    PyObject *held = get(CONN_HELD, conn);
+    PyObject *private = get(CONN_PRIVATE, conn);
+    if (mode == NULL || held == NULL || private == NULL) {
+        goto done;
+    }
+    if (mode != st.s_passive
+        && !(PyUnicode_CheckExact(mode) && PyUnicode_Compare(mode, st.s_passive) == 0)) {
+        goto done;
+    }
+    if (!PyList_CheckExact(held) || PyList_GET_SIZE(held) != 0 || !PyDict_CheckExact(private)) {
+        goto done;
+    }
+    if (PyDict_GET_SIZE(private) != 0) {
+        int has = PyDict_Contains(private, st.s_early);
+        if (has != 0) {
+            if (has < 0) {
+                PyErr_Clear();
+            }
+            goto done;
+        }
+    }
+    ok = 1;
+done:
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        ok = 0;
+    }
+    Py_XDECREF(mode);
+    Py_XDECREF(held);
+    Py_XDECREF(private);
+    return ok;
+}
+
+/* True when the socket's SO_RCVTIMEO is already timeout's (see Waiter.wait_and_recv). */
+static int
+same_timeout(PyObject *w, PyObject *timeout)
+{
+    PyObject *current = get(W_TIMEOUT, w);
+    if (current == NULL) {
+        return 0;
+    }
+    int same;
+    if (current == timeout) {
+        same = 1;
+    }
+    else if (current == Py_None || timeout == Py_None) {
+        same = 0;
+    }
+    else {
+        same = PyObject_RichCompareBool(current, timeout, Py_EQ);
+        if (same < 0) {
+            PyErr_Clear();
+            same = 0;
+        }
+    }
+    Py_DECREF(current);
+    return same;
+}
+
+/* The pending exception as an object (3.11 has no PyErr_GetRaisedException). */
+static PyObject *
+take_exception(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+static PyObject *
+recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *tr = NULL, *w = NULL, *ref = NULL, *v = NULL, *buf = NULL, *result = NULL;
+    if (!st.ready || kwnames != NULL || nargs != 3 || !PyLong_CheckExact(args[1])) {
+        goto python;
+    }
+    PyObject *conn = args[0], *timeout = args[2];
+    {
+        int overflow;
+        if (PyLong_AsLongAndOverflow(args[1], &overflow) != 0 || overflow) {
+            goto python;  /* byte_count: an exact count is the Python path's */
+        }
+    }
+    if (direct(conn, &tr, &w, &ref) < 0) {
+        goto python;
+    }
+    /* The transport's hot path: the last read emptied the socket, nothing unread. */
+    v = get(TR_DRAINED, tr);
+    if (v != Py_True) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    v = get(TR_UNREAD, tr);
+    if (v != Py_None) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    if (!passive_and_steady(conn)) {
+        goto python;
+    }
+    if (!same_timeout(w, timeout)) {
+        /* A new timeout: the waiter sets SO_RCVTIMEO (and remembers it), as before its
+         * own blocking read. Only a wait may take this path (None, or above zero). */
+        if (!(timeout == Py_None || (PyFloat_CheckExact(timeout) && PyFloat_AS_DOUBLE(timeout) > 0)
+              || (PyLong_CheckExact(timeout) && _PyLong_Sign(timeout) > 0))) {
+            goto python;
+        }
+        v = PyObject_CallMethodOneArg(w, st.s_set_timeout, timeout);
+        if (v == NULL) {
+            PyErr_Clear();  /* the Python path meets the same failure, and maps it */
+            goto python;
+        }
+        Py_CLEAR(v);
+    }
+    int fd = waiter_fd(w);
+    if (fd < 0) {
+        goto python;
+    }
+    Py_ssize_t size = st.read_size;
+    buf = PyBytes_FromStringAndSize(NULL, size);
+    if (buf == NULL) {
+        goto done;
+    }
+    ssize_t n;
+    int err;
+    for (;;) {
+        /* One blocking read: the wait and the read in one system call, the timeout
+         * in SO_RCVTIMEO (as Waiter.wait_and_recv). */
+        Py_BEGIN_ALLOW_THREADS
+        n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, 0);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (n >= 0 || err != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            goto done;  /* a signal handler raised: the wait ends with it */
+        }
+    }
+    if (n > 0 && n < size) {
+        /* The plain outcome: what came, as Data(ref, bytes), in one list. */
+        if (_PyBytes_Resize(&buf, n) < 0) {
+            goto done;
+        }
+        PyTypeObject *dt = st.types[3];
+        PyObject *item = dt->tp_alloc(dt, 0);
+        if (item == NULL) {
+            goto done;
+        }
+        if (set(DATA_REF, item, ref) < 0 || set(DATA_DATA, item, buf) < 0) {
+            Py_DECREF(item);
+            goto done;
+        }
+        PyObject *list = PyList_New(1);
+        if (list == NULL) {
+            Py_DECREF(item);
+            goto done;
+        }
+        PyList_SET_ITEM(list, 0, item);
+        result = PyTuple_Pack(2, conn, list);
+        Py_DECREF(list);
+        goto done;
+    }
+    /* Every other outcome (a full read, the end of stream, a timeout, a failure) is
+     * finished by the Python path: recv_tail(conn, bytes read | the OSError). */
+    PyObject *outcome;
+    if (n >= 0) {
+        if (n == 0) {
+            Py_SETREF(buf, PyBytes_FromStringAndSize(NULL, 0));
+            if (buf == NULL) {
+                goto done;
+            }
+        }
+        Py_INCREF(buf);
+        outcome = buf;
+    }
+    else {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        outcome = take_exception();
+        if (outcome == NULL) {
+            goto done;
+        }
+    }
+    result = PyObject_CallFunctionObjArgs(st.calls[PY_RECV_TAIL], conn, outcome, NULL);
+    Py_DECREF(outcome);
+    goto done;
+python:
+    result = PyObject_Vectorcall(st.calls[PY_RECV], args, nargs, kwnames);
+done:
+    Py_XDECREF(buf);
+    Py_XDECREF(v);
+    Py_XDECREF(ref);
+    Py_XDECREF(w);
+    Py_XDECREF(tr);
+    return result;
+}
+
+static PyObject *
+stream_request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames)
+{
+    PyObject *tr = NULL, *w = NULL, *ref = NULL, *v = NULL, *result = NULL;
+    if (!st.ready || kwnames != NULL || nargs != 3 || !PyBytes_CheckExact(args[2])
+        || PyBytes_GET_SIZE(args[2]) == 0) {
+        goto python;
+    }
+    PyObject *conn = args[0], *chunk = args[2];
+    if (direct(conn, &tr, &w, &ref) < 0 || ref != args[1]) {
+        goto python;
+    }
+    v = get(TR_UNSENT, tr);  /* bytes a cancelled send still owes go first */
+    if (v == NULL || !PyBytes_CheckExact(v) || PyBytes_GET_SIZE(v) != 0) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    int fd = waiter_fd(w);
+    if (fd < 0) {
+        goto python;
+    }
+    const char *p = PyBytes_AS_STRING(chunk);
+    Py_ssize_t len = PyBytes_GET_SIZE(chunk);
+    ssize_t sent;
+    /* Never waits (MSG_DONTWAIT, as every call but the read wait); the GIL is let go
+     * all the same, as socket.send does: a loopback send runs the receiver's side. */
+    Py_BEGIN_ALLOW_THREADS
+    sent = send(fd, p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    Py_END_ALLOW_THREADS
+    if (sent == len) {
+        Py_INCREF(conn);
+        result = conn;
+        goto done;
+    }
+    if (sent <= 0) {
+        goto python;  /* nothing went: the Python path waits, or maps the failure */
+    }
+    /* Part went: the rest, from the caller's bytes, through the Python path. */
+    PyObject *view = PyMemoryView_FromObject(chunk);
+    if (view == NULL) {
+        goto done;
+    }
+    PyObject *rest = PySequence_GetSlice(view, sent, len);
+    Py_DECREF(view);
+    if (rest == NULL) {
+        goto done;
+    }
+    result = PyObject_CallFunctionObjArgs(st.calls[PY_SEND_REST], conn, rest, NULL);
+    Py_DECREF(rest);
+    goto done;
+python:
+    result = PyObject_Vectorcall(st.calls[PY_SRB], args, nargs, kwnames);
+done:
+    Py_XDECREF(v);
+    Py_XDECREF(ref);
+    Py_XDECREF(w);
+    Py_XDECREF(tr);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body, "
+     "recv_tail, send_rest): the types whose slots the fast paths read, and the Python "
+     "functions they hand everything else to."},
+    {"recv", (PyCFunction)(void (*)(void))recv_, METH_FASTCALL | METH_KEYWORDS,
+     "recv(conn, byte_count, timeout)\n--\n\n"
+     "mint.websocket.recv, with the hot path of a passive upgraded HTTP/1.1 connection "
+     "on a plain socket in C (see mint.websocket._fastio)."},
+    {"stream_request_body", (PyCFunction)(void (*)(void))stream_request_body,
+     METH_FASTCALL | METH_KEYWORDS,
+     "stream_request_body(conn, ref, chunk)\n--\n\n"
+     "mint.websocket.stream_request_body, with the hot path of an upgraded HTTP/1.1 "
+     "connection on a plain socket in C (see mint.websocket._fastio)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "mint._iospeedups", NULL, -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__iospeedups(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,97 @@
+"""``mint.websocket.recv`` and ``stream_request_body``, with an optional C hot path.
+
+The Python functions (``mint.http``'s, which ``mint.websocket`` shares) are the
+reference. When the C extension ``mint._iospeedups`` is built, the two public names
+are its functions instead: they take the steady state of a passive, upgraded
+HTTP/1.1 connection on a plain socket (one blocking read, or one send that takes all
+of the frame) in C, and hand every other case to the Python functions unchanged.
+
+Why: in a 16-byte request/response round trip the socket calls themselves cost about
+60 µs of CPU (loopback, client and server on their own cores), and the Python chain
+between the caller and the socket (websocket → http → transport → backend, a dozen
+checks of the connection's state, the ``Data`` built) added about 6 µs more on every
+wake-up. The C functions make the same checks, on the same slots, so they hold no
+state of their own and the two paths cannot disagree about a connection.
+``MINT_NO_SPEEDUPS=1`` turns them off along with the codec's.
+
+The outcomes the C path does not finish itself come back here, in :func:`_recv_tail`
+and :func:`_send_rest`, which end them the way the Python path does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from mint._backend import READ_SIZE, Waiter, map_os_error
+from mint._transport import Transport
+from mint.errors import MintError, TransportError
+from mint.http import _io as _http
+from mint.http._conn import Conn, _attach
+from mint.http._types import Data, Response, new_data
+
+__all__ = ["recv", "stream_request_body"]
+
+
+def _recv_tail(conn: Conn, outcome: bytes | OSError) -> tuple[Conn, list[Response]]:
+    """End a C read that did not come back as a short read: as the Python path would.
+
+    ``outcome`` is what the one blocking read gave: the bytes of a full read (more may
+    follow at once), ``b""`` (the peer closed), or the ``OSError`` (``EAGAIN`` when the
+    socket's timeout ran out).
+    """
+    transport = conn._transport
+    if type(outcome) is bytes:
+        if not outcome:
+            return _http._closed(conn)
+        data = transport._read_more(outcome)
+        return conn, [new_data(conn._session.direct_ref, data)]
+    assert isinstance(outcome, OSError)
+    if isinstance(outcome, BlockingIOError):
+        # A blocking socket says EAGAIN only when SO_RCVTIMEO ran out.
+        raise _attach(TransportError("timeout"), conn) from None
+    exc = map_os_error(outcome)
+    if exc.reason != "timeout":
+        conn._session.connection_lost()
+        transport.close()
+    raise _attach(exc, conn) from outcome
+
+
+def _send_rest(conn: Conn, rest: memoryview) -> Conn:
+    """Send what the C path's one send left of a frame (the socket's buffer filled)."""
+    try:
+        conn._transport.send(rest)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    return conn
+
+
+def _load() -> Any:
+    if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module("mint._iospeedups")
+    except ImportError:
+        return None
+
+
+_c = _load()
+
+if TYPE_CHECKING or _c is None:
+    recv = _http.recv
+    stream_request_body = _http.stream_request_body
+else:
+    _c.setup(
+        Conn,
+        Transport,
+        Waiter,
+        Data,
+        READ_SIZE,
+        _http.recv,
+        _http.stream_request_body,
+        _recv_tail,
+        _send_rest,
+    )
+    recv = _c.recv
+    stream_request_body = _c.stream_request_body

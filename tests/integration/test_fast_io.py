@@ -1,0 +1,330 @@
+"""``mint.websocket.recv`` / ``stream_request_body``: the C hot path against the Python one.
+
+With ``mint._iospeedups`` built, the public names are C functions that take the steady
+state of a passive upgraded HTTP/1.1 connection on a plain socket and hand everything
+else to the Python functions (``mint.http``'s). Every test here runs the same script
+through the public names ("public") and through the Python functions ("python"), and
+checks each outcome the C path finishes itself or hands back: a short read, a full read
+(a large message), the end of stream, a reset, a timeout (and a changed timeout), a
+signal during the wait, a send the socket takes only in part, a closed connection and a
+wrong ref. Under ``MINT_NO_SPEEDUPS=1`` both are the Python path, and must pass as such.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from servers.raw import OP_BINARY, frame, handshake_response, read_request
+from wsclient import Client, handshake
+
+import mint
+from mint.http import Data
+from mint.http import _io as http_io
+from mint.websocket import Binary
+
+PATHS = ["public", "python"]
+
+
+def io_of(path: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    if path == "public":
+        return mint.websocket.recv, mint.websocket.stream_request_body
+    return http_io.recv, http_io.stream_request_body
+
+
+def read_client_frame(conn: socket.socket) -> bytes:
+    """One masked client frame's payload (lengths below 126 and 16-bit; what these tests send)."""
+
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            more = conn.recv(n - len(buf))
+            if not more:
+                raise ConnectionError("client went away")
+            buf += more
+        return buf
+
+    _, b1 = exactly(2)
+    assert b1 & 0x80, "client frames are masked"
+    n = b1 & 0x7F
+    if n == 126:
+        (n,) = struct.unpack("!H", exactly(2))
+    key = exactly(4)
+    data = exactly(n)
+    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+def upgraded(
+    script: Callable[[socket.socket], None], opened: threading.Event
+) -> Callable[[socket.socket], None]:
+    """A raw-server handler: the 101, then ``script(conn)`` once the client has a WebSocket."""
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            conn.sendall(handshake_response(request))
+            if opened.wait(10):
+                script(conn)
+
+    return handler
+
+
+@pytest.fixture
+def open_passive(raw_server: Any) -> Iterator[Callable[..., Client]]:
+    clients: list[Client] = []
+
+    def start(script: Callable[[socket.socket], None]) -> Client:
+        opened = threading.Event()
+        server = raw_server(upgraded(script, opened))
+        conn = mint.http.connect("http", "127.0.0.1", server.port, mode="passive")
+        client = Client(conn, "passive")
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        status, headers, early = handshake(client)
+        assert not early
+        client.conn, client.websocket = mint.websocket.new(
+            client.conn, client.ref, status, headers, mode="passive"
+        )
+        clients.append(client)
+        opened.set()
+        return client
+
+    yield start
+    for client in clients:
+        mint.http.close(client.conn)
+
+
+def read_frames(client: Client, recv: Callable[..., Any], count: int) -> list[Any]:
+    out: list[Any] = []
+    while len(out) < count:
+        client.conn, responses = recv(client.conn, 0, 10.0)
+        for response in responses:
+            assert type(response) is Data
+            assert response.ref == client.ref
+            assert type(response.data) is bytes
+            client.websocket, frames = mint.websocket.decode(client.websocket, response.data)
+            out += frames
+    return out
+
+
+def test_public_names_are_the_c_functions_when_built() -> None:
+    try:
+        import mint._iospeedups as c
+    except ImportError:
+        c = None
+    if c is None or os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
+        assert mint.websocket.recv is http_io.recv
+        assert mint.websocket.stream_request_body is http_io.stream_request_body
+    else:
+        assert mint.websocket.recv is c.recv
+        assert mint.websocket.stream_request_body is c.stream_request_body
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_round_trips_of_every_small_size(open_passive: Any, path: str) -> None:
+    sizes = [*range(126), 126, 200, 1000, 65000]
+
+    def echo(conn: socket.socket) -> None:
+        for _ in sizes:
+            conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+
+    client = open_passive(echo)
+    recv, srb = io_of(path)
+    for n in sizes:
+        payload = os.urandom(n)
+        client.websocket, data = mint.websocket.encode(client.websocket, Binary(payload))
+        conn = srb(client.conn, client.ref, data)
+        assert conn is client.conn
+        assert read_frames(client, recv, 1) == [Binary(payload)]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("size", [65536 - 2, 65536 * 3 + 7, 5 << 20])
+def test_a_message_larger_than_one_read_comes_whole(
+    open_passive: Any, path: str, size: int
+) -> None:
+    payload = os.urandom(size)
+    hold = threading.Event()
+
+    def send_big(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, payload))
+        hold.wait(10)
+
+    client = open_passive(send_big)
+    recv, _ = io_of(path)
+    try:
+        assert read_frames(client, recv, 1) == [Binary(payload)]
+    finally:
+        hold.set()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_timeouts_follow_each_call_and_leave_the_connection_usable(
+    open_passive: Any, path: str
+) -> None:
+    go = [threading.Event(), threading.Event()]
+
+    def script(conn: socket.socket) -> None:
+        for event in go:
+            event.wait(10)
+            conn.sendall(frame(OP_BINARY, b"after"))
+        read_client_frame(conn)
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    for timeout in (0.05, 0.2):
+        with pytest.raises(mint.TransportError) as info:
+            recv(client.conn, 0, timeout)
+        assert info.value.reason == "timeout"
+        assert info.value.conn is client.conn
+        assert mint.http.is_open(client.conn)
+    go[0].set()
+    assert read_frames(client, recv, 1) == [Binary(b"after")]
+    # A long timeout in force, then a short one: the short one is the one that counts.
+    started = time.monotonic()
+    with pytest.raises(mint.TransportError) as info:
+        recv(client.conn, 0, 0.05)
+    assert info.value.reason == "timeout"
+    assert time.monotonic() - started < 5.0, "the socket kept the earlier 10 s timeout"
+    go[1].set()
+    assert read_frames(client, recv, 1) == [Binary(b"after")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_end_of_stream_after_a_frame(open_passive: Any, path: str) -> None:
+    def script(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"last"))
+
+    client = open_passive(script)  # the handler returns: the server closes the socket
+    recv, _ = io_of(path)
+    assert read_frames(client, recv, 1) == [Binary(b"last")]
+    with pytest.raises(mint.TransportError) as info:
+        while True:
+            client.conn, responses = recv(client.conn, 0, 10.0)
+            assert responses == []
+    assert info.value.reason == "closed"
+    assert info.value.conn is client.conn
+    assert not mint.http.is_open(client.conn)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_reset_is_a_typed_error_and_closes(open_passive: Any, path: str) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # with a zero linger: a reset, not an orderly end
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    go.set()
+    with pytest.raises(mint.TransportError) as info:
+        recv(client.conn, 0, 10.0)
+    assert info.value.reason == "closed"  # mint's reason for a reset (map_os_error)
+    assert isinstance(info.value.__cause__, ConnectionResetError)
+    assert info.value.conn is client.conn
+    assert not mint.http.is_open(client.conn)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_signals_during_the_wait(open_passive: Any, path: str) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        time.sleep(0.3)
+        conn.sendall(frame(OP_BINARY, b"late"))
+        read_client_frame(conn)
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    calls: list[int] = []
+
+    def raising(signum: int, _: Any) -> None:
+        raise Interrupted
+
+    def returning(signum: int, _: Any) -> None:
+        calls.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, raising)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Interrupted):
+            recv(client.conn, 0, 10.0)
+        assert mint.http.is_open(client.conn)
+        signal.signal(signal.SIGALRM, returning)
+        go.set()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert read_frames(client, recv, 1) == [Binary(b"late")]
+        assert calls == [signal.SIGALRM]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_frame_larger_than_the_socket_buffer_goes_whole(open_passive: Any, path: str) -> None:
+    got: list[int] = []
+
+    def slow_reader(conn: socket.socket) -> None:
+        time.sleep(0.2)  # let the client's first send fill the buffers
+        total = 0
+        while chunk := conn.recv(1 << 20):
+            total += len(chunk)
+        got.append(total)
+
+    client = open_passive(slow_reader)
+    _, srb = io_of(path)
+    client.websocket, data = mint.websocket.encode(client.websocket, Binary(b"\x5a" * (16 << 20)))
+    assert srb(client.conn, client.ref, data) is client.conn
+    mint.http.close(client.conn)
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == [len(data)]
+
+
+def test_sending_on_a_closed_connection_or_another_ref_fails_alike(open_passive: Any) -> None:
+    def script(conn: socket.socket) -> None:
+        read_client_frame(conn)
+
+    outcomes = []
+    for path in PATHS:
+        client = open_passive(script)
+        _, srb = io_of(path)
+        client.websocket, data = mint.websocket.encode(client.websocket, Binary(b"x"))
+        with pytest.raises(mint.MintError) as wrong:
+            srb(client.conn, object(), data)
+        mint.http.close(client.conn)
+        with pytest.raises(mint.TransportError) as closed:
+            srb(client.conn, client.ref, data)
+        assert closed.value.reason == "closed"
+        assert closed.value.conn is client.conn
+        outcomes.append((type(wrong.value), wrong.value.reason))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_exact_byte_count(open_passive: Any, path: str) -> None:
+    def script(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"abcdef"))
+        read_client_frame(conn)
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    client.conn, responses = recv(client.conn, 3, 10.0)
+    assert responses == [Data(client.ref, b"\x82\x06a")]
+    client.websocket, frames = mint.websocket.decode(client.websocket, responses[0].data)
+    assert frames == []
+    assert read_frames(client, recv, 1) == [Binary(b"abcdef")]
