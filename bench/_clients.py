@@ -181,7 +181,10 @@ class MintPassive:
     def recv(self) -> bytes:
         pending = self.pending
         while not pending:
-            self.conn, responses = self._read(self.conn)
+            if self.mode == "passive":  # the call a user makes, with no method between
+                self.conn, responses = self._recv(self.conn, 0, RECV_TIMEOUT)
+            else:
+                self.conn, responses = self._read(self.conn)
             for r in responses:
                 if type(r) is self.Data:
                     self.ws, frames = self.decode(self.ws, r.data)

@@ -84,6 +84,9 @@ mask(PyObject *self, PyObject *args)
     return result;
 }
 
+static PyObject *build_frame(unsigned char b0, PyObject *payload, PyObject *pool,
+                             Py_ssize_t at);
+
 /* frame(b0, payload, pool, at) -> bytes: one masked client frame (RFC 6455 5.2, 5.3),
  * header + key + masked payload in one allocation; the key is pool[at:at + 4]. */
 static PyObject *
@@ -110,6 +113,14 @@ frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "frame: bad first byte or key position");
         return NULL;
     }
+    return build_frame((unsigned char)b0, payload, pool, at);
+}
+
+/* The frame of frame() and encode(): payload and pool are bytes, pool[at:at + 4] is in
+ * range (checked by the callers). */
+static PyObject *
+build_frame(unsigned char b0, PyObject *payload, PyObject *pool, Py_ssize_t at)
+{
     Py_ssize_t n = PyBytes_GET_SIZE(payload);
     Py_ssize_t head = n < 126 ? 2 : (n < 65536 ? 4 : 10);
     PyObject *result = PyBytes_FromStringAndSize(NULL, head + 4 + n);
@@ -117,7 +128,7 @@ frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
-    dst[0] = (unsigned char)b0;
+    dst[0] = b0;
     if (head == 2) {
         dst[1] = (unsigned char)(0x80 | n);
     } else if (head == 4) {
@@ -194,6 +205,9 @@ new_frame(PyObject *type, PyObject *slot, PyObject *value)
     return obj;
 }
 
+static int limit_of(PyObject *a, PyObject *b, uint64_t *limit);
+static Py_ssize_t scan_run(PyObject *bufobj, Py_ssize_t pos, PyObject *out, uint64_t limit);
+
 /* scan(buf, pos, out, max_frame, max_message) -> int
  *
  * Decodes, from buf[pos:], the frames that need no state and no judgement: whole
@@ -224,25 +238,43 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (pos == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    /* the smaller limit, as an unsigned bound; -1 (or one past 2**63: no frame is
-     * that long) means none */
-    uint64_t limit = UINT64_MAX;
-    for (int i = 3; i < 5; i++) {
-        int overflow = 0;
-        long long value = PyLong_AsLongLongAndOverflow(args[i], &overflow);
-        if (value == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (!overflow && value >= 0 && (uint64_t)value < limit) {
-            limit = (uint64_t)value;
-        }
+    uint64_t limit;
+    if (limit_of(args[3], args[4], &limit) < 0) {
+        return NULL;
     }
-    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(bufobj);
-    Py_ssize_t n = PyBytes_GET_SIZE(bufobj);
-    if (pos < 0 || pos > n) {
+    if (pos < 0 || pos > PyBytes_GET_SIZE(bufobj)) {
         PyErr_SetString(PyExc_ValueError, "scan: pos out of range");
         return NULL;
     }
+    pos = scan_run(bufobj, pos, out, limit);
+    return pos < 0 ? NULL : PyLong_FromSsize_t(pos);
+}
+
+/* The smaller of two limits (ints; -1, or one past 2**63: none) as an unsigned bound. */
+static int
+limit_of(PyObject *a, PyObject *b, uint64_t *limit)
+{
+    PyObject *limits[2] = {a, b};
+    *limit = UINT64_MAX;
+    for (int i = 0; i < 2; i++) {
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(limits[i], &overflow);
+        if (value == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (!overflow && value >= 0 && (uint64_t)value < *limit) {
+            *limit = (uint64_t)value;
+        }
+    }
+    return 0;
+}
+
+/* scan()'s loop, from pos (in range): where it stopped, or -1 with an exception. */
+static Py_ssize_t
+scan_run(PyObject *bufobj, Py_ssize_t pos, PyObject *out, uint64_t limit)
+{
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(bufobj);
+    Py_ssize_t n = PyBytes_GET_SIZE(bufobj);
     while (n - pos >= 2) {
         unsigned char b0 = buf[pos], b1 = buf[pos + 1];
         if ((b0 != 0x81 && b0 != 0x82) || (b1 & 0x80)) {
@@ -281,14 +313,14 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (b0 == 0x82) {
             value = PyBytes_FromStringAndSize((const char *)buf + start, (Py_ssize_t)len);
             if (value == NULL) {
-                return NULL;
+                return -1;
             }
             item = new_frame(binary_type, binary_slot, value);
         } else {
             value = PyUnicode_DecodeUTF8((const char *)buf + start, (Py_ssize_t)len, NULL);
             if (value == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                    return NULL;
+                    return -1;
                 }
                 PyErr_Clear();
                 break; /* the Python decoder reports it */
@@ -297,16 +329,245 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_DECREF(value);
         if (item == NULL) {
-            return NULL;
+            return -1;
         }
         int failed = PyList_Append(out, item);
         Py_DECREF(item);
         if (failed) {
-            return NULL;
+            return -1;
         }
         pos = start + (Py_ssize_t)len;
     }
-    return PyLong_FromSsize_t(pos);
+    return pos;
+}
+
+
+/* ---- encode() and decode() entry points -----------------------------------------
+ *
+ * mint.websocket.encode and decode themselves, when this module is built: the common
+ * case of each (a Text or Binary frame to encode with no extension; whole text and
+ * binary frames to decode, with no state and no extension with RSV bits) in C, with
+ * no Python frame between the caller and the work. Anything else is handed, as it
+ * came, to the Python functions (set by entry_setup()), which stay the reference; a
+ * decode that the scan leaves unfinished goes on in Python's frame loop from where the
+ * scan stopped. The state is read and written through the same slots as Python does.
+ */
+enum { WS_CFG, WS_RX, WS_TX, KEYS_AT, KEYS_PLAIN, KEYS_POOL, KEYS_SIZE, CFG_LIMITS,
+       CFG_RSV, N_ENTRY_SLOTS };
+static const char *entry_slot_names[N_ENTRY_SLOTS] = {
+    "_cfg", "_rx", "_tx", "at", "plain", "pool", "size", "scan_limits", "rsv_allowed",
+};
+/* 0 WebSocket, 1 _Keys, 2 _Config */
+static const int entry_slot_owner[N_ENTRY_SLOTS] = {0, 0, 0, 1, 1, 1, 1, 2, 2};
+static PyTypeObject *ws_type, *keys_type;
+static PyObject *entry_slots[N_ENTRY_SLOTS];
+static PyObject *py_encode, *py_decode, *py_decode_loop;
+
+static PyObject *
+slot_get(int slot, PyObject *obj)
+{
+    PyObject *d = entry_slots[slot];
+    PyObject *v = Py_TYPE(d)->tp_descr_get(d, obj, (PyObject *)Py_TYPE(obj));
+    if (v == NULL) {
+        PyErr_Clear();
+    }
+    return v;
+}
+
+/* entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop) */
+static PyObject *
+entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2])
+        || !PyCallable_Check(args[3]) || !PyCallable_Check(args[4])
+        || !PyCallable_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop)");
+        return NULL;
+    }
+    if (binary_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "entry_setup: setup() was not called");
+        return NULL;
+    }
+    PyObject *slots[N_ENTRY_SLOTS] = {NULL};
+    for (int i = 0; i < N_ENTRY_SLOTS; i++) {
+        PyTypeObject *owner = (PyTypeObject *)args[entry_slot_owner[i]];
+        PyObject *name = PyUnicode_InternFromString(entry_slot_names[i]);
+        PyObject *d = name == NULL ? NULL : _PyType_Lookup(owner, name);
+        Py_XDECREF(name);
+        if (d == NULL || Py_TYPE(d)->tp_descr_get == NULL || Py_TYPE(d)->tp_descr_set == NULL) {
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(slots[j]);
+            }
+            PyErr_Format(PyExc_TypeError, "entry_setup: %s.%s is not a slot", owner->tp_name,
+                         entry_slot_names[i]);
+            return NULL;
+        }
+        Py_INCREF(d);
+        slots[i] = d;
+    }
+    for (int i = 0; i < N_ENTRY_SLOTS; i++) {
+        Py_XSETREF(entry_slots[i], slots[i]);
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(ws_type, (PyTypeObject *)args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(keys_type, (PyTypeObject *)args[1]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(py_encode, args[3]);
+    Py_INCREF(args[4]);
+    Py_XSETREF(py_decode, args[4]);
+    Py_INCREF(args[5]);
+    Py_XSETREF(py_decode_loop, args[5]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *payload = NULL, *keys = NULL, *v = NULL, *pool = NULL, *result = NULL;
+    if (py_encode == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "encode: entry_setup() was not called");
+        return NULL;
+    }
+    if (kwnames != NULL || nargs != 2 || Py_TYPE(args[0]) != ws_type) {
+        goto python;
+    }
+    PyObject *ws = args[0], *frame_ = args[1];
+    unsigned char b0;
+    if ((PyObject *)Py_TYPE(frame_) == binary_type) {
+        b0 = 0x82;  /* FIN | binary */
+        payload = Py_TYPE(binary_slot)->tp_descr_get(binary_slot, frame_, binary_type);
+        if (payload == NULL || !PyBytes_CheckExact(payload)) {
+            goto python;
+        }
+    }
+    else if ((PyObject *)Py_TYPE(frame_) == text_type) {
+        b0 = 0x81;  /* FIN | text */
+        PyObject *text = Py_TYPE(text_slot)->tp_descr_get(text_slot, frame_, text_type);
+        if (text == NULL || !PyUnicode_CheckExact(text)) {
+            Py_XDECREF(text);
+            goto python;
+        }
+        payload = PyUnicode_AsUTF8String(text);  /* lone surrogates: Python's error */
+        Py_DECREF(text);
+        if (payload == NULL) {
+            goto python;
+        }
+    }
+    else {
+        goto python;
+    }
+    keys = slot_get(WS_TX, ws);
+    if (keys == NULL || Py_TYPE(keys) != keys_type) {
+        goto python;
+    }
+    v = slot_get(KEYS_PLAIN, keys);  /* no extension negotiated */
+    if (v != Py_True) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    v = slot_get(KEYS_AT, keys);
+    Py_ssize_t at = v == NULL ? -1 : PyLong_AsSsize_t(v);
+    Py_CLEAR(v);
+    pool = slot_get(KEYS_POOL, keys);
+    if (at < 0 || pool == NULL || !PyBytes_CheckExact(pool)
+        || at > PyBytes_GET_SIZE(pool) - 4) {
+        goto python;  /* the pool is used up (or unset): Python refills it */
+    }
+    v = slot_get(KEYS_SIZE, keys);
+    Py_ssize_t size = v == NULL ? -1 : PyLong_AsSsize_t(v);
+    Py_CLEAR(v);
+    if (at + 4 > size) {
+        goto python;
+    }
+    v = PyLong_FromSsize_t(at + 4);
+    if (v == NULL || Py_TYPE(entry_slots[KEYS_AT])->tp_descr_set(entry_slots[KEYS_AT], keys, v) < 0) {
+        goto done;
+    }
+    PyObject *data = build_frame(b0, payload, pool, at);
+    if (data != NULL) {
+        result = PyTuple_Pack(2, ws, data);
+        Py_DECREF(data);
+    }
+    goto done;
+python:
+    PyErr_Clear();
+    result = PyObject_Vectorcall(py_encode, args, nargs, kwnames);
+done:
+    Py_XDECREF(payload);
+    Py_XDECREF(keys);
+    Py_XDECREF(v);
+    Py_XDECREF(pool);
+    return result;
+}
+
+static PyObject *
+decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *cfg = NULL, *v = NULL, *out = NULL, *result = NULL;
+    if (py_decode == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "decode: entry_setup() was not called");
+        return NULL;
+    }
+    if (kwnames != NULL || nargs != 2 || Py_TYPE(args[0]) != ws_type
+        || !PyBytes_CheckExact(args[1]) || PyBytes_GET_SIZE(args[1]) == 0) {
+        goto python;
+    }
+    PyObject *ws = args[0], *data = args[1];
+    v = slot_get(WS_RX, ws);  /* nothing buffered, no message in progress, not failed */
+    if (v != Py_None) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    cfg = slot_get(WS_CFG, ws);
+    if (cfg == NULL) {
+        goto python;
+    }
+    v = slot_get(CFG_RSV, cfg);  /* an extension with RSV bits: Python's shortcuts */
+    if (v == NULL || !PyLong_CheckExact(v) || _PyLong_Sign(v) != 0) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    v = slot_get(CFG_LIMITS, cfg);  /* None: an extension sees every message */
+    if (v == NULL || !PyTuple_CheckExact(v) || PyTuple_GET_SIZE(v) != 2) {
+        goto python;
+    }
+    uint64_t limit;
+    if (limit_of(PyTuple_GET_ITEM(v, 0), PyTuple_GET_ITEM(v, 1), &limit) < 0) {
+        goto python;
+    }
+    Py_CLEAR(v);
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    Py_ssize_t pos = scan_run(data, 0, out, limit);
+    if (pos < 0) {
+        goto done;
+    }
+    if (pos == PyBytes_GET_SIZE(data)) {
+        result = PyTuple_Pack(2, ws, out);
+        goto done;
+    }
+    /* The scan stopped early: Python's frame loop goes on from there, with the frames
+     * so far (as decode() itself does after its scan). */
+    PyObject *at = PyLong_FromSsize_t(pos);
+    if (at == NULL) {
+        goto done;
+    }
+    PyObject *loop_args[7] = {ws, Py_None, cfg, data, at, out, Py_None};
+    result = PyObject_Vectorcall(py_decode_loop, loop_args, 7, NULL);
+    Py_DECREF(at);
+    goto done;
+python:
+    PyErr_Clear();
+    result = PyObject_Vectorcall(py_decode, args, nargs, kwnames);
+done:
+    Py_XDECREF(cfg);
+    Py_XDECREF(v);
+    Py_XDECREF(out);
+    return result;
 }
 
 static PyMethodDef methods[] = {
@@ -317,6 +578,15 @@ static PyMethodDef methods[] = {
      "setup(Binary, Binary.data, Text, Text.data): the frame types scan() builds."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(buf, pos, out, max_frame, max_message) -> pos: decode the simple frames."},
+    {"entry_setup", (PyCFunction)(void (*)(void))entry_setup, METH_FASTCALL,
+     "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop): the types "
+     "encode() and decode() read, and the Python functions they hand the rest to."},
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL | METH_KEYWORDS,
+     "encode(ws, frame)\n--\n\nmint.websocket.encode, its common case in C "
+     "(see mint.websocket._frame)."},
+    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL | METH_KEYWORDS,
+     "decode(ws, data)\n--\n\nmint.websocket.decode, its common case in C "
+     "(see mint.websocket._frame)."},
     {NULL, NULL, 0, NULL},
 };
 

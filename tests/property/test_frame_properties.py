@@ -438,11 +438,13 @@ def test_failures_agree_with_websockets(stream: bytes) -> None:
 # ------------------------------------------------------------------ the C scan speedup
 
 
-def decode_all(chunks: list[bytes], max_frame: int | None, max_message: int | None) -> list[Any]:
+def decode_all(
+    chunks: list[bytes], max_frame: int | None, max_message: int | None, decoder: Any = decode
+) -> list[Any]:
     ws = new_websocket(max_frame_size=max_frame, max_message_size=max_message)
     got: list[Any] = []
     for chunk in chunks:
-        ws, frames = decode(ws, chunk)
+        ws, frames = decoder(ws, chunk)
         got += frames
     return [
         (reason_tag(i.reason), i.reason, i.close_code) if isinstance(i, WebSocketError) else i
@@ -500,16 +502,21 @@ STREAMS = {
 def test_c_scan_decodes_as_the_python_loop(
     kind: str, data: st.DataObject, max_frame: int | None, max_message: int | None
 ) -> None:
-    """Valid or not, split anywhere, under any limits: the same items, errors included."""
+    """Valid or not, split anywhere, under any limits: the same items, errors included.
+
+    Three decoders: the public ``decode`` (the C entry point when built), the Python
+    ``decode`` with the C scan, and the Python ``decode`` with no C at all.
+    """
     if frame_mod._scan_c is None:
         pytest.skip("the C speedups are off (or not built)")
     stream = data.draw(STREAMS[kind])
     chunks = data.draw(chunked(stream))
-    with_scan = decode_all(chunks, max_frame, max_message)
+    public = decode_all(chunks, max_frame, max_message)
+    with_scan = decode_all(chunks, max_frame, max_message, frame_mod.python_decode)
     saved = frame_mod._scan_c
     frame_mod._scan_c = None
     try:
-        without = decode_all(chunks, max_frame, max_message)
+        without = decode_all(chunks, max_frame, max_message, frame_mod.python_decode)
     finally:
         frame_mod._scan_c = saved
-    assert with_scan == without
+    assert public == with_scan == without

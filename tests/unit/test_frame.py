@@ -761,17 +761,19 @@ def test_new_websocket_rejects_bad_extensions() -> None:
 def test_encode_with_and_without_speedup(monkeypatch: pytest.MonkeyPatch, speedup: bool) -> None:
     # Both the pure-Python path (small frames are masked inline) and whatever
     # ``mask`` is (the C speedup when built) give correct frames.
+    encoder = encode  # the public function: the C entry point when built
     if not speedup:
         monkeypatch.setattr(frame_mod, "_mask_c", None)
         monkeypatch.setattr(frame_mod, "_frame_c", None)
         monkeypatch.setattr(frame_mod, "_mask", _mask_py)
+        encoder = frame_mod.python_encode
     ws = new_websocket(random_bytes=counter_bytes())
     for n in [*range(0, 300), 65535, 65536, 70_000]:
         payload = bytes((i * 31) % 256 for i in range(n))
-        ws, data = encode(ws, Binary(payload))
+        ws, data = encoder(ws, Binary(payload))
         assert data[0] == 0x82 and unmask_client_frame(data)[3] == payload
         text = "".join(chr(97 + i % 26) for i in range(n))
-        ws, data = encode(ws, Text(text))
+        ws, data = encoder(ws, Text(text))
         assert data[0] == 0x81 and unmask_client_frame(data)[3] == text.encode()
 
 
@@ -845,3 +847,92 @@ def test_frames_match_by_position() -> None:
     assert describe(Pong()) == "Pong b''"
     assert describe(Text("t")) == "text t"
     assert describe(b"x") == "other"
+
+
+# ------------------------------------------------------------------ the C entry points
+
+
+def test_public_encode_and_decode_are_the_c_entry_points_when_built() -> None:
+    import mint.websocket
+
+    speedups = frame_mod._speedups
+    if speedups is None:
+        assert encode is frame_mod.python_encode and decode is frame_mod.python_decode
+    else:
+        assert encode is speedups.encode and decode is speedups.decode
+    assert mint.websocket.encode is encode and mint.websocket.decode is decode
+
+
+class _Tagged(Extension):
+    name = "x-tagged"
+    rsv_bits = 0x40
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        _, data = call()
+    except Exception as exc:  # the same error, by type and reason
+        return ("error", type(exc), getattr(exc, "reason", None))
+    return ("ok", data)
+
+
+def test_c_encode_matches_python_encode_byte_for_byte() -> None:
+    """Same key source, same frames: every case the entry point takes or hands over."""
+    frames: list[Any] = []
+    for n in [0, 1, 3, 4, 125, 126, 127, 65535, 65536, 70_000]:
+        frames += [Binary(bytes(range(256)) * (n // 256) + bytes(n % 256)), Text("é" * (n // 2))]
+    frames += [
+        Text("\ud800"),  # a lone surrogate: Python's invalid_utf8
+        Binary(bytearray(b"abc")),  # not bytes: the Python path
+        Binary(memoryview(b"abc")),
+        Ping(b"p"),
+        Pong(b""),
+        Close(1000, "bye"),
+        Close(1005, ""),  # may not be sent: Python's error
+        "ping",
+        "close",
+        "nonsense",
+        42,
+    ]
+    frames += [Binary(bytes([i % 256])) for i in range(1500)]  # through a pool refill
+    for extensions in ([], [_Tagged()]):
+        ws_c = new_websocket(random_bytes=counter_bytes(), extensions=extensions)
+        ws_py = new_websocket(random_bytes=counter_bytes(), extensions=extensions)
+        for frame in frames:
+            got = _outcome(lambda: encode(ws_c, frame))  # noqa: B023
+            want = _outcome(lambda: frame_mod.python_encode(ws_py, frame))  # noqa: B023
+            assert got == want, frame
+    assert encode(ws=ws_c, frame=Binary(b"k"))[1][0] == 0x82  # keywords: the Python path
+
+
+def test_c_decode_matches_python_decode_for_every_input_type_and_state() -> None:
+    inputs: list[Any] = [
+        b"",
+        srv(2, b"abc") + srv(1, "hé".encode()),
+        bytearray(srv(2, b"abc")),
+        memoryview(srv(1, b"xyz")),
+        srv(1, b"\xff"),  # bad UTF-8: the loop reports it
+        srv(2, b"a") + srv(9, b"p") + srv(2, b"b"),  # a ping stops the scan
+        srv(2, b"x" * 300)[:100],  # a partial frame: state for the next call
+        srv(2, b"x" * 300)[100:],
+        srv(2, b"q", fin=False) + srv(0, b"r"),
+        srv(2, b"m", masked=True),  # a masked server frame fails the WebSocket
+        srv(2, b"after the failure"),
+    ]
+    for settings in ({}, {"max_frame_size": 2}, {"extensions": [_Tagged()]}):
+        ws_c = new_websocket(**settings)
+        ws_py = new_websocket(**settings)
+        for data in inputs:
+            ws_c, got = decode(ws_c, data)
+            ws_py, want = frame_mod.python_decode(ws_py, data)
+            strip = [
+                (type(i), getattr(i, "reason", None)) if isinstance(i, Exception) else i
+                for i in got
+            ]
+            assert strip == [
+                (type(i), getattr(i, "reason", None)) if isinstance(i, Exception) else i
+                for i in want
+            ], (settings, data)
+            assert repr(ws_c) == repr(ws_py)
+    _, frames = decode(ws=new_websocket(), data=srv(2, b"k"))  # keywords: the Python path
+    assert frames == [Binary(b"k")]

@@ -44,7 +44,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from struct import pack, unpack_from
-from typing import Any, Literal, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 from mint.errors import (
     CLOSE_INVALID_DATA,
@@ -653,6 +653,23 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
         else:
             buf = rx.head + data if rx.head else data
 
+    return _decode_loop(ws, rx, cfg, buf, pos, out, msg)
+
+
+def _decode_loop(
+    ws: WebSocket,
+    rx: _Rx | None,
+    cfg: _Config,
+    buf: bytes,
+    pos: int,
+    out: list[Frame | WebSocketError],
+    msg: _Message | None,
+) -> tuple[WebSocket, list[Frame | WebSocketError]]:
+    """:func:`decode` from ``buf[pos:]`` on, with ``out`` so far and ``msg`` in progress.
+
+    Also where the C entry point (``mint._speedups.decode``) goes on when its scan
+    stops before the end of the input.
+    """
     # The frame loop. Whole unfragmented messages without extensions take the
     # first branches only; everything else goes through _open/_feed/_finish.
     n = len(buf)
@@ -768,7 +785,7 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                     except UnicodeDecodeError:
                         error = _error(("invalid_utf8", buf[start:end]), CLOSE_INVALID_DATA)
                         break
-                    item = _new_object(Text)
+                    item: Any = _new_object(Text)
                     _set_text(item, text)
                 else:
                     item = _new_object(Binary)
@@ -941,3 +958,24 @@ def _parse_close(payload: bytes) -> Close:
 
 
 _mask = mask
+
+
+# --------------------------------------------------------------------------------------
+# entry points
+
+#: The Python :func:`encode` and :func:`decode`: the reference, and the public
+#: functions when the C speedup is off.
+python_encode = encode
+python_decode = decode
+
+if not TYPE_CHECKING and _speedups is not None and hasattr(_speedups, "entry_setup"):
+    # With the C speedup, ``encode`` and ``decode`` are its entry points: the common
+    # case of each (encode's fast path above; decode's scan of whole frames with no
+    # state) without a Python frame between the caller and the work, which in a small
+    # request/response round trip is a measurable part of the client's CPU. They read
+    # the same slots as the Python functions and hand every other case to them (and
+    # an unfinished scan to _decode_loop), so the two cannot disagree; the codec tests
+    # run on both (MINT_NO_SPEEDUPS=1).
+    _speedups.entry_setup(WebSocket, _Keys, _Config, encode, decode, _decode_loop)
+    encode = _speedups.encode
+    decode = _speedups.decode
