@@ -7,12 +7,14 @@ setup(
         Extension(
             "mint._speedups",
             sources=["src/mint/_speedups.c"],
+            depends=["src/mint/_slots.h"],
             extra_compile_args=["-O3"],
             optional=True,
         ),
         Extension(
             "mint._iospeedups",
             sources=["src/mint/_iospeedups.c"],
+            depends=["src/mint/_slots.h"],
             extra_compile_args=["-O3"],
             optional=True,
         ),

@@ -145,7 +145,7 @@ def prepare_mint_src(choice: str) -> str:
             ["git", "archive", "HEAD", "src"], cwd=ROOT, capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-        for so in (ROOT / "src" / "mint").glob("_speedups*.so"):  # built in place, not in git
+        for so in (ROOT / "src" / "mint").glob("*.so"):  # the C modules: built in place, not in git
             shutil.copy2(so, dest / "src" / "mint" / so.name)
         src = dest / "src"
         label = f"HEAD {commit} (snapshot)"

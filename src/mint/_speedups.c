@@ -4,13 +4,14 @@
  * frame(b0, payload, pool, at) -> bytes: a whole masked client frame in one allocation.
  * scan(buf, pos, out, max_frame, max_message) -> int: the decoder's common case in one
  * call (whole, unfragmented, unmasked text and binary frames without RSV bits).
+ * encode(ws, frame) and decode(ws, data): mint.websocket's own, their common case in C
+ * and the rest handed to the Python functions (entry_setup() names them).
  * The pure-Python fallback in mint.websocket._frame is used when this module is
  * absent; both are covered by the same tests (MINT_NO_SPEEDUPS=1 forces the fallback).
  * The loop works on 8-byte words so the compiler can vectorise it; memcpy keeps the
  * unaligned loads and stores well-defined.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_slots.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -366,12 +367,7 @@ static PyObject *py_encode, *py_decode, *py_decode_loop;
 static PyObject *
 slot_get(int slot, PyObject *obj)
 {
-    PyObject *d = entry_slots[slot];
-    PyObject *v = Py_TYPE(d)->tp_descr_get(d, obj, (PyObject *)Py_TYPE(obj));
-    if (v == NULL) {
-        PyErr_Clear();
-    }
-    return v;
+    return slot_value(entry_slots[slot], obj);
 }
 
 /* entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop) */
@@ -390,21 +386,9 @@ entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *slots[N_ENTRY_SLOTS] = {NULL};
-    for (int i = 0; i < N_ENTRY_SLOTS; i++) {
-        PyTypeObject *owner = (PyTypeObject *)args[entry_slot_owner[i]];
-        PyObject *name = PyUnicode_InternFromString(entry_slot_names[i]);
-        PyObject *d = name == NULL ? NULL : _PyType_Lookup(owner, name);
-        Py_XDECREF(name);
-        if (d == NULL || Py_TYPE(d)->tp_descr_get == NULL || Py_TYPE(d)->tp_descr_set == NULL) {
-            for (int j = 0; j < i; j++) {
-                Py_DECREF(slots[j]);
-            }
-            PyErr_Format(PyExc_TypeError, "entry_setup: %s.%s is not a slot", owner->tp_name,
-                         entry_slot_names[i]);
-            return NULL;
-        }
-        Py_INCREF(d);
-        slots[i] = d;
+    if (lookup_slots("entry_setup", args, entry_slot_names, entry_slot_owner, N_ENTRY_SLOTS,
+                     slots) < 0) {
+        return NULL;
     }
     for (int i = 0; i < N_ENTRY_SLOTS; i++) {
         Py_XSETREF(entry_slots[i], slots[i]);
