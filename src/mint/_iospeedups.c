@@ -67,8 +67,32 @@ set(int slot, PyObject *obj, PyObject *value)
     return Py_TYPE(d)->tp_descr_set(d, obj, value);
 }
 
+static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames);
+static PyObject *stream_request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames);
+
+static PyMethodDef methods[] = {
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body, "
+     "recv_tail, send_rest) -> (recv, stream_request_body): the types whose slots the "
+     "fast paths read, and the Python functions they hand everything else to; returns the "
+     "two functions with the Python ones' documentation."},
+    {"recv", (PyCFunction)(void (*)(void))recv_, METH_FASTCALL | METH_KEYWORDS,
+     "recv(conn, byte_count, timeout)\n--\n\n"
+     "mint.websocket.recv, with the hot path of a passive upgraded HTTP/1.1 connection "
+     "on a plain socket in C (see mint.websocket._fastio)."},
+    {"stream_request_body", (PyCFunction)(void (*)(void))stream_request_body,
+     METH_FASTCALL | METH_KEYWORDS,
+     "stream_request_body(conn, ref, chunk)\n--\n\n"
+     "mint.websocket.stream_request_body, with the hot path of an upgraded HTTP/1.1 "
+     "connection on a plain socket in C (see mint.websocket._fastio)."},
+    {NULL, NULL, 0, NULL},
+};
+
 /* setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body,
- *       recv_tail, send_rest) */
+ *       recv_tail, send_rest) -> (recv, stream_request_body), documented */
 static PyObject *
 setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -126,7 +150,19 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     st.ready = 1;
-    Py_RETURN_NONE;
+    /* The public functions: copies of recv and stream_request_body with the Python
+     * functions' documentation. */
+    PyObject *recv_doc =
+        documented(method_named(methods, "recv"), st.calls[PY_RECV], "mint.websocket");
+    PyObject *srb_doc = documented(method_named(methods, "stream_request_body"),
+                                   st.calls[PY_SRB], "mint.websocket");
+    PyObject *result = NULL;
+    if (recv_doc != NULL && srb_doc != NULL) {
+        result = PyTuple_Pack(2, recv_doc, srb_doc);
+    }
+    Py_XDECREF(recv_doc);
+    Py_XDECREF(srb_doc);
+    return result;
 }
 
 /* The transport, waiter and ref of conn when it is an upgraded HTTP/1.1 connection on
@@ -478,23 +514,6 @@ done:
     Py_XDECREF(tr);
     return result;
 }
-
-static PyMethodDef methods[] = {
-    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body, "
-     "recv_tail, send_rest): the types whose slots the fast paths read, and the Python "
-     "functions they hand everything else to."},
-    {"recv", (PyCFunction)(void (*)(void))recv_, METH_FASTCALL | METH_KEYWORDS,
-     "recv(conn, byte_count, timeout)\n--\n\n"
-     "mint.websocket.recv, with the hot path of a passive upgraded HTTP/1.1 connection "
-     "on a plain socket in C (see mint.websocket._fastio)."},
-    {"stream_request_body", (PyCFunction)(void (*)(void))stream_request_body,
-     METH_FASTCALL | METH_KEYWORDS,
-     "stream_request_body(conn, ref, chunk)\n--\n\n"
-     "mint.websocket.stream_request_body, with the hot path of an upgraded HTTP/1.1 "
-     "connection on a plain socket in C (see mint.websocket._fastio)."},
-    {NULL, NULL, 0, NULL},
-};
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "mint._iospeedups", NULL, -1, methods,

@@ -11,6 +11,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 /* The descriptors of n slots (new references into out): slot i is names[i] of the
  * type types[owners[i]], looked up as attribute access finds it (base classes too).
@@ -48,6 +49,61 @@ slot_value(PyObject *d, PyObject *obj)
         PyErr_Clear();
     }
     return v;
+}
+
+/* The entry of table (ended by a NULL name) called name, or NULL. */
+static const PyMethodDef *
+method_named(const PyMethodDef *table, const char *name)
+{
+    for (; table->ml_name != NULL; table++) {
+        if (strcmp(table->ml_name, name) == 0) {
+            return table;
+        }
+    }
+    return NULL;
+}
+
+/* A copy of the builtin described by tmpl whose docstring is pyfunc's (after tmpl's
+ * text signature, which inspect.signature reads): help() on a C entry point then
+ * shows the documentation of the Python function it stands for. The copy's method
+ * definition lives as long as the process (a module's entry points are set up once). */
+static PyObject *
+documented(const PyMethodDef *tmpl, PyObject *pyfunc, const char *module)
+{
+    if (tmpl == NULL) {
+        PyErr_SetString(PyExc_SystemError, "documented: no such method");
+        return NULL;
+    }
+    PyObject *doc = PyObject_GetAttrString(pyfunc, "__doc__");
+    if (doc == NULL) {
+        return NULL;
+    }
+    const char *text = PyUnicode_Check(doc) ? PyUnicode_AsUTF8(doc) : "";
+    if (text == NULL) {
+        Py_DECREF(doc);
+        return NULL;
+    }
+    const char *sig_end = tmpl->ml_doc == NULL ? NULL : strstr(tmpl->ml_doc, "\n--\n\n");
+    size_t sig_len = sig_end == NULL ? 0 : (size_t)(sig_end - tmpl->ml_doc) + 5;
+    size_t text_len = strlen(text);
+    char *buf = PyMem_RawMalloc(sig_len + text_len + 1);
+    PyMethodDef *def = PyMem_RawMalloc(sizeof(PyMethodDef));
+    PyObject *name = PyUnicode_FromString(module);
+    if (buf == NULL || def == NULL || name == NULL) {
+        PyMem_RawFree(buf);
+        PyMem_RawFree(def);
+        Py_XDECREF(name);
+        Py_DECREF(doc);
+        return PyErr_NoMemory();
+    }
+    memcpy(buf, tmpl->ml_doc, sig_len);
+    memcpy(buf + sig_len, text, text_len + 1);
+    Py_DECREF(doc);
+    *def = *tmpl;
+    def->ml_doc = buf;
+    PyObject *func = PyCFunction_NewEx(def, NULL, name);
+    Py_DECREF(name);
+    return func;
 }
 
 #endif

@@ -370,7 +370,35 @@ slot_get(int slot, PyObject *obj)
     return slot_value(entry_slots[slot], obj);
 }
 
-/* entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop) */
+static PyObject *entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *kwnames);
+static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *kwnames);
+
+static PyMethodDef methods[] = {
+    {"mask", mask, METH_VARARGS, "XOR data with a repeating 4-byte key (RFC 6455 5.3)."},
+    {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
+     "frame(b0, payload, pool, at): a masked client frame, key pool[at:at + 4]."},
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(Binary, Binary.data, Text, Text.data): the frame types scan() builds."},
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(buf, pos, out, max_frame, max_message) -> pos: decode the simple frames."},
+    {"entry_setup", (PyCFunction)(void (*)(void))entry_setup, METH_FASTCALL,
+     "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop) -> (encode, "
+     "decode): the types encode() and decode() read, and the Python functions they hand "
+     "the rest to; returns the two functions with the Python ones' documentation."},
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL | METH_KEYWORDS,
+     "encode(ws, frame)\n--\n\nmint.websocket.encode, its common case in C "
+     "(see mint.websocket._frame)."},
+    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL | METH_KEYWORDS,
+     "decode(ws, data)\n--\n\nmint.websocket.decode, its common case in C "
+     "(see mint.websocket._frame)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop)
+ * -> (encode, decode), documented */
 static PyObject *
 entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -403,7 +431,17 @@ entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(py_decode, args[4]);
     Py_INCREF(args[5]);
     Py_XSETREF(py_decode_loop, args[5]);
-    Py_RETURN_NONE;
+    /* The public functions: copies of encode and decode with the Python functions'
+     * documentation. */
+    PyObject *encode_doc = documented(method_named(methods, "encode"), py_encode, "mint.websocket");
+    PyObject *decode_doc = documented(method_named(methods, "decode"), py_decode, "mint.websocket");
+    PyObject *result = NULL;
+    if (encode_doc != NULL && decode_doc != NULL) {
+        result = PyTuple_Pack(2, encode_doc, decode_doc);
+    }
+    Py_XDECREF(encode_doc);
+    Py_XDECREF(decode_doc);
+    return result;
 }
 
 static PyObject *
@@ -466,7 +504,8 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         goto python;
     }
     v = PyLong_FromSsize_t(at + 4);
-    if (v == NULL || Py_TYPE(entry_slots[KEYS_AT])->tp_descr_set(entry_slots[KEYS_AT], keys, v) < 0) {
+    PyObject *at_slot = entry_slots[KEYS_AT];
+    if (v == NULL || Py_TYPE(at_slot)->tp_descr_set(at_slot, keys, v) < 0) {
         goto done;
     }
     PyObject *data = build_frame(b0, payload, pool, at);
@@ -553,26 +592,6 @@ done:
     Py_XDECREF(out);
     return result;
 }
-
-static PyMethodDef methods[] = {
-    {"mask", mask, METH_VARARGS, "XOR data with a repeating 4-byte key (RFC 6455 5.3)."},
-    {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
-     "frame(b0, payload, pool, at): a masked client frame, key pool[at:at + 4]."},
-    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(Binary, Binary.data, Text, Text.data): the frame types scan() builds."},
-    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(buf, pos, out, max_frame, max_message) -> pos: decode the simple frames."},
-    {"entry_setup", (PyCFunction)(void (*)(void))entry_setup, METH_FASTCALL,
-     "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop): the types "
-     "encode() and decode() read, and the Python functions they hand the rest to."},
-    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL | METH_KEYWORDS,
-     "encode(ws, frame)\n--\n\nmint.websocket.encode, its common case in C "
-     "(see mint.websocket._frame)."},
-    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL | METH_KEYWORDS,
-     "decode(ws, data)\n--\n\nmint.websocket.decode, its common case in C "
-     "(see mint.websocket._frame)."},
-    {NULL, NULL, 0, NULL},
-};
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "mint._speedups", NULL, -1, methods,

@@ -12,6 +12,7 @@ wrong ref. Under ``MINT_NO_SPEEDUPS=1`` both are the Python path, and must pass 
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -122,8 +123,16 @@ def test_public_names_are_the_c_functions_when_built() -> None:
         assert mint.websocket.recv is http_io.recv
         assert mint.websocket.stream_request_body is http_io.stream_request_body
     else:
-        assert mint.websocket.recv is c.recv
-        assert mint.websocket.stream_request_body is c.stream_request_body
+        for public, python in [
+            (mint.websocket.recv, http_io.recv),
+            (mint.websocket.stream_request_body, http_io.stream_request_body),
+        ]:
+            assert type(public) is type(c.recv)  # a C function
+            assert public.__name__ == python.__name__
+            assert public.__doc__ == python.__doc__  # help() shows the Python documentation
+            assert list(inspect.signature(public).parameters) == list(
+                inspect.signature(python).parameters
+            )
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -859,7 +859,16 @@ def test_public_encode_and_decode_are_the_c_entry_points_when_built() -> None:
     if speedups is None:
         assert encode is frame_mod.python_encode and decode is frame_mod.python_decode
     else:
-        assert encode is speedups.encode and decode is speedups.decode
+        for public, python in [
+            (encode, frame_mod.python_encode),
+            (decode, frame_mod.python_decode),
+        ]:
+            assert type(public) is type(speedups.encode)  # a C function
+            assert public.__name__ == python.__name__
+            assert public.__doc__ == python.__doc__  # help() shows the Python documentation
+            assert list(inspect.signature(public).parameters) == list(
+                inspect.signature(python).parameters
+            )
     assert mint.websocket.encode is encode and mint.websocket.decode is decode
 
 

@@ -86,7 +86,8 @@ if TYPE_CHECKING or _c is None:
     recv = _http.recv
     stream_request_body = _http.stream_request_body
 else:
-    _c.setup(
+    # (The C functions come back with the Python functions' documentation, for help().)
+    recv, stream_request_body = _c.setup(
         Conn,
         Transport,
         Waiter,
@@ -97,5 +98,3 @@ else:
         _recv_tail,
         _send_rest,
     )
-    recv = _c.recv
-    stream_request_body = _c.stream_request_body

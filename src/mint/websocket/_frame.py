@@ -976,6 +976,5 @@ if not TYPE_CHECKING and _speedups is not None and hasattr(_speedups, "entry_set
     # the same slots as the Python functions and hand every other case to them (and
     # an unfinished scan to _decode_loop), so the two cannot disagree; the codec tests
     # run on both (MINT_NO_SPEEDUPS=1).
-    _speedups.entry_setup(WebSocket, _Keys, _Config, encode, decode, _decode_loop)
-    encode = _speedups.encode
-    decode = _speedups.decode
+    # (The C functions come back with the Python functions' documentation, for help().)
+    encode, decode = _speedups.entry_setup(WebSocket, _Keys, _Config, encode, decode, _decode_loop)
