@@ -137,7 +137,8 @@ class MintPassive:
         self.Data, self.Binary = Data, Binary
         self.encode, self.decode = mint.websocket.encode, mint.websocket.decode
         self.srb = mint.websocket.stream_request_body
-        self._recv = mint.websocket.recv
+        if self.mode == "passive":  # the active client's _recv reads its mailbox
+            self._recv = mint.websocket.recv
         conn = mint.http.connect("http", HOST, port, mode=self.mode, protocols=self.protocols)
         conn, ref = mint.websocket.upgrade("ws", conn, self.path, [])
         h2 = mint.http.protocol(conn) == "http2"
@@ -181,10 +182,8 @@ class MintPassive:
     def recv(self) -> bytes:
         pending = self.pending
         while not pending:
-            if self.mode == "passive":  # the call a user makes, with no method between
-                self.conn, responses = self._recv(self.conn, 0, RECV_TIMEOUT)
-            else:
-                self.conn, responses = self._read(self.conn)
+            # passive: the call a user makes, with no method between
+            self.conn, responses = self._recv(self.conn, 0, RECV_TIMEOUT)
             for r in responses:
                 if type(r) is self.Data:
                     self.ws, frames = self.decode(self.ws, r.data)
@@ -202,8 +201,8 @@ class MintActive(MintPassive):
     name = "mint active"
     mode = "active"
 
-    def _read(self, conn):
-        message = self.mint.receive(RECV_TIMEOUT)
+    def _recv(self, conn, byte_count, timeout):
+        message = self.mint.receive(timeout)
         result = self.mint.websocket.stream(conn, message)
         if result is self.mint.UNKNOWN:
             return conn, []
