@@ -24,9 +24,7 @@ and :func:`_send_rest`, which end them the way the Python path does.
 
 from __future__ import annotations
 
-import importlib
-import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mint._backend import READ_SIZE, Waiter, map_os_error
 from mint._transport import Transport
@@ -34,6 +32,7 @@ from mint.errors import MintError, TransportError
 from mint.http import _io as _http
 from mint.http._conn import Conn, _attach
 from mint.http._types import Data, Response, new_data
+from mint.websocket._frame import _load_speedup
 
 __all__ = ["recv", "stream_request_body"]
 
@@ -71,16 +70,7 @@ def _send_rest(conn: Conn, rest: memoryview) -> Conn:
     return conn
 
 
-def _load() -> Any:
-    if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
-        return None
-    try:
-        return importlib.import_module("mint._iospeedups")
-    except ImportError:
-        return None
-
-
-_c = _load()
+_c = _load_speedup("mint._iospeedups")
 
 if TYPE_CHECKING or _c is None:
     recv = _http.recv

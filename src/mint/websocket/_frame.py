@@ -163,15 +163,15 @@ def _xor_tables() -> list[bytes]:
     return _XOR_TABLES
 
 
-def _load_speedup() -> Any:
-    """``mint._speedups`` (an optional C extension) when it is importable.
+def _load_speedup(name: str = "mint._speedups") -> Any:
+    """An optional C extension (``mint._speedups`` by default) when it is importable.
 
     ``MINT_NO_SPEEDUPS=1`` in the environment forces the pure-Python fallback.
     """
     if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
         return None
     try:
-        return importlib.import_module("mint._speedups")
+        return importlib.import_module(name)
     except ImportError:
         return None
 
