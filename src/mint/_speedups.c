@@ -353,13 +353,13 @@ scan_run(PyObject *bufobj, Py_ssize_t pos, PyObject *out, uint64_t limit)
  * decode that the scan leaves unfinished goes on in Python's frame loop from where the
  * scan stopped. The state is read and written through the same slots as Python does.
  */
-enum { WS_CFG, WS_RX, WS_TX, KEYS_AT, KEYS_PLAIN, KEYS_POOL, KEYS_SIZE, CFG_LIMITS,
-       CFG_RSV, N_ENTRY_SLOTS };
+enum { WS_CFG, WS_RX, WS_TX, KEYS_AT, KEYS_PLAIN, KEYS_POOL, CFG_LIMITS, CFG_RSV,
+       N_ENTRY_SLOTS };
 static const char *entry_slot_names[N_ENTRY_SLOTS] = {
-    "_cfg", "_rx", "_tx", "at", "plain", "pool", "size", "scan_limits", "rsv_allowed",
+    "_cfg", "_rx", "_tx", "at", "plain", "pool", "scan_limits", "rsv_allowed",
 };
 /* 0 WebSocket, 1 _Keys, 2 _Config */
-static const int entry_slot_owner[N_ENTRY_SLOTS] = {0, 0, 0, 1, 1, 1, 1, 2, 2};
+static const int entry_slot_owner[N_ENTRY_SLOTS] = {0, 0, 0, 1, 1, 1, 2, 2};
 static PyTypeObject *ws_type, *keys_type;
 static PyObject *entry_slots[N_ENTRY_SLOTS];
 static PyObject *py_encode, *py_decode, *py_decode_loop;
@@ -459,14 +459,14 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     unsigned char b0;
     if ((PyObject *)Py_TYPE(frame_) == binary_type) {
         b0 = 0x82;  /* FIN | binary */
-        payload = Py_TYPE(binary_slot)->tp_descr_get(binary_slot, frame_, binary_type);
+        payload = slot_value(binary_slot, frame_);
         if (payload == NULL || !PyBytes_CheckExact(payload)) {
             goto python;
         }
     }
     else if ((PyObject *)Py_TYPE(frame_) == text_type) {
         b0 = 0x81;  /* FIN | text */
-        PyObject *text = Py_TYPE(text_slot)->tp_descr_get(text_slot, frame_, text_type);
+        PyObject *text = slot_value(text_slot, frame_);
         if (text == NULL || !PyUnicode_CheckExact(text)) {
             Py_XDECREF(text);
             goto python;
@@ -493,15 +493,10 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     Py_ssize_t at = v == NULL ? -1 : PyLong_AsSsize_t(v);
     Py_CLEAR(v);
     pool = slot_get(KEYS_POOL, keys);
+    /* (_Keys.size is len(pool): the pool's own length is the bound.) */
     if (at < 0 || pool == NULL || !PyBytes_CheckExact(pool)
         || at > PyBytes_GET_SIZE(pool) - 4) {
         goto python;  /* the pool is used up (or unset): Python refills it */
-    }
-    v = slot_get(KEYS_SIZE, keys);
-    Py_ssize_t size = v == NULL ? -1 : PyLong_AsSsize_t(v);
-    Py_CLEAR(v);
-    if (at + 4 > size) {
-        goto python;
     }
     v = PyLong_FromSsize_t(at + 4);
     PyObject *at_slot = entry_slots[KEYS_AT];

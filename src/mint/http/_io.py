@@ -292,6 +292,18 @@ def _closed(conn: Conn) -> tuple[Conn, list[Response]]:
     raise TransportError("closed", conn=conn, responses=responses)
 
 
+def _read_failed(conn: Conn, exc: TransportError) -> MintError:
+    """A passive read failed: unless it only timed out, the connection is lost.
+
+    Returns ``exc`` with the connection attached, for the caller to raise. Also the
+    end of the C read's failures (mint.websocket._fastio).
+    """
+    if exc.reason != "timeout":
+        conn._session.connection_lost()
+        conn._transport.close()
+    return _attach(exc, conn)
+
+
 def _drop_transport(conn: Conn) -> None:
     if conn._mailbox is not None:
         conn._mailbox.unregister(conn._transport, drop=True)
@@ -359,10 +371,7 @@ def recv(
     try:
         data = transport.recv(byte_count, timeout)
     except TransportError as exc:
-        if exc.reason != "timeout":
-            conn._session.connection_lost()
-            transport.close()
-        raise _attach(exc, conn) from exc.__cause__
+        raise _read_failed(conn, exc) from exc.__cause__
     if not data:
         return _closed(conn)
     session = conn._session

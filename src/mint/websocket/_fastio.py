@@ -44,21 +44,16 @@ def _recv_tail(conn: Conn, outcome: bytes | OSError) -> tuple[Conn, list[Respons
     follow at once), ``b""`` (the peer closed), or the ``OSError`` (``EAGAIN`` when the
     socket's timeout ran out).
     """
-    transport = conn._transport
     if type(outcome) is bytes:
         if not outcome:
             return _http._closed(conn)
-        data = transport._read_more(outcome)
+        data = conn._transport._read_more(outcome)
         return conn, [new_data(conn._session.direct_ref, data)]
     assert isinstance(outcome, OSError)
     if isinstance(outcome, BlockingIOError):
         # A blocking socket says EAGAIN only when SO_RCVTIMEO ran out.
-        raise _attach(TransportError("timeout"), conn) from None
-    exc = map_os_error(outcome)
-    if exc.reason != "timeout":
-        conn._session.connection_lost()
-        transport.close()
-    raise _attach(exc, conn) from outcome
+        raise _http._read_failed(conn, TransportError("timeout")) from None
+    raise _http._read_failed(conn, map_os_error(outcome)) from outcome
 
 
 def _send_rest(conn: Conn, rest: memoryview) -> Conn:
