@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
@@ -56,37 +55,47 @@ def deflated(payload: bytes) -> bytes:
     return data[:-4]
 
 
-def bench(fn, per_call: int, duration: float, cap_calls: int, slices: int = 5) -> float:
-    """frames/s of fn() (each call handles per_call frames): the best of ``slices`` runs.
+def bench_turns(entries, duration: float, cap_calls: int, slices: int = 5) -> dict:
+    """frames/s of each ``(name, fn, per_call)`` entry: the best of its ``slices`` slices.
 
     The best, as ``timeit`` advises: on a shared 2-core machine a slice only gets
     slower by what else runs meanwhile, so the fastest slice is the closest to the
-    code's own cost, and the libraries compared are measured the same way.
+    code's own cost. The entries take turns, one slice each per round, in an order
+    that rotates from round to round: the libraries compared at one size and metric
+    are then measured over the same stretch of time (a slow spell of the host lands
+    on all of them), not one after the other, seconds apart.
     """
-    fn()
-    fn()
     clock = time.perf_counter
-    # calibrate a batch of about 2 ms
-    t = clock()
-    fn()
-    one = max(clock() - t, 1e-7)
-    batch = max(1, min(1000, int(0.002 / one)))
-    # Slow calls (large frames through a slow parser) get fewer slices, so that a
-    # figure takes about ``duration`` whatever the call costs.
-    slices = max(1, min(slices, int(duration / (one * batch))))
-    best = 0.0
-    cap = max(1, cap_calls // slices)
-    for _ in range(slices):
-        calls = 0
-        t0 = clock()
-        deadline = t0 + duration / slices
-        while calls < cap:
-            for _ in range(batch):
-                fn()
-            calls += batch
-            if clock() >= deadline:
-                break
-        best = max(best, calls * per_call / (clock() - t0))
+    plans = []
+    for name, fn, per_call in entries:
+        fn()
+        fn()
+        # calibrate a batch of about 2 ms
+        t = clock()
+        fn()
+        one = max(clock() - t, 1e-7)
+        batch = max(1, min(1000, int(0.002 / one)))
+        # Slow calls (large frames through a slow parser) get fewer slices, so that a
+        # figure takes about ``duration`` whatever the call costs.
+        own = max(1, min(slices, int(duration / (one * batch))))
+        plans.append((name, fn, per_call, batch, own, max(1, cap_calls // own)))
+    best = dict.fromkeys((plan[0] for plan in plans), 0.0)
+    rounds = max((plan[4] for plan in plans), default=0)
+    for r in range(rounds):
+        k = r % len(plans)
+        for name, fn, per_call, batch, own, cap in plans[k:] + plans[:k]:
+            if r >= own:
+                continue
+            calls = 0
+            t0 = clock()
+            deadline = t0 + duration / own
+            while calls < cap:
+                for _ in range(batch):
+                    fn()
+                calls += batch
+                if clock() >= deadline:
+                    break
+            best[name] = max(best[name], calls * per_call / (clock() - t0))
     return best
 
 
@@ -300,8 +309,9 @@ LIBS = {
 
 
 def run_codec(libs, sizes, duration, deflate):
-    """Every lib at one size before the next size, so the libraries compared are
-    measured close together in time (drift on a shared machine hits them alike)."""
+    """Every lib at one size before the next size; at one size and metric the libs
+    take turns slice by slice (bench_turns), so drift on a shared machine hits them
+    alike and the ratios between them hold even when the figures themselves move."""
     results = []
     makers = {}
     for lib in libs:
@@ -311,22 +321,41 @@ def run_codec(libs, sizes, duration, deflate):
             results.append(
                 {"lib": lib, "deflate": deflate, "error": f"{type(exc).__name__}: {exc}"}
             )
+    cap = 10_000_000
     for size in sizes:
         payload = payload_of(size, text_like=deflate)
         frame = server_frame(deflated(payload), rsv1=True) if deflate else server_frame(payload)
         per_call = min(1000, max(1, BATCH_BYTES // max(size, 1)))
+        blob = frame * per_call
+        rows = {
+            lib: {"lib": lib, "deflate": deflate, "size": size, "batch": per_call} for lib in makers
+        }
+        # metric -> [(lib, fn, frames per call)]; a lib that fails to set one up
+        # (or fails while measured) gets an error row instead of that figure.
+        plans: dict[str, list] = {"decode_x1": [], "decode_xN": [], "encode": []}
         for lib, (decoder, encoder) in makers.items():
-            row = {"lib": lib, "deflate": deflate, "size": size, "batch": per_call}
-            cap = 10_000_000
             try:
-                row["decode_x1"] = bench(decoder(frame, 1), 1, duration, cap)
-                blob = frame * per_call
-                row["decode_xN"] = bench(decoder(blob, per_call), per_call, duration, cap)
-                del blob
-                row["encode"] = bench(encoder(payload), 1, duration, cap)
+                plans["decode_x1"].append((lib, decoder(frame, 1), 1))
+                plans["decode_xN"].append((lib, decoder(blob, per_call), per_call))
+                plans["encode"].append((lib, encoder(payload), 1))
             except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            results.append(row)
+                rows[lib]["error"] = f"{type(exc).__name__}: {exc}"
+        for metric, entries in plans.items():
+            entries = [e for e in entries if "error" not in rows[e[0]]]
+            try:
+                figures = bench_turns(entries, duration, cap)
+            except Exception:
+                # find the culprit: measure them one by one
+                figures = {}
+                for entry in entries:
+                    try:
+                        figures.update(bench_turns([entry], duration, cap))
+                    except Exception as exc:
+                        rows[entry[0]]["error"] = f"{type(exc).__name__}: {exc}"
+            for lib, rate in figures.items():
+                rows[lib][metric] = rate
+        del blob, plans
+        results.extend(rows.values())
     return results
 
 
@@ -413,13 +442,6 @@ def main() -> int:
     info = {}
     import mint.websocket._frame as F
 
-    if os.environ.get("MINT_NO_SPEEDUPS") == "1" and F._mask_c is not None:
-        # The codec does not honour MINT_NO_SPEEDUPS (yet): force the fallback here.
-        F._mask_c = None
-        F._mask = F.mask = F._mask_py
-        NOTES.append(
-            "mint's codec ignores MINT_NO_SPEEDUPS=1: the fallback was forced by patching _frame._mask_c/_mask"
-        )
     info["mint_mask"] = "C" if F._mask_c is not None else "pure"
     if a.what == "codec":
         sizes = [int(s) for s in a.sizes.split(",")]

@@ -753,8 +753,8 @@ def summary(res: dict) -> tuple[list[str], list[dict]]:
         for op, key in (("decode", "decode_x1"), ("encode", "encode")):
             pair = pairs.get(op) if m == "mint_pure" else None
             if pair is not None:
-                # websockets measured in the same process as the fallback, right after
-                # it at the same size; the ratio is the median of the per-run ratios.
+                # websockets measured in the same process as the fallback, in turns
+                # with it slice by slice; the ratio is the median of the per-run ratios.
                 checks.append(
                     {
                         "target": f"codec 16 B {op} ({CODEC_LABEL[m]}) ≥ 2× websockets (same process)",
