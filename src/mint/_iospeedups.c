@@ -1,6 +1,6 @@
 /* Optional C speedups for the blocking I/O edge of an upgraded HTTP/1.1 WebSocket.
  *
- * recv(conn, byte_count, timeout) and stream_request_body(conn, ref, chunk) are
+ * recv(conn, byte_count, timeout) and stream_request_body(conn, ref, data) are
  * mint.websocket's functions of the same names with their hot path in C, for the
  * one case that dominates a request/response exchange: a passive connection on a
  * plain (blocking, see mint._backend) socket, upgraded over HTTP/1.1, in a steady
@@ -85,7 +85,7 @@ static PyMethodDef methods[] = {
      "on a plain socket in C (see mint.websocket._fastio)."},
     {"stream_request_body", (PyCFunction)(void (*)(void))stream_request_body,
      METH_FASTCALL | METH_KEYWORDS,
-     "stream_request_body(conn, ref, chunk)\n--\n\n"
+     "stream_request_body(conn, ref, data)\n--\n\n"
      "mint.websocket.stream_request_body, with the hot path of an upgraded HTTP/1.1 "
      "connection on a plain socket in C (see mint.websocket._fastio)."},
     {NULL, NULL, 0, NULL},

@@ -389,10 +389,10 @@ static PyMethodDef methods[] = {
      "decode): the types encode() and decode() read, and the Python functions they hand "
      "the rest to; returns the two functions with the Python ones' documentation."},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL | METH_KEYWORDS,
-     "encode(ws, frame)\n--\n\nmint.websocket.encode, its common case in C "
+     "encode(websocket, frame)\n--\n\nmint.websocket.encode, its common case in C "
      "(see mint.websocket._frame)."},
     {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL | METH_KEYWORDS,
-     "decode(ws, data)\n--\n\nmint.websocket.decode, its common case in C "
+     "decode(websocket, data)\n--\n\nmint.websocket.decode, its common case in C "
      "(see mint.websocket._frame)."},
     {NULL, NULL, 0, NULL},
 };

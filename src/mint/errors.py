@@ -60,7 +60,6 @@ _MESSAGES: dict[str, str] = {
     # websocket
     "extended_connect_disabled": "the HTTP/2 server did not enable extended CONNECT (RFC 8441)",
     "invalid_nonce": "the server's Sec-WebSocket-Accept does not match the key sent",
-    "invalid_upgrade_response": "the server's answer is not a WebSocket upgrade",
     "invalid_scheme_ws": "the scheme must be 'ws' or 'wss'",
     "extension_not_negotiated": "an accepted extension was not offered or not as offered",
     "invalid_extension": "the extension could not be used as given",
@@ -130,8 +129,11 @@ class MintError(Exception):
         conn: Any = None,
         websocket: Any = None,
         responses: list[Any] | None = None,
+        message: str | None = None,
     ) -> None:
-        super().__init__(describe(reason))
+        # ``message`` replaces the reason's standard text where one reason covers
+        # several causes (the text then says which one).
+        super().__init__(describe(reason) if message is None else message)
         self.reason = reason
         self.conn = conn
         self.websocket = websocket
@@ -185,8 +187,11 @@ class WebSocketError(MintError):
         conn: Any = None,
         websocket: Any = None,
         responses: list[Any] | None = None,
+        message: str | None = None,
     ) -> None:
-        super().__init__(reason, conn=conn, websocket=websocket, responses=responses)
+        super().__init__(
+            reason, conn=conn, websocket=websocket, responses=responses, message=message
+        )
         self.close_code = close_code
 
 
@@ -210,3 +215,8 @@ class UpgradeFailureError(MintError):
         super().__init__(("upgrade_failure", status_code), conn=conn)
         self.status_code = status_code
         self.headers = headers
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds from ``args`` (the message), which is not this
+        # constructor's signature: pickle and copy would fail.
+        return (type(self), (self.status_code, self.headers), self.__dict__)

@@ -51,3 +51,19 @@ def test_http2_websocket_without_extended_connect(node_h2c_no_connect: Any) -> N
     out = run(str(EXAMPLES / "http2_websocket.py"), "127.0.0.1", str(node_h2c_no_connect.port))
     assert "did not enable extended CONNECT" in out
     assert "Status(" in out and "status=200" in out
+
+
+def test_readme_walkthrough_runs_as_written(ws_server: Any) -> None:
+    """The README's first example, run as it is printed (only the address and path
+    changed to this test's server): documentation that must stay valid Python."""
+    import re
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    code = block.group(1)
+    assert 'connect("http", "localhost", 9000)' in code
+    assert 'upgrade("ws", conn, "/", [])' in code
+    code = code.replace('"localhost", 9000', f'"127.0.0.1", {ws_server.port}')
+    code = code.replace('upgrade("ws", conn, "/", [])', 'upgrade("ws", conn, "/echo", [])')
+    run("-c", code + "\nprint('frames', frames)\n")

@@ -30,6 +30,7 @@ import mint
 from mint.http import Data
 from mint.http import _io as http_io
 from mint.websocket import Binary
+from mint.websocket import _io as ws_io
 
 PATHS = ["public", "python"]
 
@@ -37,7 +38,7 @@ PATHS = ["public", "python"]
 def io_of(path: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
     if path == "public":
         return mint.websocket.recv, mint.websocket.stream_request_body
-    return http_io.recv, http_io.stream_request_body
+    return http_io.recv, ws_io.stream_request_body
 
 
 def read_client_frame(conn: socket.socket) -> bytes:
@@ -121,11 +122,11 @@ def test_public_names_are_the_c_functions_when_built() -> None:
         c = None
     if c is None or os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
         assert mint.websocket.recv is http_io.recv
-        assert mint.websocket.stream_request_body is http_io.stream_request_body
+        assert mint.websocket.stream_request_body is ws_io.stream_request_body
     else:
         for public, python in [
             (mint.websocket.recv, http_io.recv),
-            (mint.websocket.stream_request_body, http_io.stream_request_body),
+            (mint.websocket.stream_request_body, ws_io.stream_request_body),
         ]:
             assert type(public) is type(c.recv)  # a C function
             assert public.__name__ == python.__name__
@@ -337,3 +338,25 @@ def test_an_exact_byte_count(open_passive: Any, path: str) -> None:
     client.websocket, frames = mint.websocket.decode(client.websocket, responses[0].data)
     assert frames == []
     assert read_frames(client, recv, 1) == [Binary(b"abcdef")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_keyword_calls_with_the_contracts_names(open_passive: Any, path: str) -> None:
+    """API.md names them ``stream_request_body(conn, ref, data)``, ``recv(conn, byte_count,
+    timeout)``, ``encode(websocket, frame)`` and ``decode(websocket, data)``: code that
+    passes them by keyword runs on either path (the C functions hand keyword calls on)."""
+
+    def echo(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+
+    client = open_passive(echo)
+    recv, srb = io_of(path)
+    client.websocket, data = mint.websocket.encode(
+        websocket=client.websocket, frame=Binary(b"by name")
+    )
+    client.conn = srb(conn=client.conn, ref=client.ref, data=data)
+    client.conn, responses = recv(conn=client.conn, byte_count=0, timeout=10.0)
+    client.websocket, frames = mint.websocket.decode(
+        websocket=client.websocket, data=responses[0].data
+    )
+    assert frames == [Binary(b"by name")]

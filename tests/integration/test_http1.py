@@ -191,3 +191,80 @@ def test_https_request_with_alpn_http1(hypercorn_tls: Any) -> None:
         assert collect(client, [ref])[ref]["body"] == b"hello"
     finally:
         client.close()
+
+
+def test_trailing_headers_end_a_chunked_body(raw_server: Any) -> None:
+    """``(EOF, trailers)`` (Mint's ``{:eof, trailing_headers}``): the last chunk, then the
+    trailer fields (RFC 9112 7.1.2), as a server reading the raw bytes sees them."""
+    seen: list[bytes] = []
+
+    def handler(sock: Any) -> None:
+        data = b""
+        while not data.endswith(b"0\r\nx-checksum: abc\r\nx-count: 2\r\n\r\n"):
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+        seen.append(data)
+        sock.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    server = raw_server(handler)
+    client = connect(server, mode="passive")
+    try:
+        client.conn, ref = mint.http.request(client.conn, "POST", "/", [], STREAM)
+        client.conn = mint.http.stream_request_body(client.conn, ref, b"hello")
+        trailers = [("x-checksum", "abc"), ("x-count", "2")]
+        client.conn = mint.http.stream_request_body(client.conn, ref, (EOF, trailers))
+        # The body is over: nothing more may be streamed on it.
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.stream_request_body(client.conn, ref, b"late")
+        assert info.value.reason == "request_body_not_streaming"
+        assert collect(client, [ref])[ref]["status"] == 204
+        head, _, chunked = seen[0].partition(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert chunked == b"5\r\nhello\r\n0\r\nx-checksum: abc\r\nx-count: 2\r\n\r\n"
+    finally:
+        client.close()
+
+
+BAD_CHUNKS = [
+    "text",
+    123,
+    None,
+    [b"a", b"b"],
+    (EOF,),
+    (EOF, [("x-a", 1)]),
+    (EOF, ["x-a"]),
+    (EOF, [("", "v")]),
+]
+
+
+@pytest.mark.parametrize("chunk", BAD_CHUNKS, ids=repr)
+def test_a_bad_chunk_is_an_invalid_request(hypercorn_h1: Any, chunk: object) -> None:
+    """Not bytes, EOF or (EOF, [(str, str)]): a typed error, and the request goes on."""
+    client = connect(hypercorn_h1, mode="passive")
+    try:
+        client.conn, ref = mint.http.request(client.conn, "POST", "/echo-body", [], STREAM)
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.stream_request_body(client.conn, ref, chunk)
+        assert info.value.reason[0] == "invalid_request"
+        assert info.value.conn is client.conn
+        client.conn = mint.http.stream_request_body(client.conn, ref, b"still fine")
+        client.conn = mint.http.stream_request_body(client.conn, ref, EOF)
+        assert collect(client, [ref])[ref]["body"] == b"still fine"
+    finally:
+        client.close()
+
+
+def test_trailers_after_a_content_length_are_refused(hypercorn_h1: Any) -> None:
+    """Trailers need chunked framing: with a Content-Length they cannot be sent."""
+    client = connect(hypercorn_h1, mode="passive")
+    try:
+        headers = [("content-length", "2")]
+        client.conn, ref = mint.http.request(client.conn, "POST", "/echo-body", headers, STREAM)
+        client.conn = mint.http.stream_request_body(client.conn, ref, b"ok")
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.stream_request_body(client.conn, ref, (EOF, [("x-a", "b")]))
+        assert info.value.reason[0] == "invalid_request"
+    finally:
+        client.close()

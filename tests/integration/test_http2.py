@@ -260,3 +260,55 @@ def test_http1_has_no_windows(hypercorn_h1: Any) -> None:
             mint.http.cancel_request(conn, ref)
     finally:
         mint.http.close(conn)
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("mode", MODES)
+def test_trailing_headers_end_a_streamed_body(node_h2c: Any, mode: str) -> None:
+    """``(EOF, trailers)``: a HEADERS frame with END_STREAM after the DATA (RFC 9113 8.1),
+    names lower-cased; Node reports what it received as trailers. 200 KiB of body first,
+    beyond the default 64 KiB window, so the trailers wait behind queued DATA."""
+    import json
+
+    conn = connect_h2(node_h2c, mode)
+    try:
+        conn, ref = mint.http.request(conn, "POST", "/trailers", [], mint.http.STREAM)
+        conn = mint.http.stream_request_body(conn, ref, b"x" * 200_000)
+        trailers = [("X-Checksum", "abc"), ("x-count", "2")]
+        conn = mint.http.stream_request_body(conn, ref, (mint.http.EOF, trailers))
+        conn, seen = read_until(conn, mode, lambda rs: Done(ref) in rs)
+        assert Status(ref, 200) in seen
+        answer = json.loads(body(ref, seen))
+        assert answer == {"body": 200_000, "trailers": {"x-checksum": "abc", "x-count": "2"}}
+    finally:
+        mint.http.close(conn)
+
+
+BAD_CHUNKS = ["text", 123, None, (mint.http.EOF,), (mint.http.EOF, [("x-a", 1)])]
+
+
+@pytest.mark.parametrize("chunk", BAD_CHUNKS, ids=repr)
+def test_a_bad_chunk_is_an_invalid_request(hypercorn_h2c: Any, chunk: object) -> None:
+    conn = connect_h2(hypercorn_h2c, "passive")
+    try:
+        conn, ref = mint.http.request(conn, "POST", "/echo-body", [], mint.http.STREAM)
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.stream_request_body(conn, ref, chunk)
+        assert info.value.reason[0] == "invalid_request"
+        conn = mint.http.stream_request_body(conn, ref, b"still fine")
+        conn = mint.http.stream_request_body(conn, ref, mint.http.EOF)
+        conn, seen = read_until(conn, "passive", lambda rs: Done(ref) in rs)
+        assert body(ref, seen) == b"still fine"
+    finally:
+        mint.http.close(conn)
+
+
+def test_pseudo_header_trailers_are_refused(hypercorn_h2c: Any) -> None:
+    conn = connect_h2(hypercorn_h2c, "passive")
+    try:
+        conn, ref = mint.http.request(conn, "POST", "/echo-body", [], mint.http.STREAM)
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.stream_request_body(conn, ref, (mint.http.EOF, [(":path", "/x")]))
+        assert info.value.reason[0] == "invalid_request"
+    finally:
+        mint.http.close(conn)

@@ -911,7 +911,7 @@ def test_c_encode_matches_python_encode_byte_for_byte() -> None:
             got = _outcome(lambda: encode(ws_c, frame))  # noqa: B023
             want = _outcome(lambda: frame_mod.python_encode(ws_py, frame))  # noqa: B023
             assert got == want, frame
-    assert encode(ws=ws_c, frame=Binary(b"k"))[1][0] == 0x82  # keywords: the Python path
+    assert encode(websocket=ws_c, frame=Binary(b"k"))[1][0] == 0x82  # keywords: the Python path
 
 
 def test_c_decode_matches_python_decode_for_every_input_type_and_state() -> None:
@@ -943,5 +943,18 @@ def test_c_decode_matches_python_decode_for_every_input_type_and_state() -> None
                 for i in want
             ], (settings, data)
             assert repr(ws_c) == repr(ws_py)
-    _, frames = decode(ws=new_websocket(), data=srv(2, b"k"))  # keywords: the Python path
+    _, frames = decode(websocket=new_websocket(), data=srv(2, b"k"))  # keywords: the Python path
     assert frames == [Binary(b"k")]
+
+
+def test_parameter_names_are_the_contracts() -> None:
+    """API.md: ``encode(websocket, frame)``, ``decode(websocket, data)``; the C entry
+    points and the Python functions alike, and a keyword call works on both."""
+    ws = new_websocket()
+    for enc, dec in [(encode, decode), (frame_mod.python_encode, frame_mod.python_decode)]:
+        assert list(inspect.signature(enc).parameters) == ["websocket", "frame"]
+        assert list(inspect.signature(dec).parameters) == ["websocket", "data"]
+        ws, data = enc(websocket=ws, frame=Text("x"))
+        assert len(data) == 7
+        ws, frames = dec(websocket=ws, data=b"\x81\x01y")
+        assert frames == [Text("y")]

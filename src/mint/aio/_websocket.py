@@ -13,8 +13,10 @@ Walkthrough::
     conn, websocket = mint.aio.websocket.new(conn, ref, status, headers)
     websocket, data = mint.aio.websocket.encode(websocket, Text("hello"))
     conn = await mint.aio.websocket.stream_request_body(conn, ref, data)
-    conn, [Data(ref, data)] = await mint.aio.websocket.stream(conn, await mint.aio.receive())
-    websocket, frames = mint.aio.websocket.decode(websocket, data)
+    conn, responses = await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    for response in responses:
+        if isinstance(response, Data):
+            websocket, frames = mint.aio.websocket.decode(websocket, response.data)
 """
 
 from __future__ import annotations
@@ -66,7 +68,20 @@ async def upgrade(
 # frame on the hot path. Their docstrings say so.
 stream = _http.stream
 recv = _http.recv
-stream_request_body = _http.stream_request_body
+
+
+async def stream_request_body(conn: Conn, ref: Ref, data: bytes | object) -> Conn:
+    """Send ``data``, frames from :func:`encode`, on the WebSocket of ``ref``.
+
+    :func:`mint.aio.http.stream_request_body` under the argument name the contract
+    gives this one (``data``, as Mint.WebSocket's), so a keyword call works; the HTTP
+    function keeps ``chunk``. On an upgraded HTTP/1.1 connection the bytes go out as
+    they are; on HTTP/2 they are the stream's DATA.
+
+    Raises:
+        HTTPError, TransportError: as :func:`mint.aio.http.stream_request_body`.
+    """
+    return await _http.stream_request_body(conn, ref, data)
 
 
 async def cancel(conn: Conn, ref: Ref) -> Conn:

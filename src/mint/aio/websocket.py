@@ -8,14 +8,17 @@ Walkthrough::
 
     conn = await mint.aio.http.connect("http", "localhost", 9000)
     conn, ref = await mint.aio.websocket.upgrade("ws", conn, "/", [])
-    conn, [Status(status=status), Headers(headers=headers), Done()] = (
-        await mint.aio.websocket.stream(conn, await mint.aio.receive())
-    )
+    conn, responses = await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    match responses:
+        case [Status(status=status), Headers(headers=headers), Done()]:
+            pass
     conn, websocket = mint.aio.websocket.new(conn, ref, status, headers)
     websocket, data = mint.aio.websocket.encode(websocket, Text("hello world"))
     conn = await mint.aio.websocket.stream_request_body(conn, ref, data)
-    conn, [Data(data=data)] = await mint.aio.websocket.stream(conn, await mint.aio.receive())
-    websocket, frames = mint.aio.websocket.decode(websocket, data)   # [Text("hello world")]
+    conn, responses = await mint.aio.websocket.stream(conn, await mint.aio.receive())
+    match responses:
+        case [Data(data=data)]:
+            websocket, frames = mint.aio.websocket.decode(websocket, data)   # [Text("hello world")]
 
 As in Mint.WebSocket, the caller answers pings with pongs and replies to a Close.
 """
@@ -31,7 +34,9 @@ from mint.websocket import (
     Pong,
     Shorthand,
     Text,
+    UpgradeFailureError,
     WebSocket,
+    WebSocketError,
     decode,
     encode,
     new,
@@ -47,7 +52,9 @@ __all__ = [
     "Pong",
     "Shorthand",
     "Text",
+    "UpgradeFailureError",
     "WebSocket",
+    "WebSocketError",
     "cancel",
     "decode",
     "encode",

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import h11
 
 from mint.errors import HTTPError, MintError, TransportError
 from mint.http._types import (
-    EOF,
     STREAM,
     Data,
     Done,
@@ -32,6 +31,7 @@ from mint.http._types import (
     Ref,
     Response,
     Status,
+    body_end,
     new_data,
 )
 
@@ -185,27 +185,28 @@ class Http1Session:
         return bytes(out)
 
     def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
+        trailers = body_end(chunk)
         if ref is self._upgraded or ref == self._upgraded:
-            if chunk is EOF:
-                return
-            assert isinstance(chunk, bytes | bytearray | memoryview)
-            self._out += chunk
-            return
+            if trailers is None:
+                self._out += cast("bytes", chunk)
+            return  # the end of a body means nothing on an upgraded connection
         req = next((r for r in self._requests if r.ref == ref), None)
         if req is None:
             raise HTTPError("unknown_request_to_stream")
         if not req.streaming:
             raise HTTPError("request_body_not_streaming")
         event: Any
-        if chunk is EOF:
-            event = h11.EndOfMessage()
-        else:
-            assert isinstance(chunk, bytes | bytearray | memoryview)
-            event = h11.Data(data=bytes(chunk))
-        if chunk is EOF:
+        if trailers is not None:
+            try:
+                # Trailers need a chunked body: h11 refuses them after a Content-Length.
+                event = h11.EndOfMessage(headers=trailers)
+            except h11.LocalProtocolError as exc:
+                raise HTTPError(("invalid_request", str(exc))) from exc
             req.streaming = False
         elif not chunk:
             return  # an empty chunk would end a chunked body early
+        else:
+            event = h11.Data(data=bytes(cast("bytes", chunk)))
         if req.sent_on_main:
             try:
                 self._out += self._h11.send(event) or b""

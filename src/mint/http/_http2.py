@@ -35,7 +35,7 @@ import contextlib
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -47,7 +47,6 @@ from h2.settings import SettingCodes
 
 from mint.errors import HTTPError, MintError, TransportError
 from mint.http._types import (
-    EOF,
     STREAM,
     Data,
     Done,
@@ -57,6 +56,7 @@ from mint.http._types import (
     Ref,
     Response,
     Status,
+    body_end,
 )
 
 USER_AGENT = "mint-websocket/0.1"
@@ -178,6 +178,7 @@ class _Stream:
     local_ended: bool = False  # END_STREAM sent (or the stream was reset)
     remote_ended: bool = False  # Done or Error handed out
     scanner: _WebSocketScanner | None = None
+    trailers: list[tuple[bytes, bytes]] | None = None  # sent with END_STREAM, after the queue
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -414,21 +415,27 @@ class Http2Session:
             if ref in self._stopped:
                 return  # RFC 9113 8.1: the peer asked us to stop sending; not an error
             raise HTTPError("unknown_request_to_stream")
-        if chunk is EOF:
+        trailers = body_end(chunk)
+        if trailers is not None:
             if not stream.streaming:
                 if stream.upgrade:
                     return  # the Close frame already ended it
                 raise HTTPError("request_body_not_streaming")
+            if trailers:
+                # A HEADERS frame with END_STREAM after the queued DATA (RFC 9113 8.1);
+                # field names are lower-case there, and pseudo-headers belong to the head.
+                encoded = _encode_headers([(name.lower(), value) for name, value in trailers])
+                if any(name.startswith(b":") for name, _ in encoded):
+                    raise HTTPError(("invalid_request", "pseudo-header in trailing headers"))
+                stream.trailers = encoded
             stream.streaming = False
             self._enqueue(stream, b"", end=True)
             return
         if not stream.streaming:
             raise HTTPError("request_body_not_streaming")
-        if not isinstance(chunk, bytes | bytearray | memoryview):
-            raise HTTPError(("invalid_request", "a body chunk must be bytes or EOF"))
         if not chunk:
             return
-        data = bytes(chunk)
+        data = bytes(cast("bytes", chunk))  # body_end let only bytes-like through
         self._check_room(stream, len(data))
         end = stream.scanner.feed(data) if stream.scanner is not None else False
         if end:
@@ -468,14 +475,17 @@ class Http2Session:
                     stream.queue[0] = head[room:]
                 stream.queued -= len(piece)
                 self._queued -= len(piece)
-                last = not stream.queue and stream.end_pending
+                last = not stream.queue and stream.end_pending and stream.trailers is None
                 h2conn.send_data(sid, piece.tobytes(), end_stream=last)
                 if last:
                     stream.local_ended = True
                     self._forget_if_finished(stream)
                     return
             if stream.end_pending:
-                h2conn.end_stream(sid)
+                if stream.trailers is not None:
+                    h2conn.send_headers(sid, stream.trailers, end_stream=True)
+                else:
+                    h2conn.end_stream(sid)
                 stream.local_ended = True
                 self._forget_if_finished(stream)
         except h2.exceptions.ProtocolError as exc:

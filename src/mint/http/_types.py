@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias, cast
 
-from mint.errors import MintError
+from mint.errors import HTTPError, MintError
 
 _ref_counter = itertools.count(1)
 
@@ -97,4 +97,36 @@ STREAM: Final = _Marker("STREAM")
 """Pass as ``body`` to :func:`mint.http.request` to stream the body afterwards."""
 
 EOF: Final = _Marker("EOF")
-"""Pass to :func:`mint.http.stream_request_body` to end a streamed body."""
+"""Pass to :func:`mint.http.stream_request_body` to end a streamed body.
+
+``(EOF, trailing_headers)`` ends it with trailers, as Mint's ``{:eof, trailing_headers}``.
+"""
+
+
+def body_end(chunk: object) -> list[tuple[str, str]] | None:
+    """What ending a streamed body with ``chunk`` sends after it: ``[]`` for ``EOF``, the
+    trailing headers for ``(EOF, headers)``; ``None`` when ``chunk`` is body bytes.
+
+    Both protocols check a chunk here, so neither accepts what the other refuses.
+
+    Raises:
+        HTTPError: ``("invalid_request", why)`` for anything else, or trailers that
+            are not ``(name, value)`` string pairs.
+    """
+    if chunk is EOF:
+        return []
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return None
+    if type(chunk) is tuple and len(chunk) == 2 and chunk[0] is EOF:
+        try:
+            trailers = [(name, value) for name, value in chunk[1]]
+        except (TypeError, ValueError):
+            trailers = None
+        if trailers is not None and all(
+            type(name) is str and type(value) is str and name for name, value in trailers
+        ):
+            return trailers
+        raise HTTPError(("invalid_request", "trailing headers must be (name, value) str pairs"))
+    raise HTTPError(
+        ("invalid_request", "a body chunk must be bytes, EOF or (EOF, trailing_headers)")
+    )

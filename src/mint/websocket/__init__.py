@@ -4,19 +4,23 @@ Walkthrough::
 
     conn = mint.http.connect("http", "localhost", 9000)
     conn, ref = mint.websocket.upgrade("ws", conn, "/", [])
-    conn, [Status(status=status), Headers(headers=headers), Done()] = mint.websocket.stream(
-        conn, mint.receive()
-    )
+    conn, responses = mint.websocket.stream(conn, mint.receive())
+    match responses:
+        case [Status(status=status), Headers(headers=headers), Done()]:
+            pass
     conn, websocket = mint.websocket.new(conn, ref, status, headers)
     websocket, data = mint.websocket.encode(websocket, Text("hello world"))
     conn = mint.websocket.stream_request_body(conn, ref, data)
-    conn, [Data(data=data)] = mint.websocket.stream(conn, mint.receive())
-    websocket, frames = mint.websocket.decode(websocket, data)   # [Text("hello world")]
+    conn, responses = mint.websocket.stream(conn, mint.receive())
+    match responses:
+        case [Data(data=data)]:
+            websocket, frames = mint.websocket.decode(websocket, data)   # [Text("hello world")]
 
 Like Mint.WebSocket this is not conformant on its own: the caller answers pings
 with pongs and replies to a Close frame (see ``examples/``).
 """
 
+from mint.errors import UpgradeFailureError, WebSocketError
 from mint.websocket._api import new
 from mint.websocket._fastio import recv, stream_request_body
 from mint.websocket._frame import WebSocket, decode, encode
@@ -35,7 +39,9 @@ __all__ = [
     "Pong",
     "Shorthand",
     "Text",
+    "UpgradeFailureError",
     "WebSocket",
+    "WebSocketError",
     "cancel",
     "decode",
     "encode",

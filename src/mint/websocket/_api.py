@@ -12,8 +12,8 @@ Walkthrough::
     conn, websocket = mint.websocket.new(conn, ref, status, headers)
     websocket, data = mint.websocket.encode(websocket, Text("hello"))
     conn = mint.websocket.stream_request_body(conn, ref, data)
-    conn, [Data(ref, data)] = mint.websocket.stream(conn, mint.receive())
-    websocket, frames = mint.websocket.decode(websocket, data)
+    conn, responses = mint.websocket.stream(conn, mint.receive())      # Data(ref, bytes)
+    websocket, frames = mint.websocket.decode(websocket, responses[0].data)
 
 The codec (``encode``/``decode``) never looks at the HTTP version; only ``upgrade``
 and ``new`` differ between HTTP/1.1 (GET + Upgrade, 101) and HTTP/2 (extended

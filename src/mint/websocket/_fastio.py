@@ -1,7 +1,8 @@
 """``mint.websocket.recv`` and ``stream_request_body``, with an optional C hot path.
 
-The Python functions (``mint.http.recv`` and ``stream_request_body``, which serve
-WebSockets as well) are the reference. When the C extension ``mint._iospeedups`` is
+The Python functions (``mint.http.recv``, which serves WebSockets as well, and
+``mint.websocket._io.stream_request_body``, mint.http's under the contract's argument
+name) are the reference. When the C extension ``mint._iospeedups`` is
 built, the two public names are its functions instead: they take the steady state of
 a passive, upgraded HTTP/1.1 connection on a plain socket (one blocking read, or one
 send that takes all of the frame) in C, and hand every other case to the Python
@@ -32,6 +33,7 @@ from mint.errors import MintError, TransportError
 from mint.http import _io as _http
 from mint.http._conn import Conn, _attach
 from mint.http._types import Data, Response, new_data
+from mint.websocket import _io as _ws
 from mint.websocket._frame import _load_speedup
 
 __all__ = ["recv", "stream_request_body"]
@@ -69,7 +71,7 @@ _c = _load_speedup("mint._iospeedups")
 
 if TYPE_CHECKING or _c is None:
     recv = _http.recv
-    stream_request_body = _http.stream_request_body
+    stream_request_body = _ws.stream_request_body
 else:
     # (The C functions come back with the Python functions' documentation, for help().)
     recv, stream_request_body = _c.setup(
@@ -79,7 +81,7 @@ else:
         Data,
         READ_SIZE,
         _http.recv,
-        _http.stream_request_body,
+        _ws.stream_request_body,
         _recv_tail,
         _send_rest,
     )

@@ -389,14 +389,14 @@ def new_websocket(
 # encode
 
 
-def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
+def encode(websocket: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
     """Encode one frame as a masked client frame (RFC 6455 5.2, 5.3).
 
     Data frames go through the accepted extensions' ``encode``, in negotiated
     order; a message is never split (``max_frame_size`` bounds decoding only).
 
     Args:
-        ws: the WebSocket to continue from.
+        websocket: the WebSocket to continue from.
         frame: ``Text``, ``Binary``, ``Ping``, ``Pong``, ``Close``, or a shorthand
             ``"ping"``, ``"pong"``, ``"close"``.
 
@@ -404,7 +404,7 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         ``(websocket, data)``: the WebSocket to continue with and the bytes to send.
 
     Raises:
-        WebSocketError: with ``.websocket`` set to ``ws``: ``"control_frame_too_large"``
+        WebSocketError: with ``.websocket`` set to ``websocket``: ``"control_frame_too_large"``
             (payload over 125 bytes), ``("invalid_close_payload", ...)`` (a close code
             that may not be sent, or a reason without a code), ``("invalid_utf8", text)``
             (a str with lone surrogates), ``("invalid_frame", frame)`` (not a frame),
@@ -419,32 +419,32 @@ def encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
     elif type(frame) is Text:
         text = frame.data
         if type(text) is not str:
-            return _encode(ws, frame)
+            return _encode(websocket, frame)
         try:
             payload = text.encode()
         except UnicodeEncodeError:
-            return _encode(ws, frame)
+            return _encode(websocket, frame)
         b0 = 0x81  # FIN | OP_TEXT
         heads = _HEAD_TEXT
     else:
-        return _encode(ws, frame)
-    keys = ws._tx
+        return _encode(websocket, frame)
+    keys = websocket._tx
     if type(payload) is not bytes or not keys.plain:
-        return _encode(ws, frame)
+        return _encode(websocket, frame)
     at = keys.at
     if at + 4 > keys.size:
         keys.refill()
         at = 0
     keys.at = at + 4
     if _frame_c is not None:
-        return ws, _frame_c(b0, payload, keys.pool, at)
+        return websocket, _frame_c(b0, payload, keys.pool, at)
     n = len(payload)
     if n < 126:
         # Small frames in pure Python: the whole frame is one big-endian int, the
         # header bytes over the key over the payload XORed with the repeated key.
         keyed = keys.ints[at >> 2] * _KEYED[n] >> _KEYED_SHIFT[n]
-        return ws, (heads[n] | _from_bytes(payload, "big") ^ keyed).to_bytes(n + 6, "big")
-    return ws, _frame_py(b0, payload, keys.pool, at)
+        return websocket, (heads[n] | _from_bytes(payload, "big") ^ keyed).to_bytes(n + 6, "big")
+    return websocket, _frame_py(b0, payload, keys.pool, at)
 
 
 def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
@@ -555,7 +555,7 @@ def _too_large() -> WebSocketError:
     return WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
 
 
-def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocketError]]:
+def decode(websocket: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocketError]]:
     """Decode the server's bytes into frames (RFC 6455 5).
 
     ``data`` may hold part of a frame or many; what is incomplete is kept in the
@@ -563,7 +563,7 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
     frames come out as they arrive.
 
     Args:
-        ws: the WebSocket to continue from.
+        websocket: the WebSocket to continue from.
         data: the next bytes from the server, as they came.
 
     Returns:
@@ -575,14 +575,14 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
     """
     if type(data) is not bytes:
         data = bytes(data)
-    cfg = ws._cfg
-    rx = ws._rx
+    cfg = websocket._cfg
+    rx = websocket._rx
     out: list[Frame | WebSocketError] = []
     msg: _Message | None = None
     pos = 0
     if rx is None:
         if not data:
-            return ws, out
+            return websocket, out
         buf = data
         limits = cfg.scan_limits
         if limits is not None:
@@ -602,14 +602,14 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                             try:
                                 out.append(_message_frame(cfg, b0 & 0x0F, rsv, data[2:]))
                             except WebSocketError as exc:
-                                return _fail(ws, out, exc)
-                            return ws, out
+                                return _fail(websocket, out, exc)
+                            return websocket, out
                     elif _scan_c is None:
                         if b0 == 0x82:  # FIN | OP_BINARY
                             item: Any = _new_object(Binary)
                             _set_binary(item, data[2:])
                             out.append(item)
-                            return ws, out
+                            return websocket, out
                         if b0 == 0x81:  # FIN | OP_TEXT: bad UTF-8 takes the loop's error
                             try:
                                 text = data[2:].decode()
@@ -619,18 +619,18 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
                                 item = _new_object(Text)
                                 _set_text(item, text)
                                 out.append(item)
-                                return ws, out
+                                return websocket, out
             if _scan_c is not None:
                 # The common case in one C call: the input is whole data frames.
                 pos = _scan_c(buf, 0, out, *limits)
                 if pos == len(buf):
-                    return ws, out
+                    return websocket, out
     else:
         if rx.error is not None:
             out.append(rx.error)
-            return ws, out
+            return websocket, out
         if not data:
-            return ws, out
+            return websocket, out
         msg = rx.msg
         left = rx.left
         if left:
@@ -640,20 +640,20 @@ def decode(ws: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocke
             try:
                 if k < left:
                     msg = _feed(msg, _part(data, 0, k))
-                    return _move(ws, _Rx(None, b"", left - k, rx.fin, msg)), out
+                    return _move(websocket, _Rx(None, b"", left - k, rx.fin, msg)), out
                 msg = _feed(msg, _part(data, 0, left))
                 if rx.fin:
                     out.append(_finish(cfg, msg))
                     msg = None
             except WebSocketError as exc:
-                return _fail(ws, out, exc)
+                return _fail(websocket, out, exc)
             # The frames after that payload are read from where it ends (no copy).
             buf = data
             pos = left
         else:
             buf = rx.head + data if rx.head else data
 
-    return _decode_loop(ws, rx, cfg, buf, pos, out, msg)
+    return _decode_loop(websocket, rx, cfg, buf, pos, out, msg)
 
 
 def _decode_loop(

@@ -175,17 +175,22 @@ def check_http1_upgrade(status: int, headers: list[tuple[str, str]], key: str) -
     """Check a 101 answer to an HTTP/1.1 upgrade (RFC 6455 4.1, client steps 2-4).
 
     Raises:
-        WebSocketError: ``("invalid_upgrade_response", detail)`` when ``Upgrade`` has
-            no ``websocket`` token or ``Connection`` no ``upgrade`` token;
-            ``"invalid_nonce"`` when ``Sec-WebSocket-Accept`` is missing or wrong.
+        WebSocketError: ``"invalid_nonce"`` when ``Upgrade`` has no ``websocket`` token,
+            ``Connection`` no ``upgrade`` token, or ``Sec-WebSocket-Accept`` is missing
+            or wrong: one reason for "this 101 is not an answer to our upgrade", as
+            the contract gives it; the message says which check failed.
     """
     if "websocket" not in _tokens(headers, "upgrade"):
-        raise WebSocketError(("invalid_upgrade_response", "upgrade header is not websocket"))
+        raise _not_ours("its Upgrade header has no websocket token")
     if "upgrade" not in _tokens(headers, "connection"):
-        raise WebSocketError(("invalid_upgrade_response", "connection header has no upgrade"))
+        raise _not_ours("its Connection header has no upgrade token")
     accepts = [v.strip() for k, v in headers if k.lower() == "sec-websocket-accept"]
     if accepts != [accept_for(key)]:
         raise WebSocketError("invalid_nonce")
+
+
+def _not_ours(why: str) -> WebSocketError:
+    return WebSocketError("invalid_nonce", message=f"the 101 is not a WebSocket upgrade: {why}")
 
 
 # RFC 7230 3.2.6: tchar, and the characters a quoted-string may hold.

@@ -15,8 +15,10 @@ Walkthrough::
     conn, websocket = mint.websocket.new(conn, ref, status, headers)
     websocket, data = mint.websocket.encode(websocket, Text("hello"))
     conn = mint.websocket.stream_request_body(conn, ref, data)
-    conn, [Data(ref, data)] = mint.websocket.stream(conn, mint.receive())
-    websocket, frames = mint.websocket.decode(websocket, data)
+    conn, responses = mint.websocket.stream(conn, mint.receive())
+    for response in responses:
+        if isinstance(response, Data):
+            websocket, frames = mint.websocket.decode(websocket, response.data)
 """
 
 from __future__ import annotations
@@ -68,7 +70,20 @@ def upgrade(
 # frame on the hot path. Their docstrings say so.
 stream = _http.stream
 recv = _http.recv
-stream_request_body = _http.stream_request_body
+
+
+def stream_request_body(conn: Conn, ref: Ref, data: bytes | object) -> Conn:
+    """Send ``data``, frames from :func:`encode`, on the WebSocket of ``ref``.
+
+    :func:`mint.http.stream_request_body` under the argument name the contract
+    gives this one (``data``, as Mint.WebSocket's), so a keyword call works; the HTTP
+    function keeps ``chunk``. On an upgraded HTTP/1.1 connection the bytes go out as
+    they are; on HTTP/2 they are the stream's DATA.
+
+    Raises:
+        HTTPError, TransportError: as :func:`mint.http.stream_request_body`.
+    """
+    return _http.stream_request_body(conn, ref, data)
 
 
 def cancel(conn: Conn, ref: Ref) -> Conn:

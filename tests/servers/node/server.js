@@ -14,7 +14,9 @@
 //   /headers    send the request headers as one JSON text message, then echo
 //   /forbidden  answer 403 without opening a WebSocket
 //   other       404
-// Plain requests: GET / answers 200 "hello"; anything else 404.
+// Plain requests: GET / answers 200 "hello"; POST /trailers reads the body and answers
+// 200 with JSON {"body": <bytes received>, "trailers": {name: value}} (what arrived
+// in a trailing HEADERS frame, RFC 9113 8.1); anything else 404.
 //
 // permessage-deflate (RFC 7692) is accepted when the client offers it, with
 // ws's own negotiation code, exactly as ws's WebSocketServer does over HTTP/1.1.
@@ -123,6 +125,17 @@ function handleStream(stream, headers) {
   } else if (method === 'GET' && headers[':path'] === '/') {
     stream.respond({ ':status': 200, 'content-type': 'text/plain' });
     stream.end('hello');
+  } else if (method === 'POST' && headers[':path'] === '/trailers') {
+    let body = 0;
+    const trailers = {};
+    stream.on('data', (chunk) => { body += chunk.length; });
+    stream.on('trailers', (fields) => {
+      for (const [k, v] of Object.entries(fields)) trailers[k] = v;
+    });
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ body, trailers }));
+    });
   } else {
     stream.respond({ ':status': 404 });
     stream.end();
