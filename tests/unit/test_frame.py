@@ -958,3 +958,21 @@ def test_parameter_names_are_the_contracts() -> None:
         assert len(data) == 7
         ws, frames = dec(websocket=ws, data=b"\x81\x01y")
         assert frames == [Text("y")]
+
+
+@pytest.mark.parametrize("opcode", [0x9, 0xA, 0x8])
+def test_max_frame_size_bounds_control_frames_too(opcode: int) -> None:
+    """``max_frame_size`` is "the largest frame payload to accept": a control frame over
+    it fails like a data frame (1009), after the frames before it; one at it passes."""
+    payload = b"\x03\xe8ok"  # also a valid Close payload (1000, "ok")
+    ws = new_websocket(max_frame_size=4)
+    ws, frames = decode(ws, srv(2, b"1234") + srv(opcode, payload))
+    assert len(frames) == 2 and frames[0] == Binary(b"1234")
+    assert type(frames[1]) is not WebSocketError
+    ws = new_websocket(max_frame_size=3)
+    ws, frames = decode(ws, srv(2, b"123") + srv(opcode, payload) + srv(2, b"x"))
+    assert frames[0] == Binary(b"123")
+    assert len(frames) == 2
+    error = frames[1]
+    assert isinstance(error, WebSocketError)
+    assert error.reason == "payload_too_large" and error.close_code == 1009

@@ -103,7 +103,8 @@ def new(
     Args:
         mode: the connection's mode, as Mint's option; informational, since the
             connection already knows it (``new`` does not change it).
-        max_frame_size: the largest frame payload ``decode`` accepts (None: any).
+        max_frame_size: the largest payload of any frame (control frames too) ``decode``
+            accepts (None: any).
         max_message_size: the largest message, after decompression, ``decode``
             assembles; over it gives ``"payload_too_large"`` inline.
 

@@ -339,7 +339,8 @@ def new_websocket(
 
     Args:
         extensions: the accepted, initialized extensions, in negotiated order.
-        max_frame_size: the largest frame payload to accept (``None``: no limit).
+        max_frame_size: the largest payload of any frame, control frames included, to
+            accept (``None``: no limit).
         max_message_size: the largest message to buffer or inflate (``None``: no limit).
         random_bytes: the source of mask keys, called with a pool size (4096).
 
@@ -712,6 +713,9 @@ def _decode_loop(
                 break
             if ln > MAX_CONTROL_PAYLOAD:
                 error = _error("control_frame_too_large")
+                break
+            if max_frame is not None and ln > max_frame:
+                error = _too_large()  # the limit is on every frame, as documented
                 break
             end = pos + 2 + ln
             if end > n:
