@@ -82,8 +82,10 @@ _WHOLE_DATA = frozenset((0x81, 0x82))  # FIN | OP_TEXT, FIN | OP_BINARY
 
 # Mask keys are drawn from a pool so that a frame costs no system call.
 _KEY_POOL_SIZE = 4096
-# Above this, the pure-Python mask works chunk by chunk (cache-sized ints).
-_MASK_CHUNK = 1 << 16
+# Up to this, the pure-Python mask XORs two big ints; above it, four strided translate
+# lanes are faster (paired, best of 15: even at 1 KiB, 1.2x at 2 KiB, 1.5x from 8 KiB to
+# 64 KiB, where the int conversions run at about 0.28 GB/s and the lanes at 0.45).
+_MASK_INT_MAX = 1 << 10
 # Up to this, it builds the repeated key by one multiplication from tables.
 _MASK_SMALL = 256
 _REPEAT = [((1 << (32 * m)) - 1) // 0xFFFFFFFF for m in range((_MASK_SMALL >> 2) + 2)]
@@ -123,8 +125,8 @@ def _valid_close_code(code: int) -> bool:
 def _mask_py(data: bytes, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``key``, repeated (RFC 6455 5.3); its own inverse.
 
-    Pure Python at C speed: the payload and the repeated key become two big ints,
-    XORed at once (chunk by chunk for large payloads, so the ints stay in cache).
+    Pure Python, no byte loop: small payloads and the repeated key become two big
+    ints XORed at once; larger ones go through one translate table per key byte.
     """
     if len(key) != 4:
         raise ValueError("a mask key is 4 bytes")
@@ -135,12 +137,12 @@ def _mask_py(data: bytes, key: bytes) -> bytes:
         # The repeated key is the key times 0x..0000000100000001, cut to n bytes.
         k = _from_bytes(key, "little") * _REPEAT[(n + 3) >> 2] & _LOW[n]
         return (_from_bytes(data, "little") ^ k).to_bytes(n, "little")
-    if n <= _MASK_CHUNK:
+    if n <= _MASK_INT_MAX:
         repeated = (key * ((n >> 2) + 1))[:n]
         return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
             n, "little"
         )
-    # Large payloads: one translate table per key byte over each of the 4 strided
+    # Larger payloads: one translate table per key byte over each of the 4 strided
     # lanes, in place in one bytearray (wsproto's trick): four C loops and no big
     # ints, and the bytearray is returned as it is since the caller concatenates it
     # behind the header anyway (one copy fewer than bytes(...)).
@@ -190,7 +192,8 @@ if _scan_c is not None:
     _speedups.setup(Binary, Binary.__dict__["data"], Text, Text.__dict__["data"])
 
 #: ``mask(data, key) -> bytes``: XOR with the 4-byte key, repeating (RFC 6455 5.3).
-#: The C speedup when installed, else the pure-Python fallback (same results).
+#: The C speedup when installed, else the pure-Python fallback (same bytes; above
+#: 1 KiB the fallback hands back its bytearray, which callers only concatenate).
 mask: Callable[[bytes, bytes], bytes] = _mask_c if _mask_c is not None else _mask_py
 
 
