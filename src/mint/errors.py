@@ -7,7 +7,7 @@ matches on: a snake_case ``str`` (Mint's atom) or a tuple whose first item is on
 
     MintError                  .reason, .conn, .websocket, .responses
     ├── TransportError         socket and TLS: "closed", "timeout", ("tls_alert", ...)
-    ├── HTTPError              HTTP level: ("invalid_response", ...), "connection_closed"
+    ├── HTTPError              HTTP level: ("invalid_response", ...), "closed"
     ├── WebSocketError         WebSocket level, with .close_code for inline decode errors
     └── UpgradeFailureError    the server answered the upgrade with another status
 
@@ -45,7 +45,9 @@ _MESSAGES: dict[str, str] = {
     "request_body_is_streaming": "a request body is still being streamed on this connection",
     "unknown_request_to_stream": "the request reference does not name a streaming request",
     "request_body_not_streaming": "the request was not started with a streamed body",
-    "connection_closed": "the connection cannot take new requests",
+    # As Mint: a request on a closed connection is HTTPError :closed; after the
+    # server's GOAWAY (HTTP/2), :closed_for_writing.
+    "closed_for_writing": "the server sent GOAWAY: the connection takes no new requests",
     "invalid_scheme": "the scheme must be 'http' or 'https'",
     "invalid_mode": "the mode must be 'active' or 'passive'",
     "invalid_protocols": "protocols must be drawn from 'http1' and 'http2'",

@@ -268,3 +268,13 @@ def test_trailers_after_a_content_length_are_refused(hypercorn_h1: Any) -> None:
         assert info.value.reason[0] == "invalid_request"
     finally:
         client.close()
+
+
+def test_a_request_on_a_closed_connection_is_httperror_closed(hypercorn_h1: Any) -> None:
+    """As Mint (``{:error, conn, %HTTPError{reason: :closed}}``)."""
+    client = connect(hypercorn_h1, mode="passive")
+    conn = mint.http.close(client.conn)
+    with pytest.raises(mint.HTTPError) as info:
+        mint.http.request(conn, "GET", "/", [])
+    assert info.value.reason == "closed"
+    assert info.value.conn is conn

@@ -173,7 +173,7 @@ def test_goaway(h2_fault: Any) -> None:  # noqa: F811
         assert not mint.http.is_open(conn, "write")
         with pytest.raises(mint.HTTPError) as info:
             mint.http.request(conn, "GET", "/", [])
-        assert info.value.reason == "connection_closed"
+        assert info.value.reason == "closed_for_writing"  # Mint's reason after GOAWAY
         conn = info.value.conn
         conn, rest = read(conn, "passive")  # the server then closes: nothing was pending
         assert rest == []
@@ -312,3 +312,13 @@ def test_pseudo_header_trailers_are_refused(hypercorn_h2c: Any) -> None:
         assert info.value.reason[0] == "invalid_request"
     finally:
         mint.http.close(conn)
+
+
+def test_a_request_or_ping_on_a_closed_connection_is_httperror_closed(
+    hypercorn_h2c: Any,
+) -> None:
+    conn = mint.http.close(connect_h2(hypercorn_h2c, "passive"))
+    for call in (lambda: mint.http.request(conn, "GET", "/", []), lambda: mint.http.ping(conn)):
+        with pytest.raises(mint.HTTPError) as info:
+            call()
+        assert info.value.reason == "closed"

@@ -120,7 +120,7 @@ class Http1Session:
     ) -> Ref:
         """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
         if self._upgraded is not None or self._broken or not self.is_open("write"):
-            raise HTTPError("connection_closed")
+            raise HTTPError("closed")
         if any(r.streaming for r in self._requests):
             raise HTTPError("request_body_is_streaming")
         names = {name.lower() for name, _ in headers}
@@ -297,7 +297,7 @@ class Http1Session:
             responses.append(Data(req.ref, bytes(trailing)))
         responses.append(Done(req.ref))
         # Anything pipelined after an upgrade request can never be answered.
-        self._fail_pending(responses, HTTPError("connection_closed"))
+        self._fail_pending(responses, HTTPError("closed"))
 
     def _next_cycle(self, responses: list[Response]) -> bool:
         """Move h11 on to the next pipelined request; False if it cannot go on."""

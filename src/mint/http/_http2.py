@@ -318,12 +318,13 @@ class Http2Session:
         """Open a stream with a request; ``upgrade`` names an extended CONNECT protocol.
 
         Raises:
-            HTTPError: ``"connection_closed"`` after GOAWAY or close,
+            HTTPError: ``"closed_for_writing"`` after GOAWAY, ``"closed"`` after close
+                (Mint's reasons),
                 ``"too_many_concurrent_requests"`` at the server's
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
         if not self.is_open("write"):
-            raise HTTPError("connection_closed")
+            raise HTTPError("closed_for_writing" if self.is_open("read") else "closed")
         streaming = body is STREAM
         if (
             not streaming
@@ -533,7 +534,7 @@ class Http2Session:
         if len(payload) != 8:
             raise HTTPError(("invalid_request", "a PING payload is 8 bytes (RFC 9113 6.7)"))
         if self._closed:
-            raise HTTPError("connection_closed")
+            raise HTTPError("closed")
         try:
             self._h2.ping(payload)
         except h2.exceptions.ProtocolError as exc:

@@ -186,7 +186,7 @@ def request(
     """
     try:
         if conn._transport.closed:
-            raise HTTPError("connection_closed")
+            raise HTTPError("closed")
         ref = conn._session.request(method, path, list(headers), body)
         _flush(conn)
         if WINDOW_HIGH_WATER is not None and body is not None:
