@@ -274,7 +274,11 @@ def test_a_request_on_a_closed_connection_is_httperror_closed(hypercorn_h1: Any)
     """As Mint (``{:error, conn, %HTTPError{reason: :closed}}``)."""
     client = connect(hypercorn_h1, mode="passive")
     conn = mint.http.close(client.conn)
-    with pytest.raises(mint.HTTPError) as info:
-        mint.http.request(conn, "GET", "/", [])
-    assert info.value.reason == "closed"
-    assert info.value.conn is conn
+    for call in (
+        lambda: mint.http.request(conn, "GET", "/", []),
+        lambda: mint.websocket.upgrade("ws", conn, "/", []),  # Mint's upgrade is a request
+    ):
+        with pytest.raises(mint.HTTPError) as info:
+            call()
+        assert info.value.reason == "closed"
+        assert info.value.conn is conn

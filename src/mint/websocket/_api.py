@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mint.errors import MintError, UpgradeFailureError, WebSocketError
+from mint.errors import HTTPError, MintError, UpgradeFailureError, WebSocketError
 from mint.http._conn import Conn
 from mint.http._types import STREAM, Ref
 from mint.websocket import _handshake
@@ -64,6 +64,8 @@ def start_upgrade(
     try:
         if scheme not in ("ws", "wss"):
             raise WebSocketError(("invalid_scheme_ws", scheme))
+        if conn._transport.closed:
+            raise HTTPError("closed")  # as mint.http.request (Mint's upgrade is a request)
         offered = tuple(_handshake.normalize_extensions(extensions))
         session = conn._session
         if session.protocol == "http2":
