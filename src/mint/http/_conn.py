@@ -127,6 +127,13 @@ def _attach(exc: MintError, conn: Conn) -> MintError:
     return exc
 
 
+def _check_open(conn: Conn) -> None:
+    """A closed connection takes no new request (nor upgrade, which is one in Mint):
+    ``HTTPError("closed")``, as Mint's ``request/5``."""
+    if conn._transport.closed:
+        raise HTTPError("closed")
+
+
 def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
     protos = tuple(protocols)
     if not protos or any(p not in ALPN_IDS for p in protos):

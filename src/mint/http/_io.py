@@ -47,6 +47,7 @@ from mint.http._conn import (
     UNKNOWN,
     Conn,
     _attach,
+    _check_open,
     _check_protocols,
     _make_session,
     _Unknown,
@@ -185,8 +186,7 @@ def request(
         TransportError: writing failed.
     """
     try:
-        if conn._transport.closed:
-            raise HTTPError("closed")
+        _check_open(conn)
         ref = conn._session.request(method, path, list(headers), body)
         _flush(conn)
         if WINDOW_HIGH_WATER is not None and body is not None:

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mint.errors import HTTPError, MintError, UpgradeFailureError, WebSocketError
-from mint.http._conn import Conn
+from mint.errors import MintError, UpgradeFailureError, WebSocketError
+from mint.http._conn import Conn, _check_open
 from mint.http._types import STREAM, Ref
 from mint.websocket import _handshake
 from mint.websocket._frame import WebSocket, new_websocket
@@ -64,8 +64,7 @@ def start_upgrade(
     try:
         if scheme not in ("ws", "wss"):
             raise WebSocketError(("invalid_scheme_ws", scheme))
-        if conn._transport.closed:
-            raise HTTPError("closed")  # as mint.http.request (Mint's upgrade is a request)
+        _check_open(conn)
         offered = tuple(_handshake.normalize_extensions(extensions))
         session = conn._session
         if session.protocol == "http2":
