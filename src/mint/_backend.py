@@ -376,6 +376,13 @@ class BaseTransport:
             return b""
         except OSError as exc:
             raise map_os_error(exc) from exc
+        return self._burst(first)
+
+    def _burst(self, first: bytes) -> bytes:
+        """``first`` (a read that did not wait) and what the socket holds after it.
+
+        Also the end of the mailbox's C fast path's full reads (mint.mailbox).
+        """
         if not first:
             return b""
         parts: list[bytes | memoryview] = [first]

@@ -22,32 +22,39 @@
  */
 #include "_slots.h"
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* Slot descriptors (set once by setup()), read and written as Python does. */
 enum {
     CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
-    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_SOCK,
     W_BLOCKING, W_TIMEOUT, W_FD,
     DATA_REF, DATA_DATA,
+    SD_SOCKET, SD_DATA,
     N_SLOTS
 };
 static const char *slot_names[N_SLOTS] = {
     "_held", "_mode", "_private", "_session", "_transport",
-    "closed", "_drained", "_unread", "_unsent", "_waiter",
+    "closed", "_drained", "_unread", "_unsent", "_waiter", "sock",
     "_blocking", "_timeout", "_fd",
     "ref", "data",
+    "socket", "data",
 };
-/* Which type each slot belongs to: 0 Conn, 1 Transport, 2 Waiter, 3 Data. */
-static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3};
+/* Which type each slot belongs to: 0 Conn, 1 Transport, 2 Waiter, 3 Data, 4 SocketData. */
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 4};
 
-enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, N_CALLS };
+#define N_TYPES 5
+enum { PY_RECV, PY_SRB, PY_STREAM, PY_RECV_TAIL, PY_SEND_REST, N_CALLS };
 
 static struct {
     int ready;
     Py_ssize_t read_size;
-    PyTypeObject *types[4];   /* Conn, Transport, Waiter, Data */
+    PyTypeObject *types[N_TYPES];   /* Conn, Transport, Waiter, Data, SocketData */
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
     PyObject *s_passive, *s_early, *s_direct_ref, *s_set_timeout;
@@ -72,13 +79,18 @@ static PyObject *recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
 static PyObject *stream_request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames);
+static PyObject *stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames);
+static PyObject *setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body, "
-     "recv_tail, send_rest) -> (recv, stream_request_body): the types whose slots the "
-     "fast paths read, and the Python functions they hand everything else to; returns the "
-     "two functions with the Python ones' documentation."},
+     "setup(Conn, Transport, Waiter, Data, SocketData, read_size, recv, "
+     "stream_request_body, stream, recv_tail, send_rest) -> (recv, stream_request_body, "
+     "stream): the types whose slots the fast paths read, and the Python functions they "
+     "hand everything else to; returns the three functions with the Python ones' "
+     "documentation."},
     {"recv", (PyCFunction)(void (*)(void))recv_, METH_FASTCALL | METH_KEYWORDS,
      "recv(conn, byte_count, timeout)\n--\n\n"
      "mint.websocket.recv, with the hot path of a passive upgraded HTTP/1.1 connection "
@@ -88,27 +100,39 @@ static PyMethodDef methods[] = {
      "stream_request_body(conn, ref, data)\n--\n\n"
      "mint.websocket.stream_request_body, with the hot path of an upgraded HTTP/1.1 "
      "connection on a plain socket in C (see mint.websocket._fastio)."},
+    {"stream", (PyCFunction)(void (*)(void))stream_, METH_FASTCALL | METH_KEYWORDS,
+     "stream(conn, message)\n--\n\n"
+     "mint.websocket.stream, with the hot path of an active upgraded HTTP/1.1 connection "
+     "(its socket's bytes, as they came) in C (see mint.websocket._fastio)."},
+    {"setup_mailbox", (PyCFunction)(void (*)(void))setup_mailbox, METH_FASTCALL,
+     "setup_mailbox(Transport, SocketData, read_size, passed, timed_out) -> receive: "
+     "the types and markers of mint.mailbox's fast path (see mailbox_receive)."},
+    {"mailbox_receive", (PyCFunction)(void (*)(void))mailbox_receive, METH_FASTCALL,
+     "mailbox_receive(mailbox, timeout) -> message | passed | timed_out: Mailbox.receive's "
+     "common case (one plain socket, nothing queued) in C; 'passed' when the Python loop "
+     "must take over (nothing was read), 'timed_out' when the timeout ran out."},
     {NULL, NULL, 0, NULL},
 };
 
-/* setup(Conn, Transport, Waiter, Data, read_size, recv, stream_request_body,
- *       recv_tail, send_rest) -> (recv, stream_request_body), documented */
+/* setup(Conn, Transport, Waiter, Data, SocketData, read_size, recv,
+ *       stream_request_body, stream, recv_tail, send_rest)
+ *   -> (recv, stream_request_body, stream), documented */
 static PyObject *
 setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 + 1 + N_CALLS) {
+    if (nargs != N_TYPES + 1 + N_CALLS) {
         PyErr_SetString(PyExc_TypeError,
-                        "setup(Conn, Transport, Waiter, Data, read_size, recv, "
-                        "stream_request_body, recv_tail, send_rest)");
+                        "setup(Conn, Transport, Waiter, Data, SocketData, read_size, recv, "
+                        "stream_request_body, stream, recv_tail, send_rest)");
         return NULL;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_TYPES; i++) {
         if (!PyType_Check(args[i])) {
-            PyErr_SetString(PyExc_TypeError, "setup: the first four arguments are types");
+            PyErr_SetString(PyExc_TypeError, "setup: the first five arguments are types");
             return NULL;
         }
     }
-    Py_ssize_t read_size = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t read_size = PyLong_AsSsize_t(args[N_TYPES]);
     if (read_size == -1 && PyErr_Occurred()) {
         return NULL;
     }
@@ -117,8 +141,8 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     for (int i = 0; i < N_CALLS; i++) {
-        if (!PyCallable_Check(args[5 + i])) {
-            PyErr_SetString(PyExc_TypeError, "setup: the last four arguments are callables");
+        if (!PyCallable_Check(args[N_TYPES + 1 + i])) {
+            PyErr_SetString(PyExc_TypeError, "setup: the last five arguments are callables");
             return NULL;
         }
     }
@@ -127,7 +151,7 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     st.ready = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_TYPES; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(st.types[i], (PyTypeObject *)args[i]);
     }
@@ -135,8 +159,8 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_XSETREF(st.slots[i], slots[i]);
     }
     for (int i = 0; i < N_CALLS; i++) {
-        Py_INCREF(args[5 + i]);
-        Py_XSETREF(st.calls[i], args[5 + i]);
+        Py_INCREF(args[N_TYPES + 1 + i]);
+        Py_XSETREF(st.calls[i], args[N_TYPES + 1 + i]);
     }
     st.read_size = read_size;
     if (st.s_passive == NULL) {
@@ -150,18 +174,21 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     st.ready = 1;
-    /* The public functions: copies of recv and stream_request_body with the Python
-     * functions' documentation. */
+    /* The public functions: copies of recv, stream_request_body and stream with the
+     * Python functions' documentation. */
     PyObject *recv_doc =
         documented(method_named(methods, "recv"), st.calls[PY_RECV], "mint.websocket");
     PyObject *srb_doc = documented(method_named(methods, "stream_request_body"),
                                    st.calls[PY_SRB], "mint.websocket");
+    PyObject *stream_doc =
+        documented(method_named(methods, "stream"), st.calls[PY_STREAM], "mint.websocket");
     PyObject *result = NULL;
-    if (recv_doc != NULL && srb_doc != NULL) {
-        result = PyTuple_Pack(2, recv_doc, srb_doc);
+    if (recv_doc != NULL && srb_doc != NULL && stream_doc != NULL) {
+        result = PyTuple_Pack(3, recv_doc, srb_doc, stream_doc);
     }
     Py_XDECREF(recv_doc);
     Py_XDECREF(srb_doc);
+    Py_XDECREF(stream_doc);
     return result;
 }
 
@@ -302,6 +329,30 @@ same_timeout(PyObject *w, PyObject *timeout)
     return same;
 }
 
+/* (conn, [Data(ref, data)]): what recv and stream return for a WebSocket's bytes. */
+static PyObject *
+one_data(PyObject *conn, PyObject *ref, PyObject *data)
+{
+    PyTypeObject *dt = st.types[3];
+    PyObject *item = dt->tp_alloc(dt, 0);
+    if (item == NULL) {
+        return NULL;
+    }
+    if (set(DATA_REF, item, ref) < 0 || set(DATA_DATA, item, data) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    PyObject *list = PyList_New(1);
+    if (list == NULL) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    PyList_SET_ITEM(list, 0, item);
+    PyObject *result = PyTuple_Pack(2, conn, list);
+    Py_DECREF(list);
+    return result;
+}
+
 /* The pending exception as an object (3.11 has no PyErr_GetRaisedException). */
 static PyObject *
 take_exception(void)
@@ -396,23 +447,7 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         if (_PyBytes_Resize(&buf, n) < 0) {
             goto done;
         }
-        PyTypeObject *dt = st.types[3];
-        PyObject *item = dt->tp_alloc(dt, 0);
-        if (item == NULL) {
-            goto done;
-        }
-        if (set(DATA_REF, item, ref) < 0 || set(DATA_DATA, item, buf) < 0) {
-            Py_DECREF(item);
-            goto done;
-        }
-        PyObject *list = PyList_New(1);
-        if (list == NULL) {
-            Py_DECREF(item);
-            goto done;
-        }
-        PyList_SET_ITEM(list, 0, item);
-        result = PyTuple_Pack(2, conn, list);
-        Py_DECREF(list);
+        result = one_data(conn, ref, buf);
         goto done;
     }
     /* Every other outcome (a full read, the end of stream, a timeout, a failure) is
@@ -511,6 +546,442 @@ done:
     Py_XDECREF(v);
     Py_XDECREF(ref);
     Py_XDECREF(w);
+    Py_XDECREF(tr);
+    return result;
+}
+
+/* stream(conn, message): mint.websocket.stream's common case, the one mint.http.stream
+ * checks first: the mailbox's SocketData of conn's own socket, on an upgraded HTTP/1.1
+ * connection with nothing kept back ("early"), whose bytes are the WebSocket's as they
+ * came. Everything else is the Python function's. */
+static PyObject *
+stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *tr = NULL, *sock = NULL, *msock = NULL, *data = NULL, *session = NULL;
+    PyObject *ref = NULL, *private = NULL, *result = NULL;
+    if (!st.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "stream: setup() was not called");
+        return NULL;
+    }
+    if (kwnames != NULL || nargs != 2) {
+        goto python;
+    }
+    PyObject *conn = args[0], *message = args[1];
+    if (Py_TYPE(message) != st.types[4] || Py_TYPE(conn) != st.types[0]) {
+        goto python;
+    }
+    tr = get(CONN_TRANSPORT, conn);
+    sock = tr == NULL ? NULL : get(TR_SOCK, tr);
+    msock = get(SD_SOCKET, message);
+    if (sock == NULL || msock != sock) {
+        goto python;
+    }
+    data = get(SD_DATA, message);
+    if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {
+        goto python;
+    }
+    session = get(CONN_SESSION, conn);
+    if (session == NULL) {
+        goto python;
+    }
+    ref = PyObject_GetAttr(session, st.s_direct_ref);
+    if (ref == NULL) {
+        PyErr_Clear();
+        goto python;
+    }
+    if (ref == Py_None) {
+        goto python;
+    }
+    private = get(CONN_PRIVATE, conn);
+    if (private == NULL || !PyDict_CheckExact(private)) {
+        goto python;
+    }
+    if (PyDict_GET_SIZE(private) != 0) {
+        int has = PyDict_Contains(private, st.s_early);
+        if (has != 0) {
+            if (has < 0) {
+                PyErr_Clear();
+            }
+            goto python;
+        }
+    }
+    result = one_data(conn, ref, data);
+    goto done;
+python:
+    result = PyObject_Vectorcall(st.calls[PY_STREAM], args, nargs, kwnames);
+done:
+    Py_XDECREF(private);
+    Py_XDECREF(ref);
+    Py_XDECREF(session);
+    Py_XDECREF(data);
+    Py_XDECREF(msock);
+    Py_XDECREF(sock);
+    Py_XDECREF(tr);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------
+ * The mailbox (mint.mailbox.Mailbox.receive): its common case in C.
+ *
+ * An active connection's round trip goes through the mailbox: a poll over its sockets
+ * and its wake-up socket, one read of the socket that is ready, a SocketData. As Python
+ * that is a dozen calls between two system calls, paid on every wake-up; here it is
+ * the two system calls. The case taken: the mailbox owns one socket, a plain (not TLS)
+ * one of a sync transport, nothing is queued or kept unread. Anything else, and any
+ * wake-up but that socket's input alone, is "passed" back to the Python loop before a
+ * byte is read, so the loop finds it as it would have. Reads that are not a plain short
+ * one (a full buffer, the end of stream, a failure) are ended by the mailbox's own
+ * Python method (_after_read). The state is the mailbox's and the transport's, read
+ * through their attributes and slots: nothing is kept here between calls. */
+enum { MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_SD_SOCKET, MB_SD_DATA, MB_N };
+static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "socket", "data"};
+static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1};  /* 0 Transport, 1 SocketData */
+
+static struct {
+    int ready;
+    Py_ssize_t read_size;
+    PyTypeObject *transport, *socket_data;
+    PyObject *slots[MB_N];
+    PyObject *passed, *timed_out;
+    PyObject *s_queue, *s_transports, *s_wake_fd, *s_after_read;
+} mb;
+
+/* setup_mailbox(Transport, SocketData, read_size, passed, timed_out) -> mailbox_receive */
+static PyObject *
+setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup_mailbox(Transport, SocketData, read_size, passed, timed_out)");
+        return NULL;
+    }
+    Py_ssize_t read_size = PyLong_AsSsize_t(args[2]);
+    if (read_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (read_size <= 0) {
+        PyErr_SetString(PyExc_ValueError, "setup_mailbox: read_size must be positive");
+        return NULL;
+    }
+    PyObject *slots[MB_N] = {NULL};
+    if (lookup_slots("setup_mailbox", args, mb_names, mb_owner, MB_N, slots) < 0) {
+        return NULL;
+    }
+    mb.ready = 0;
+    for (int i = 0; i < MB_N; i++) {
+        Py_XSETREF(mb.slots[i], slots[i]);
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(mb.transport, (PyTypeObject *)args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(mb.socket_data, (PyTypeObject *)args[1]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(mb.passed, args[3]);
+    Py_INCREF(args[4]);
+    Py_XSETREF(mb.timed_out, args[4]);
+    mb.read_size = read_size;
+    if (mb.s_queue == NULL) {
+        mb.s_queue = PyUnicode_InternFromString("_queue");
+        mb.s_transports = PyUnicode_InternFromString("_transports");
+        mb.s_wake_fd = PyUnicode_InternFromString("_wake_fd");
+        mb.s_after_read = PyUnicode_InternFromString("_after_read");
+        if (mb.s_queue == NULL || mb.s_transports == NULL || mb.s_wake_fd == NULL
+            || mb.s_after_read == NULL) {
+            return NULL;
+        }
+    }
+    mb.ready = 1;
+    return PyObject_GetAttrString(self, "mailbox_receive");
+}
+
+static PyObject *
+mb_get(int slot, PyObject *obj)
+{
+    return slot_value(mb.slots[slot], obj);
+}
+
+/* 1 when the mailbox's queue is empty, 0 when not (or when that cannot be told). */
+static int
+queue_empty(PyObject *box)
+{
+    PyObject *queue = PyObject_GetAttr(box, mb.s_queue);
+    if (queue == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t n = PyObject_Size(queue);
+    Py_DECREF(queue);
+    if (n < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return n == 0;
+}
+
+/* A descriptor from an int object, or -1. */
+static int
+fd_of(PyObject *v)
+{
+    if (v == NULL || !PyLong_CheckExact(v)) {
+        return -1;
+    }
+    long fd = PyLong_AsLong(v);
+    if (fd == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return fd < 0 || fd > INT_MAX ? -1 : (int)fd;
+}
+
+static int64_t
+monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The transport the mailbox reads for descriptor fd (a new reference), when it is a
+ * plain socket of a sync transport, open, with nothing kept unread; else NULL. */
+static PyObject *
+plain_transport(PyObject *box, int fd)
+{
+    PyObject *transports = PyObject_GetAttr(box, mb.s_transports), *key = NULL, *v = NULL;
+    PyObject *tr = NULL;
+    if (transports == NULL || !PyDict_CheckExact(transports)) {
+        goto no;
+    }
+    key = PyLong_FromLong(fd);
+    if (key == NULL) {
+        goto no;
+    }
+    tr = PyDict_GetItemWithError(transports, key);  /* borrowed */
+    if (tr == NULL || Py_TYPE(tr) != mb.transport) {
+        tr = NULL;
+        goto no;
+    }
+    Py_INCREF(tr);
+    v = mb_get(MB_CLOSED, tr);
+    if (v != Py_False) {
+        goto no;
+    }
+    Py_CLEAR(v);
+    v = mb_get(MB_TLS, tr);
+    if (v != Py_False) {
+        goto no;
+    }
+    Py_CLEAR(v);
+    v = mb_get(MB_UNREAD, tr);
+    if (v != Py_None) {
+        goto no;
+    }
+    Py_DECREF(v);
+    Py_DECREF(key);
+    Py_DECREF(transports);
+    return tr;
+no:
+    PyErr_Clear();
+    Py_XDECREF(v);
+    Py_XDECREF(tr);
+    Py_XDECREF(key);
+    Py_XDECREF(transports);
+    return NULL;
+}
+
+/* The descriptors to poll: the wake-up socket's, then each owned socket's (n in all),
+ * or -1 when there are more than fit, or one is not an int. */
+#define MB_MAX_FDS 64
+static int
+poll_set(PyObject *box, struct pollfd *fds, int *n)
+{
+    PyObject *w = PyObject_GetAttr(box, mb.s_wake_fd);
+    if (w == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    int wake_fd = fd_of(w);
+    Py_DECREF(w);
+    PyObject *transports = PyObject_GetAttr(box, mb.s_transports);
+    if (wake_fd < 0 || transports == NULL || !PyDict_CheckExact(transports)
+        || PyDict_GET_SIZE(transports) >= MB_MAX_FDS) {
+        PyErr_Clear();
+        Py_XDECREF(transports);
+        return -1;
+    }
+    fds[0].fd = wake_fd;
+    fds[0].events = POLLIN;
+    fds[0].revents = 0;
+    int k = 1;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(transports, &pos, &key, &value)) {
+        int fd = fd_of(key);
+        if (fd < 0) {
+            Py_DECREF(transports);
+            return -1;
+        }
+        fds[k].fd = fd;
+        fds[k].events = POLLIN;
+        fds[k].revents = 0;
+        k++;
+    }
+    Py_DECREF(transports);
+    *n = k;
+    return 0;
+}
+
+/* mailbox_receive(mailbox, timeout) -> message | passed | timed_out (see above) */
+static PyObject *
+mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!mb.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "mailbox_receive: setup_mailbox() was not called");
+        return NULL;
+    }
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "mailbox_receive(mailbox, timeout)");
+        return NULL;
+    }
+    PyObject *box = args[0], *timeout = args[1];
+    int64_t deadline = -1;  /* -1: none */
+    if (timeout != Py_None) {
+        double secs;
+        if (PyFloat_CheckExact(timeout)) {
+            secs = PyFloat_AS_DOUBLE(timeout);
+        }
+        else if (PyLong_CheckExact(timeout)) {
+            secs = PyLong_AsDouble(timeout);
+            if (secs == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return Py_NewRef(mb.passed);
+            }
+        }
+        else {
+            return Py_NewRef(mb.passed);
+        }
+        if (!(secs >= 0 && secs < 1e9)) {  /* negative, NaN, or beyond a poll's reach */
+            return Py_NewRef(mb.passed);
+        }
+        deadline = monotonic_ns() + (int64_t)(secs * 1e9);
+    }
+    struct pollfd fds[MB_MAX_FDS];
+    int nfds;
+    PyObject *tr = NULL;
+    PyObject *result = NULL, *buf = NULL;
+    for (;;) {
+        /* What to poll, taken again on every wait as the Python loop's poll object is. */
+        if (!queue_empty(box) || poll_set(box, fds, &nfds) < 0 || nfds < 2) {
+            goto passed;
+        }
+        int ms = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - monotonic_ns();
+            /* as the Python loop: milliseconds rounded up, never below zero */
+            ms = left <= 0 ? 0 : left >= (int64_t)INT_MAX * 1000000 ? INT_MAX
+                                                                 : (int)((left + 999999) / 1000000);
+        }
+        int ready, err;
+        Py_BEGIN_ALLOW_THREADS
+        ready = poll(fds, (nfds_t)nfds, ms);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (ready < 0) {
+            if (err == EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    goto done;  /* a signal handler raised: the wait ends with it */
+                }
+                continue;
+            }
+            goto passed;  /* the Python loop's poll meets (and raises) the same */
+        }
+        if (ready == 0) {
+            if (deadline >= 0 && monotonic_ns() >= deadline) {
+                result = Py_NewRef(mb.timed_out);
+                goto done;
+            }
+            continue;
+        }
+        /* Only one socket's input (a post wakes the wake-up socket; several sockets
+         * ready are the Python loop's), and the mailbox as it was: another thread may
+         * have posted, or given the socket away, while this one waited. */
+        if (ready != 1 || fds[0].revents != 0) {
+            goto passed;
+        }
+        int fd = -1;
+        for (int i = 1; i < nfds; i++) {
+            if (fds[i].revents != 0) {
+                fd = fds[i].revents == POLLIN ? fds[i].fd : -1;
+                break;
+            }
+        }
+        if (fd < 0 || !queue_empty(box)) {
+            goto passed;
+        }
+        Py_XSETREF(tr, plain_transport(box, fd));
+        if (tr == NULL) {
+            goto passed;
+        }
+        Py_ssize_t size = mb.read_size;
+        buf = PyBytes_FromStringAndSize(NULL, size);
+        if (buf == NULL) {
+            goto done;
+        }
+        ssize_t n;
+        do {
+            n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
+        if (n < 0 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (n > 0 && n < size) {
+            if (_PyBytes_Resize(&buf, n) < 0) {
+                goto done;
+            }
+            PyObject *sock = mb_get(MB_SOCK, tr);
+            if (sock == NULL) {
+                PyErr_SetString(PyExc_RuntimeError, "mailbox_receive: a transport without a socket");
+                goto done;
+            }
+            PyObject *message = mb.socket_data->tp_alloc(mb.socket_data, 0);
+            if (message != NULL
+                && (Py_TYPE(mb.slots[MB_SD_SOCKET])->tp_descr_set(mb.slots[MB_SD_SOCKET], message, sock) < 0
+                    || Py_TYPE(mb.slots[MB_SD_DATA])->tp_descr_set(mb.slots[MB_SD_DATA], message, buf) < 0)) {
+                Py_CLEAR(message);
+            }
+            Py_DECREF(sock);
+            result = message;
+            goto done;
+        }
+        /* A full read, the end of stream or a failure: the mailbox's Python ends it
+         * (None when there was nothing to read after all: wait again). */
+        PyObject *outcome;
+        if (n >= 0) {
+            if (n == 0) {
+                Py_SETREF(buf, PyBytes_FromStringAndSize(NULL, 0));
+                if (buf == NULL) {
+                    goto done;
+                }
+            }
+            outcome = Py_NewRef(buf);
+        }
+        else {
+            PyErr_SetFromErrno(PyExc_OSError);
+            outcome = take_exception();
+            if (outcome == NULL) {
+                goto done;
+            }
+        }
+        Py_CLEAR(buf);
+        result = PyObject_CallMethodObjArgs(box, mb.s_after_read, tr, outcome, NULL);
+        Py_DECREF(outcome);
+        if (result != Py_None) {
+            goto done;
+        }
+        Py_CLEAR(result);
+    }
+passed:
+    result = Py_NewRef(mb.passed);
+done:
+    Py_XDECREF(buf);
     Py_XDECREF(tr);
     return result;
 }

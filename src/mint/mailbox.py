@@ -14,6 +14,13 @@ runs, on the caller's thread::
     conn, responses = mint.http.stream(conn, message)
 
 ``send`` may be called from any thread; it wakes a ``receive`` blocked in ``select``.
+
+An active connection pays for the mailbox on every message: a wait over the sockets, a
+read, a ``SocketData``. With the C extension ``mint._iospeedups`` built, the common
+case of :meth:`Mailbox.receive` (nothing queued, one plain socket's input) runs in C,
+and hands anything else to the Python loop before reading a byte. Measured in paired
+slices of 16-byte round trips against a C echo server, that took an active client
+from 1.36-1.47x to about 1.3x the CPU of a bare blocking socket.
 """
 
 from __future__ import annotations
@@ -25,16 +32,18 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from mint._backend import READ_SIZE, map_os_error
+from mint._backend import BaseTransport as Transport
+from mint._speedup import load_speedup
+from mint._transport import Transport as SyncTransport
 from mint.errors import TransportError
 
 # asyncio: bytes a loop-fed mailbox reads ahead of its consumer before its readers pause.
 ASYNC_HIGH_WATER = 4 * 2**20
-
-if TYPE_CHECKING:
-    from mint._backend import BaseTransport as Transport
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -188,19 +197,38 @@ class Mailbox:
 
     def _message(self, transport: Transport) -> object | None:
         """Read one burst from a ready socket: the message it makes, or None (nothing yet)."""
-        sock = transport.sock
         try:
             data = transport.recv_ready()
         except TransportError as exc:
-            self._forget(transport)
-            return SocketError(sock, exc)
-        if data is None:
+            return self._said(transport, exc)
+        return self._said(transport, data)
+
+    def _said(self, transport: Transport, read: bytes | TransportError | None) -> object | None:
+        """The message one read of ``transport`` makes (None: there was nothing yet)."""
+        if read is None:
             return None
-        if data:
-            return _socket_data(sock, data)
-        # End of stream: like ``{:tcp_closed, socket}`` it is said once.
+        sock = transport.sock
+        if type(read) is bytes and read:
+            return _socket_data(sock, read)
+        # The end of stream or a failure: like ``{:tcp_closed, socket}`` it is said once.
         self._forget(transport)
+        if isinstance(read, TransportError):
+            return SocketError(sock, read)
         return SocketClosed(sock)
+
+    def _after_read(self, transport: Transport, outcome: bytes | OSError) -> object | None:
+        """End a read of the C fast path (see :meth:`receive`) that was not a short one.
+
+        ``outcome`` is what its one read gave: the bytes of a full read (more may follow
+        at once), ``b""`` (the peer closed), or the ``OSError``. As :meth:`_message`.
+        """
+        if isinstance(outcome, OSError):
+            if isinstance(outcome, BlockingIOError | InterruptedError):
+                return None
+            error = map_os_error(outcome)
+            error.__cause__ = outcome
+            return self._said(transport, error)
+        return self._said(transport, transport._burst(outcome))
 
     def _forget(self, transport: Transport) -> None:
         fd = next((fd for fd, t in self._transports.items() if t is transport), None)
@@ -226,6 +254,15 @@ class Mailbox:
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
         """
+        if _fast_receive is not None:
+            # The common case in C (mint._iospeedups): this mailbox owns one plain
+            # socket and nothing is queued. It passes before reading anything when the
+            # case is not that one, or when anything else woke it.
+            message = _fast_receive(self, timeout)
+            if message is _TIMED_OUT:
+                return self._timed_out()
+            if message is not _PASSED:
+                return message
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found, message = self._pop()
@@ -259,10 +296,14 @@ class Mailbox:
                     except (KeyError, ValueError):
                         pass
             if not ready and deadline is not None and time.monotonic() >= deadline:
-                found, message = self._pop()
-                if found:
-                    return message
-                raise TimeoutError("no message arrived in the mailbox in time")
+                return self._timed_out()
+
+    def _timed_out(self) -> object:
+        """The end of a wait that ran out: a message posted at the last moment, or TimeoutError."""
+        found, message = self._pop()
+        if found:
+            return message
+        raise TimeoutError("no message arrived in the mailbox in time")
 
     # -- asyncio -------------------------------------------------------------------
     # The running loop feeds the mailbox: each owned socket gets a loop reader that
@@ -389,4 +430,16 @@ def mailbox() -> Mailbox:
 
 def receive(timeout: float | None = None) -> object:
     """The next message of the calling thread's default mailbox (Elixir's ``receive``)."""
-    return mailbox().receive(timeout)
+    box: Mailbox | None = getattr(_local, "mailbox", None)
+    return (box or mailbox()).receive(timeout)
+
+
+# Markers of the C fast path's answers that are not a message (see Mailbox.receive).
+_PASSED = object()
+_TIMED_OUT = object()
+_c = load_speedup("mint._iospeedups")
+_fast_receive: Callable[[Mailbox, float | None], object] | None = (
+    None
+    if _c is None
+    else _c.setup_mailbox(SyncTransport, SocketData, READ_SIZE, _PASSED, _TIMED_OUT)
+)

@@ -1,4 +1,4 @@
-"""``mint.websocket.recv`` / ``stream_request_body``: the C hot path against the Python one.
+"""``mint.websocket.recv``, ``stream_request_body`` and ``stream``: the C hot path against Python.
 
 With ``mint._iospeedups`` built, the public names are C functions that take the steady
 state of a passive upgraded HTTP/1.1 connection on a plain socket and hand everything
@@ -7,7 +7,9 @@ through the public names ("public") and through the Python functions ("python"),
 checks each outcome the C path finishes itself or hands back: a short read, a full read
 (a large message), the end of stream, a reset, a timeout (and a changed timeout), a
 signal during the wait, a send the socket takes only in part, a closed connection and a
-wrong ref. Under ``MINT_NO_SPEEDUPS=1`` both are the Python path, and must pass as such.
+wrong ref. ``stream`` (active mode: the mailbox's messages) is checked the same way, for
+its own socket's input, other messages, the end of stream and a failure. Under
+``MINT_NO_SPEEDUPS=1`` both are the Python path, and must pass as such.
 """
 
 from __future__ import annotations
@@ -123,10 +125,12 @@ def test_public_names_are_the_c_functions_when_built() -> None:
     if c is None or os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
         assert mint.websocket.recv is http_io.recv
         assert mint.websocket.stream_request_body is ws_io.stream_request_body
+        assert mint.websocket.stream is ws_io.stream
     else:
         for public, python in [
             (mint.websocket.recv, http_io.recv),
             (mint.websocket.stream_request_body, ws_io.stream_request_body),
+            (mint.websocket.stream, ws_io.stream),
         ]:
             assert type(public) is type(c.recv)  # a C function
             assert public.__name__ == python.__name__
@@ -360,3 +364,107 @@ def test_keyword_calls_with_the_contracts_names(open_passive: Any, path: str) ->
         websocket=client.websocket, data=responses[0].data
     )
     assert frames == [Binary(b"by name")]
+
+
+# ----------------------------------------------------------------------- active: stream
+@pytest.fixture
+def open_active(raw_server: Any) -> Iterator[Callable[..., Client]]:
+    clients: list[Client] = []
+
+    def start(script: Callable[[socket.socket], None]) -> Client:
+        opened = threading.Event()
+        server = raw_server(upgraded(script, opened))
+        box = mint.Mailbox()
+        conn = mint.http.connect("http", "127.0.0.1", server.port, mode="active", mailbox=box)
+        client = Client(conn, "active", box)
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        status, headers, early = handshake(client)
+        assert not early
+        client.conn, client.websocket = mint.websocket.new(
+            client.conn, client.ref, status, headers, mode="active"
+        )
+        clients.append(client)
+        opened.set()
+        return client
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def stream_of(path: str) -> Callable[..., Any]:
+    return mint.websocket.stream if path == "public" else ws_io.stream
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_stream_turns_its_sockets_input_into_data(open_active: Any, path: str) -> None:
+    # Echoes of every length class, then (without being asked) a message larger than
+    # one read: the fast path's full read, ended by the mailbox's Python.
+    sizes = [0, 1, 125, 126, 65535]
+    big = os.urandom(300_000)
+
+    def echo(conn: socket.socket) -> None:
+        for _ in sizes:
+            conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+        read_client_frame(conn)
+        conn.sendall(frame(OP_BINARY, big))
+
+    client = open_active(echo)
+    stream = stream_of(path)
+    for n in [*sizes, -1]:
+        payload = os.urandom(n) if n >= 0 else big
+        request = payload if n >= 0 else b"big one, please"
+        client.websocket, data = mint.websocket.encode(client.websocket, Binary(request))
+        client.conn = mint.websocket.stream_request_body(client.conn, client.ref, data)
+        frames: list[Any] = []
+        while not frames:
+            assert client.mailbox is not None
+            message = client.mailbox.receive(10)
+            assert isinstance(message, mint.SocketData)
+            client.conn, responses = stream(client.conn, message)
+            assert [type(r) for r in responses] == [Data]
+            assert responses[0].ref == client.ref and responses[0].data == message.data
+            client.websocket, frames = mint.websocket.decode(client.websocket, message.data)
+        assert frames == [Binary(payload)]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_stream_leaves_other_messages_alone(open_active: Any, path: str) -> None:
+    client = open_active(lambda conn: None)
+    stream = stream_of(path)
+    other = socket.socket()
+    try:
+        for message in [
+            "posted",
+            mint.SocketData(other, b"\x82\x00"),
+            mint.SocketClosed(other),
+        ]:
+            assert stream(client.conn, message) is mint.UNKNOWN
+    finally:
+        other.close()
+    # Its own socket's message with no bytes (a caller can build one): no responses.
+    conn, responses = stream(client.conn, mint.SocketData(client.conn._transport.sock, b""))
+    assert conn is client.conn and responses == []
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("ending", ["close", "reset"])
+def test_stream_at_the_end_of_the_socket(open_active: Any, path: str, ending: str) -> None:
+    def script(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"last words"))
+        if ending == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    client = open_active(script)
+    stream = stream_of(path)
+    got = b""
+    assert client.mailbox is not None
+    with pytest.raises(mint.TransportError) as info:
+        while True:
+            client.conn, responses = stream(client.conn, client.mailbox.receive(10))
+            got += b"".join(r.data for r in responses if type(r) is Data)
+    assert info.value.reason == "closed"
+    assert not mint.http.is_open(info.value.conn)
+    if ending == "close":
+        assert got == frame(OP_BINARY, b"last words")

@@ -1,10 +1,19 @@
-"""The mailbox: socket input as messages, posted objects, wake-ups, ownership moves."""
+"""The mailbox: socket input as messages, posted objects, wake-ups, ownership moves.
+
+Every test of ``Mailbox.receive`` runs twice: with its C fast path (``mint._iospeedups``,
+when built: one plain socket's input, nothing queued) and on the Python loop alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import struct
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,9 +22,15 @@ import mint
 from mint._transport import Transport
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
+MAILBOX_MODULE = sys.modules["mint.mailbox"]  # (``mint.mailbox`` is also the function)
 
-@pytest.fixture
-def box() -> Iterator[Mailbox]:
+
+@pytest.fixture(params=["fast", "python"])
+def box(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mailbox]:
+    """A new mailbox; "python" takes its C fast path away (both are the Python loop when
+    the extension is not built, or under MINT_NO_SPEEDUPS=1)."""
+    if request.param == "python":
+        monkeypatch.setattr(MAILBOX_MODULE, "_fast_receive", None)
     mailbox = Mailbox()
     yield mailbox
     mailbox.close()
@@ -196,3 +211,131 @@ def test_a_socket_closed_under_the_mailbox_is_reported_once(
     assert message.error.reason == "closed"
     with pytest.raises(TimeoutError):
         box.receive(timeout=0.2)
+
+
+def test_a_burst_beyond_one_read_comes_whole(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    # More than one read's worth (READ_SIZE) waiting: the fast path's full read is
+    # ended by the mailbox's Python, which reads on; nothing is lost or reordered.
+    transport, peer = pair
+    box.register(transport)
+    blob = os.urandom(300_000)
+    sender = threading.Thread(target=peer.sendall, args=(blob,))
+    sender.start()
+    got = b""
+    while len(got) < len(blob):
+        message = box.receive(timeout=5)
+        assert isinstance(message, SocketData)
+        got += message.data
+    sender.join(5)
+    assert got == blob
+
+
+def test_a_reset_is_socket_error_with_its_cause(box: Mailbox) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours = socket.create_connection(listener.getsockname())
+    theirs, _ = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    transport = Transport(ours, tls=False)
+    box.register(transport)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    theirs.close()  # RST: the next read fails with ECONNRESET
+    message = box.receive(timeout=2)
+    assert isinstance(message, SocketError), message
+    assert message.socket is transport.sock
+    assert message.error.reason == "closed"
+    assert isinstance(message.error.__cause__, ConnectionResetError)
+    assert not box.owns(transport)
+    with pytest.raises(TimeoutError):
+        box.receive(timeout=0.05)
+    transport.close()
+
+
+@pytest.mark.parametrize("timeout", [0, 0.0, 1, 0.4])
+def test_timeouts_of_every_kind(
+    box: Mailbox, pair: tuple[Transport, socket.socket], timeout: float
+) -> None:
+    transport, peer = pair
+    box.register(transport)
+    if timeout >= 1:
+        # an int timeout, with input that comes in time
+        threading.Timer(0.05, peer.sendall, args=(b"late",)).start()
+        message = box.receive(timeout=timeout)
+        assert isinstance(message, SocketData) and message.data == b"late"
+        return
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        box.receive(timeout=timeout)
+    # It ran out once: not a second wait of the same length on top (a semantic check
+    # with a wide margin, not a speed one).
+    assert time.monotonic() - started < timeout + 0.35
+
+
+def test_a_post_at_the_last_moment_is_returned_not_a_timeout(box: Mailbox) -> None:
+    # The wake-up and the deadline meet: the queue is looked at before TimeoutError.
+    box.send("in time")
+    assert box.receive(timeout=0) == "in time"
+
+
+def test_the_socket_given_away_while_waiting_is_not_read(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    # Another thread unregisters the socket and posts while receive waits: receive
+    # returns the post, and the socket's input stays in the socket for its new owner.
+    transport, peer = pair
+    box.register(transport)
+
+    def give_away() -> None:
+        box.unregister(transport, drop=False)
+        peer.sendall(b"for the new owner")
+        box.send("moved")
+
+    threading.Timer(0.05, give_away).start()
+    assert box.receive(timeout=5) == "moved"
+    assert transport.sock.recv(100) == b"for the new owner"
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+@pytest.mark.parametrize("handler_raises", [True, False])
+def test_a_signal_during_the_wait(
+    box: Mailbox, pair: tuple[Transport, socket.socket], handler_raises: bool
+) -> None:
+    # A handler that raises ends the wait with its exception; one that returns lets
+    # the wait go on to the input that comes after it.
+    transport, peer = pair
+    box.register(transport)
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        if handler_raises:
+            raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        if handler_raises:
+            with pytest.raises(Interrupted):
+                box.receive(timeout=5)
+        else:
+            threading.Timer(0.2, peer.sendall, args=(b"after the signal",)).start()
+            message = box.receive(timeout=5)
+            assert isinstance(message, SocketData) and message.data == b"after the signal"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_fast_path_is_in_place_when_built() -> None:
+    # When the C extension imports (and is not switched off), receive uses it.
+    try:
+        import mint._iospeedups  # noqa: F401
+    except ImportError:
+        pytest.skip("mint._iospeedups is not built")
+    if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
+        assert MAILBOX_MODULE._fast_receive is None
+    else:
+        assert MAILBOX_MODULE._fast_receive is not None

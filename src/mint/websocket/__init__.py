@@ -22,10 +22,10 @@ with pongs and replies to a Close frame (see ``examples/``).
 
 from mint.errors import UpgradeFailureError, WebSocketError
 from mint.websocket._api import new
-from mint.websocket._fastio import recv, stream_request_body
+from mint.websocket._fastio import recv, stream, stream_request_body
 from mint.websocket._frame import WebSocket, decode, encode
 from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Shorthand, Text
-from mint.websocket._io import cancel, stream, upgrade
+from mint.websocket._io import cancel, upgrade
 from mint.websocket.extension import Extension
 from mint.websocket.permessage_deflate import PerMessageDeflate
 

@@ -1,12 +1,14 @@
-"""``mint.websocket.recv`` and ``stream_request_body``, with an optional C hot path.
+"""``mint.websocket.recv``, ``stream_request_body`` and ``stream``, with an optional C hot path.
 
-The Python functions (``mint.http.recv``, which serves WebSockets as well, and
-``mint.websocket._io.stream_request_body``, mint.http's under the contract's argument
-name) are the reference. When the C extension ``mint._iospeedups`` is
-built, the two public names are its functions instead: they take the steady state of
-a passive, upgraded HTTP/1.1 connection on a plain socket (one blocking read, or one
-send that takes all of the frame) in C, and hand every other case to the Python
-functions unchanged.
+The Python functions (``mint.http.recv`` and ``mint.http.stream``, which serve
+WebSockets as well, and ``mint.websocket._io.stream_request_body``, mint.http's under
+the contract's argument name) are the reference. When the C extension
+``mint._iospeedups`` is built, the three public names are its functions instead: they
+take the steady state of an upgraded HTTP/1.1 connection on a plain socket (one
+blocking read, one send that takes all of the frame, or, in active mode, the mailbox's
+message of the socket's bytes turned into ``Data``) in C, and hand every other case to
+the Python functions unchanged. (The mailbox's own wait and read have their C path in
+:mod:`mint.mailbox`.)
 
 Why: in a 16-byte request/response round trip a bare socket costs about 60 µs of
 client CPU (loopback, client and server on their own cores), and the Python chain
@@ -28,15 +30,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mint._backend import READ_SIZE, Waiter, map_os_error
+from mint._speedup import load_speedup
 from mint._transport import Transport
 from mint.errors import MintError, TransportError
 from mint.http import _io as _http
 from mint.http._conn import Conn, _attach
 from mint.http._types import Data, Response, new_data
+from mint.mailbox import SocketData
 from mint.websocket import _io as _ws
-from mint.websocket._frame import _load_speedup
 
-__all__ = ["recv", "stream_request_body"]
+__all__ = ["recv", "stream", "stream_request_body"]
 
 
 def _recv_tail(conn: Conn, outcome: bytes | OSError) -> tuple[Conn, list[Response]]:
@@ -67,21 +70,24 @@ def _send_rest(conn: Conn, rest: memoryview) -> Conn:
     return conn
 
 
-_c = _load_speedup("mint._iospeedups")
+_c = load_speedup("mint._iospeedups")
 
 if TYPE_CHECKING or _c is None:
     recv = _http.recv
     stream_request_body = _ws.stream_request_body
+    stream = _ws.stream
 else:
     # (The C functions come back with the Python functions' documentation, for help().)
-    recv, stream_request_body = _c.setup(
+    recv, stream_request_body, stream = _c.setup(
         Conn,
         Transport,
         Waiter,
         Data,
+        SocketData,
         READ_SIZE,
         _http.recv,
         _ws.stream_request_body,
+        _ws.stream,
         _recv_tail,
         _send_rest,
     )

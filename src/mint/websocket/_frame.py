@@ -39,13 +39,13 @@ Decisions where RFC 6455 and Mint leave a choice:
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from struct import pack, unpack_from
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
+from mint._speedup import load_speedup as _load_speedup
 from mint.errors import (
     CLOSE_INVALID_DATA,
     CLOSE_MESSAGE_TOO_BIG,
@@ -163,19 +163,6 @@ def _xor_tables() -> list[bytes]:
     if not _XOR_TABLES:
         _XOR_TABLES.extend(bytes(b ^ k for b in range(256)) for k in range(256))
     return _XOR_TABLES
-
-
-def _load_speedup(name: str = "mint._speedups") -> Any:
-    """An optional C extension (``mint._speedups`` by default) when it is importable.
-
-    ``MINT_NO_SPEEDUPS=1`` in the environment forces the pure-Python fallback.
-    """
-    if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"):
-        return None
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
 
 
 _speedups = _load_speedup()
