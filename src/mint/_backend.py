@@ -287,10 +287,7 @@ class BaseTransport:
         return None
 
     def _read_more(self, first: bytes) -> bytes:
-        """``first`` (a wait's read that filled its buffer) and what the socket holds after it.
-
-        Also the end of the C fast path's full reads (mint.websocket._fastio).
-        """
+        """``first`` (a wait's read that filled its buffer) and what the socket holds after it."""
         burst: list[bytes | memoryview] = [first]
         self._drained = self._read_on(burst)
         return b"".join(burst) if len(burst) > 1 else first
@@ -376,13 +373,6 @@ class BaseTransport:
             return b""
         except OSError as exc:
             raise map_os_error(exc) from exc
-        return self._burst(first)
-
-    def _burst(self, first: bytes) -> bytes:
-        """``first`` (a read that did not wait) and what the socket holds after it.
-
-        Also the end of the mailbox's C fast path's full reads (mint.mailbox).
-        """
         if not first:
             return b""
         parts: list[bytes | memoryview] = [first]

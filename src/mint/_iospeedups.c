@@ -1,10 +1,11 @@
 /* Optional C speedups for the blocking I/O edge of an upgraded HTTP/1.1 WebSocket.
  *
- * recv(conn, byte_count, timeout) and stream_request_body(conn, ref, data) are
- * mint.websocket's functions of the same names with their hot path in C, for the
- * one case that dominates a request/response exchange: a passive connection on a
- * plain (blocking, see mint._backend) socket, upgraded over HTTP/1.1, in a steady
- * state (nothing held back, nothing owed).
+ * recv(conn, byte_count, timeout), stream_request_body(conn, ref, data) and
+ * stream(conn, message) are mint.websocket's functions of the same names with their
+ * hot path in C, for the one case that dominates a request/response exchange: a
+ * connection on a plain (blocking, see mint._backend) socket, upgraded over HTTP/1.1,
+ * in a steady state (nothing held back, nothing owed). mailbox_receive is the same for
+ * mint.mailbox.Mailbox.receive, the wait and read of active mode (see below).
  *
  * Why C for what the Python path already does in a few lines: in a 16-byte
  * request/response round trip a bare blocking socket costs about 60 us of client CPU
@@ -15,8 +16,10 @@
  * (encode, stream_request_body, recv, decode) cost 1.24x the bare socket's CPU as
  * Python functions and 1.10x as C entry points (this module and mint._speedups').
  * Here the same checks read the same slots through their descriptors, and the system
- * call is made directly. Every other case, and every outcome but the plain one, is
- * handed to the Python functions (set by setup()), which stay the reference and are
+ * call is made directly. A read that fills its first buffer reads on, straight into
+ * one bytes object sized by FIONREAD (read_on). Every other case, and every outcome
+ * that is not bytes, is handed to the Python functions (set by setup()), which stay
+ * the reference and are
  * tested on their own (MINT_NO_SPEEDUPS=1): this module holds no state of its own
  * besides those references, so the two paths can never disagree about a connection.
  */
@@ -25,6 +28,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <sys/types.h>
@@ -53,7 +57,7 @@ enum { PY_RECV, PY_SRB, PY_STREAM, PY_RECV_TAIL, PY_SEND_REST, N_CALLS };
 
 static struct {
     int ready;
-    Py_ssize_t read_size;
+    Py_ssize_t read_burst;  /* the most one read returns (READ_BURST) */
     PyTypeObject *types[N_TYPES];   /* Conn, Transport, Waiter, Data, SocketData */
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
@@ -86,7 +90,7 @@ static PyObject *mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize
 
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(Conn, Transport, Waiter, Data, SocketData, read_size, recv, "
+     "setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv, "
      "stream_request_body, stream, recv_tail, send_rest) -> (recv, stream_request_body, "
      "stream): the types whose slots the fast paths read, and the Python functions they "
      "hand everything else to; returns the three functions with the Python ones' "
@@ -105,7 +109,7 @@ static PyMethodDef methods[] = {
      "mint.websocket.stream, with the hot path of an active upgraded HTTP/1.1 connection "
      "(its socket's bytes, as they came) in C (see mint.websocket._fastio)."},
     {"setup_mailbox", (PyCFunction)(void (*)(void))setup_mailbox, METH_FASTCALL,
-     "setup_mailbox(Transport, SocketData, read_size, passed, timed_out) -> receive: "
+     "setup_mailbox(Transport, SocketData, read_burst, passed, timed_out) -> receive: "
      "the types and markers of mint.mailbox's fast path (see mailbox_receive)."},
     {"mailbox_receive", (PyCFunction)(void (*)(void))mailbox_receive, METH_FASTCALL,
      "mailbox_receive(mailbox, timeout) -> message | passed | timed_out: Mailbox.receive's "
@@ -114,7 +118,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* setup(Conn, Transport, Waiter, Data, SocketData, read_size, recv,
+/* setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv,
  *       stream_request_body, stream, recv_tail, send_rest)
  *   -> (recv, stream_request_body, stream), documented */
 static PyObject *
@@ -122,7 +126,7 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != N_TYPES + 1 + N_CALLS) {
         PyErr_SetString(PyExc_TypeError,
-                        "setup(Conn, Transport, Waiter, Data, SocketData, read_size, recv, "
+                        "setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv, "
                         "stream_request_body, stream, recv_tail, send_rest)");
         return NULL;
     }
@@ -132,12 +136,12 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    Py_ssize_t read_size = PyLong_AsSsize_t(args[N_TYPES]);
-    if (read_size == -1 && PyErr_Occurred()) {
+    Py_ssize_t read_burst = PyLong_AsSsize_t(args[N_TYPES]);
+    if (read_burst == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (read_size <= 0) {
-        PyErr_SetString(PyExc_ValueError, "setup: read_size must be positive");
+    if (read_burst <= 0) {
+        PyErr_SetString(PyExc_ValueError, "setup: read_burst must be positive");
         return NULL;
     }
     for (int i = 0; i < N_CALLS; i++) {
@@ -162,7 +166,7 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_INCREF(args[N_TYPES + 1 + i]);
         Py_XSETREF(st.calls[i], args[N_TYPES + 1 + i]);
     }
-    st.read_size = read_size;
+    st.read_burst = read_burst;
     if (st.s_passive == NULL) {
         st.s_passive = PyUnicode_InternFromString("passive");
         st.s_early = PyUnicode_InternFromString("early");
@@ -368,6 +372,58 @@ take_exception(void)
     return value;
 }
 
+/* The first read of a wait goes to the stack: most reads of a request/response
+ * exchange are small, and copying them out of a stack buffer into a bytes object of
+ * their size costs less than a READ_SIZE object from malloc cut down to size (a
+ * realloc) on every read. A read that fills it goes on with read_on. */
+#define FIRST_READ 4096
+
+/* After a first read that filled its buffer (first, n bytes): those bytes and what the
+ * socket holds now, up to cap bytes in all, read straight into one new bytes object
+ * (FIONREAD says how much is there), so a large message is not read in parts and then
+ * joined. *drained: the socket was found empty after it. A failure or the end of stream
+ * met after the first read is left for the next read, as BaseTransport._read_on does. */
+static PyObject *
+read_on(int fd, const char *first, Py_ssize_t n, Py_ssize_t cap, int *drained)
+{
+    int avail = 0;
+    *drained = 0;
+    if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0 || n >= cap) {
+        *drained = avail == 0;
+        return PyBytes_FromStringAndSize(first, n);
+    }
+    Py_ssize_t total = (Py_ssize_t)avail > cap - n ? cap : n + avail;
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, total);
+    if (buf == NULL) {
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(buf);
+    memcpy(p, first, (size_t)n);
+    Py_ssize_t got = n;
+    int left = 1, failed = 0;
+    Py_BEGIN_ALLOW_THREADS  /* (the copy of a large burst; nobody else sees buf yet) */
+    while (got < total) {
+        ssize_t k = recv(fd, p + got, (size_t)(total - got), MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            failed = k < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+            break;
+        }
+        got += k;
+    }
+    if (!failed && ioctl(fd, FIONREAD, &left) < 0) {
+        left = 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (got < total && _PyBytes_Resize(&buf, got) < 0) {
+        return NULL;
+    }
+    *drained = !failed && left == 0;
+    return buf;
+}
+
 static PyObject *
 recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -421,18 +477,14 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     if (fd < 0) {
         goto python;
     }
-    Py_ssize_t size = st.read_size;
-    buf = PyBytes_FromStringAndSize(NULL, size);
-    if (buf == NULL) {
-        goto done;
-    }
+    char first[FIRST_READ];
     ssize_t n;
     int err;
     for (;;) {
         /* One blocking read: the wait and the read in one system call, the timeout
          * in SO_RCVTIMEO (as Waiter.wait_and_recv). */
         Py_BEGIN_ALLOW_THREADS
-        n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, 0);
+        n = recv(fd, first, sizeof first, 0);
         err = errno;
         Py_END_ALLOW_THREADS
         if (n >= 0 || err != EINTR) {
@@ -442,26 +494,29 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
             goto done;  /* a signal handler raised: the wait ends with it */
         }
     }
-    if (n > 0 && n < size) {
-        /* The plain outcome: what came, as Data(ref, bytes), in one list. */
-        if (_PyBytes_Resize(&buf, n) < 0) {
+    if (n > 0) {
+        /* What came, as Data(ref, bytes), in one list. A read short of the buffer
+         * emptied the socket; one that filled it reads on. */
+        int drained = 1;
+        buf = n < (ssize_t)sizeof first ? PyBytes_FromStringAndSize(first, n)
+                                        : read_on(fd, first, n, st.read_burst, &drained);
+        if (buf == NULL) {
+            goto done;
+        }
+        if (!drained && set(TR_DRAINED, tr, Py_False) < 0) {
             goto done;
         }
         result = one_data(conn, ref, buf);
         goto done;
     }
-    /* Every other outcome (a full read, the end of stream, a timeout, a failure) is
-     * finished by the Python path: recv_tail(conn, bytes read | the OSError). */
+    /* Every other outcome (the end of stream, a timeout, a failure) is finished by
+     * the Python path: recv_tail(conn, b"" | the OSError). */
     PyObject *outcome;
-    if (n >= 0) {
-        if (n == 0) {
-            Py_SETREF(buf, PyBytes_FromStringAndSize(NULL, 0));
-            if (buf == NULL) {
-                goto done;
-            }
+    if (n == 0) {
+        outcome = PyBytes_FromStringAndSize(NULL, 0);
+        if (outcome == NULL) {
+            goto done;
         }
-        Py_INCREF(buf);
-        outcome = buf;
     }
     else {
         errno = err;
@@ -639,28 +694,28 @@ static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1};  /* 0 Transport, 1 SocketD
 
 static struct {
     int ready;
-    Py_ssize_t read_size;
+    Py_ssize_t read_burst;
     PyTypeObject *transport, *socket_data;
     PyObject *slots[MB_N];
     PyObject *passed, *timed_out;
     PyObject *s_queue, *s_transports, *s_wake_fd, *s_after_read;
 } mb;
 
-/* setup_mailbox(Transport, SocketData, read_size, passed, timed_out) -> mailbox_receive */
+/* setup_mailbox(Transport, SocketData, read_burst, passed, timed_out) -> mailbox_receive */
 static PyObject *
 setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 5 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError,
-                        "setup_mailbox(Transport, SocketData, read_size, passed, timed_out)");
+                        "setup_mailbox(Transport, SocketData, read_burst, passed, timed_out)");
         return NULL;
     }
-    Py_ssize_t read_size = PyLong_AsSsize_t(args[2]);
-    if (read_size == -1 && PyErr_Occurred()) {
+    Py_ssize_t read_burst = PyLong_AsSsize_t(args[2]);
+    if (read_burst == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (read_size <= 0) {
-        PyErr_SetString(PyExc_ValueError, "setup_mailbox: read_size must be positive");
+    if (read_burst <= 0) {
+        PyErr_SetString(PyExc_ValueError, "setup_mailbox: read_burst must be positive");
         return NULL;
     }
     PyObject *slots[MB_N] = {NULL};
@@ -679,7 +734,7 @@ setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(mb.passed, args[3]);
     Py_INCREF(args[4]);
     Py_XSETREF(mb.timed_out, args[4]);
-    mb.read_size = read_size;
+    mb.read_burst = read_burst;
     if (mb.s_queue == NULL) {
         mb.s_queue = PyUnicode_InternFromString("_queue");
         mb.s_transports = PyUnicode_InternFromString("_transports");
@@ -920,20 +975,19 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (tr == NULL) {
             goto passed;
         }
-        Py_ssize_t size = mb.read_size;
-        buf = PyBytes_FromStringAndSize(NULL, size);
-        if (buf == NULL) {
-            goto done;
-        }
+        char first[FIRST_READ];
         ssize_t n;
         do {
-            n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, MSG_DONTWAIT);
+            n = recv(fd, first, sizeof first, MSG_DONTWAIT);
         } while (n < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
         if (n < 0 && PyErr_Occurred()) {
             goto done;
         }
-        if (n > 0 && n < size) {
-            if (_PyBytes_Resize(&buf, n) < 0) {
+        if (n > 0) {
+            int drained;
+            buf = n < (ssize_t)sizeof first ? PyBytes_FromStringAndSize(first, n)
+                                            : read_on(fd, first, n, mb.read_burst, &drained);
+            if (buf == NULL) {
                 goto done;
             }
             PyObject *sock = mb_get(MB_SOCK, tr);
@@ -951,17 +1005,14 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             result = message;
             goto done;
         }
-        /* A full read, the end of stream or a failure: the mailbox's Python ends it
-         * (None when there was nothing to read after all: wait again). */
+        /* The end of stream or a failure: the mailbox's Python ends it (None when
+         * there was nothing to read after all: wait again). */
         PyObject *outcome;
-        if (n >= 0) {
-            if (n == 0) {
-                Py_SETREF(buf, PyBytes_FromStringAndSize(NULL, 0));
-                if (buf == NULL) {
-                    goto done;
-                }
+        if (n == 0) {
+            outcome = PyBytes_FromStringAndSize(NULL, 0);
+            if (outcome == NULL) {
+                goto done;
             }
-            outcome = Py_NewRef(buf);
         }
         else {
             PyErr_SetFromErrno(PyExc_OSError);

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from mint._backend import READ_SIZE, map_os_error
+from mint._backend import READ_BURST, map_os_error
 from mint._backend import BaseTransport as Transport
 from mint._speedup import load_speedup
 from mint._transport import Transport as SyncTransport
@@ -217,10 +217,10 @@ class Mailbox:
         return SocketClosed(sock)
 
     def _after_read(self, transport: Transport, outcome: bytes | OSError) -> object | None:
-        """End a read of the C fast path (see :meth:`receive`) that was not a short one.
+        """End a read of the C fast path (see :meth:`receive`) that found no bytes.
 
-        ``outcome`` is what its one read gave: the bytes of a full read (more may follow
-        at once), ``b""`` (the peer closed), or the ``OSError``. As :meth:`_message`.
+        ``outcome`` is what its read gave: ``b""`` (the peer closed) or the ``OSError``.
+        As :meth:`_message` would end it.
         """
         if isinstance(outcome, OSError):
             if isinstance(outcome, BlockingIOError | InterruptedError):
@@ -228,7 +228,7 @@ class Mailbox:
             error = map_os_error(outcome)
             error.__cause__ = outcome
             return self._said(transport, error)
-        return self._said(transport, transport._burst(outcome))
+        return self._said(transport, outcome)
 
     def _forget(self, transport: Transport) -> None:
         fd = next((fd for fd, t in self._transports.items() if t is transport), None)
@@ -441,5 +441,5 @@ _c = load_speedup("mint._iospeedups")
 _fast_receive: Callable[[Mailbox, float | None], object] | None = (
     None
     if _c is None
-    else _c.setup_mailbox(SyncTransport, SocketData, READ_SIZE, _PASSED, _TIMED_OUT)
+    else _c.setup_mailbox(SyncTransport, SocketData, READ_BURST, _PASSED, _TIMED_OUT)
 )

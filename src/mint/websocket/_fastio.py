@@ -21,21 +21,24 @@ functions make the same checks, on the same slots, so they hold no state of thei
 own and the two paths cannot disagree about a connection.
 ``MINT_NO_SPEEDUPS=1`` turns them off along with the codec's.
 
-The outcomes the C path does not finish itself come back here, in :func:`_recv_tail`
-and :func:`_send_rest`, which end them the way the Python path does.
+The C read takes what the socket holds in one bytes object (a large message is read
+straight into one object sized by ``FIONREAD``, not read in parts and joined). The
+outcomes the C path does not finish itself come back here, in :func:`_recv_tail` (the
+end of stream, a timeout, a failure) and :func:`_send_rest` (a send the socket took in
+part), which end them the way the Python path does.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mint._backend import READ_SIZE, Waiter, map_os_error
+from mint._backend import READ_BURST, Waiter, map_os_error
 from mint._speedup import load_speedup
 from mint._transport import Transport
 from mint.errors import MintError, TransportError
 from mint.http import _io as _http
 from mint.http._conn import Conn, _attach
-from mint.http._types import Data, Response, new_data
+from mint.http._types import Data, Response
 from mint.mailbox import SocketData
 from mint.websocket import _io as _ws
 
@@ -43,17 +46,14 @@ __all__ = ["recv", "stream", "stream_request_body"]
 
 
 def _recv_tail(conn: Conn, outcome: bytes | OSError) -> tuple[Conn, list[Response]]:
-    """End a C read that did not come back as a short read: as the Python path would.
+    """End a C read that found no bytes, as the Python path would.
 
-    ``outcome`` is what the one blocking read gave: the bytes of a full read (more may
-    follow at once), ``b""`` (the peer closed), or the ``OSError`` (``EAGAIN`` when the
-    socket's timeout ran out).
+    ``outcome`` is what the one blocking read gave: ``b""`` (the peer closed) or the
+    ``OSError`` (``EAGAIN`` when the socket's timeout ran out).
     """
     if type(outcome) is bytes:
-        if not outcome:
-            return _http._closed(conn)
-        data = conn._transport._read_more(outcome)
-        return conn, [new_data(conn._session.direct_ref, data)]
+        assert not outcome
+        return _http._closed(conn)
     assert isinstance(outcome, OSError)
     if isinstance(outcome, BlockingIOError):
         # A blocking socket says EAGAIN only when SO_RCVTIMEO ran out.
@@ -84,7 +84,7 @@ else:
         Waiter,
         Data,
         SocketData,
-        READ_SIZE,
+        READ_BURST,
         _http.recv,
         _ws.stream_request_body,
         _ws.stream,
