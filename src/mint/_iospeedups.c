@@ -681,13 +681,14 @@ done:
  * An active connection's round trip goes through the mailbox: a poll over its sockets
  * and its wake-up socket, one read of the socket that is ready, a SocketData. As Python
  * that is a dozen calls between two system calls, paid on every wake-up; here it is
- * the two system calls. The case taken: the mailbox owns one socket, a plain (not TLS)
- * one of a sync transport, nothing is queued or kept unread. Anything else, and any
- * wake-up but that socket's input alone, is "passed" back to the Python loop before a
- * byte is read, so the loop finds it as it would have. Reads that are not a plain short
- * one (a full buffer, the end of stream, a failure) are ended by the mailbox's own
- * Python method (_after_read). The state is the mailbox's and the transport's, read
- * through their attributes and slots: nothing is kept here between calls. */
+ * the two system calls. The case taken: nothing is queued, and the wait ends with the
+ * input of one of the mailbox's sockets alone, a plain (not TLS) one of a sync
+ * transport with nothing kept unread. Anything else (a post, several sockets ready, a
+ * TLS socket, more sockets than MB_MAX_FDS) is "passed" back to the Python loop before
+ * a byte is read, so the loop finds it as it would have. A read that finds no bytes
+ * (the end of stream, a failure) is ended by the mailbox's own Python method
+ * (_after_read). The state is the mailbox's and the transport's, read through their
+ * attributes and slots, again on every wait: nothing is kept here between calls. */
 enum { MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_SD_SOCKET, MB_SD_DATA, MB_N };
 static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "socket", "data"};
 static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1};  /* 0 Transport, 1 SocketData */
