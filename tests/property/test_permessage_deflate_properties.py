@@ -328,3 +328,72 @@ def test_limit_is_exact_around_chunk_edges(
         assert frames == [Binary(message)]
     else:
         assert frames == [WebSocketError("payload_too_large")]
+
+
+# ------------------------------------------- the decoder's shortcut and the extension API
+
+
+class ThroughTheApi(PerMessageDeflate):
+    """permessage-deflate with a ``decode`` of its own: the decoder must then go through
+    the extension API (RawMessage in and out) rather than its shortcut to ``_inflate``."""
+
+    def decode(self, message: Any, limit: int | None) -> Any:
+        return super().decode(message, limit)
+
+
+server_messages = st.lists(
+    st.tuples(
+        payloads,
+        st.sampled_from(["deflated", "plain", "garbage", "rsv2", "split"]),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    messages=server_messages,
+    limit=st.one_of(st.none(), st.integers(0, 2000)),
+    takeover=st.booleans(),
+    garbage=st.binary(min_size=1, max_size=40),
+)
+def test_the_shortcut_decodes_as_the_extension_api(
+    messages: list[tuple[Any, str]], limit: int | None, takeover: bool, garbage: bytes
+) -> None:
+    # The decoder calls PerMessageDeflate._inflate directly when it is the only
+    # extension and its decode is the shipped one: same frames, same errors (reason and
+    # close code), message by message, as through a subclass's decode.
+    agreement = DeflateAgreement(server_no_context_takeover=not takeover)
+    server = Server(agreement, 6)
+    wire = b""
+    for frame, how in messages:
+        opcode = 0x1 if isinstance(frame, Text) else 0x2
+        data = raw(frame)
+        if how == "deflated":
+            wire += srv(opcode, server.compress(data), rsv=RSV1)
+        elif how == "split":
+            body = server.compress(data)
+            half = len(body) // 2
+            wire += srv(opcode, body[:half], fin=False, rsv=RSV1) + srv(0x0, body[half:])
+        elif how == "plain":
+            wire += srv(opcode, data)
+        elif how == "garbage":
+            wire += srv(opcode, garbage, rsv=RSV1)
+        else:
+            wire += srv(opcode, data, rsv=RSV1 | 0x20)
+    answer = [] if takeover else [("server_no_context_takeover", None)]
+    results = []
+    for cls in (PerMessageDeflate, ThroughTheApi):
+        ws = new_websocket(extensions=[cls().negotiate(answer)], max_message_size=limit)
+        assert (ws._cfg.inflate is not None) == (cls is PerMessageDeflate)
+        ws, items = decode(ws, wire)
+        results.append(
+            [
+                (type(item), item.reason, item.close_code)
+                if isinstance(item, WebSocketError)
+                else item
+                for item in items
+            ]
+        )
+    assert results[0] == results[1]

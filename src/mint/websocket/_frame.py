@@ -56,7 +56,8 @@ from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Text
 from mint.websocket._frames import _set_binary_data as _set_binary
 from mint.websocket._frames import _set_text_data as _set_text
 from mint.websocket._utf8 import decode_part
-from mint.websocket.extension import Extension, RawMessage
+from mint.websocket.extension import RSV1, Extension, RawMessage
+from mint.websocket.permessage_deflate import PerMessageDeflate
 
 __all__ = ["WebSocket", "decode", "encode", "mask", "new_websocket"]
 
@@ -205,6 +206,9 @@ class _Config:
     # extension sees every message): decode's shortcuts for a read that is one
     # small whole message (see decode).
     small_max: int
+    # permessage-deflate alone, as shipped: its inflate, called without the RawMessage
+    # in and out of the extension API (see _message_frame); else None.
+    inflate: Callable[[bytes, int | None], bytes] | None
 
 
 class _Keys:
@@ -363,6 +367,9 @@ def new_websocket(
         small_max = min(
             [MAX_CONTROL_PAYLOAD, *(x for x in (max_frame_size, max_message_size) if x is not None)]
         )
+    inflate = None
+    if len(exts) == 1 and type(exts[0]).decode is PerMessageDeflate.decode:
+        inflate = cast(PerMessageDeflate, exts[0])._inflate
     cfg = _Config(
         exts,
         max_frame_size,
@@ -372,6 +379,7 @@ def new_websocket(
         ext_all,
         scan_limits,
         small_max,
+        inflate,
     )
     return WebSocket(cfg, None, _Keys(random_bytes, not exts))
 
@@ -907,7 +915,20 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
 def _message_frame(cfg: _Config, opcode: int, rsv: int, data: bytes) -> Frame:
     """The frame for a whole message's payload, through the extensions that apply."""
     if cfg.extensions and (rsv or cfg.ext_all):
-        data = _decode_extensions(cfg, RawMessage(opcode, rsv, data))
+        if rsv == RSV1 and cfg.inflate is not None:
+            # permessage-deflate alone: what _decode_extensions does, without the
+            # RawMessage built in and out.
+            try:
+                data = cfg.inflate(data, cfg.max_message_size)
+            except WebSocketError as exc:
+                if exc.close_code is None:
+                    exc.close_code = CLOSE_PROTOCOL_ERROR
+                raise
+            limit = cfg.max_message_size
+            if limit is not None and len(data) > limit:
+                raise _too_large()
+        else:
+            data = _decode_extensions(cfg, RawMessage(opcode, rsv, data))
     if opcode == OP_TEXT:
         try:
             return Text(data.decode())
