@@ -387,8 +387,10 @@ static PyObject *
 read_on(int fd, const char *first, Py_ssize_t n, Py_ssize_t cap, int *drained)
 {
     int avail = 0;
-    *drained = 0;
-    if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0 || n >= cap) {
+    if (ioctl(fd, FIONREAD, &avail) < 0) {
+        avail = -1;  /* unknown: not drained, and the next read finds out */
+    }
+    if (avail <= 0 || n >= cap) {
         *drained = avail == 0;
         return PyBytes_FromStringAndSize(first, n);
     }
