@@ -78,6 +78,18 @@ set(int slot, PyObject *obj, PyObject *value)
     return Py_TYPE(d)->tp_descr_set(d, obj, value);
 }
 
+/* Each out[i] not yet made: names[i], interned. 0, or -1 with an exception. */
+static int
+intern_once(PyObject **const out[], const char *const names[], int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (*out[i] == NULL && (*out[i] = PyUnicode_InternFromString(names[i])) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
@@ -167,15 +179,11 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_XSETREF(st.calls[i], args[N_TYPES + 1 + i]);
     }
     st.read_burst = read_burst;
-    if (st.s_passive == NULL) {
-        st.s_passive = PyUnicode_InternFromString("passive");
-        st.s_early = PyUnicode_InternFromString("early");
-        st.s_direct_ref = PyUnicode_InternFromString("direct_ref");
-        st.s_set_timeout = PyUnicode_InternFromString("_set_timeout");
-        if (st.s_passive == NULL || st.s_early == NULL || st.s_direct_ref == NULL
-            || st.s_set_timeout == NULL) {
-            return NULL;
-        }
+    PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref,
+                                  &st.s_set_timeout};
+    const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout"};
+    if (intern_once(strings, names, 4) < 0) {
+        return NULL;
     }
     st.ready = 1;
     /* The public functions: copies of recv, stream_request_body and stream with the
@@ -426,6 +434,19 @@ read_on(int fd, const char *first, Py_ssize_t n, Py_ssize_t cap, int *drained)
     return buf;
 }
 
+/* What a read that found no bytes gave (n: 0, or -1 with errno err), for the Python
+ * path to end: b"" for the end of stream, else the OSError. NULL on failure. */
+static PyObject *
+no_bytes(ssize_t n, int err)
+{
+    if (n == 0) {
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return take_exception();
+}
+
 static PyObject *
 recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -513,20 +534,9 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     }
     /* Every other outcome (the end of stream, a timeout, a failure) is finished by
      * the Python path: recv_tail(conn, b"" | the OSError). */
-    PyObject *outcome;
-    if (n == 0) {
-        outcome = PyBytes_FromStringAndSize(NULL, 0);
-        if (outcome == NULL) {
-            goto done;
-        }
-    }
-    else {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        outcome = take_exception();
-        if (outcome == NULL) {
-            goto done;
-        }
+    PyObject *outcome = no_bytes(n, err);
+    if (outcome == NULL) {
+        goto done;
     }
     result = PyObject_CallFunctionObjArgs(st.calls[PY_RECV_TAIL], conn, outcome, NULL);
     Py_DECREF(outcome);
@@ -738,15 +748,11 @@ setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(args[4]);
     Py_XSETREF(mb.timed_out, args[4]);
     mb.read_burst = read_burst;
-    if (mb.s_queue == NULL) {
-        mb.s_queue = PyUnicode_InternFromString("_queue");
-        mb.s_transports = PyUnicode_InternFromString("_transports");
-        mb.s_wake_fd = PyUnicode_InternFromString("_wake_fd");
-        mb.s_after_read = PyUnicode_InternFromString("_after_read");
-        if (mb.s_queue == NULL || mb.s_transports == NULL || mb.s_wake_fd == NULL
-            || mb.s_after_read == NULL) {
-            return NULL;
-        }
+    PyObject **const strings[] = {&mb.s_queue, &mb.s_transports, &mb.s_wake_fd,
+                                  &mb.s_after_read};
+    const char *const names[] = {"_queue", "_transports", "_wake_fd", "_after_read"};
+    if (intern_once(strings, names, 4) < 0) {
+        return NULL;
     }
     mb.ready = 1;
     return PyObject_GetAttrString(self, "mailbox_receive");
@@ -1010,19 +1016,9 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         /* The end of stream or a failure: the mailbox's Python ends it (None when
          * there was nothing to read after all: wait again). */
-        PyObject *outcome;
-        if (n == 0) {
-            outcome = PyBytes_FromStringAndSize(NULL, 0);
-            if (outcome == NULL) {
-                goto done;
-            }
-        }
-        else {
-            PyErr_SetFromErrno(PyExc_OSError);
-            outcome = take_exception();
-            if (outcome == NULL) {
-                goto done;
-            }
+        PyObject *outcome = no_bytes(n, errno);
+        if (outcome == NULL) {
+            goto done;
         }
         Py_CLEAR(buf);
         result = PyObject_CallMethodObjArgs(box, mb.s_after_read, tr, outcome, NULL);

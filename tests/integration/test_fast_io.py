@@ -80,20 +80,22 @@ def upgraded(
     return handler
 
 
-@pytest.fixture
-def open_passive(raw_server: Any) -> Iterator[Callable[..., Client]]:
+def opener(raw_server: Any, mode: str) -> Iterator[Callable[..., Client]]:
+    """``start(script)``: a WebSocket in ``mode`` on a raw server that runs ``script``
+    once the client has it (active: on a mailbox of its own); all closed at the end."""
     clients: list[Client] = []
 
     def start(script: Callable[[socket.socket], None]) -> Client:
         opened = threading.Event()
         server = raw_server(upgraded(script, opened))
-        conn = mint.http.connect("http", "127.0.0.1", server.port, mode="passive")
-        client = Client(conn, "passive")
+        box = mint.Mailbox() if mode == "active" else None
+        conn = mint.http.connect("http", "127.0.0.1", server.port, mode=mode, mailbox=box)
+        client = Client(conn, mode, box)
         client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
         status, headers, early = handshake(client)
         assert not early
         client.conn, client.websocket = mint.websocket.new(
-            client.conn, client.ref, status, headers, mode="passive"
+            client.conn, client.ref, status, headers, mode=mode
         )
         clients.append(client)
         opened.set()
@@ -101,7 +103,12 @@ def open_passive(raw_server: Any) -> Iterator[Callable[..., Client]]:
 
     yield start
     for client in clients:
-        mint.http.close(client.conn)
+        client.close()
+
+
+@pytest.fixture
+def open_passive(raw_server: Any) -> Iterator[Callable[..., Client]]:
+    yield from opener(raw_server, "passive")
 
 
 def read_frames(client: Client, recv: Callable[..., Any], count: int) -> list[Any]:
@@ -369,27 +376,7 @@ def test_keyword_calls_with_the_contracts_names(open_passive: Any, path: str) ->
 # ----------------------------------------------------------------------- active: stream
 @pytest.fixture
 def open_active(raw_server: Any) -> Iterator[Callable[..., Client]]:
-    clients: list[Client] = []
-
-    def start(script: Callable[[socket.socket], None]) -> Client:
-        opened = threading.Event()
-        server = raw_server(upgraded(script, opened))
-        box = mint.Mailbox()
-        conn = mint.http.connect("http", "127.0.0.1", server.port, mode="active", mailbox=box)
-        client = Client(conn, "active", box)
-        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
-        status, headers, early = handshake(client)
-        assert not early
-        client.conn, client.websocket = mint.websocket.new(
-            client.conn, client.ref, status, headers, mode="active"
-        )
-        clients.append(client)
-        opened.set()
-        return client
-
-    yield start
-    for client in clients:
-        client.close()
+    yield from opener(raw_server, "active")
 
 
 def stream_of(path: str) -> Callable[..., Any]:
