@@ -90,6 +90,22 @@ intern_once(PyObject **const out[], const char *const names[], int n)
     return 0;
 }
 
+/* The read_burst argument of a setup (the most one C read returns), or -1 with an
+ * exception when it is not a positive int. */
+static Py_ssize_t
+read_burst_of(const char *who, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n <= 0) {
+        PyErr_Format(PyExc_ValueError, "%s: read_burst must be positive", who);
+        return -1;
+    }
+    return n;
+}
+
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
@@ -148,12 +164,8 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    Py_ssize_t read_burst = PyLong_AsSsize_t(args[N_TYPES]);
-    if (read_burst == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (read_burst <= 0) {
-        PyErr_SetString(PyExc_ValueError, "setup: read_burst must be positive");
+    Py_ssize_t read_burst = read_burst_of("setup", args[N_TYPES]);
+    if (read_burst < 0) {
         return NULL;
     }
     for (int i = 0; i < N_CALLS; i++) {
@@ -204,57 +216,74 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* conn's direct ref (a new reference) when it is an upgraded HTTP/1.1 connection,
+ * whose bytes are its WebSocket's as they come; else NULL, no exception set. */
+static PyObject *
+direct_ref(PyObject *conn)
+{
+    PyObject *session = get(CONN_SESSION, conn);
+    if (session == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_GetAttr(session, st.s_direct_ref);
+    Py_DECREF(session);
+    if (r == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (r == Py_None) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* True when conn keeps nothing back for later: its _private dict has no "early". */
+static int
+nothing_early(PyObject *conn)
+{
+    PyObject *private = get(CONN_PRIVATE, conn);
+    int ok = private != NULL && PyDict_CheckExact(private);
+    if (ok && PyDict_GET_SIZE(private) != 0) {
+        int has = PyDict_Contains(private, st.s_early);
+        if (has < 0) {
+            PyErr_Clear();
+        }
+        ok = has == 0;
+    }
+    Py_XDECREF(private);
+    return ok;
+}
+
 /* The transport, waiter and ref of conn when it is an upgraded HTTP/1.1 connection on
  * a plain socket that is open with nothing owed (new references, 0), else -1. The
  * caller checks what is specific to reading or writing. */
 static int
 direct(PyObject *conn, PyObject **transport, PyObject **waiter, PyObject **ref)
 {
-    PyObject *tr = NULL, *w = NULL, *v = NULL, *session = NULL, *r = NULL;
+    PyObject *tr = NULL, *w = NULL, *r = NULL;
     *transport = *waiter = *ref = NULL;
     if (Py_TYPE(conn) != st.types[0]) {
         return -1;
     }
     tr = get(CONN_TRANSPORT, conn);
-    if (tr == NULL || Py_TYPE(tr) != st.types[1]) {
+    if (tr == NULL || Py_TYPE(tr) != st.types[1] || !slot_is(st.slots[TR_CLOSED], tr, Py_False)) {
         goto no;
     }
-    v = get(TR_CLOSED, tr);
-    if (v != Py_False) {
-        goto no;
-    }
-    Py_CLEAR(v);
     w = get(TR_WAITER, tr);
-    if (w == NULL || Py_TYPE(w) != st.types[2]) {
+    /* _blocking: True only for a plain socket (TLS stays non-blocking) */
+    if (w == NULL || Py_TYPE(w) != st.types[2] || !slot_is(st.slots[W_BLOCKING], w, Py_True)) {
         goto no;
     }
-    v = get(W_BLOCKING, w);  /* True only for a plain socket (TLS stays non-blocking) */
-    if (v != Py_True) {
-        goto no;
-    }
-    Py_CLEAR(v);
-    session = get(CONN_SESSION, conn);
-    if (session == NULL) {
-        goto no;
-    }
-    r = PyObject_GetAttr(session, st.s_direct_ref);
+    r = direct_ref(conn);
     if (r == NULL) {
-        PyErr_Clear();
         goto no;
-    }
-    Py_DECREF(session);
-    if (r == Py_None) {
-        Py_DECREF(r);
-        goto no_session;
     }
     *transport = tr;
     *waiter = w;
     *ref = r;
     return 0;
 no:
-    Py_XDECREF(session);
-no_session:
-    Py_XDECREF(v);
     Py_XDECREF(w);
     Py_XDECREF(tr);
     return -1;
@@ -283,27 +312,17 @@ passive_and_steady(PyObject *conn)
     int ok = 0;
     PyObject *mode = get(CONN_MODE, conn);
     PyObject *held = get(CONN_HELD, conn);
-    PyObject *private = get(CONN_PRIVATE, conn);
-    if (mode == NULL || held == NULL || private == NULL) {
+    if (mode == NULL || held == NULL) {
         goto done;
     }
     if (mode != st.s_passive
         && !(PyUnicode_CheckExact(mode) && PyUnicode_Compare(mode, st.s_passive) == 0)) {
         goto done;
     }
-    if (!PyList_CheckExact(held) || PyList_GET_SIZE(held) != 0 || !PyDict_CheckExact(private)) {
+    if (!PyList_CheckExact(held) || PyList_GET_SIZE(held) != 0) {
         goto done;
     }
-    if (PyDict_GET_SIZE(private) != 0) {
-        int has = PyDict_Contains(private, st.s_early);
-        if (has != 0) {
-            if (has < 0) {
-                PyErr_Clear();
-            }
-            goto done;
-        }
-    }
-    ok = 1;
+    ok = nothing_early(conn);
 done:
     if (PyErr_Occurred()) {
         PyErr_Clear();
@@ -311,7 +330,6 @@ done:
     }
     Py_XDECREF(mode);
     Py_XDECREF(held);
-    Py_XDECREF(private);
     return ok;
 }
 
@@ -469,17 +487,8 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         goto python;
     }
     /* The transport's hot path: the last read emptied the socket, nothing unread. */
-    v = get(TR_DRAINED, tr);
-    if (v != Py_True) {
-        goto python;
-    }
-    Py_CLEAR(v);
-    v = get(TR_UNREAD, tr);
-    if (v != Py_None) {
-        goto python;
-    }
-    Py_CLEAR(v);
-    if (!passive_and_steady(conn)) {
+    if (!slot_is(st.slots[TR_DRAINED], tr, Py_True) || !slot_is(st.slots[TR_UNREAD], tr, Py_None)
+        || !passive_and_steady(conn)) {
         goto python;
     }
     if (!same_timeout(w, timeout)) {
@@ -624,8 +633,8 @@ done:
 static PyObject *
 stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *tr = NULL, *sock = NULL, *msock = NULL, *data = NULL, *session = NULL;
-    PyObject *ref = NULL, *private = NULL, *result = NULL;
+    PyObject *tr = NULL, *sock = NULL, *msock = NULL, *data = NULL, *ref = NULL;
+    PyObject *result = NULL;
     if (!st.ready) {
         PyErr_SetString(PyExc_RuntimeError, "stream: setup() was not called");
         return NULL;
@@ -647,39 +656,16 @@ stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {
         goto python;
     }
-    session = get(CONN_SESSION, conn);
-    if (session == NULL) {
+    ref = direct_ref(conn);
+    if (ref == NULL || !nothing_early(conn)) {
         goto python;
-    }
-    ref = PyObject_GetAttr(session, st.s_direct_ref);
-    if (ref == NULL) {
-        PyErr_Clear();
-        goto python;
-    }
-    if (ref == Py_None) {
-        goto python;
-    }
-    private = get(CONN_PRIVATE, conn);
-    if (private == NULL || !PyDict_CheckExact(private)) {
-        goto python;
-    }
-    if (PyDict_GET_SIZE(private) != 0) {
-        int has = PyDict_Contains(private, st.s_early);
-        if (has != 0) {
-            if (has < 0) {
-                PyErr_Clear();
-            }
-            goto python;
-        }
     }
     result = one_data(conn, ref, data);
     goto done;
 python:
     result = PyObject_Vectorcall(st.calls[PY_STREAM], args, nargs, kwnames);
 done:
-    Py_XDECREF(private);
     Py_XDECREF(ref);
-    Py_XDECREF(session);
     Py_XDECREF(data);
     Py_XDECREF(msock);
     Py_XDECREF(sock);
@@ -723,12 +709,8 @@ setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                         "setup_mailbox(Transport, SocketData, read_burst, passed, timed_out)");
         return NULL;
     }
-    Py_ssize_t read_burst = PyLong_AsSsize_t(args[2]);
-    if (read_burst == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (read_burst <= 0) {
-        PyErr_SetString(PyExc_ValueError, "setup_mailbox: read_burst must be positive");
+    Py_ssize_t read_burst = read_burst_of("setup_mailbox", args[2]);
+    if (read_burst < 0) {
         return NULL;
     }
     PyObject *slots[MB_N] = {NULL};
@@ -809,7 +791,7 @@ monotonic_ns(void)
 static PyObject *
 plain_transport(PyObject *box, int fd)
 {
-    PyObject *transports = PyObject_GetAttr(box, mb.s_transports), *key = NULL, *v = NULL;
+    PyObject *transports = PyObject_GetAttr(box, mb.s_transports), *key = NULL;
     PyObject *tr = NULL;
     if (transports == NULL || !PyDict_CheckExact(transports)) {
         goto no;
@@ -824,27 +806,15 @@ plain_transport(PyObject *box, int fd)
         goto no;
     }
     Py_INCREF(tr);
-    v = mb_get(MB_CLOSED, tr);
-    if (v != Py_False) {
+    if (!slot_is(mb.slots[MB_CLOSED], tr, Py_False) || !slot_is(mb.slots[MB_TLS], tr, Py_False)
+        || !slot_is(mb.slots[MB_UNREAD], tr, Py_None)) {
         goto no;
     }
-    Py_CLEAR(v);
-    v = mb_get(MB_TLS, tr);
-    if (v != Py_False) {
-        goto no;
-    }
-    Py_CLEAR(v);
-    v = mb_get(MB_UNREAD, tr);
-    if (v != Py_None) {
-        goto no;
-    }
-    Py_DECREF(v);
     Py_DECREF(key);
     Py_DECREF(transports);
     return tr;
 no:
     PyErr_Clear();
-    Py_XDECREF(v);
     Py_XDECREF(tr);
     Py_XDECREF(key);
     Py_XDECREF(transports);

@@ -51,6 +51,18 @@ slot_value(PyObject *d, PyObject *obj)
     return v;
 }
 
+/* Whether obj's slot (described by d) holds exactly want: one of the singletons True,
+ * False or None, compared by identity as the Python code's checks do. An unset slot
+ * holds none of them. */
+static int
+slot_is(PyObject *d, PyObject *obj, PyObject *want)
+{
+    PyObject *v = slot_value(d, obj);
+    int same = v == want;
+    Py_XDECREF(v);
+    return same;
+}
+
 /* The entry of table (ended by a NULL name) called name, or NULL. */
 static const PyMethodDef *
 method_named(const PyMethodDef *table, const char *name)
