@@ -17,7 +17,10 @@
  * Python functions and 1.10x as C entry points (this module and mint._speedups').
  * Here the same checks read the same slots through their descriptors, and the system
  * call is made directly. A read that fills its first buffer reads on, straight into
- * one bytes object sized by FIONREAD (read_on). Every other case, and every outcome
+ * one bytes object sized by FIONREAD (read_on); one that stops at READ_BURST leaves
+ * the transport not drained, and the next recv takes what is there without waiting
+ * before it waits (the Python path's order, so a stream of large messages or of
+ * pipelined ones stays on this path). Every other case, and every outcome
  * that is not bytes, is handed to the Python functions (set by setup()), which stay
  * the reference and are
  * tested on their own (MINT_NO_SPEEDUPS=1): this module holds no state of its own
@@ -486,10 +489,39 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     if (direct(conn, &tr, &w, &ref) < 0) {
         goto python;
     }
-    /* The transport's hot path: the last read emptied the socket, nothing unread. */
-    if (!slot_is(st.slots[TR_DRAINED], tr, Py_True) || !slot_is(st.slots[TR_UNREAD], tr, Py_None)
-        || !passive_and_steady(conn)) {
+    /* The transport's steady state: nothing unread, and _drained saying whether the last
+     * read emptied the socket (True) or left bytes in it (False). */
+    int was_drained = slot_is(st.slots[TR_DRAINED], tr, Py_True);
+    if ((!was_drained && !slot_is(st.slots[TR_DRAINED], tr, Py_False))
+        || !slot_is(st.slots[TR_UNREAD], tr, Py_None) || !passive_and_steady(conn)) {
         goto python;
+    }
+    int fd = waiter_fd(w);
+    if (fd < 0) {
+        goto python;
+    }
+    char first[FIRST_READ];
+    ssize_t n;
+    int err;
+    if (!was_drained) {
+        /* The last read left bytes behind (a burst larger than READ_BURST, or messages
+         * that keep coming): take what is there without waiting, as the Python path's
+         * first read does. Only a socket found empty goes on to wait. */
+        for (;;) {
+            Py_BEGIN_ALLOW_THREADS
+            n = recv(fd, first, sizeof first, MSG_DONTWAIT);
+            err = errno;
+            Py_END_ALLOW_THREADS
+            if (n >= 0 || err != EINTR) {
+                break;
+            }
+            if (PyErr_CheckSignals() < 0) {
+                goto done;
+            }
+        }
+        if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK)) {
+            goto got;
+        }
     }
     if (!same_timeout(w, timeout)) {
         /* A new timeout: the waiter sets SO_RCVTIMEO (and remembers it), as before its
@@ -505,13 +537,6 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         }
         Py_CLEAR(v);
     }
-    int fd = waiter_fd(w);
-    if (fd < 0) {
-        goto python;
-    }
-    char first[FIRST_READ];
-    ssize_t n;
-    int err;
     for (;;) {
         /* One blocking read: the wait and the read in one system call, the timeout
          * in SO_RCVTIMEO (as Waiter.wait_and_recv). */
@@ -526,6 +551,7 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
             goto done;  /* a signal handler raised: the wait ends with it */
         }
     }
+got:
     if (n > 0) {
         /* What came, as Data(ref, bytes), in one list. A read short of the buffer
          * emptied the socket; one that filled it reads on. */
@@ -535,7 +561,7 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         if (buf == NULL) {
             goto done;
         }
-        if (!drained && set(TR_DRAINED, tr, Py_False) < 0) {
+        if (drained != was_drained && set(TR_DRAINED, tr, drained ? Py_True : Py_False) < 0) {
             goto done;
         }
         result = one_data(conn, ref, buf);

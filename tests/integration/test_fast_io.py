@@ -373,6 +373,118 @@ def test_keyword_calls_with_the_contracts_names(open_passive: Any, path: str) ->
     assert frames == [Binary(b"by name")]
 
 
+# A read that stops at READ_BURST leaves bytes in the socket and says so (the transport's
+# _drained is False): the next read takes what is there without waiting, and waits only
+# when it finds the socket empty. (On the public path that read is C's too.)
+@pytest.mark.parametrize("path", PATHS)
+def test_reads_after_a_burst_that_left_bytes(open_passive: Any, path: str) -> None:
+    burst = [os.urandom(700_000) for _ in range(3)]  # 2.1 MB at once: over READ_BURST
+    go, late = threading.Event(), os.urandom(300)
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"".join(frame(OP_BINARY, payload) for payload in burst))
+        go.wait(10)
+        time.sleep(0.2)  # the client is waiting on an empty socket by then
+        conn.sendall(frame(OP_BINARY, late))
+        read_client_frame(conn)
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    undrained = 0
+    got: list[Any] = []
+    while len(got) < len(burst):
+        client.conn, responses = recv(client.conn, 0, 10.0)
+        undrained += not client.conn._transport._drained
+        for response in responses:
+            client.websocket, frames = mint.websocket.decode(client.websocket, response.data)
+            got += frames
+    assert got == [Binary(payload) for payload in burst]
+    assert undrained, "no read stopped at READ_BURST with bytes left"
+    client.conn._transport._drained = False  # as after such a read, whatever the last one saw
+    go.set()
+    assert read_frames(client, recv, 1) == [Binary(late)]
+
+
+def undrained(client: Client) -> Client:
+    """The state a read stopped at READ_BURST leaves, on a socket that holds nothing now."""
+    client.conn._transport._drained = False
+    return client
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("timeout", [0, 0.0, None])
+def test_an_undrained_read_that_finds_bytes_takes_them_at_any_timeout(
+    open_passive: Any, path: str, timeout: float | None
+) -> None:
+    sent = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"ready"))
+        sent.set()
+        read_client_frame(conn)
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    assert sent.wait(10)
+    time.sleep(0.1)  # in the client's socket by now
+    client.conn, responses = recv(undrained(client).conn, 0, timeout)
+    assert responses == [Data(client.ref, frame(OP_BINARY, b"ready"))]
+    assert client.conn._transport._drained, "a short read emptied the socket"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("timeout", [0, 0.05])
+def test_an_undrained_read_of_an_empty_socket_times_out(
+    open_passive: Any, path: str, timeout: float
+) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.sendall(frame(OP_BINARY, b"after"))
+        read_client_frame(conn)
+
+    client = undrained(open_passive(script))
+    recv, _ = io_of(path)
+    started = time.monotonic()
+    with pytest.raises(mint.TransportError) as info:
+        recv(client.conn, 0, timeout)
+    assert info.value.reason == "timeout"
+    assert info.value.conn is client.conn
+    assert time.monotonic() - started < 5.0
+    assert mint.http.is_open(client.conn)
+    go.set()
+    assert read_frames(client, recv, 1) == [Binary(b"after")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("ending", ["close", "reset"])
+def test_an_undrained_read_at_the_end_of_the_socket(
+    open_passive: Any, path: str, ending: str
+) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        if ending == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    client = undrained(open_passive(script))
+    recv, _ = io_of(path)
+    go.set()
+    time.sleep(0.2)  # the end is in the socket before the read, which must not wait
+    with pytest.raises(mint.TransportError) as info:
+        while True:
+            client.conn, responses = recv(client.conn, 0, 10.0)
+            assert responses == []
+    assert info.value.reason == "closed"
+    assert info.value.conn is client.conn
+    if ending == "reset":
+        assert isinstance(info.value.__cause__, ConnectionResetError)
+    assert not mint.http.is_open(client.conn)
+
+
 # ----------------------------------------------------------------------- active: stream
 @pytest.fixture
 def open_active(raw_server: Any) -> Iterator[Callable[..., Client]]:

@@ -5,7 +5,8 @@ WebSockets as well, and ``mint.websocket._io.stream_request_body``, mint.http's 
 the contract's argument name) are the reference. When the C extension
 ``mint._iospeedups`` is built, the three public names are its functions instead: they
 take the steady state of an upgraded HTTP/1.1 connection on a plain socket (one
-blocking read, one send that takes all of the frame, or, in active mode, the mailbox's
+blocking read, or, when the last read left bytes in the socket, a read that does not
+wait first; one send that takes all of the frame; or, in active mode, the mailbox's
 message of the socket's bytes turned into ``Data``) in C, and hand every other case to
 the Python functions unchanged. (The mailbox's own wait and read have their C path in
 :mod:`mint.mailbox`.)
@@ -48,8 +49,9 @@ __all__ = ["recv", "stream", "stream_request_body"]
 def _recv_tail(conn: Conn, outcome: bytes | OSError) -> tuple[Conn, list[Response]]:
     """End a C read that found no bytes, as the Python path would.
 
-    ``outcome`` is what the one blocking read gave: ``b""`` (the peer closed) or the
-    ``OSError`` (``EAGAIN`` when the socket's timeout ran out).
+    ``outcome`` is what the read gave: ``b""`` (the peer closed) or the ``OSError``
+    (``EAGAIN`` only from the blocking read, when the socket's timeout ran out: a read
+    that does not wait and finds nothing waits next, in C).
     """
     if type(outcome) is bytes:
         assert not outcome
