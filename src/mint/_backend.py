@@ -356,6 +356,15 @@ class BaseTransport:
         self._unsent = self._unsent[sent:]
         return not self._unsent
 
+    def push_back(self, data: bytes) -> None:
+        """Bytes read from the socket earlier (a mailbox's queue) that reads return first.
+
+        Every read, exact ``byte_count`` included, then counts them as it counts the
+        socket's bytes.
+        """
+        if data:
+            self._unread = data if self._unread is None else data + self._unread
+
     def recv_ready(self) -> bytes | None:
         """Read what is there without waiting (the mailbox's read).
 

@@ -19,7 +19,9 @@ they passed in. Errors are raised with ``.conn`` set to the connection to contin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import ssl
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from mint._backend import ALPN_IDS
@@ -134,6 +136,41 @@ def _check_open(conn: Conn) -> None:
         raise HTTPError("closed")
 
 
+def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
+    """``connect``'s ``transport_opts`` as a dict, their values checked, and its
+    ``mailbox``: what would otherwise fail deep in ``ssl`` or ``socket`` (or, for a
+    mailbox, after the socket is open) with a bare Python exception.
+
+    Raises:
+        HTTPError: ``("invalid_transport_opts", key, value)`` (key ``None``: the
+            options are not a mapping), ``("invalid_mailbox", mailbox)``.
+    """
+    if mailbox is not None and not isinstance(mailbox, Mailbox):
+        raise HTTPError(("invalid_mailbox", mailbox))
+    if opts is None:
+        return {}
+    if not isinstance(opts, Mapping):
+        raise HTTPError(("invalid_transport_opts", None, opts))
+    checked = dict(opts)
+    timeout = checked.get("timeout")
+    if timeout is not None and (
+        type(timeout) is bool or not isinstance(timeout, int | float) or not timeout >= 0
+    ):
+        raise HTTPError(("invalid_transport_opts", "timeout", timeout))
+    context = checked.get("ssl_context")
+    if context is not None and not isinstance(context, ssl.SSLContext):
+        raise HTTPError(("invalid_transport_opts", "ssl_context", context))
+    cafile = checked.get("cafile")
+    if cafile is not None:
+        if not isinstance(cafile, str | os.PathLike):
+            raise HTTPError(("invalid_transport_opts", "cafile", cafile))
+        if not os.path.isfile(cafile) or not os.access(cafile, os.R_OK):
+            raise HTTPError(("invalid_transport_opts", "cafile", cafile, "no readable file"))
+    if type(checked.get("verify", True)) is not bool:
+        raise HTTPError(("invalid_transport_opts", "verify", checked["verify"]))
+    return checked
+
+
 def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
     protos = tuple(protocols)
     if not protos or any(p not in ALPN_IDS for p in protos):
@@ -151,7 +188,13 @@ def _make_session(protocol: str, scheme: str, host: str, port: int) -> Any:
 
 # -- the functions that never wait: the same objects in mint.http and mint.aio.http --
 def is_open(conn: Conn, type: str = "read_write") -> bool:
-    """Whether the connection can still read and/or write (``"read"``, ``"write"``)."""
+    """Whether the connection can still read and/or write (``"read"``, ``"write"``).
+
+    Raises:
+        HTTPError: ``("invalid_type", type)`` for any other ``type`` (Mint's guard).
+    """
+    if type not in ("read_write", "read", "write"):
+        raise HTTPError(("invalid_type", type))
     if conn._transport.closed:
         return False
     return bool(conn._session.is_open(type))
@@ -162,8 +205,15 @@ def protocol(conn: Conn) -> str:
     return str(conn._session.protocol)
 
 
-def controlling_process(conn: Conn, new_mailbox: Mailbox) -> Conn:
-    """Move an active connection's input, queued messages included, to ``new_mailbox``."""
+def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
+    """Move an active connection's input, queued messages included, to ``mailbox``.
+
+    Raises:
+        HTTPError: ``("invalid_mailbox", mailbox)`` when it is not a :class:`mint.Mailbox`.
+    """
+    if not isinstance(mailbox, Mailbox):
+        raise HTTPError(("invalid_mailbox", mailbox), conn=conn)
+    new_mailbox = mailbox
     old = conn._mailbox
     conn._mailbox = new_mailbox
     if conn._mode != "active" or old is new_mailbox:

@@ -32,6 +32,7 @@ from mint.http._types import (
     Response,
     Status,
     body_end,
+    check_request,
     new_data,
 )
 
@@ -119,6 +120,7 @@ class Http1Session:
         upgrade: str | None = None,
     ) -> Ref:
         """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
+        headers = check_request(method, path, headers)
         if self._upgraded is not None or self._broken or not self.is_open("write"):
             raise HTTPError("closed")
         if any(r.streaming for r in self._requests):

@@ -57,6 +57,7 @@ from mint.http._types import (
     Response,
     Status,
     body_end,
+    check_request,
 )
 
 USER_AGENT = "mint-websocket/0.1"
@@ -323,6 +324,7 @@ class Http2Session:
                 ``"too_many_concurrent_requests"`` at the server's
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
+        headers = check_request(method, path, headers)
         if not self.is_open("write"):
             raise HTTPError("closed_for_writing" if self.is_open("read") else "closed")
         streaming = body is STREAM

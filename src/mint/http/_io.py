@@ -49,6 +49,7 @@ from mint.http._conn import (
     _attach,
     _check_open,
     _check_protocols,
+    _check_transport_opts,
     _make_session,
     _Unknown,
     protocol,
@@ -100,7 +101,7 @@ def connect(
     if mode not in ("active", "passive"):
         raise HTTPError(("invalid_mode", mode))
     protos = _check_protocols(protocols)
-    opts = dict(transport_opts or {})
+    opts = _check_transport_opts(transport_opts, mailbox)
     timeout = opts.get("timeout", DEFAULT_CONNECT_TIMEOUT)
     name = hostname or host
     ctx = None
@@ -187,7 +188,7 @@ def request(
     """
     try:
         _check_open(conn)
-        ref = conn._session.request(method, path, list(headers), body)
+        ref = conn._session.request(method, path, headers, body)
         _flush(conn)
         if WINDOW_HIGH_WATER is not None and body is not None:
             _await_window(conn, WINDOW_HIGH_WATER)
@@ -360,9 +361,10 @@ def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     if conn._held:
-        data = b"".join(conn._held)
+        # What the mailbox had queued when the connection went passive: read first,
+        # and through the transport, so that an exact byte_count counts it too.
+        conn._transport.push_back(b"".join(conn._held))
         conn._held.clear()
-        return _process(conn, data)
     if "early" in conn._private:
         return _process(conn, b"")
     transport = conn._transport

@@ -103,6 +103,54 @@ EOF: Final = _Marker("EOF")
 """
 
 
+# RFC 9110 5.6.2: a method and a field name are tokens.
+_TOKEN: Final = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+# RFC 9110 5.5 and RFC 9113 8.2.1: a field value never holds CR, LF or NUL (a CR LF
+# would end the field on HTTP/1.1, and an HTTP/2 peer treats the request as malformed).
+_VALUE_FORBIDDEN: Final = frozenset("\r\n\x00")
+
+
+def check_request(method: object, path: object, headers: object) -> list[tuple[str, str]]:
+    """The request's headers as a list of ``(name, value)`` pairs, checked.
+
+    Both protocols check a request here, before anything is queued: HTTP/1.1's h11 would
+    refuse most of this, but h2 sends what it is given, and an HTTP/2 server answers a
+    malformed request by ending the whole connection (every WebSocket on it included).
+
+    Raises:
+        HTTPError: ``("invalid_request", why)``.
+    """
+    if type(method) is not str or not method or not _TOKEN.issuperset(method):
+        raise HTTPError(("invalid_request", f"the method must be a token: {method!r}"))
+    if type(path) is not str or not path or not all("\x21" <= c <= "\x7e" for c in path):
+        raise HTTPError(("invalid_request", f"the path must be visible ASCII: {path!r}"))
+    return check_fields(headers, "headers")
+
+
+def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
+    """``fields`` as a list of ``(name, value)`` str pairs with a token name and a value
+    free of CR, LF and NUL, else ``HTTPError(("invalid_request", why))``."""
+    try:
+        items = None if isinstance(fields, str | bytes | dict) else list(cast("Any", fields))
+    except TypeError:
+        items = None
+    if items is None or not all(type(i) in (tuple, list) and len(i) == 2 for i in items):
+        raise HTTPError(("invalid_request", f"{what} must be a list of (name, value) pairs"))
+    pairs = [(name, value) for name, value in items]
+    for name, value in pairs:
+        if type(name) is not str or type(value) is not str:
+            raise HTTPError(("invalid_request", f"{what} must be str pairs: {(name, value)!r}"))
+        if not name or not _TOKEN.issuperset(name):
+            raise HTTPError(("invalid_request", f"a field name must be a token: {name!r}"))
+        if not _VALUE_FORBIDDEN.isdisjoint(value):
+            raise HTTPError(
+                ("invalid_request", f"a field value must not hold CR, LF or NUL: {name!r}")
+            )
+    return pairs
+
+
 def body_end(chunk: object) -> list[tuple[str, str]] | None:
     """What ending a streamed body with ``chunk`` sends after it: ``[]`` for ``EOF``, the
     trailing headers for ``(EOF, headers)``; ``None`` when ``chunk`` is body bytes.
@@ -118,15 +166,7 @@ def body_end(chunk: object) -> list[tuple[str, str]] | None:
     if isinstance(chunk, bytes | bytearray | memoryview):
         return None
     if type(chunk) is tuple and len(chunk) == 2 and chunk[0] is EOF:
-        try:
-            trailers = [(name, value) for name, value in chunk[1]]
-        except (TypeError, ValueError):
-            trailers = None
-        if trailers is not None and all(
-            type(name) is str and type(value) is str and name for name, value in trailers
-        ):
-            return trailers
-        raise HTTPError(("invalid_request", "trailing headers must be (name, value) str pairs"))
+        return check_fields(chunk[1], "trailing headers")
     raise HTTPError(
         ("invalid_request", "a body chunk must be bytes, EOF or (EOF, trailing_headers)")
     )

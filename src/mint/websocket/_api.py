@@ -29,7 +29,7 @@ from typing import Any
 
 from mint.errors import MintError, UpgradeFailureError, WebSocketError
 from mint.http._conn import Conn, _check_open
-from mint.http._types import STREAM, Ref
+from mint.http._types import STREAM, Ref, check_fields
 from mint.websocket import _handshake
 from mint.websocket._frame import WebSocket, new_websocket
 from mint.websocket.extension import Extension
@@ -65,6 +65,7 @@ def start_upgrade(
         if scheme not in ("ws", "wss"):
             raise WebSocketError(("invalid_scheme_ws", scheme))
         _check_open(conn)
+        headers = check_fields(headers, "headers")
         offered = tuple(_handshake.normalize_extensions(extensions))
         session = conn._session
         if session.protocol == "http2":

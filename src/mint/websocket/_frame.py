@@ -573,7 +573,9 @@ def decode(websocket: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | W
         dropped and the WebSocket is failed: later calls return ``[error]`` again.
     """
     if type(data) is not bytes:
-        data = bytes(data)
+        # Any bytes-like object (bytearray, memoryview...); memoryview() refuses what
+        # bytes() would misread, such as an int (that many NULs) or a list of ints.
+        data = memoryview(data).tobytes()
     cfg = websocket._cfg
     rx = websocket._rx
     out: list[Frame | WebSocketError] = []

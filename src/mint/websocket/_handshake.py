@@ -71,6 +71,10 @@ def normalize_extensions(items: Iterable[object]) -> list[Extension]:
         WebSocketError: ``("invalid_extension", item)`` for anything else, or an
             item whose class has no valid ``name`` or whose params are malformed.
     """
+    if isinstance(items, Extension | type | str | bytes) or not isinstance(items, Iterable):
+        # extensions=PerMessageDeflate (one class, not in a list), a string...: say so
+        # here rather than fail on iterating it.
+        raise WebSocketError(("invalid_extension", items))
     result: list[Extension] = []
     for item in items:
         ext: Extension
