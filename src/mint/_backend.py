@@ -34,13 +34,15 @@ here, chained with ``from``, so nothing raw reaches a caller.
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import math
 import select
 import socket
 import ssl
 import struct
-import threading
+import termios
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,8 +68,8 @@ WINDOW_HIGH_WATER: int | None = None
 
 ALPN_IDS = {"http1": "http/1.1", "http2": "h2"}
 
-# Per thread: the buffer a bulk read reads on into (see BaseTransport._read_on).
-_SCRATCH = threading.local()
+# FIONREAD's argument and result (an int), for sizing a bulk read (see BaseTransport._read_on).
+_FIONREAD = getattr(termios, "FIONREAD", None)
 
 # SO_RCVTIMEO's argument, a struct timeval; its seconds capped where Linux already
 # reads "forever" (and far from overflowing a C long).
@@ -286,57 +288,55 @@ class BaseTransport:
             return self.sock.selected_alpn_protocol()
         return None
 
-    def _read_more(self, first: bytes) -> bytes:
+    def _read_more(self, first: bytes) -> list[bytes]:
         """``first`` (a wait's read that filled its buffer) and what the socket holds after it."""
-        burst: list[bytes | memoryview] = [first]
+        burst = [first]
         self._drained = self._read_on(burst)
-        return b"".join(burst) if len(burst) > 1 else first
+        return burst
 
-    def _read_on(self, parts: list[bytes | memoryview]) -> bool:
+    def _read_on(self, parts: list[bytes]) -> bool:
         """Append what the socket already holds to ``parts``, without waiting.
 
         Goes on while the last read filled its buffer, or while TLS holds decrypted
         bytes (``poll`` cannot see those), up to READ_BURST in all. Returns True when
         the socket was found empty. A failure or the end of stream after the bytes
         already read is left for the next read.
+
+        A plain socket's bulk is read in one call, into one ``bytes`` that FIONREAD
+        sizes, and every part is a read's own object: a caller that can take the parts
+        as they are (a WebSocket's bytes, see ``recv_parts``) copies nothing, where
+        reading into a scratch buffer meant one more copy of every byte to join them.
         """
         sock = self.sock
         tls = self.tls
         if len(parts[-1]) < READ_SIZE and not (tls and sock.pending()):  # type: ignore[attr-defined]
             return True
-        # A bulk transfer: read on into the thread's scratch buffer and hand it out
-        # as one part (one copy when joined, and no run of short-lived 64 KiB
-        # objects for the allocator to hand back to the kernel, only to fault them
-        # in again for the next burst). The callers join ``parts`` before anything
-        # else runs on this thread, so one buffer per thread serves every
-        # connection: no idle connection holds a megabyte.
-        total = sum(map(len, parts))
-        room = READ_BURST - total
-        if room <= 0:
-            return False
-        scratch: memoryview | None = getattr(_SCRATCH, "view", None)
-        if scratch is None:
-            scratch = _SCRATCH.view = memoryview(bytearray(READ_BURST))
-        got = 0
-        drained = False
+        room = READ_BURST - sum(map(len, parts))
         nowait = self._nowait
-        while got < room:
+        while room > 0:
+            size = min(room, READ_SIZE)
+            if not tls and _FIONREAD is not None:
+                avail = array.array("i", [0])
+                try:
+                    fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
+                except OSError:
+                    return False  # unknown: the next read finds out
+                if avail[0] <= 0:
+                    return True
+                size = min(room, avail[0])
             try:
-                k = sock.recv_into(scratch[got:room], room - got, nowait)
+                more = sock.recv(size, nowait)
             except WOULD_BLOCK:
-                drained = True
-                break
+                return True
             except OSError:
-                break
-            if not k:
-                break
-            got += k
-            if not (tls and sock.pending()) and got < room and k < READ_SIZE:  # type: ignore[attr-defined]
-                drained = True
-                break
-        if got:
-            parts.append(scratch[:got])
-        return drained
+                return False
+            if not more:
+                return False
+            parts.append(more)
+            room -= len(more)
+            if not (tls and sock.pending()) and len(more) < size:  # type: ignore[attr-defined]
+                return True
+        return False
 
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.
@@ -384,7 +384,7 @@ class BaseTransport:
             raise map_os_error(exc) from exc
         if not first:
             return b""
-        parts: list[bytes | memoryview] = [first]
+        parts = [first]
         self._read_on(parts)
         return first if len(parts) == 1 else b"".join(parts)
 

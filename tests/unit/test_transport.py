@@ -1,4 +1,4 @@
-"""The transport's reads: bursts through the scratch buffer come out as independent bytes;
+"""The transport's reads: bursts come out as independent bytes (joined, or as their parts);
 the blocking backend's waiting read (one ``recv`` on a blocking plain socket, its timeout
 in ``SO_RCVTIMEO``) keeps every timeout, and nothing else ever waits on that socket."""
 
@@ -28,8 +28,8 @@ def _send_in_thread(peer: socket.socket, data: bytes) -> threading.Thread:
     return thread
 
 
-@pytest.mark.parametrize("reader", ["recv", "recv_ready"])
-def test_bulk_reads_are_whole_and_never_alias_the_scratch_buffer(
+@pytest.mark.parametrize("reader", ["recv", "recv_ready", "recv_parts"])
+def test_bulk_reads_are_whole_and_independent(
     pair: tuple[Transport, socket.socket], reader: str
 ) -> None:
     transport, peer = pair
@@ -39,6 +39,12 @@ def test_bulk_reads_are_whole_and_never_alias_the_scratch_buffer(
     while True:
         if reader == "recv":
             chunk = transport.recv(0, 5.0)
+        elif reader == "recv_parts":
+            parts = transport.recv_parts(0, 5.0)
+            assert parts and all(type(p) is bytes for p in parts)
+            assert all(parts[:-1]), "only a last part may be the end of stream"
+            assert sum(map(len, parts)) <= READ_BURST + 65536
+            chunk = b"".join(parts)
         else:
             transport._waiter.wait(1, None)  # READ
             maybe = transport.recv_ready()
@@ -50,9 +56,9 @@ def test_bulk_reads_are_whole_and_never_alias_the_scratch_buffer(
         assert len(chunk) <= READ_BURST + 65536
         got.append(chunk)
     thread.join(5)
-    # Every earlier chunk is still what it was: none is a view of the reused buffer.
+    # Every earlier chunk is still what it was: none is a view of a reused buffer.
     assert b"".join(got) == data
-    assert any(len(c) > 65536 for c in got)  # the scratch path did run
+    assert any(len(c) > 65536 for c in got)  # a read read on after a full first read
 
 
 def test_exact_byte_count_reads_still_return_exactly(

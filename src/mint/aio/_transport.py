@@ -148,6 +148,17 @@ class AsyncTransport(BaseTransport):
 
         Returns ``b""`` when the peer closed the connection.
         """
+        parts = await self.recv_parts(byte_count, timeout)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def recv_parts(self, byte_count: int, timeout: float | None) -> list[bytes]:
+        """:meth:`recv`, with a burst of several reads handed out as the reads' own
+        ``bytes``, in order, rather than joined: ``[b""]`` when the peer closed.
+
+        For a WebSocket's bytes, which the decoder takes part by part: a large message
+        read in several reads is then copied once, when the decoder joins its payload,
+        and not once more to join the reads first.
+        """
         if (
             self._drained
             and not byte_count
@@ -165,19 +176,19 @@ class AsyncTransport(BaseTransport):
             except OSError as exc:
                 raise map_os_error(exc) from exc
             if first is not None:
-                if 0 < len(first) < READ_SIZE:
-                    return first
-                return self._read_more(first) if first else b""
+                if 0 < len(first) < READ_SIZE or not first:
+                    return [first]
+                return self._read_more(first)
         if self.closed:
             raise TransportError("closed")
         if self._unread is not None:
             data = self._unread
             self._unread = None
             if byte_count == 0 or len(data) == byte_count:
-                return data
+                return [data]
             if len(data) > byte_count:
                 self._unread = data[byte_count:]
-                return data[:byte_count]
+                return [data[:byte_count]]
         else:
             data = b""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -197,19 +208,18 @@ class AsyncTransport(BaseTransport):
                     await self._waiter.wait(WRITE if writing else READ, deadline)
                     continue
                 if not data:
-                    return b""
+                    return [b""]
             if byte_count == 0:
-                parts: list[bytes | memoryview] = [data]
+                parts = [data]
                 drained = self._read_on(parts)
                 # TLS may want to write before it can read: only a plain socket waits first.
                 self._drained = drained and not self.tls
-                if len(parts) > 1:
-                    data = b"".join(parts)
-            elif len(data) < byte_count:
+                return parts
+            if len(data) < byte_count:
                 data = await self._recv_exactly(byte_count, data, deadline)
-            return data
+            return [data]
         except ssl.SSLZeroReturnError:
-            return b""
+            return [b""]
         except OSError as exc:
             raise map_os_error(exc) from exc
 

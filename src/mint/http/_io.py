@@ -371,18 +371,22 @@ def recv(
     if transport.closed:
         raise TransportError("closed", conn=conn)
     try:
-        data = transport.recv(byte_count, timeout)
+        parts = transport.recv_parts(byte_count, timeout)
     except TransportError as exc:
         raise _read_failed(conn, exc) from exc.__cause__
+    data = parts[0]
     if not data:
         return _closed(conn)
     session = conn._session
     ref = session.direct_ref
     if ref is not None:
         # An upgraded HTTP/1.1 connection (a WebSocket's hot path): the bytes are
-        # the WebSocket's, as they came; nothing to parse and nothing to write.
-        return conn, [new_data(ref, data)]
-    return _process(conn, data)
+        # the WebSocket's, as they came (a burst as its reads' parts, one Data each:
+        # the decoder joins a message once); nothing to parse and nothing to write.
+        if len(parts) == 1:
+            return conn, [new_data(ref, data)]
+        return conn, [new_data(ref, part) for part in parts]
+    return _process(conn, data if len(parts) == 1 else b"".join(parts))
 
 
 def close(conn: Conn) -> Conn:
