@@ -77,8 +77,7 @@ get(int slot, PyObject *obj)
 static int
 set(int slot, PyObject *obj, PyObject *value)
 {
-    PyObject *d = st.slots[slot];
-    return Py_TYPE(d)->tp_descr_set(d, obj, value);
+    return slot_store(st.slots[slot], obj, value);
 }
 
 /* Each out[i] not yet made: names[i], interned. 0, or -1 with an exception. */
@@ -1002,8 +1001,8 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             }
             PyObject *message = mb.socket_data->tp_alloc(mb.socket_data, 0);
             if (message != NULL
-                && (Py_TYPE(mb.slots[MB_SD_SOCKET])->tp_descr_set(mb.slots[MB_SD_SOCKET], message, sock) < 0
-                    || Py_TYPE(mb.slots[MB_SD_DATA])->tp_descr_set(mb.slots[MB_SD_DATA], message, buf) < 0)) {
+                && (slot_store(mb.slots[MB_SD_SOCKET], message, sock) < 0
+                    || slot_store(mb.slots[MB_SD_DATA], message, buf) < 0)) {
                 Py_CLEAR(message);
             }
             Py_DECREF(sock);

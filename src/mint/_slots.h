@@ -11,6 +11,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* T_OBJECT_EX, READONLY (Py_T_OBJECT_EX, Py_READONLY in 3.12) */
 #include <string.h>
 
 /* The descriptors of n slots (new references into out): slot i is names[i] of the
@@ -39,16 +40,56 @@ lookup_slots(const char *who, PyObject *const *types, const char *const *names,
     return 0;
 }
 
+/* Where obj keeps the slot described by d, when d is a __slots__ member of exactly obj's
+ * type (what the member descriptor would check, and find, on every access), else NULL:
+ * the caller then goes through the descriptor, which handles every other case. A round
+ * trip reads some thirty slots; through the descriptor each costs a type check and a
+ * switch on the member's kind, here a comparison and a load. */
+static PyObject **
+slot_address(PyObject *d, PyObject *obj)
+{
+    if (!Py_IS_TYPE(d, &PyMemberDescr_Type)
+        || PyDescr_TYPE(d) != Py_TYPE(obj)) {
+        return NULL;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY)) {
+        return NULL;
+    }
+    return (PyObject **)((char *)obj + m->offset);
+}
+
 /* obj's value of the slot described by d (a new reference), or NULL with no exception
  * set when the slot is unset: the callers take that as "not the case I handle". */
 static PyObject *
 slot_value(PyObject *d, PyObject *obj)
 {
+    PyObject **at = slot_address(d, obj);
+    if (at != NULL) {
+        Py_XINCREF(*at);
+        return *at;
+    }
     PyObject *v = Py_TYPE(d)->tp_descr_get(d, obj, (PyObject *)Py_TYPE(obj));
     if (v == NULL) {
         PyErr_Clear();
     }
     return v;
+}
+
+/* Set obj's slot described by d to value (not NULL), as setattr would: 0, or -1 with
+ * an exception. */
+static int
+slot_store(PyObject *d, PyObject *obj, PyObject *value)
+{
+    PyObject **at = slot_address(d, obj);
+    if (at != NULL) {
+        PyObject *old = *at;
+        Py_INCREF(value);
+        *at = value;
+        Py_XDECREF(old);
+        return 0;
+    }
+    return Py_TYPE(d)->tp_descr_set(d, obj, value);
 }
 
 /* Whether obj's slot (described by d) holds exactly want: one of the singletons True,
@@ -57,6 +98,10 @@ slot_value(PyObject *d, PyObject *obj)
 static int
 slot_is(PyObject *d, PyObject *obj, PyObject *want)
 {
+    PyObject **at = slot_address(d, obj);
+    if (at != NULL) {
+        return *at == want;
+    }
     PyObject *v = slot_value(d, obj);
     int same = v == want;
     Py_XDECREF(v);

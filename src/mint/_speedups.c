@@ -199,7 +199,7 @@ new_frame(PyObject *type, PyObject *slot, PyObject *value)
     if (obj == NULL) {
         return NULL;
     }
-    if (Py_TYPE(slot)->tp_descr_set(slot, obj, value) < 0) {
+    if (slot_store(slot, obj, value) < 0) {
         Py_DECREF(obj);
         return NULL;
     }
@@ -500,7 +500,7 @@ encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     }
     v = PyLong_FromSsize_t(at + 4);
     PyObject *at_slot = entry_slots[KEYS_AT];
-    if (v == NULL || Py_TYPE(at_slot)->tp_descr_set(at_slot, keys, v) < 0) {
+    if (v == NULL || slot_store(at_slot, keys, v) < 0) {
         goto done;
     }
     PyObject *data = build_frame(b0, payload, pool, at);
