@@ -54,6 +54,8 @@ _MESSAGES: dict[str, str] = {
     "invalid_transport_opts": "a transport option is not of the documented kind",
     "invalid_mailbox": "the mailbox must be a mint.Mailbox",
     "invalid_type": "is_open's type must be 'read', 'write' or 'read_write'",
+    "invalid_byte_count": "recv's byte_count must be an int >= 0",
+    "invalid_timeout": "a timeout must be None or a number of seconds",
     "not_passive": "recv needs a connection in passive mode",
     "not_active": "the connection is not in active mode",
     "unsupported_on_http1": "this operation needs an HTTP/2 connection",

@@ -171,3 +171,34 @@ def test_is_open_knows_three_types(ws_server: Any) -> None:
         assert info.value.reason == ("invalid_type", "bogus")
     finally:
         mint.http.close(conn)
+
+
+@pytest.mark.parametrize(
+    ("byte_count", "timeout", "reason"),
+    [
+        ("1", 1.0, ("invalid_byte_count", "1")),
+        (-1, 1.0, ("invalid_byte_count", -1)),
+        (1.5, 1.0, ("invalid_byte_count", 1.5)),
+        (True, 1.0, ("invalid_byte_count", True)),
+        (0, "1", ("invalid_timeout", "1")),
+        (0, True, ("invalid_timeout", True)),
+        (0, [1], ("invalid_timeout", [1])),
+    ],
+)
+@pytest.mark.parametrize("recv", [mint.http.recv, mint.websocket.recv])
+def test_recv_checks_its_arguments(
+    ws_server: Any, recv: Any, byte_count: Any, timeout: Any, reason: Any
+) -> None:
+    conn = mint.http.connect("http", "127.0.0.1", ws_server.port, mode="passive")
+    try:
+        with pytest.raises(mint.HTTPError) as info:
+            recv(conn, byte_count, timeout)
+        assert info.value.reason == reason
+        assert info.value.conn is conn
+        nan = float("nan")
+        with pytest.raises(mint.HTTPError) as info:
+            recv(conn, 0, nan)
+        assert info.value.reason[0] == "invalid_timeout"
+        assert mint.http.is_open(conn)
+    finally:
+        mint.http.close(conn)
