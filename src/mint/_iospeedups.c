@@ -454,6 +454,27 @@ read_on(int fd, const char *first, Py_ssize_t n, Py_ssize_t cap, int *drained)
     return buf;
 }
 
+/* One recv into buf (GIL released, as socket.recv does), made again after EINTR once
+ * the signal handlers have run: n >= 0, or -1 with the failure's errno in *err, or -2
+ * when a signal handler raised (its exception set: the read ends with it). */
+static ssize_t
+recv_retrying(int fd, char *buf, size_t size, int flags, int *err)
+{
+    for (;;) {
+        ssize_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = recv(fd, buf, size, flags);
+        *err = errno;
+        Py_END_ALLOW_THREADS
+        if (n >= 0 || *err != EINTR) {
+            return n;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -2;
+        }
+    }
+}
+
 /* What a read that found no bytes gave (n: 0, or -1 with errno err), for the Python
  * path to end: b"" for the end of stream, else the OSError. NULL on failure. */
 static PyObject *
@@ -506,17 +527,9 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         /* The last read left bytes behind (a burst larger than READ_BURST, or messages
          * that keep coming): take what is there without waiting, as the Python path's
          * first read does. Only a socket found empty goes on to wait. */
-        for (;;) {
-            Py_BEGIN_ALLOW_THREADS
-            n = recv(fd, first, sizeof first, MSG_DONTWAIT);
-            err = errno;
-            Py_END_ALLOW_THREADS
-            if (n >= 0 || err != EINTR) {
-                break;
-            }
-            if (PyErr_CheckSignals() < 0) {
-                goto done;
-            }
+        n = recv_retrying(fd, first, sizeof first, MSG_DONTWAIT, &err);
+        if (n == -2) {
+            goto done;
         }
         if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK)) {
             goto got;
@@ -536,19 +549,11 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         }
         Py_CLEAR(v);
     }
-    for (;;) {
-        /* One blocking read: the wait and the read in one system call, the timeout
-         * in SO_RCVTIMEO (as Waiter.wait_and_recv). */
-        Py_BEGIN_ALLOW_THREADS
-        n = recv(fd, first, sizeof first, 0);
-        err = errno;
-        Py_END_ALLOW_THREADS
-        if (n >= 0 || err != EINTR) {
-            break;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            goto done;  /* a signal handler raised: the wait ends with it */
-        }
+    /* One blocking read: the wait and the read in one system call, the timeout in
+     * SO_RCVTIMEO (as Waiter.wait_and_recv). */
+    n = recv_retrying(fd, first, sizeof first, 0, &err);
+    if (n == -2) {
+        goto done;  /* a signal handler raised: the wait ends with it */
     }
 got:
     if (n > 0) {
@@ -980,11 +985,8 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto passed;
         }
         char first[FIRST_READ];
-        ssize_t n;
-        do {
-            n = recv(fd, first, sizeof first, MSG_DONTWAIT);
-        } while (n < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
-        if (n < 0 && PyErr_Occurred()) {
+        ssize_t n = recv_retrying(fd, first, sizeof first, MSG_DONTWAIT, &err);
+        if (n == -2) {
             goto done;
         }
         if (n > 0) {
@@ -1011,7 +1013,7 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         /* The end of stream or a failure: the mailbox's Python ends it (None when
          * there was nothing to read after all: wait again). */
-        PyObject *outcome = no_bytes(n, errno);
+        PyObject *outcome = no_bytes(n, err);
         if (outcome == NULL) {
             goto done;
         }
