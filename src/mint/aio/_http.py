@@ -49,6 +49,7 @@ from mint.http._conn import (
     _attach,
     _check_open,
     _check_protocols,
+    _check_recv_args,
     _check_transport_opts,
     _make_session,
     _Unknown,
@@ -359,14 +360,7 @@ async def recv(
     """
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
-    if isinstance(byte_count, bool) or not isinstance(byte_count, int) or byte_count < 0:
-        raise HTTPError(("invalid_byte_count", byte_count), conn=conn)
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or timeout != timeout  # NaN
-    ):
-        raise HTTPError(("invalid_timeout", timeout), conn=conn)
+    _check_recv_args(conn, byte_count, timeout)
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,
         # and through the transport, so that an exact byte_count counts it too.

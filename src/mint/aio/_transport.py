@@ -176,7 +176,7 @@ class AsyncTransport(BaseTransport):
             except OSError as exc:
                 raise map_os_error(exc) from exc
             if first is not None:
-                if 0 < len(first) < READ_SIZE or not first:
+                if len(first) < READ_SIZE:  # a short read, or b"": the peer closed
                     return [first]
                 return self._read_more(first)
         if self.closed:

@@ -136,6 +136,28 @@ def _check_open(conn: Conn) -> None:
         raise HTTPError("closed")
 
 
+def _is_number(value: object) -> bool:
+    """A real number of seconds (or bytes): an int or a float, not a bool, not NaN."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and value == value  # NaN is the one value not equal to itself
+    )
+
+
+def _check_recv_args(conn: Conn, byte_count: object, timeout: object) -> None:
+    """``recv``'s arguments (both flavours): an int ``byte_count`` >= 0, a number or
+    ``None`` for ``timeout`` (a negative one runs out at once).
+
+    Raises:
+        HTTPError: ``("invalid_byte_count", n)``, ``("invalid_timeout", t)``.
+    """
+    if not (_is_number(byte_count) and isinstance(byte_count, int) and byte_count >= 0):
+        raise HTTPError(("invalid_byte_count", byte_count), conn=conn)
+    if timeout is not None and not _is_number(timeout):
+        raise HTTPError(("invalid_timeout", timeout), conn=conn)
+
+
 def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
     """``connect``'s ``transport_opts`` as a dict, their values checked, and its
     ``mailbox``: what would otherwise fail deep in ``ssl`` or ``socket`` (or, for a
@@ -153,9 +175,7 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
         raise HTTPError(("invalid_transport_opts", None, opts))
     checked = dict(opts)
     timeout = checked.get("timeout")
-    if timeout is not None and (
-        type(timeout) is bool or not isinstance(timeout, int | float) or not timeout >= 0
-    ):
+    if timeout is not None and not (_is_number(timeout) and timeout >= 0):
         raise HTTPError(("invalid_transport_opts", "timeout", timeout))
     context = checked.get("ssl_context")
     if context is not None and not isinstance(context, ssl.SSLContext):
@@ -213,16 +233,15 @@ def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
     """
     if not isinstance(mailbox, Mailbox):
         raise HTTPError(("invalid_mailbox", mailbox), conn=conn)
-    new_mailbox = mailbox
     old = conn._mailbox
-    conn._mailbox = new_mailbox
-    if conn._mode != "active" or old is new_mailbox:
+    conn._mailbox = mailbox
+    if conn._mode != "active" or old is mailbox:
         return conn
     kept = old.unregister(conn._transport, drop=False) if old is not None else []
     for data in kept:
-        new_mailbox.send(SocketData(conn._transport.sock, data))
+        mailbox.send(SocketData(conn._transport.sock, data))
     if not conn._transport.closed:
-        new_mailbox.register(conn._transport)
+        mailbox.register(conn._transport)
     return conn
 
 
