@@ -832,6 +832,63 @@ def test_frames_are_frozen_slotted_dataclasses(
     assert cls.__match_args__ == tuple(fields)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: Binary(), "missing 1 required positional argument: 'data'"),
+        (lambda: Text("a", "b"), "takes 2 positional arguments but 3 were given"),
+        (lambda: Ping(b"a", b"b"), "takes from 1 to 2 positional arguments but 3 were given"),
+        (lambda: Close(1000, "a", "b"), "takes from 1 to 3 positional arguments but 4 were given"),
+        (lambda: Close(1000, code=1000), "got multiple values for argument 'code'"),
+        (lambda: Binary(b"a", data=b"b"), "got multiple values for argument 'data'"),
+    ],
+)
+def test_frame_construction_errors_are_pythons(call: Callable[[], object], message: str) -> None:
+    """Construction errors read as the ``__init__``'s own, with the C constructor or without."""
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call()
+
+
+def test_frame_classes_can_be_subclassed_and_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subclass runs its own ``__init__``, and a patched ``__init__`` is the one that runs
+    (the C constructor steps aside), until it is put back."""
+
+    class Joined(Binary):
+        def __init__(self, a: bytes, b: bytes) -> None:
+            super().__init__(a + b)
+
+    joined = Joined(b"a", b"b")
+    assert type(joined) is Joined and joined.data == b"ab"
+    assert Binary(b"c") == Binary(b"c") and type(Binary(b"c")) is Binary
+
+    calls: list[tuple[object, ...]] = []
+    original = Close.__init__
+
+    def spy(self: Close, *args: Any) -> None:
+        calls.append(args)
+        original(self, *args)
+
+    monkeypatch.setattr(Close, "__init__", spy)
+    assert Close(1000, "bye").reason == "bye"
+    assert Close().code is None
+    assert calls == [(1000, "bye"), ()]
+    monkeypatch.undo()
+    assert Close(1001).code == 1001 and len(calls) == 2
+
+
+@pytest.mark.parametrize("cls", [Text, Binary, Ping, Pong, Close])
+def test_frame_defaults_are_the_dataclass_defaults(cls: Any) -> None:
+    fields = dataclasses.fields(cls)
+    required = [f for f in fields if f.default is dataclasses.MISSING]
+    args = ["x" if cls is Text else b"x" for _ in required]
+    frame = cls(*args)
+    for f in fields[len(required) :]:
+        assert getattr(frame, f.name) is f.default
+    values = [1000, "why"] if cls is Close else args or [b"y"]
+    full = cls(*values)
+    assert [getattr(full, f.name) for f in fields] == values
+
+
 def test_frames_match_by_position() -> None:
     def describe(frame: object) -> str:
         match frame:
@@ -851,6 +908,32 @@ def test_frames_match_by_position() -> None:
 
 
 # ------------------------------------------------------------------ the C entry points
+
+
+def test_positional_frame_construction_skips_the_python_init_when_built() -> None:
+    """With the C module, ``Binary(data)`` enters no Python frame (the hot path of every
+    send); keywords, and the pure-Python build, run ``__init__``."""
+    import sys
+
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "__init__":
+            entered.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        built = [Binary(b"b"), Text("t"), Ping(), Pong(b"p"), Close(1000, "r")]
+        by_keyword = Binary(data=b"k")
+    finally:
+        sys.setprofile(None)
+    assert [type(f) for f in built] == [Binary, Text, Ping, Pong, Close]
+    assert by_keyword.data == b"k"
+    if frame_mod._speedups is None:
+        names = ["Binary", "Text", "Ping", "Pong", "Close", "Binary"]
+        assert entered == [f"{name}.__init__" for name in names]
+    else:
+        assert entered == ["Binary.__init__"]
 
 
 def test_public_encode_and_decode_are_the_c_entry_points_when_built() -> None:
