@@ -338,6 +338,25 @@ class BaseTransport:
                 return True
         return False
 
+    def send_now(self, data: bytes | bytearray | memoryview) -> int:
+        """Write what the socket takes of ``data`` at once: how many bytes it took (0
+        when it would wait, or when an interrupted send still owes the peer bytes,
+        which must go first). The caller hands the rest to ``send``.
+
+        ``send``'s common case without entering it: on the asyncio flavour that is one
+        coroutine less per message sent.
+        """
+        if self.closed:
+            raise TransportError("closed")
+        if self._unsent:
+            return 0
+        try:
+            return self.sock.send(data, self._nowait)
+        except WOULD_BLOCK:
+            return 0
+        except OSError as exc:
+            raise map_os_error(exc) from exc
+
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.
 

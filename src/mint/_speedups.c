@@ -217,7 +217,7 @@ new_frame(PyObject *type, PyObject *slot, PyObject *value)
  * the slots. Any other call (keywords, a wrong count), or any call once the class's
  * __init__ or __new__ is not the one it had when set up (a patch), goes through
  * type.__call__, so __new__ and __init__ run and raise exactly as without this module. */
-#define N_CTORS 8
+#define N_CTORS 16
 #define MAX_FIELDS 4
 static struct {
     PyTypeObject *type;

@@ -102,16 +102,9 @@ class Transport(BaseTransport):
     # -- I/O -----------------------------------------------------------------------
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data``, waiting for the socket as long as it takes."""
-        if self.closed:
-            raise TransportError("closed")
         if not self._unsent:
             # The common case: the socket takes it all at once, from the caller's bytes.
-            try:
-                sent = self.sock.send(data, self._nowait)
-            except WOULD_BLOCK:
-                sent = 0
-            except OSError as exc:
-                raise map_os_error(exc) from exc
+            sent = self.send_now(data)
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]

@@ -211,7 +211,9 @@ async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Co
         if ref is session.direct_ref and type(chunk) is bytes:
             # An upgraded HTTP/1.1 connection: the caller's bytes go out as they are.
             if chunk:
-                await transport.send(chunk)
+                sent = transport.send_now(chunk)
+                if sent != len(chunk):  # the socket is full: wait for it
+                    await transport.send(memoryview(chunk)[sent:])
             return conn
         session.stream_request_body(ref, chunk)
         await _flush(conn)

@@ -145,6 +145,10 @@ def _is_number(value: object) -> bool:
     )
 
 
+# The exact types of the timeouts recv is called with (subclasses take the long way).
+_PLAIN_TIMEOUTS = frozenset({float, int, type(None)})
+
+
 def _check_recv_args(conn: Conn, byte_count: object, timeout: object) -> None:
     """``recv``'s arguments (both flavours): an int ``byte_count`` >= 0, a number or
     ``None`` for ``timeout`` (a negative one runs out at once).
@@ -152,6 +156,13 @@ def _check_recv_args(conn: Conn, byte_count: object, timeout: object) -> None:
     Raises:
         HTTPError: ``("invalid_byte_count", n)``, ``("invalid_timeout", t)``.
     """
+    if (
+        byte_count.__class__ is int
+        and byte_count >= 0
+        and timeout.__class__ in _PLAIN_TIMEOUTS
+        and timeout == timeout  # not NaN
+    ):
+        return  # the common call, checked without a function call
     if not (_is_number(byte_count) and isinstance(byte_count, int) and byte_count >= 0):
         raise HTTPError(("invalid_byte_count", byte_count), conn=conn)
     if timeout is not None and not _is_number(timeout):

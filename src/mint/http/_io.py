@@ -212,7 +212,9 @@ def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
         if ref is session.direct_ref and type(chunk) is bytes:
             # An upgraded HTTP/1.1 connection: the caller's bytes go out as they are.
             if chunk:
-                transport.send(chunk)
+                sent = transport.send_now(chunk)
+                if sent != len(chunk):  # the socket is full: wait for it
+                    transport.send(memoryview(chunk)[sent:])
             return conn
         session.stream_request_body(ref, chunk)
         _flush(conn)

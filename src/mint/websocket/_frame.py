@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from struct import pack, unpack_from
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
+from mint._speedup import install_constructors as _install_constructors
 from mint._speedup import load_speedup as _load_speedup
 from mint.errors import (
     CLOSE_INVALID_DATA,
@@ -178,15 +179,8 @@ _scan_c = cast(
 )
 if _scan_c is not None:
     _speedups.setup(Binary, Binary.__dict__["data"], Text, Text.__dict__["data"])
-    # Building a frame (one per message sent) without entering the Python __init__:
-    # positional calls fill the slots from C, anything else runs __init__ as before.
-    for _cls in (Text, Binary, Ping, Pong, Close):
-        _fields = fields(_cls)
-        _speedups.constructor(
-            _cls,
-            tuple(_cls.__dict__[f.name] for f in _fields),
-            tuple(f.default for f in _fields if f.default is not MISSING),
-        )
+    # Building a frame (one per message sent) without entering the Python __init__.
+    _install_constructors(Text, Binary, Ping, Pong, Close)
 
 #: ``mask(data, key) -> bytes``: XOR with the 4-byte key, repeating (RFC 6455 5.3).
 #: The C speedup when installed, else the pure-Python fallback (same bytes; above
