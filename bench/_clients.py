@@ -201,10 +201,20 @@ class MintActive(MintPassive):
     name = "mint active"
     mode = "active"
 
+    def connect(self, port: int) -> None:
+        import mint
+
+        # as a user writes it: from mint import receive, UNKNOWN (and websocket.stream)
+        self._receive, self._stream, self._unknown = (
+            mint.receive,
+            mint.websocket.stream,
+            mint.UNKNOWN,
+        )
+        super().connect(port)
+
     def _recv(self, conn, byte_count, timeout):
-        message = self.mint.receive(timeout)
-        result = self.mint.websocket.stream(conn, message)
-        if result is self.mint.UNKNOWN:
+        result = self._stream(conn, self._receive(timeout))
+        if result is self._unknown:
             return conn, []
         return result
 

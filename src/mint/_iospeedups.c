@@ -117,6 +117,9 @@ static PyObject *stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs
                          PyObject *kwnames);
 static PyObject *setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *setup_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *receive_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames);
 
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
@@ -145,6 +148,13 @@ static PyMethodDef methods[] = {
      "mailbox_receive(mailbox, timeout) -> message | passed | timed_out: Mailbox.receive's "
      "common case (one plain socket, nothing queued) in C; 'passed' when the Python loop "
      "must take over (nothing was read), 'timed_out' when the timeout ran out."},
+    {"setup_receive", (PyCFunction)(void (*)(void))setup_receive, METH_FASTCALL,
+     "setup_receive(local, Mailbox, receive) -> receive: mint.receive with the calling "
+     "thread's default mailbox (local.mailbox, a Mailbox) read by mailbox_receive in C; "
+     "returns it with the Python function's documentation."},
+    {"receive", (PyCFunction)(void (*)(void))receive_, METH_FASTCALL | METH_KEYWORDS,
+     "receive(timeout=None)\n--\n\n"
+     "mint.receive, its common case in C (see mint.mailbox)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1030,6 +1040,74 @@ passed:
 done:
     Py_XDECREF(buf);
     Py_XDECREF(tr);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------
+ * mint.receive itself: the calling thread's default mailbox, then mailbox_receive,
+ * with no Python frame in between (the module function and Mailbox.receive are two
+ * frames per message of an active connection). Only an existing default mailbox of
+ * exactly the Mailbox class is taken here; no mailbox yet (the Python function makes
+ * one), a subclass (whose receive may differ), keywords or a wrong count go to the
+ * Python function. What mailbox_receive passes on, the mailbox's own Python ends:
+ * _receive_loop (the loop of Mailbox.receive after its fast path) or _timed_out. */
+static struct {
+    PyObject *local, *mailbox_type, *python;
+    PyObject *s_mailbox, *s_receive_loop, *s_timed_out;
+} rx;
+
+static PyObject *
+setup_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyType_Check(args[1]) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "setup_receive(local, Mailbox, receive)");
+        return NULL;
+    }
+    if (!mb.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "setup_receive: setup_mailbox() was not called");
+        return NULL;
+    }
+    PyObject **const strings[] = {&rx.s_mailbox, &rx.s_receive_loop, &rx.s_timed_out};
+    const char *const names[] = {"mailbox", "_receive_loop", "_timed_out"};
+    if (intern_once(strings, names, 3) < 0) {
+        return NULL;
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(rx.local, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(rx.mailbox_type, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(rx.python, args[2]);
+    return documented(method_named(methods, "receive"), rx.python, "mint.mailbox");
+}
+
+static PyObject *
+receive_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (rx.python == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "receive: setup_receive() was not called");
+        return NULL;
+    }
+    if (kwnames != NULL || nargs > 1) {
+        return PyObject_Vectorcall(rx.python, args, (size_t)nargs, kwnames);
+    }
+    PyObject *box = PyObject_GetAttr(rx.local, rx.s_mailbox);
+    if (box == NULL || (PyObject *)Py_TYPE(box) != rx.mailbox_type) {
+        PyErr_Clear();
+        Py_XDECREF(box);
+        return PyObject_Vectorcall(rx.python, args, (size_t)nargs, NULL);
+    }
+    PyObject *call[2] = {box, nargs ? args[0] : Py_None};
+    PyObject *result = mailbox_receive(self, call, 2);
+    if (result == mb.passed) {
+        Py_DECREF(result);
+        result = PyObject_VectorcallMethod(rx.s_receive_loop, call, 2, NULL);
+    }
+    else if (result == mb.timed_out) {
+        Py_DECREF(result);
+        result = PyObject_VectorcallMethod(rx.s_timed_out, call, 1, NULL);
+    }
+    Py_DECREF(box);
     return result;
 }
 

@@ -264,6 +264,10 @@ class Mailbox:
                 return self._timed_out()
             if message is not _PASSED:
                 return message
+        return self._receive_loop(timeout)
+
+    def _receive_loop(self, timeout: float | None) -> object:
+        """:meth:`receive` in Python: after its C fast path passed, or without it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found, message = self._pop()
@@ -429,8 +433,12 @@ def mailbox() -> Mailbox:
     return box
 
 
-def receive(timeout: float | None = None) -> object:
-    """The next message of the calling thread's default mailbox (Elixir's ``receive``)."""
+def _receive(timeout: float | None = None) -> object:
+    """The next message of the calling thread's default mailbox (Elixir's ``receive``).
+
+    Raises:
+        TimeoutError: nothing arrived within ``timeout`` seconds.
+    """
     box: Mailbox | None = getattr(_local, "mailbox", None)
     return (box or mailbox()).receive(timeout)
 
@@ -444,3 +452,9 @@ _fast_receive: Callable[[Mailbox, float | None], object] | None = (
     if _c is None
     else _c.setup_mailbox(SyncTransport, SocketData, READ_BURST, _PASSED, _TIMED_OUT)
 )
+
+#: ``receive(timeout=None)``: :func:`_receive`, or with the C module its common case
+#: (an existing default Mailbox) in C: no Python frame between the caller and the wait.
+receive = _receive
+if _c is not None:
+    receive = _c.setup_receive(_local, Mailbox, _receive)

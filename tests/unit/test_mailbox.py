@@ -339,3 +339,63 @@ def test_the_fast_path_is_in_place_when_built() -> None:
         assert MAILBOX_MODULE._fast_receive is None
     else:
         assert MAILBOX_MODULE._fast_receive is not None
+
+
+def test_module_receive_is_the_c_entry_when_built() -> None:
+    """``mint.receive`` is a C function when built (no Python frame per message), with
+    the Python function's name, signature and documentation."""
+    import inspect
+
+    assert mint.receive is MAILBOX_MODULE.receive
+    params = inspect.signature(mint.receive).parameters
+    assert list(params) == ["timeout"] and params["timeout"].default is None
+    if MAILBOX_MODULE._c is None:
+        assert mint.receive is MAILBOX_MODULE._receive
+    else:
+        assert type(mint.receive).__name__ == "builtin_function_or_method"
+        assert mint.receive.__name__ == "receive"
+        assert mint.receive.__doc__ is not None
+        assert MAILBOX_MODULE._receive.__doc__ in mint.receive.__doc__
+
+
+def test_module_receive_on_every_path(pair: tuple[Transport, socket.socket]) -> None:
+    """The default mailbox's ``receive`` (in a thread of its own, so its mailbox is new):
+    none yet, socket input alone, a posted message first, keywords, a timeout, and a
+    socket input that the loop in Python ends (end of stream)."""
+    transport, peer = pair
+    seen: list[object] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with pytest.raises(TimeoutError):
+                mint.receive(0.01)  # no mailbox yet: the Python function makes one
+            box = mint.mailbox()
+            box.register(transport)
+            peer.sendall(b"one")
+            seen.append(mint.receive(2))  # one socket's input alone
+            box.send("posted")
+            peer.sendall(b"two")
+            time.sleep(0.05)
+            seen.append(mint.receive(2))  # queued first: the loop in Python
+            seen.append(mint.receive(timeout=2))  # keywords: the Python function
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                mint.receive(0.05)
+            seen.append(time.monotonic() - started >= 0.05)
+            peer.close()
+            seen.append(mint.receive(2))
+            box.close()
+        except BaseException as exc:  # reported by the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+    first, posted, second, waited, closed = seen
+    assert isinstance(first, SocketData) and first.data == b"one"
+    assert posted == "posted"
+    assert isinstance(second, SocketData) and second.data == b"two"
+    assert waited is True
+    assert isinstance(closed, SocketClosed) and closed.socket is transport.sock
