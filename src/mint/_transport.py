@@ -175,6 +175,9 @@ class Transport(BaseTransport):
                 if len(first) < READ_SIZE:  # a short read, or b"": the peer closed
                     return [first]
                 return self._read_more(first)
+            if timeout is not None:
+                # Woken for nothing: wait below for what is left of the timeout.
+                timeout = self._waiter.time_left()
         if self.closed:
             raise TransportError("closed")
         if self._unread is not None:

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -397,3 +398,60 @@ def test_read_waits_work_across_event_loops(
     assert asyncio.run(first()) == b"one"
     assert asyncio.run(second()) == "timeout"
     assert asyncio.run(third()) == b"three"
+
+
+@pytest.mark.parametrize("timeout", [None, 2.0])
+def test_a_wake_up_that_finds_nothing_waits_again(
+    async_pair: tuple[AsyncTransport, socket.socket], timeout: float | None
+) -> None:
+    """The reader's wake-ups are not checked (a readiness the loop saw before the
+    bytes were read): a read woken for nothing reads EAGAIN and waits again, and
+    returns the bytes that come next, neither an empty read (the end of stream) nor
+    an error. Both ways in: the drained hot path and a plain wait."""
+    transport, peer = async_pair
+    waiter = transport._waiter
+
+    async def woken_for_nothing(delay: float) -> None:
+        # A few spurious wake-ups while the socket is empty, then the bytes.
+        for _ in range(3):
+            await asyncio.sleep(delay)
+            waiter._on_readable()
+        await asyncio.sleep(delay)
+        peer.send(b"late")
+
+    async def main() -> list[bytes]:
+        got = []
+        transport._drained = True  # the hot path: wait first, then read
+        poke = asyncio.create_task(woken_for_nothing(0.01))
+        got.append(await transport.recv(0, timeout))
+        await poke
+        transport._drained = False  # a read that fails first, then waits
+        poke = asyncio.create_task(woken_for_nothing(0.01))
+        got.append(await transport.recv(0, timeout))
+        await poke
+        return got
+
+    assert asyncio.run(main()) == [b"late", b"late"]
+
+
+def test_a_wake_up_that_finds_nothing_keeps_the_deadline(
+    async_pair: tuple[AsyncTransport, socket.socket],
+) -> None:
+    transport, _ = async_pair
+    waiter = transport._waiter
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        # Wake-ups for nothing late in the wait: starting the timeout again at the
+        # first would end the read at about 0.25 s.
+        for delay in (0.10, 0.12, 0.14):
+            loop.call_later(delay, waiter._on_readable)
+        transport._drained = True
+        started = time.monotonic()
+        with pytest.raises(mint.TransportError) as info:
+            await transport.recv(0, 0.15)
+        assert info.value.reason == "timeout"
+        return time.monotonic() - started
+
+    took = asyncio.run(main())
+    assert 0.15 <= took < 0.22
