@@ -166,7 +166,7 @@ class Waiter:
     module docstring); every other call on it passes ``MSG_DONTWAIT``.
     """
 
-    __slots__ = ("_blocking", "_deadline", "_fd", "_mask", "_poll", "_sock", "_timeout")
+    __slots__ = ("_blocking", "_fd", "_mask", "_poll", "_sock", "_timeout")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -175,16 +175,12 @@ class Waiter:
         self._mask = 0
         # The SO_RCVTIMEO in force (None: no timeout), set again only when it changes.
         self._timeout: float | None = None
-        # The deadline of the last wait_and_recv with a timeout (see time_left).
-        self._deadline = 0.0
         self._blocking = not isinstance(sock, ssl.SSLSocket)
         if self._blocking:
             sock.setblocking(True)
 
-    def wait_and_recv(self, size: int, timeout: float | None) -> bytes | None:
+    def wait_and_recv(self, size: int, timeout: float | None) -> bytes:
         """Wait up to ``timeout`` seconds (``None``: forever; > 0) and read up to ``size`` bytes.
-
-        Returns ``None`` when woken for nothing (the caller waits again).
 
         Raises:
             TransportError: ``"timeout"``.
@@ -199,19 +195,15 @@ class Waiter:
             except BlockingIOError:
                 # A blocking socket says EAGAIN only when SO_RCVTIMEO ran out.
                 raise TransportError("timeout") from None
-        deadline = None
-        if timeout is not None:
-            deadline = self._deadline = time.monotonic() + timeout
-        self.wait(READ, deadline)
-        try:
-            return sock.recv(size)
-        except WOULD_BLOCK:
-            return None
-
-    def time_left(self) -> float:
-        """What is left of the timeout of the last :meth:`wait_and_recv` that had one:
-        the caller of one woken for nothing waits again for that, not for all of it."""
-        return self._deadline - time.monotonic()
+        # TLS: wait, then read, until the same deadline; TLS may want to write first.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        mask = READ
+        while True:
+            self.wait(mask, deadline)
+            try:
+                return sock.recv(size)
+            except WOULD_BLOCK as exc:
+                mask = WRITE if isinstance(exc, ssl.SSLWantWriteError) else READ
 
     def _set_timeout(self, timeout: float | None) -> None:
         # Also called by mint._iospeedups' recv before its own blocking read.

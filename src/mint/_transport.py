@@ -168,16 +168,12 @@ class Transport(BaseTransport):
             if self.closed:
                 raise TransportError("closed")
             try:
-                first: bytes | None = self._waiter.wait_and_recv(READ_SIZE, timeout)
+                first = self._waiter.wait_and_recv(READ_SIZE, timeout)
             except OSError as exc:
                 raise map_os_error(exc) from exc
-            if first is not None:
-                if len(first) < READ_SIZE:  # a short read, or b"": the peer closed
-                    return [first]
-                return self._read_more(first)
-            if timeout is not None:
-                # Woken for nothing: wait below for what is left of the timeout.
-                timeout = self._waiter.time_left()
+            if len(first) < READ_SIZE:  # a short read, or b"": the peer closed
+                return [first]
+            return self._read_more(first)
         if self.closed:
             raise TransportError("closed")
         if self._unread is not None:

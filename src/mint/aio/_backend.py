@@ -62,7 +62,6 @@ class AsyncWaiter:
     """
 
     __slots__ = (
-        "_deadline",
         "_fd",
         "_flush_loop",
         "_future",
@@ -85,8 +84,6 @@ class AsyncWaiter:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._timer_loop: asyncio.AbstractEventLoop | None = None
-        # The deadline of the last wait_and_recv with a timeout (see time_left).
-        self._deadline = 0.0
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -104,19 +101,16 @@ class AsyncWaiter:
                 raise TransportError("timeout")
         await self.wait_and_recv(0, timeout)
 
-    async def wait_and_recv(self, size: int, timeout: float | None) -> bytes | None:
+    async def wait_and_recv(self, size: int, timeout: float | None) -> bytes:
         """Wait up to ``timeout`` seconds (``None``: forever; > 0) and read up to ``size``
-        bytes (0: only wait, which is what ``wait(READ)`` is).
+        bytes (0: only wait, which is what ``wait(READ)`` is, and returns ``b""``).
 
         The read wait itself lives here rather than in :meth:`wait` because this is
         the hot path of every passive read: one coroutine less to create and to
-        resume through is measurable.
-
-        Returns ``None`` when woken for nothing (the caller waits again).
+        resume through is measurable. A wake-up that finds nothing to read (see the
+        class docstring) waits again, until the same deadline.
         """
-        deadline = None
-        if timeout is not None:
-            deadline = self._deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         loop = asyncio.get_running_loop()
         if self._reader_loop is not loop:
             self.release_reader()
@@ -133,23 +127,17 @@ class AsyncWaiter:
                 ):
                     self._arm(loop, deadline)
                 if await future:
-                    break
+                    if not size:
+                        return b""
+                    try:
+                        return self._sock.recv(size)
+                    except WOULD_BLOCK:
+                        continue  # woken for nothing
                 # Our timer fired: at the deadline, or at an earlier one it was armed for.
                 if deadline is None or deadline <= time.monotonic():
                     raise TransportError("timeout")
         finally:
             self._future = None
-        if not size:
-            return None
-        try:
-            return self._sock.recv(size)
-        except WOULD_BLOCK:
-            return None
-
-    def time_left(self) -> float:
-        """What is left of the timeout of the last :meth:`wait_and_recv` that had one:
-        the caller of one woken for nothing waits again for that, not for all of it."""
-        return self._deadline - time.monotonic()
 
     def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Have our timer fire at ``deadline`` at the latest (see wait_and_recv's test
