@@ -109,7 +109,7 @@ slot_is(PyObject *d, PyObject *obj, PyObject *want)
 }
 
 /* The entry of table (ended by a NULL name) called name, or NULL. */
-static const PyMethodDef *
+static inline const PyMethodDef *
 method_named(const PyMethodDef *table, const char *name)
 {
     for (; table->ml_name != NULL; table++) {
@@ -124,7 +124,7 @@ method_named(const PyMethodDef *table, const char *name)
  * text signature, which inspect.signature reads): help() on a C entry point then
  * shows the documentation of the Python function it stands for. The copy's method
  * definition lives as long as the process (a module's entry points are set up once). */
-static PyObject *
+static inline PyObject *
 documented(const PyMethodDef *tmpl, PyObject *pyfunc, const char *module)
 {
     if (tmpl == NULL) {

@@ -113,9 +113,7 @@ class AsyncWaiter:
         deadline = None if timeout is None else time.monotonic() + timeout
         loop = asyncio.get_running_loop()
         if self._reader_loop is not loop:
-            self.release_reader()
-            loop.add_reader(self._fd, self._on_readable)
-            self._reader_loop = loop
+            self.own_reader(loop)
         try:
             while True:
                 future: asyncio.Future[bool] = loop.create_future()
@@ -138,6 +136,12 @@ class AsyncWaiter:
                     raise TransportError("timeout")
         finally:
             self._future = None
+
+    def own_reader(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Register our reader on ``loop`` (the first wait there), off any other loop."""
+        self.release_reader()
+        loop.add_reader(self._fd, self._on_readable)
+        self._reader_loop = loop
 
     def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Have our timer fire at ``deadline`` at the latest (see wait_and_recv's test

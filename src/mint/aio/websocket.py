@@ -23,7 +23,8 @@ Walkthrough::
 As in Mint.WebSocket, the caller answers pings with pongs and replies to a Close.
 """
 
-from mint.aio._websocket import cancel, recv, stream, stream_request_body, upgrade
+from mint.aio._fastio import recv, stream_request_body
+from mint.aio._websocket import cancel, stream, upgrade
 from mint.websocket import (
     Binary,
     Close,

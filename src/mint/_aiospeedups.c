@@ -1,0 +1,1001 @@
+/* Optional C speedups for the asyncio edge of an upgraded HTTP/1.1 WebSocket.
+ *
+ * mint.aio.websocket.recv(conn, byte_count, timeout) and stream_request_body(conn, ref,
+ * data) are coroutine functions. Here they are C callables that return a C coroutine
+ * (an "operation") doing the steady state of a passive upgraded HTTP/1.1 connection on
+ * a plain socket: for recv, wait for the socket on the loop (through the connection's
+ * AsyncWaiter, whose reader stays registered) and read what is there into one
+ * Data(ref, bytes); for stream_request_body, one send that takes all of the frame.
+ *
+ * Why: in a 16-byte asyncio ping-pong the Python path is a chain of coroutines (recv,
+ * Transport.recv_parts, AsyncWaiter.wait_and_recv; stream_request_body twice) that is
+ * created, and resumed through, on every message, plus a StopIteration per level. An
+ * operation is one object: the caller's "await" sends into it through am_send, which
+ * returns its value without raising StopIteration, and it yields the loop's future
+ * through the future's own iterator, as "await future" does.
+ *
+ * The operation behaves as the coroutine it stands for:
+ * - nothing happens until it is first sent into: the checks and the I/O are made
+ *   then, not at the call;
+ * - every case it does not take (another state of the connection, TLS, an exact
+ *   byte_count, a zero timeout, HTTP/2, keywords) is the Python coroutine function's:
+ *   the operation creates that coroutine and delegates send, throw and close to it,
+ *   as "yield from" would;
+ * - outcomes that are not bytes (end of stream, timeout, a failure, a send the socket
+ *   took in part) are ended by the Python functions given to setup();
+ * - thrown into (a cancellation) or closed while it waits, it clears the waiter's
+ *   future as wait_and_recv's "finally" does, and raises what was thrown;
+ * - it has send, throw, close and __await__, so collections.abc.Coroutine (and so
+ *   asyncio.iscoroutine, create_task, run) take it as a coroutine.
+ * The callables carry the Python functions' __code__, names and documentation
+ * (setup's caller copies them), so inspect finds coroutine functions with the same
+ * signatures.
+ *
+ * The state is the connection's, the transport's and the waiter's, read through their
+ * slots on every call, as mint._iospeedups does for the blocking flavour.
+ */
+#include "_slots.h"
+#include "_sockio.h"
+#include <limits.h>
+#include <math.h>
+#include <time.h>
+
+enum {
+    CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_TLS,
+    W_FD, W_FUTURE, W_READER_LOOP, W_TIMER, W_TIMER_AT, W_TIMER_LOOP,
+    DATA_REF, DATA_DATA,
+    N_SLOTS
+};
+static const char *slot_names[N_SLOTS] = {
+    "_held", "_mode", "_private", "_session", "_transport",
+    "closed", "_drained", "_unread", "_unsent", "_waiter", "tls",
+    "_fd", "_future", "_reader_loop", "_timer", "_timer_at", "_timer_loop",
+    "ref", "data",
+};
+/* Which type each slot belongs to: 0 Conn, 1 AsyncTransport, 2 AsyncWaiter, 3 Data. */
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1,
+                                        2, 2, 2, 2, 2, 2, 3, 3};
+
+#define N_TYPES 4
+enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, PY_RUNNING_LOOP, N_CALLS };
+
+static struct {
+    int ready;
+    Py_ssize_t read_burst;
+    PyTypeObject *types[N_TYPES]; /* Conn, AsyncTransport, AsyncWaiter, Data */
+    PyObject *slots[N_SLOTS];
+    PyObject *calls[N_CALLS];
+    PyObject *s_passive, *s_early, *s_direct_ref, *s_create_future, *s_arm, *s_own_reader,
+        *s_await;
+} st;
+
+static PyObject *
+get(int slot, PyObject *obj)
+{
+    return slot_value(st.slots[slot], obj);
+}
+
+static int
+set(int slot, PyObject *obj, PyObject *value)
+{
+    return slot_store(st.slots[slot], obj, value);
+}
+
+static double
+monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic()'s clock */
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------------------------
+ * The operation: a C coroutine. */
+
+enum { OP_RECV, OP_SRB };
+enum { S_NEW, S_WAITING, S_DELEGATING, S_DONE };
+
+typedef struct {
+    PyObject_HEAD
+    int kind;
+    int state;
+    PyObject *args[3];   /* the call's: conn, then byte_count and timeout, or ref and data */
+    PyObject *inner;     /* S_DELEGATING: the Python coroutine */
+    PyObject *future;    /* S_WAITING: the loop's future, and its iterator */
+    PyObject *fut_iter;
+    PyObject *transport, *waiter, *ref, *loop;
+    double deadline;
+    int has_deadline;
+    int fd;
+} OpObject;
+
+static PyTypeObject Op_Type;
+
+static int
+op_traverse(OpObject *op, visitproc visit, void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        Py_VISIT(op->args[i]);
+    }
+    Py_VISIT(op->inner);
+    Py_VISIT(op->future);
+    Py_VISIT(op->fut_iter);
+    Py_VISIT(op->transport);
+    Py_VISIT(op->waiter);
+    Py_VISIT(op->ref);
+    Py_VISIT(op->loop);
+    return 0;
+}
+
+static int
+op_clear(OpObject *op)
+{
+    for (int i = 0; i < 3; i++) {
+        Py_CLEAR(op->args[i]);
+    }
+    Py_CLEAR(op->inner);
+    Py_CLEAR(op->future);
+    Py_CLEAR(op->fut_iter);
+    Py_CLEAR(op->transport);
+    Py_CLEAR(op->waiter);
+    Py_CLEAR(op->ref);
+    Py_CLEAR(op->loop);
+    return 0;
+}
+
+/* The operation is over (returned, raised, or was closed): as wait_and_recv's
+ * "finally", the waiter no longer has a read waiting on our future. */
+static void
+op_finish(OpObject *op)
+{
+    if (op->state == S_WAITING && op->waiter != NULL) {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (set(W_FUTURE, op->waiter, Py_None) < 0) {
+            PyErr_WriteUnraisable((PyObject *)op);
+        }
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    else if (op->state == S_DELEGATING && op->inner != NULL) {
+        Py_CLEAR(op->inner);
+    }
+    op->state = S_DONE;
+    op_clear(op);
+}
+
+static void
+op_dealloc(OpObject *op)
+{
+    PyObject_GC_UnTrack(op);
+    if (op->state == S_WAITING) {
+        op_finish(op); /* a coroutine dropped while it waits is closed */
+    }
+    op_clear(op); /* (a Python coroutine delegated to is closed by its own deallocation) */
+    Py_TYPE(op)->tp_free((PyObject *)op);
+}
+
+static PyObject *
+op_new(int kind, PyObject *const *args)
+{
+    OpObject *op = PyObject_GC_New(OpObject, &Op_Type);
+    if (op == NULL) {
+        return NULL;
+    }
+    op->kind = kind;
+    op->state = S_NEW;
+    for (int i = 0; i < 3; i++) {
+        Py_INCREF(args[i]);
+        op->args[i] = args[i];
+    }
+    op->inner = op->future = op->fut_iter = NULL;
+    op->transport = op->waiter = op->ref = op->loop = NULL;
+    op->deadline = 0.0;
+    op->has_deadline = 0;
+    op->fd = -1;
+    PyObject_GC_Track(op);
+    return (PyObject *)op;
+}
+
+/* Hand the operation to the Python coroutine of func(*args) and send value into it. */
+static PySendResult
+delegate_send(OpObject *op, PyObject *value, PyObject **result)
+{
+    PySendResult r = PyIter_Send(op->inner, value, result);
+    if (r != PYGEN_NEXT) {
+        op_finish(op);
+    }
+    return r;
+}
+
+static PySendResult
+delegate(OpObject *op, PyObject *func, PyObject *const *args, PyObject **result)
+{
+    op->inner = PyObject_Vectorcall(func, args, 3, NULL);
+    if (op->inner == NULL) {
+        op_finish(op);
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    op->state = S_DELEGATING;
+    return delegate_send(op, Py_None, result);
+}
+
+/* Return what a Python function (one of the tails) made of the outcome. */
+static PySendResult
+returned(OpObject *op, PyObject *value, PyObject **result)
+{
+    op_finish(op);
+    *result = value;
+    return value == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+}
+
+/* --- recv ---------------------------------------------------------------------- */
+
+/* conn's direct ref (a new reference) when it is an upgraded HTTP/1.1 connection; else
+ * NULL, no exception set. */
+static PyObject *
+direct_ref(PyObject *conn)
+{
+    PyObject *session = get(CONN_SESSION, conn);
+    if (session == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_GetAttr(session, st.s_direct_ref);
+    Py_DECREF(session);
+    if (r == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (r == Py_None) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Whether conn is an upgraded HTTP/1.1 connection on an open plain socket of the
+ * asyncio flavour; then op holds its transport, waiter, ref and descriptor. */
+static int
+take_direct(OpObject *op, PyObject *conn)
+{
+    if (Py_TYPE(conn) != st.types[0]) {
+        return 0;
+    }
+    PyObject *tr = get(CONN_TRANSPORT, conn);
+    if (tr == NULL) {
+        return 0;
+    }
+    op->transport = tr;
+    if (Py_TYPE(tr) != st.types[1] || !slot_is(st.slots[TR_CLOSED], tr, Py_False)
+        || !slot_is(st.slots[TR_TLS], tr, Py_False)) {
+        return 0;
+    }
+    PyObject *w = get(TR_WAITER, tr);
+    if (w == NULL) {
+        return 0;
+    }
+    op->waiter = w;
+    if (Py_TYPE(w) != st.types[2]) {
+        return 0;
+    }
+    PyObject *fd = get(W_FD, w);
+    if (fd == NULL) {
+        return 0;
+    }
+    long v = PyLong_AsLong(fd);
+    Py_DECREF(fd);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v < 0 || v > INT_MAX) {
+        return 0;
+    }
+    op->fd = (int)v;
+    op->ref = direct_ref(conn);
+    return op->ref != NULL;
+}
+
+/* Whether conn is passive with nothing held back from a mailbox or kept for later. */
+static int
+passive_and_steady(PyObject *conn)
+{
+    int ok = 0;
+    PyObject *mode = get(CONN_MODE, conn);
+    PyObject *held = get(CONN_HELD, conn);
+    PyObject *private = get(CONN_PRIVATE, conn);
+    if (mode == NULL || held == NULL || private == NULL) {
+        goto done;
+    }
+    if (mode != st.s_passive
+        && !(PyUnicode_CheckExact(mode) && PyUnicode_Compare(mode, st.s_passive) == 0)) {
+        goto done;
+    }
+    if (!PyList_CheckExact(held) || PyList_GET_SIZE(held) != 0 || !PyDict_CheckExact(private)) {
+        goto done;
+    }
+    ok = PyDict_GET_SIZE(private) == 0 || PyDict_Contains(private, st.s_early) == 0;
+done:
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        ok = 0;
+    }
+    Py_XDECREF(mode);
+    Py_XDECREF(held);
+    Py_XDECREF(private);
+    return ok;
+}
+
+/* A wait's timeout this path takes: None, or a number above zero (exact int or float,
+ * so no bool and no NaN). *seconds is set for a number. */
+static int
+waiting_timeout(PyObject *timeout, int *has, double *seconds)
+{
+    *has = 0;
+    if (timeout == Py_None) {
+        return 1;
+    }
+    if (PyFloat_CheckExact(timeout)) {
+        *seconds = PyFloat_AS_DOUBLE(timeout);
+    }
+    else if (PyLong_CheckExact(timeout)) {
+        *seconds = PyLong_AsDouble(timeout);
+        if (*seconds == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    else {
+        return 0;
+    }
+    *has = 1;
+    return *seconds > 0 && isfinite(*seconds);
+}
+
+/* The bytes read (n of them, from first, reading on when the buffer was filled) as
+ * (conn, [Data(ref, bytes)]), with the transport's _drained updated. */
+static PySendResult
+got_bytes(OpObject *op, const char *first, ssize_t n, PyObject **result)
+{
+    int drained = 1;
+    PyObject *buf = n < FIRST_READ ? PyBytes_FromStringAndSize(first, n)
+                                   : read_on(op->fd, first, n, st.read_burst, &drained);
+    if (buf == NULL) {
+        return returned(op, NULL, result);
+    }
+    PyObject *value = NULL;
+    if (set(TR_DRAINED, op->transport, drained ? Py_True : Py_False) < 0) {
+        goto done;
+    }
+    PyTypeObject *dt = st.types[3];
+    PyObject *item = dt->tp_alloc(dt, 0);
+    if (item == NULL) {
+        goto done;
+    }
+    if (set(DATA_REF, item, op->ref) < 0 || set(DATA_DATA, item, buf) < 0) {
+        Py_DECREF(item);
+        goto done;
+    }
+    PyObject *list = PyList_New(1);
+    if (list == NULL) {
+        Py_DECREF(item);
+        goto done;
+    }
+    PyList_SET_ITEM(list, 0, item);
+    value = PyTuple_Pack(2, op->args[0], list);
+    Py_DECREF(list);
+done:
+    Py_DECREF(buf);
+    return returned(op, value, result);
+}
+
+/* A read that found no bytes, or the timeout (outcome None): the Python tail ends it
+ * (recv_tail(conn, b"" | OSError | None)), as the Python path would. */
+static PySendResult
+recv_tail(OpObject *op, PyObject *outcome, PyObject **result)
+{
+    if (outcome == NULL) {
+        return returned(op, NULL, result);
+    }
+    PyObject *value =
+        PyObject_CallFunctionObjArgs(st.calls[PY_RECV_TAIL], op->args[0], outcome, NULL);
+    Py_DECREF(outcome);
+    return returned(op, value, result);
+}
+
+/* Read what the socket holds, without waiting: 1 when it had nothing (go and wait),
+ * else the operation's end. */
+static int
+read_now(OpObject *op, PyObject **result, PySendResult *r)
+{
+    char first[FIRST_READ];
+    int err;
+    if (!slot_is(st.slots[TR_CLOSED], op->transport, Py_False)) {
+        /* closed while we waited: the descriptor is no longer ours to read */
+        *r = recv_tail(op, no_bytes(-1, EBADF), result);
+        return 0;
+    }
+    ssize_t n = recv_retrying(op->fd, first, sizeof first, MSG_DONTWAIT, &err);
+    if (n == -2) {
+        *r = returned(op, NULL, result);
+        return 0;
+    }
+    if (n > 0) {
+        *r = got_bytes(op, first, n, result);
+        return 0;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
+        return 1;
+    }
+    *r = recv_tail(op, no_bytes(n, err), result);
+    return 0;
+}
+
+/* Wait for the socket: a new future of the loop, the waiter's (its reader resolves
+ * it), our timer armed when it would fire after the deadline; yield the future
+ * through its own iterator, as "await future" does. */
+static PySendResult
+recv_wait(OpObject *op, PyObject **result)
+{
+    PyObject *fut = PyObject_CallMethodNoArgs(op->loop, st.s_create_future);
+    if (fut == NULL) {
+        return returned(op, NULL, result);
+    }
+    op->future = fut;
+    op->state = S_WAITING; /* from here on, finishing clears the waiter's future */
+    if (set(W_FUTURE, op->waiter, fut) < 0) {
+        return returned(op, NULL, result);
+    }
+    if (op->has_deadline) {
+        PyObject *timer = get(W_TIMER, op->waiter);
+        PyObject *at = get(W_TIMER_AT, op->waiter);
+        PyObject *tloop = get(W_TIMER_LOOP, op->waiter);
+        int arm = timer == NULL || timer == Py_None || at == NULL || !PyFloat_Check(at)
+                  || PyFloat_AS_DOUBLE(at) > op->deadline || tloop != op->loop;
+        Py_XDECREF(timer);
+        Py_XDECREF(at);
+        Py_XDECREF(tloop);
+        if (arm) {
+            PyObject *deadline = PyFloat_FromDouble(op->deadline);
+            PyObject *v = deadline == NULL ? NULL
+                                           : PyObject_CallMethodObjArgs(op->waiter, st.s_arm,
+                                                                        op->loop, deadline, NULL);
+            Py_XDECREF(deadline);
+            if (v == NULL) {
+                return returned(op, NULL, result);
+            }
+            Py_DECREF(v);
+        }
+    }
+    PyAsyncMethods *am = Py_TYPE(fut)->tp_as_async;
+    op->fut_iter = am != NULL && am->am_await != NULL ? am->am_await(fut)
+                                                      : PyObject_CallMethodNoArgs(fut, st.s_await);
+    if (op->fut_iter == NULL) {
+        return returned(op, NULL, result);
+    }
+    PySendResult r = PyIter_Send(op->fut_iter, Py_None, result);
+    if (r != PYGEN_NEXT) {
+        /* A future done at once (a loop of its own kind?): not what a wait does. */
+        if (r == PYGEN_RETURN) {
+            Py_DECREF(*result);
+            PyErr_SetString(PyExc_RuntimeError, "a new future was already done");
+        }
+        return returned(op, NULL, result);
+    }
+    return PYGEN_NEXT;
+}
+
+static PySendResult
+recv_start(OpObject *op, PyObject **result)
+{
+    PyObject *conn = op->args[0], *byte_count = op->args[1];
+    double seconds = 0.0;
+    int overflow;
+    if (!PyLong_CheckExact(byte_count) || PyLong_AsLongAndOverflow(byte_count, &overflow) != 0
+        || overflow || !waiting_timeout(op->args[2], &op->has_deadline, &seconds)
+        || !take_direct(op, conn) || !passive_and_steady(conn)
+        || !slot_is(st.slots[TR_UNREAD], op->transport, Py_None)) {
+        goto python;
+    }
+    int was_drained = slot_is(st.slots[TR_DRAINED], op->transport, Py_True);
+    if (!was_drained && !slot_is(st.slots[TR_DRAINED], op->transport, Py_False)) {
+        goto python;
+    }
+    if (op->has_deadline) {
+        op->deadline = monotonic() + seconds;
+    }
+    PySendResult r;
+    if (!was_drained && !read_now(op, result, &r)) {
+        return r; /* the last read left bytes behind: they came without a wait */
+    }
+    op->loop = PyObject_CallNoArgs(st.calls[PY_RUNNING_LOOP]);
+    if (op->loop == NULL) {
+        return returned(op, NULL, result);
+    }
+    PyObject *rl = get(W_READER_LOOP, op->waiter);
+    Py_XDECREF(rl); /* compared by identity only */
+    if (rl != op->loop) {
+        PyObject *v = PyObject_CallMethodOneArg(op->waiter, st.s_own_reader, op->loop);
+        if (v == NULL) {
+            return returned(op, NULL, result);
+        }
+        Py_DECREF(v);
+    }
+    return recv_wait(op, result);
+python:
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    Py_CLEAR(op->transport);
+    Py_CLEAR(op->waiter);
+    Py_CLEAR(op->ref);
+    return delegate(op, st.calls[PY_RECV], op->args, result);
+}
+
+/* Sent into while waiting: the future's iterator gives its result (True: the reader
+ * fired; False: our timer did) or raises (a cancelled future). */
+static PySendResult
+recv_resume(OpObject *op, PyObject *value, PyObject **result)
+{
+    PyObject *ready;
+    PySendResult r = PyIter_Send(op->fut_iter, value, &ready);
+    if (r == PYGEN_NEXT) {
+        *result = ready;
+        return r;
+    }
+    if (r == PYGEN_ERROR) {
+        return returned(op, NULL, result);
+    }
+    Py_CLEAR(op->fut_iter);
+    Py_CLEAR(op->future);
+    int woken = ready == Py_True;
+    Py_DECREF(ready);
+    if (woken) {
+        if (!read_now(op, result, &r)) {
+            return r;
+        }
+        return recv_wait(op, result); /* woken for nothing: wait again */
+    }
+    /* Our timer fired: at the deadline, or at an earlier one it was armed for. */
+    if (!op->has_deadline || op->deadline <= monotonic()) {
+        Py_INCREF(Py_None);
+        return recv_tail(op, Py_None, result);
+    }
+    return recv_wait(op, result);
+}
+
+/* --- stream_request_body ---------------------------------------------------------- */
+
+static PySendResult
+srb_start(OpObject *op, PyObject **result)
+{
+    PyObject *conn = op->args[0], *data = op->args[2];
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0 || !take_direct(op, conn)
+        || op->ref != op->args[1]) {
+        goto python;
+    }
+    PyObject *unsent = get(TR_UNSENT, op->transport); /* a cancelled send's bytes go first */
+    int owed = unsent == NULL || !PyBytes_CheckExact(unsent) || PyBytes_GET_SIZE(unsent) != 0;
+    Py_XDECREF(unsent);
+    if (owed) {
+        goto python;
+    }
+    const char *p = PyBytes_AS_STRING(data);
+    Py_ssize_t len = PyBytes_GET_SIZE(data);
+    ssize_t sent;
+    int fd = op->fd;
+    /* GIL let go as socket.send does: a loopback send runs the receiver's side. */
+    Py_BEGIN_ALLOW_THREADS
+    sent = send(fd, p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    Py_END_ALLOW_THREADS
+    if (sent == len) {
+        Py_INCREF(conn);
+        return returned(op, conn, result);
+    }
+    if (sent <= 0) {
+        goto python; /* nothing went: the Python path waits, or maps the failure */
+    }
+    /* Part went: the rest, from the caller's bytes, through send_rest(conn, rest). */
+    PyObject *view = PyMemoryView_FromObject(data);
+    if (view == NULL) {
+        return returned(op, NULL, result);
+    }
+    PyObject *rest = PySequence_GetSlice(view, sent, len);
+    Py_DECREF(view);
+    if (rest == NULL) {
+        return returned(op, NULL, result);
+    }
+    Py_CLEAR(op->transport);
+    Py_CLEAR(op->waiter);
+    Py_CLEAR(op->ref);
+    PyObject *rest_args[3] = {conn, rest, Py_None};
+    op->inner = PyObject_Vectorcall(st.calls[PY_SEND_REST], rest_args, 2, NULL);
+    Py_DECREF(rest);
+    if (op->inner == NULL) {
+        return returned(op, NULL, result);
+    }
+    op->state = S_DELEGATING;
+    return delegate_send(op, Py_None, result);
+python:
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    Py_CLEAR(op->transport);
+    Py_CLEAR(op->waiter);
+    Py_CLEAR(op->ref);
+    return delegate(op, st.calls[PY_SRB], op->args, result);
+}
+
+/* --- the coroutine protocol ------------------------------------------------------ */
+
+static PySendResult
+op_am_send(OpObject *op, PyObject *value, PyObject **result)
+{
+    switch (op->state) {
+    case S_NEW:
+        if (value != Py_None) {
+            PyErr_SetString(PyExc_TypeError,
+                            "can't send non-None value to a just-started coroutine");
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+        return op->kind == OP_RECV ? recv_start(op, result) : srb_start(op, result);
+    case S_WAITING:
+        return recv_resume(op, value, result);
+    case S_DELEGATING:
+        return delegate_send(op, value, result);
+    default:
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+}
+
+/* send's and __next__'s answer: the value yielded, or StopIteration(value). */
+static PyObject *
+op_send_value(OpObject *op, PyObject *value)
+{
+    PyObject *result;
+    PySendResult r = op_am_send(op, value, &result);
+    if (r == PYGEN_RETURN) {
+        if (result == Py_None) {
+            PyErr_SetNone(PyExc_StopIteration);
+        }
+        else {
+            PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (e != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, e);
+                Py_DECREF(e);
+            }
+        }
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+op_iternext(OpObject *op)
+{
+    return op_send_value(op, Py_None);
+}
+
+static PyObject *
+op_send(OpObject *op, PyObject *value)
+{
+    return op_send_value(op, value);
+}
+
+/* Raise what throw(typ[, val[, tb]]) was given, as a generator does at its yield. */
+static PyObject *
+raise_thrown(PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *typ = args[0];
+    PyObject *val = nargs > 1 ? args[1] : Py_None;
+    PyObject *tb = nargs > 2 ? args[2] : Py_None;
+    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
+        return NULL;
+    }
+    if (PyExceptionInstance_Check(typ)) {
+        if (val != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        if (tb != Py_None) {
+            PyException_SetTraceback(typ, tb);
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(typ)) {
+        PyErr_Format(PyExc_TypeError,
+                     "exceptions must be classes or instances deriving from BaseException, "
+                     "not %s",
+                     Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    PyErr_SetObject(typ, val);
+    if (tb != Py_None) {
+        PyObject *t, *v, *b;
+        PyErr_Fetch(&t, &v, &b);
+        PyErr_NormalizeException(&t, &v, &b);
+        Py_XDECREF(b);
+        Py_INCREF(tb);
+        PyErr_Restore(t, v, tb);
+    }
+    return NULL;
+}
+
+static PyObject *
+op_throw(OpObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    if (op->state == S_DELEGATING) {
+        PyObject *throw = PyObject_GetAttrString(op->inner, "throw");
+        PyObject *v = throw == NULL ? NULL : PyObject_Vectorcall(throw, args, nargs, NULL);
+        Py_XDECREF(throw);
+        if (v == NULL) {
+            op_finish(op); /* it returned (StopIteration) or raised: so do we */
+        }
+        return v;
+    }
+    /* Not started, waiting or done: raised where we stand, and the operation is over
+     * (waiting, the waiter's future is cleared first, as wait_and_recv's finally). */
+    op_finish(op);
+    return raise_thrown(args, nargs);
+}
+
+static PyObject *
+op_close(OpObject *op, PyObject *Py_UNUSED(ignored))
+{
+    if (op->state == S_DELEGATING) {
+        PyObject *v = PyObject_CallMethod(op->inner, "close", NULL);
+        op_finish(op);
+        return v;
+    }
+    op_finish(op);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+op_await(OpObject *op)
+{
+    Py_INCREF(op);
+    return (PyObject *)op;
+}
+
+static PyMethodDef op_methods[] = {
+    {"send", (PyCFunction)op_send, METH_O, "send(value): resume, as a coroutine's send."},
+    {"throw", (PyCFunction)(void (*)(void))op_throw, METH_FASTCALL,
+     "throw(typ[, val[, tb]]): raise at the wait, as a coroutine's throw."},
+    {"close", (PyCFunction)op_close, METH_NOARGS, "close(): end the operation."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods op_async = {
+    .am_await = (unaryfunc)op_await,
+    .am_send = (sendfunc)op_am_send,
+};
+
+static PyTypeObject Op_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mint._aiospeedups.Operation",
+    .tp_doc = "A C coroutine: one call of mint.aio.websocket.recv or stream_request_body.",
+    .tp_basicsize = sizeof(OpObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)op_dealloc,
+    .tp_traverse = (traverseproc)op_traverse,
+    .tp_clear = (inquiry)op_clear,
+    .tp_as_async = &op_async,
+    .tp_iternext = (iternextfunc)op_iternext,
+    .tp_methods = op_methods,
+};
+
+/* ---------------------------------------------------------------------------------
+ * The callables: recv and stream_request_body. A positional call of three arguments
+ * makes an operation; any other call is the Python function's (so a wrong call raises
+ * its TypeError at once, as calling a coroutine function does). */
+
+typedef struct {
+    PyObject_HEAD
+    int kind;
+    PyObject *dict;
+    vectorcallfunc vectorcall;
+} EntryObject;
+
+static PyObject *
+entry_call(EntryObject *e, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && nargs == 3 && st.ready) {
+        return op_new(e->kind, args);
+    }
+    PyObject *func = st.calls[e->kind == OP_RECV ? PY_RECV : PY_SRB];
+    if (func == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "setup() was not called");
+        return NULL;
+    }
+    return PyObject_Vectorcall(func, args, nargsf, kwnames);
+}
+
+static int
+entry_traverse(EntryObject *e, visitproc visit, void *arg)
+{
+    Py_VISIT(e->dict);
+    return 0;
+}
+
+static int
+entry_clear(EntryObject *e)
+{
+    Py_CLEAR(e->dict);
+    return 0;
+}
+
+static void
+entry_dealloc(EntryObject *e)
+{
+    PyObject_GC_UnTrack(e);
+    entry_clear(e);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* As a function's: the qualified name the Python function's attributes gave it. */
+static PyObject *
+entry_repr(EntryObject *e)
+{
+    PyObject *name = e->dict == NULL ? NULL : PyDict_GetItemString(e->dict, "__qualname__");
+    PyObject *module = e->dict == NULL ? NULL : PyDict_GetItemString(e->dict, "__module__");
+    if (name == NULL || module == NULL) {
+        return PyUnicode_FromFormat("<C coroutine function at %p>", e);
+    }
+    return PyUnicode_FromFormat("<C coroutine function %S.%S>", module, name);
+}
+
+static PyTypeObject Entry_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mint._aiospeedups.CoroutineFunction",
+    .tp_doc = "mint.aio.websocket.recv or stream_request_body with their hot path in C: "
+              "calling it returns an Operation, a C coroutine.",
+    .tp_basicsize = sizeof(EntryObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_dealloc = (destructor)entry_dealloc,
+    .tp_repr = (reprfunc)entry_repr,
+    .tp_traverse = (traverseproc)entry_traverse,
+    .tp_clear = (inquiry)entry_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(EntryObject, vectorcall),
+    .tp_dictoffset = offsetof(EntryObject, dict),
+};
+
+static PyObject *
+entry_new(int kind)
+{
+    EntryObject *e = PyObject_GC_New(EntryObject, &Entry_Type);
+    if (e == NULL) {
+        return NULL;
+    }
+    e->kind = kind;
+    e->dict = NULL;
+    e->vectorcall = (vectorcallfunc)entry_call;
+    PyObject_GC_Track(e);
+    return (PyObject *)e;
+}
+
+/* setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, stream_request_body,
+ *       recv_tail, send_rest, get_running_loop) -> (recv, stream_request_body) */
+static PyObject *
+setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != N_TYPES + 1 + N_CALLS) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, "
+                        "stream_request_body, recv_tail, send_rest, get_running_loop)");
+        return NULL;
+    }
+    for (int i = 0; i < N_TYPES; i++) {
+        if (!PyType_Check(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "setup: the first four arguments are types");
+            return NULL;
+        }
+    }
+    Py_ssize_t read_burst = PyLong_AsSsize_t(args[N_TYPES]);
+    if (read_burst == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (read_burst <= 0) {
+        PyErr_SetString(PyExc_ValueError, "setup: read_burst must be positive");
+        return NULL;
+    }
+    for (int i = 0; i < N_CALLS; i++) {
+        if (!PyCallable_Check(args[N_TYPES + 1 + i])) {
+            PyErr_SetString(PyExc_TypeError, "setup: the last five arguments are callables");
+            return NULL;
+        }
+    }
+    PyObject *slots[N_SLOTS] = {NULL};
+    if (lookup_slots("setup", args, slot_names, slot_owner, N_SLOTS, slots) < 0) {
+        return NULL;
+    }
+    st.ready = 0;
+    for (int i = 0; i < N_TYPES; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(st.types[i], (PyTypeObject *)args[i]);
+    }
+    for (int i = 0; i < N_SLOTS; i++) {
+        Py_XSETREF(st.slots[i], slots[i]);
+    }
+    for (int i = 0; i < N_CALLS; i++) {
+        Py_INCREF(args[N_TYPES + 1 + i]);
+        Py_XSETREF(st.calls[i], args[N_TYPES + 1 + i]);
+    }
+    st.read_burst = read_burst;
+    struct {
+        PyObject **at;
+        const char *name;
+    } strings[] = {
+        {&st.s_passive, "passive"},           {&st.s_early, "early"},
+        {&st.s_direct_ref, "direct_ref"},     {&st.s_create_future, "create_future"},
+        {&st.s_arm, "_arm"},                  {&st.s_own_reader, "own_reader"},
+        {&st.s_await, "__await__"},
+    };
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        if (*strings[i].at == NULL
+            && (*strings[i].at = PyUnicode_InternFromString(strings[i].name)) == NULL) {
+            return NULL;
+        }
+    }
+    st.ready = 1;
+    PyObject *recv = entry_new(OP_RECV);
+    PyObject *srb = entry_new(OP_SRB);
+    PyObject *result = NULL;
+    if (recv != NULL && srb != NULL) {
+        result = PyTuple_Pack(2, recv, srb);
+    }
+    Py_XDECREF(recv);
+    Py_XDECREF(srb);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, stream_request_body, "
+     "recv_tail, send_rest, get_running_loop) -> (recv, stream_request_body): the types "
+     "whose slots the operations read, and the Python functions they hand everything "
+     "else to; returns the two coroutine functions (their attributes are the caller's "
+     "to copy from the Python ones)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "mint._aiospeedups",
+    "Optional C speedups for mint.aio.websocket's recv and stream_request_body.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__aiospeedups(void)
+{
+    if (PyType_Ready(&Op_Type) < 0 || PyType_Ready(&Entry_Type) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&Op_Type);
+    if (PyModule_AddObject(m, "Operation", (PyObject *)&Op_Type) < 0) {
+        Py_DECREF(&Op_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&Entry_Type);
+    if (PyModule_AddObject(m, "CoroutineFunction", (PyObject *)&Entry_Type) < 0) {
+        Py_DECREF(&Entry_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,119 @@
+/* Socket reads shared by mint's C I/O paths (mint._iospeedups: the blocking flavour and
+ * the mailbox; mint._aiospeedups: asyncio). Static functions: each module gets its own
+ * copy, as with _slots.h.
+ */
+#ifndef MINT_SOCKIO_H
+#define MINT_SOCKIO_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* The pending exception as an object (3.11 has no PyErr_GetRaisedException). */
+static PyObject *
+take_exception(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* The first read of a wait goes to the stack: most reads of a request/response
+ * exchange are small, and copying them out of a stack buffer into a bytes object of
+ * their size costs less than a READ_SIZE object from malloc cut down to size (a
+ * realloc) on every read. A read that fills it goes on with read_on. */
+#define FIRST_READ 4096
+
+/* After a first read that filled its buffer (first, n bytes): those bytes and what the
+ * socket holds now, up to cap bytes in all, read straight into one new bytes object
+ * (FIONREAD says how much is there), so a large message is not read in parts and then
+ * joined. *drained: the socket was found empty after it. A failure or the end of stream
+ * met after the first read is left for the next read, as BaseTransport._read_on does. */
+static PyObject *
+read_on(int fd, const char *first, Py_ssize_t n, Py_ssize_t cap, int *drained)
+{
+    int avail = 0;
+    if (ioctl(fd, FIONREAD, &avail) < 0) {
+        avail = -1;  /* unknown: not drained, and the next read finds out */
+    }
+    if (avail <= 0 || n >= cap) {
+        *drained = avail == 0;
+        return PyBytes_FromStringAndSize(first, n);
+    }
+    Py_ssize_t total = (Py_ssize_t)avail > cap - n ? cap : n + avail;
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, total);
+    if (buf == NULL) {
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(buf);
+    memcpy(p, first, (size_t)n);
+    Py_ssize_t got = n;
+    int left = 1, failed = 0;
+    Py_BEGIN_ALLOW_THREADS  /* (the copy of a large burst; nobody else sees buf yet) */
+    while (got < total) {
+        ssize_t k = recv(fd, p + got, (size_t)(total - got), MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            failed = k < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+            break;
+        }
+        got += k;
+    }
+    if (!failed && ioctl(fd, FIONREAD, &left) < 0) {
+        left = 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (got < total && _PyBytes_Resize(&buf, got) < 0) {
+        return NULL;
+    }
+    *drained = !failed && left == 0;
+    return buf;
+}
+
+/* One recv into buf (GIL released, as socket.recv does), made again after EINTR once
+ * the signal handlers have run: n >= 0, or -1 with the failure's errno in *err, or -2
+ * when a signal handler raised (its exception set: the read ends with it). */
+static ssize_t
+recv_retrying(int fd, char *buf, size_t size, int flags, int *err)
+{
+    for (;;) {
+        ssize_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = recv(fd, buf, size, flags);
+        *err = errno;
+        Py_END_ALLOW_THREADS
+        if (n >= 0 || *err != EINTR) {
+            return n;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -2;
+        }
+    }
+}
+
+/* What a read that found no bytes gave (n: 0, or -1 with errno err), for the Python
+ * path to end: b"" for the end of stream, else the OSError. NULL on failure. */
+static PyObject *
+no_bytes(ssize_t n, int err)
+{
+    if (n == 0) {
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return take_exception();
+}
+
+#endif
