@@ -1,0 +1,517 @@
+"""``mint.aio.websocket.recv`` and ``stream_request_body``: the C coroutine against Python.
+
+With ``mint._aiospeedups`` built, the public names are C callables whose calls return a
+C coroutine: it takes the steady state of a passive upgraded HTTP/1.1 connection on a
+plain socket and hands everything else to the Python coroutine functions
+(``mint.aio.http.recv``, ``mint.aio._websocket.stream_request_body``). Every test here
+runs the same script through the public names ("public") and through the Python
+functions ("python"), on asyncio's loop and on uvloop, and checks each outcome the C
+path finishes itself or hands back: short and long reads, the end of stream, a reset, a
+timeout (a new deadline earlier or later than the armed timer), a cancellation, the
+coroutine protocol itself (send, throw, close, reuse, never awaited), a send the socket
+takes only in part, and the cases that go to Python (an exact byte count, keywords).
+Under ``MINT_NO_SPEEDUPS=1`` both are the Python path, and must pass as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from servers.raw import OP_BINARY, frame, handshake_response, read_request
+from test_fast_io import read_client_frame
+
+import mint
+import mint.aio
+from mint.aio import _http as aio_http
+from mint.aio import _websocket as aio_ws
+from mint.http import Data, Done, Headers, Status
+from mint.websocket import Binary
+
+T = TypeVar("T")
+
+PATHS = ["public", "python"]
+LOOPS = ["asyncio", "uvloop"]
+
+
+def io_of(path: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    if path == "public":
+        return mint.aio.websocket.recv, mint.aio.websocket.stream_request_body
+    return aio_http.recv, aio_ws.stream_request_body
+
+
+def run(loop: str, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(body(), 60)
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(bounded())
+
+
+class WS:
+    """A passive asyncio WebSocket on a raw server (the raw server's script runs in a
+    thread once the client has it), read and written through one path's functions."""
+
+    def __init__(self, path: str) -> None:
+        self.recv, self.srb = io_of(path)
+        self.conn: Any = None
+        self.ref: Any = None
+        self.websocket: Any = None
+
+    async def open(self, port: int, opened: threading.Event) -> WS:
+        self.conn = await mint.aio.http.connect("http", "127.0.0.1", port, mode="passive")
+        self.conn, self.ref = await mint.aio.websocket.upgrade("ws", self.conn, "/", [])
+        status = headers = None
+        done = False
+        while not done:
+            self.conn, responses = await mint.aio.http.recv(self.conn, 0, 10.0)
+            for r in responses:
+                if isinstance(r, Status):
+                    status = r.status
+                elif isinstance(r, Headers):
+                    headers = r.headers
+                elif isinstance(r, Done):
+                    done = True
+                else:
+                    raise AssertionError(f"unexpected {r!r}")
+        self.conn, self.websocket = mint.aio.websocket.new(
+            self.conn, self.ref, status, headers, mode="passive"
+        )
+        opened.set()
+        return self
+
+    async def send(self, payload: bytes) -> None:
+        self.websocket, data = mint.websocket.encode(self.websocket, Binary(payload))
+        conn = await self.srb(self.conn, self.ref, data)
+        assert conn is self.conn
+
+    async def frames(self, count: int, timeout: float = 10.0) -> list[Any]:
+        out: list[Any] = []
+        while len(out) < count:
+            self.conn, responses = await self.recv(self.conn, 0, timeout)
+            for response in responses:
+                assert type(response) is Data
+                assert response.ref == self.ref
+                assert type(response.data) is bytes
+                self.websocket, frames = mint.websocket.decode(self.websocket, response.data)
+                out += frames
+        return out
+
+    @property
+    def waiting(self) -> object:
+        """The read wait's future the connection's waiter holds (None: no read waits)."""
+        return self.conn._transport._waiter._future
+
+
+@pytest.fixture
+def open_ws(raw_server: Any) -> Iterator[Callable[..., Awaitable[WS]]]:
+    """``await open_ws(path, script)``: a WebSocket whose server runs ``script(conn)``."""
+    opened_all: list[WS] = []
+
+    async def start(path: str, script: Callable[[socket.socket], None]) -> WS:
+        opened = threading.Event()
+
+        def handler(conn: socket.socket) -> None:
+            request = read_request(conn)
+            if request:
+                conn.sendall(handshake_response(request))
+                if opened.wait(10):
+                    script(conn)
+
+        server = raw_server(handler)
+        ws = await WS(path).open(server.port, opened)
+        opened_all.append(ws)
+        return ws
+
+    yield start
+    for ws in opened_all:
+        ws.conn._transport.close()
+
+
+def test_the_public_names_are_c_coroutine_functions_when_built() -> None:
+    try:
+        import mint._aiospeedups as c
+    except ImportError:
+        c = None
+    if os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0") or c is None:
+        assert mint.aio.websocket.recv is aio_http.recv
+        assert mint.aio.websocket.stream_request_body is aio_ws.stream_request_body
+        return
+    for public, python in [
+        (mint.aio.websocket.recv, aio_http.recv),
+        (mint.aio.websocket.stream_request_body, aio_ws.stream_request_body),
+    ]:
+        assert type(public) is c.CoroutineFunction
+        assert inspect.iscoroutinefunction(public)
+        assert asyncio.iscoroutinefunction(public)
+        assert inspect.signature(public) == inspect.signature(python)
+        assert public.__doc__ == python.__doc__
+        assert public.__qualname__ == python.__qualname__
+        assert public.__module__ == "mint.aio.websocket"
+        operation = public(None, None, None)  # does nothing until awaited
+        assert type(operation) is c.Operation
+        assert asyncio.iscoroutine(operation)
+        assert inspect.isawaitable(operation)
+        operation.close()
+        # A call that does not fit the function fails at once, as a coroutine function's.
+        with pytest.raises(TypeError):
+            public(1, 2)
+        with pytest.raises(TypeError):
+            public(1, 2, 3, nonsense=4)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_round_trips_of_every_small_size(open_ws: Any, path: str, loop: str) -> None:
+    sizes = [*range(126), 126, 200, 1000, 4095, 4096, 4097, 65000]
+
+    def echo(conn: socket.socket) -> None:
+        for _ in sizes:
+            conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+
+    async def body() -> None:
+        ws = await open_ws(path, echo)
+        for n in sizes:
+            payload = os.urandom(n)
+            await ws.send(payload)
+            assert await ws.frames(1) == [Binary(payload)]
+            assert ws.waiting is None
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("size", [65536 - 2, 65536 * 3 + 7, 5 << 20])
+def test_a_message_larger_than_one_read_comes_whole(
+    open_ws: Any, path: str, loop: str, size: int
+) -> None:
+    payload = os.urandom(size)
+    hold = threading.Event()
+
+    def send_big(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, payload) + frame(OP_BINARY, b"next"))
+        hold.wait(10)
+
+    async def body() -> None:
+        ws = await open_ws(path, send_big)
+        try:
+            assert await ws.frames(2) == [Binary(payload), Binary(b"next")]
+        finally:
+            hold.set()
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_timeouts_and_the_timer_a_longer_wait_finds_armed(
+    open_ws: Any, path: str, loop: str
+) -> None:
+    go = [threading.Event() for _ in range(3)]
+    delays = [0.0, 0.0, 0.6]
+
+    def script(conn: socket.socket) -> None:
+        for event, delay in zip(go, delays, strict=True):
+            event.wait(10)
+            time.sleep(delay)
+            conn.sendall(frame(OP_BINARY, b"after"))
+        read_client_frame(conn)
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        for timeout in (0.05, 0.2, 1):
+            started = time.monotonic()
+            with pytest.raises(mint.TransportError) as info:
+                await ws.recv(ws.conn, 0, timeout)
+            assert info.value.reason == "timeout"
+            assert info.value.conn is ws.conn
+            assert time.monotonic() - started >= timeout * 0.9
+            assert mint.aio.http.is_open(ws.conn)
+            assert ws.waiting is None
+        go[0].set()
+        assert await ws.frames(1, timeout=10.0) == [Binary(b"after")]
+        # A 10 s timer stays armed: a shorter timeout must arm its own.
+        started = time.monotonic()
+        with pytest.raises(mint.TransportError) as info:
+            await ws.recv(ws.conn, 0, 0.05)
+        assert info.value.reason == "timeout"
+        assert time.monotonic() - started < 5.0, "the earlier 10 s deadline was kept"
+        go[1].set()
+        assert await ws.frames(1, timeout=0.3) == [Binary(b"after")]
+        # Now the timer is armed for 0.3 s from then; a 5 s wait finds it earlier than its
+        # deadline: it fires, and the wait goes on until the bytes come 0.6 s later.
+        go[2].set()
+        started = time.monotonic()
+        assert await ws.frames(1, timeout=5.0) == [Binary(b"after")]
+        assert time.monotonic() - started >= 0.5
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_the_end_of_stream_after_a_frame(open_ws: Any, path: str, loop: str) -> None:
+    def script(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"last"))
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        assert await ws.frames(1) == [Binary(b"last")]
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                ws.conn, responses = await ws.recv(ws.conn, 0, 10.0)
+                assert responses == []
+        assert info.value.reason == "closed"
+        assert info.value.conn is ws.conn
+        assert not mint.aio.http.is_open(ws.conn)
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_reset_is_a_typed_error_and_closes(open_ws: Any, path: str, loop: str) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        time.sleep(0.1)  # the client waits first
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        go.set()
+        with pytest.raises(mint.TransportError) as info:
+            await ws.recv(ws.conn, 0, 10.0)
+        assert info.value.reason == "closed"
+        assert isinstance(info.value.__cause__, ConnectionResetError)
+        assert info.value.conn is ws.conn
+        assert not mint.aio.http.is_open(ws.conn)
+        assert ws.waiting is None
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_cancelled_wait_leaves_the_connection_as_it_was(
+    open_ws: Any, path: str, loop: str
+) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.sendall(frame(OP_BINARY, b"later"))
+        read_client_frame(conn)
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        task = asyncio.create_task(ws.recv(ws.conn, 0, None))
+        await asyncio.sleep(0.05)
+        assert ws.waiting is not None  # it waits on the loop
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ws.waiting is None
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(ws.conn, 0, 10.0), 0.05)
+        assert ws.waiting is None
+        assert mint.aio.http.is_open(ws.conn)
+        go.set()
+        assert await ws.frames(1) == [Binary(b"later")]
+        await ws.send(b"bye")
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_coroutine_protocol_by_hand(open_ws: Any, path: str) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.sendall(frame(OP_BINARY, b"then"))
+        read_client_frame(conn)
+
+    class Stop(Exception):
+        pass
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        # Sent into by hand: the first send yields the loop's future; close ends the wait.
+        coroutine = ws.recv(ws.conn, 0, 10.0)
+        future = coroutine.send(None)
+        assert isinstance(future, asyncio.Future)
+        assert ws.waiting is future
+        coroutine.close()
+        assert ws.waiting is None
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            coroutine.send(None)
+        # throw raises what it is given, as an instance or as a class and value.
+        for thrown in [(Stop("one"),), (Stop, "two")]:
+            coroutine = ws.recv(ws.conn, 0, 10.0)
+            coroutine.send(None)
+            with pytest.raises(Stop) as info:
+                coroutine.throw(*thrown)
+            assert str(info.value) in ("one", "two")
+            assert ws.waiting is None
+        # Thrown into before its start: it raises, and is over.
+        coroutine = ws.recv(ws.conn, 0, 10.0)
+        with pytest.raises(Stop):
+            coroutine.throw(Stop("early"))
+        # A value sent into a coroutine that has not started is refused.
+        coroutine = ws.recv(ws.conn, 0, 10.0)
+        with pytest.raises(TypeError):
+            coroutine.send(1)
+        coroutine.close()
+        # Never awaited: no wait, no read, no send.
+        ws.websocket, data = mint.websocket.encode(ws.websocket, Binary(b"never"))
+        ws.srb(ws.conn, ws.ref, data).close()
+        ws.recv(ws.conn, 0, 10.0).close()
+        assert ws.waiting is None
+        # The connection is as it was: the next read gets the bytes, and the frame the
+        # server reads is the one sent next.
+        go.set()
+        assert await ws.frames(1) == [Binary(b"then")]
+        await ws.send(b"sent")
+
+    run("asyncio", body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_only_awaited_sends_reach_the_peer(open_ws: Any, path: str, loop: str) -> None:
+    got: list[bytes] = []
+
+    def script(conn: socket.socket) -> None:
+        got.append(read_client_frame(conn))
+        conn.sendall(frame(OP_BINARY, b"ok"))
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        ws.websocket, dropped = mint.websocket.encode(ws.websocket, Binary(b"dropped"))
+        ws.srb(ws.conn, ws.ref, dropped).close()
+        await ws.send(b"kept")
+        assert await ws.frames(1) == [Binary(b"ok")]
+        # A task runs the C coroutine as it runs a Python one.
+        assert await asyncio.create_task(ws.srb(ws.conn, ws.ref, b"")) is ws.conn
+
+    run(loop, body)
+    assert got == [b"kept"]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_frame_larger_than_the_socket_buffer_goes_whole(
+    open_ws: Any, path: str, loop: str
+) -> None:
+    got: list[int] = []
+
+    def slow_reader(conn: socket.socket) -> None:
+        time.sleep(0.2)  # the client's first send fills the buffers
+        total = 0
+        while chunk := conn.recv(1 << 20):
+            total += len(chunk)
+        got.append(total)
+
+    async def body() -> int:
+        ws = await open_ws(path, slow_reader)
+        ws.websocket, data = mint.websocket.encode(ws.websocket, Binary(b"\x5a" * (16 << 20)))
+        assert await ws.srb(ws.conn, ws.ref, data) is ws.conn
+        await mint.aio.http.close(ws.conn)
+        return len(data)
+
+    sent = run(loop, body)
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == [sent]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sending_on_a_closed_connection_or_another_ref_fails(open_ws: Any, path: str) -> None:
+    def script(conn: socket.socket) -> None:
+        read_client_frame(conn)
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        ws.websocket, data = mint.websocket.encode(ws.websocket, Binary(b"x"))
+        with pytest.raises(mint.MintError) as wrong:
+            await ws.srb(ws.conn, object(), data)
+        assert wrong.value.conn is ws.conn
+        await mint.aio.http.close(ws.conn)
+        with pytest.raises(mint.TransportError) as closed:
+            await ws.srb(ws.conn, ws.ref, data)
+        assert closed.value.reason == "closed"
+        assert closed.value.conn is ws.conn
+        with pytest.raises(mint.TransportError) as closed:
+            await ws.recv(ws.conn, 0, 1.0)
+        assert closed.value.reason == "closed"
+
+    run("asyncio", body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_an_exact_byte_count_and_keyword_calls(open_ws: Any, path: str, loop: str) -> None:
+    message = frame(OP_BINARY, b"0123456789")
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(message)
+        assert read_client_frame(conn) == b"by keyword"
+        conn.sendall(message)
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        ws.conn, first = await ws.recv(ws.conn, 5, 10.0)
+        ws.conn, rest = await ws.recv(conn=ws.conn, byte_count=len(message) - 5, timeout=10.0)
+        assert [r.data for r in first + rest] == [message[:5], message[5:]]
+        ws.websocket, data = mint.websocket.encode(ws.websocket, Binary(b"by keyword"))
+        assert await ws.srb(conn=ws.conn, ref=ws.ref, data=data) is ws.conn
+        ws.conn, responses = await ws.recv(ws.conn, 0, timeout=10.0)
+        assert b"".join(r.data for r in responses) == message
+        for bad in [(-1, 1.0), (0, "soon"), (0, float("nan")), (0, True)]:
+            with pytest.raises(mint.HTTPError) as info:
+                await ws.recv(ws.conn, *bad)
+            assert info.value.conn is ws.conn
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_zero_timeout_reads_only_what_is_there(open_ws: Any, path: str) -> None:
+    go = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.sendall(frame(OP_BINARY, b"here"))
+        read_client_frame(conn)
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        with pytest.raises(mint.TransportError) as info:
+            await ws.recv(ws.conn, 0, 0)
+        assert info.value.reason == "timeout"
+        go.set()
+        await asyncio.sleep(0.2)
+        ws.conn, responses = await ws.recv(ws.conn, 0, 0)
+        assert b"".join(r.data for r in responses) == frame(OP_BINARY, b"here")
+        await ws.send(b"done")
+
+    run("asyncio", body)
