@@ -157,9 +157,6 @@ op_finish(OpObject *op)
         }
         PyErr_Restore(exc_type, exc_value, exc_tb);
     }
-    else if (op->state == S_DELEGATING && op->inner != NULL) {
-        Py_CLEAR(op->inner);
-    }
     op->state = S_DONE;
     op_clear(op);
 }
