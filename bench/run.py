@@ -118,7 +118,7 @@ class Server:
 def build_server() -> Path:
     TMP.mkdir(parents=True, exist_ok=True)
     exe = TMP / "echo_server"
-    subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "echo_server.c")], check=True)
+    subprocess.run(["gcc", "-O3", "-o", str(exe), str(HERE / "echo_server.c")], check=True)
     return exe
 
 
