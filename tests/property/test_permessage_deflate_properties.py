@@ -344,7 +344,7 @@ class ThroughTheApi(PerMessageDeflate):
 server_messages = st.lists(
     st.tuples(
         payloads,
-        st.sampled_from(["deflated", "plain", "garbage", "rsv2", "split"]),
+        st.sampled_from(["deflated", "plain", "garbage", "rsv2", "split", "split garbage"]),
     ),
     min_size=1,
     max_size=8,
@@ -380,6 +380,8 @@ def test_the_shortcut_decodes_as_the_extension_api(
             wire += srv(opcode, data)
         elif how == "garbage":
             wire += srv(opcode, garbage, rsv=RSV1)
+        elif how == "split garbage":
+            wire += srv(opcode, garbage[:1], fin=False, rsv=RSV1) + srv(0x0, garbage[1:])
         else:
             wire += srv(opcode, data, rsv=RSV1 | 0x20)
     answer = [] if takeover else [("server_no_context_takeover", None)]
@@ -388,12 +390,17 @@ def test_the_shortcut_decodes_as_the_extension_api(
         ws = new_websocket(extensions=[cls().negotiate(answer)], max_message_size=limit)
         assert (ws._cfg.inflate is not None) == (cls is PerMessageDeflate)
         ws, items = decode(ws, wire)
-        results.append(
-            [
-                (type(item), item.reason, item.close_code)
-                if isinstance(item, WebSocketError)
-                else item
-                for item in items
-            ]
-        )
+        results.append([_comparable(item) for item in items])
     assert results[0] == results[1]
+
+
+def _comparable(item: Any) -> Any:
+    """An error as (type, reason, close code); bad UTF-8 by its tag only, since a
+    compressed text message inflated as it arrives reports the part that showed it
+    (the shortcut), where the extension API reports the whole message."""
+    if not isinstance(item, WebSocketError):
+        return item
+    reason = item.reason
+    if isinstance(reason, tuple) and reason[0] == "invalid_utf8":
+        reason = reason[0]
+    return (type(item), reason, item.close_code)

@@ -537,6 +537,103 @@ def test_decode_invalid_utf8_after_inflating() -> None:
     assert reason_tag(error.reason) == "invalid_utf8" and error.close_code == 1007
 
 
+def _fed(ws: WebSocket, data: bytes, step: int) -> tuple[WebSocket, list[object]]:
+    """decode() over ``data`` cut every ``step`` bytes."""
+    out: list[object] = []
+    for i in range(0, len(data), step):
+        ws, got = decode(ws, data[i : i + step])
+        out += got
+    return ws, out
+
+
+@pytest.mark.parametrize("no_takeover", [False, True])
+def test_compressed_text_fails_fast_inside_fragments(no_takeover: bool) -> None:
+    # RFC 6455 8.1 (Autobahn 6.4.* for plain text): bad UTF-8 is reported at the fragment
+    # that shows it, before the message ends. A compressed message is inflated as its
+    # fragments come, so the same holds with permessage-deflate.
+    params = ["server_no_context_takeover"] if no_takeover else []
+    ext = negotiated(params, "server_no_context_takeover" if no_takeover else "")
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    good = "κόσμε ".encode() * 2000
+    payload = server.compress(good + b"\xed\xa0\x80" + good)  # a surrogate: never valid
+    cut = len(payload) * 3 // 4  # past the bad bytes (compressed, they sit mid-payload)
+    first = srv(0x1, payload[:cut], fin=False, rsv=RSV1)
+    _, frames = decode(websocket(ext), first)
+    [error] = frames
+    assert isinstance(error, WebSocketError) and error.close_code == 1007
+    assert reason_tag(error.reason) == "invalid_utf8"
+    # The same inside one frame whose payload arrives over several reads.
+    whole = srv(0x1, payload, rsv=RSV1)
+    _, frames = decode(
+        websocket(negotiated(params, "server_no_context_takeover" if no_takeover else "")),
+        whole[:cut],
+    )
+    assert [reason_tag(e.reason) for e in frames if isinstance(e, WebSocketError)] == [
+        "invalid_utf8"
+    ]
+
+
+def test_compressed_text_over_the_limit_fails_before_it_ends() -> None:
+    ext = negotiated()
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    payload = server.compress(b"a" * 50_000)
+    ws = websocket(ext, max_message_size=10_000)
+    # The first fragment alone inflates past the limit: no need to wait for the rest.
+    _, [error] = decode(ws, srv(0x1, payload[: len(payload) - 2], fin=False, rsv=RSV1))
+    assert isinstance(error, WebSocketError) and error.reason == "payload_too_large"
+    assert error.close_code == 1009
+
+
+def test_compressed_text_with_bad_deflate_data_fails_at_the_fragment() -> None:
+    _, [error] = decode(websocket(negotiated()), srv(0x1, b"\xff\xff\xff", fin=False, rsv=RSV1))
+    assert isinstance(error, WebSocketError) and reason_tag(error.reason) == "compression_error"
+    assert error.close_code == 1007 and isinstance(error.__cause__, zlib.error)
+
+
+@pytest.mark.parametrize("no_takeover", [False, True])
+@pytest.mark.parametrize("step", [1, 3, 64, 1000, 1 << 20])
+def test_compressed_text_in_fragments_decodes_like_whole_messages(
+    no_takeover: bool, step: int
+) -> None:
+    # Several messages in a row (the context carries over between them unless the
+    # server gave it up), each in fragments, a ping between, cut every `step` bytes.
+    params = ["server_no_context_takeover"] if no_takeover else []
+    ext = negotiated(params, "server_no_context_takeover" if no_takeover else "")
+    server = Server(ext.agreement)  # type: ignore[arg-type]
+    messages = ["", "é" * 3, "mixed ünïcödé and ascii " * 400, "🙂" * 70_000, "tail"]
+    data = b""
+    for text in messages:
+        payload = server.compress(text.encode())
+        pieces = [payload[i : i + 777] for i in range(0, len(payload), 777)] or [b""]
+        for i, piece in enumerate(pieces):
+            op = 0x1 if i == 0 else 0x0
+            data += srv(op, piece, fin=i == len(pieces) - 1, rsv=RSV1 if i == 0 else 0)
+            if i == 0:
+                data += srv(0x9, b"p")
+    _, frames = _fed(websocket(ext), data, step)
+    assert [f for f in frames if isinstance(f, Text)] == [Text(t) for t in messages]
+    assert frames.count(Ping(b"p")) == len(messages)
+
+
+def test_compressed_text_in_fragments_that_ends_the_deflate_stream() -> None:
+    # BFINAL inside a fragmented message; the next message refers back to its text.
+    message = "final block, fragmented " * 50
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    final = deflater.compress(message.encode()) + deflater.flush(zlib.Z_FINISH)
+    primed = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=message.encode())
+    second = (primed.compress(message.encode()) + primed.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    half = len(final) // 2
+    data = (
+        srv(0x1, final[:half], fin=False, rsv=RSV1)
+        + srv(0x0, final[half:])
+        + srv(0x1, second[:5], fin=False, rsv=RSV1)
+        + srv(0x0, second[5:])
+    )
+    for step in (1, 10, len(data)):
+        _, frames = _fed(websocket(negotiated()), data, step)
+        assert frames == [Text(message), Text(message)]
+
+
 def test_server_no_context_takeover_inflates_each_message_alone() -> None:
     ext = negotiated(["server_no_context_takeover"], "server_no_context_takeover")
     assert ext._inflater is None  # nothing kept between messages

@@ -40,6 +40,7 @@ Decisions where RFC 6455 and Mint leave a choice:
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from struct import pack, unpack_from
@@ -212,6 +213,8 @@ class _Config:
     # permessage-deflate alone, as shipped: its inflate, called without the RawMessage
     # in and out of the extension API (see _message_frame); else None.
     inflate: Callable[[bytes, int | None], bytes] | None
+    # ... and the extension itself, for a compressed text message in progress.
+    deflate: PerMessageDeflate | None
 
 
 class _Keys:
@@ -259,6 +262,11 @@ class _Message(NamedTuple):
     parts: _Parts  # str parts (streamed text) or bytes parts
     tail: bytes  # incomplete UTF-8 sequence carried to the next part (streamed text)
     stream: bool  # text validated and decoded as it arrives (no extension involved)
+    # Compressed text, permessage-deflate alone: (its inflater, the limit, the
+    # extension), the message inflated, validated and decoded as it arrives (parts are
+    # str, see _inflate_part); None otherwise.
+    inflating: tuple[Any, int | None, PerMessageDeflate] | None = None
+    inflated: int = 0  # bytes inflated so far
 
 
 class _Rx(NamedTuple):
@@ -370,9 +378,10 @@ def new_websocket(
         small_max = min(
             [MAX_CONTROL_PAYLOAD, *(x for x in (max_frame_size, max_message_size) if x is not None)]
         )
-    inflate = None
+    inflate = deflate = None
     if len(exts) == 1 and type(exts[0]).decode is PerMessageDeflate.decode:
-        inflate = cast(PerMessageDeflate, exts[0])._inflate
+        deflate = cast(PerMessageDeflate, exts[0])
+        inflate = deflate._inflate
     cfg = _Config(
         exts,
         max_frame_size,
@@ -383,6 +392,7 @@ def new_websocket(
         scan_limits,
         small_max,
         inflate,
+        deflate,
     )
     return WebSocket(cfg, None, _Keys(random_bytes, not exts))
 
@@ -812,7 +822,7 @@ def _decode_loop(
                 continue
             try:
                 if op:
-                    msg = _open(op, rsv, simple)
+                    msg = _open(cfg, op, rsv, simple)
                 assert msg is not None
                 msg = _feed(msg, _part(buf, start, end))
                 if fin:
@@ -826,7 +836,7 @@ def _decode_loop(
         # there now, and remember how much is still to come.
         try:
             if op:
-                msg = _open(op, rsv, simple)
+                msg = _open(cfg, op, rsv, simple)
             assert msg is not None
             if start < n:
                 msg = _feed(msg, _part(buf, start, n))
@@ -863,8 +873,14 @@ def _fail(
     return _make(ws._cfg, _Rx(error, b"", 0, False, None), ws._tx), out
 
 
-def _open(opcode: int, rsv: int, simple: bool) -> _Message:
-    """Start a data message; text without extensions is validated as it arrives."""
+def _open(cfg: _Config, opcode: int, rsv: int, simple: bool) -> _Message:
+    """Start a data message; text without extensions is validated as it arrives, and
+    so is compressed text when permessage-deflate is the only extension."""
+    if opcode == OP_TEXT and rsv == RSV1 and cfg.deflate is not None:
+        inflater = cfg.deflate._stream()
+        if inflater is not None:
+            inflating = (inflater, cfg.max_message_size, cfg.deflate)
+            return _Message(opcode, rsv, 0, None, b"", False, inflating)
     return _Message(opcode, rsv, 0, None, b"", opcode == OP_TEXT and simple and not rsv)
 
 
@@ -896,7 +912,51 @@ def _feed(msg: _Message, part: bytes | memoryview) -> _Message:
             raise _error(("invalid_utf8", bytes(part)), CLOSE_INVALID_DATA) from None
         parts = (msg.parts, text) if text else msg.parts
         return _Message(OP_TEXT, 0, size, parts, tail, True)
+    if msg.inflating is not None:
+        return _inflate_part(msg, size, part)
     return _Message(msg.opcode, msg.rsv, size, (msg.parts, part) if part else msg.parts, b"", False)
+
+
+# Inflating a message part by part asks zlib for this much output at a time: what a
+# compression bomb can cost before the limit stops it.
+_INFLATE_CHUNK = 1 << 16
+# RFC 7692 7.2.2: the end of a message's DEFLATE data, removed by the sender.
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Message:
+    """Inflate, validate and decode one part of a compressed text message.
+
+    Raises what the whole message would get when it ends (bad UTF-8, over the limit,
+    data zlib rejects) as soon as this part shows it. Input past the DEFLATE stream's
+    end (BFINAL) is ignored, as the whole-message path ignores it.
+    """
+    assert msg.inflating is not None
+    inflater, limit, _ = msg.inflating
+    tail = msg.tail
+    inflated = msg.inflated
+    parts = msg.parts
+    chunk: bytes | memoryview = part
+    try:
+        while not inflater.eof:
+            out = inflater.decompress(chunk, _INFLATE_CHUNK)
+            if out:
+                inflated += len(out)
+                if limit is not None and inflated > limit:
+                    raise _too_large()
+                try:
+                    text, tail = decode_part(tail, out)
+                except UnicodeDecodeError:
+                    raise _error(("invalid_utf8", out), CLOSE_INVALID_DATA) from None
+                if text:
+                    parts = (parts, text)
+            chunk = inflater.unconsumed_tail
+            # A full output may leave output pending in zlib with no input left.
+            if not chunk and len(out) < _INFLATE_CHUNK:
+                break
+    except zlib.error as exc:
+        raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
+    return _Message(OP_TEXT, RSV1, size, parts, tail, False, msg.inflating, inflated)
 
 
 def _joined(parts: _Parts) -> list[Any]:
@@ -914,6 +974,16 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
         if msg.tail:  # the message ends inside a UTF-8 sequence
             raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
         return Text("".join(_joined(msg.parts)))
+    if msg.inflating is not None:
+        if not msg.size:  # lenient, as _inflate: nothing was compressed
+            return Text("")
+        inflater, _, deflate = msg.inflating
+        msg = _inflate_part(msg, msg.size, _DEFLATE_TAIL)
+        if msg.tail:
+            raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
+        text = "".join(_joined(msg.parts))
+        deflate._streamed(inflater, text)
+        return Text(text)
     return _message_frame(cfg, msg.opcode, msg.rsv, b"".join(_joined(msg.parts)))
 
 

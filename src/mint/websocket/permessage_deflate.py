@@ -315,6 +315,37 @@ class PerMessageDeflate(Extension):
             ) from exc
         return out
 
+    def _stream(self) -> Any:
+        """The inflater the next message goes through as its fragments arrive.
+
+        The decoder (``mint.websocket._frame``) inflates a compressed text message
+        part by part through it when this is the only extension, so that bad UTF-8,
+        a message inflating past the limit, or data zlib rejects is reported at the
+        part that shows it, as RFC 6455 8.1 asks of text ("fail fast"), rather than
+        when the last fragment arrives; see :meth:`_streamed` for its end. ``None``
+        when not negotiated (the whole-message path then reports it).
+        """
+        agreement = self.agreement
+        if agreement is None:
+            return None
+        if self._inflater is None:  # server_no_context_takeover: a fresh context per message
+            return zlib.decompressobj(-agreement.server_max_window_bits)
+        return self._inflater
+
+    def _streamed(self, inflater: Any, text: str) -> None:
+        """A message inflated through :meth:`_stream` has ended as ``text``: what
+        :meth:`_inflate` does after a message, for a server that ended its DEFLATE
+        stream (BFINAL) while keeping its context."""
+        agreement = self.agreement
+        if inflater.eof and inflater is self._inflater and agreement is not None:
+            size = 1 << agreement.server_max_window_bits
+            # The last `size` characters encode to at least `size` bytes (or are all).
+            window = text[-size:].encode()[-size:]
+            wbits = agreement.server_max_window_bits
+            self._inflater = (
+                zlib.decompressobj(-wbits, zdict=window) if window else zlib.decompressobj(-wbits)
+            )
+
     def __repr__(self) -> str:
         shown = f" agreement={self.agreement!r}" if self.agreement is not None else ""
         return f"<PerMessageDeflate params={self.params!r}{shown}>"
