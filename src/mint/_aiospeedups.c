@@ -234,21 +234,7 @@ returned(OpObject *op, PyObject *value, PyObject **result)
 static PyObject *
 direct_ref(PyObject *conn)
 {
-    PyObject *session = get(CONN_SESSION, conn);
-    if (session == NULL) {
-        return NULL;
-    }
-    PyObject *r = PyObject_GetAttr(session, st.s_direct_ref);
-    Py_DECREF(session);
-    if (r == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (r == Py_None) {
-        Py_DECREF(r);
-        return NULL;
-    }
-    return r;
+    return direct_ref_of(get(CONN_SESSION, conn), st.s_direct_ref);
 }
 
 /* Whether conn is an upgraded HTTP/1.1 connection on an open plain socket of the
@@ -887,63 +873,19 @@ entry_new(int kind)
 static PyObject *
 setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != N_TYPES + 1 + N_CALLS) {
-        PyErr_SetString(PyExc_TypeError,
-                        "setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, "
-                        "stream_request_body, recv_tail, send_rest, get_running_loop)");
+    if (setup_state("setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, "
+                    "stream_request_body, recv_tail, send_rest, get_running_loop)",
+                    args, nargs, N_TYPES, N_CALLS, slot_names, slot_owner, N_SLOTS, &st.ready,
+                    st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    for (int i = 0; i < N_TYPES; i++) {
-        if (!PyType_Check(args[i])) {
-            PyErr_SetString(PyExc_TypeError, "setup: the first four arguments are types");
-            return NULL;
-        }
-    }
-    Py_ssize_t read_burst = PyLong_AsSsize_t(args[N_TYPES]);
-    if (read_burst == -1 && PyErr_Occurred()) {
+    PyObject **const strings[] = {&st.s_passive,       &st.s_early, &st.s_direct_ref,
+                                  &st.s_create_future, &st.s_arm,   &st.s_own_reader,
+                                  &st.s_await};
+    const char *const names[] = {"passive", "early", "direct_ref", "create_future",
+                                 "_arm",    "own_reader", "__await__"};
+    if (intern_once(strings, names, 7) < 0) {
         return NULL;
-    }
-    if (read_burst <= 0) {
-        PyErr_SetString(PyExc_ValueError, "setup: read_burst must be positive");
-        return NULL;
-    }
-    for (int i = 0; i < N_CALLS; i++) {
-        if (!PyCallable_Check(args[N_TYPES + 1 + i])) {
-            PyErr_SetString(PyExc_TypeError, "setup: the last five arguments are callables");
-            return NULL;
-        }
-    }
-    PyObject *slots[N_SLOTS] = {NULL};
-    if (lookup_slots("setup", args, slot_names, slot_owner, N_SLOTS, slots) < 0) {
-        return NULL;
-    }
-    st.ready = 0;
-    for (int i = 0; i < N_TYPES; i++) {
-        Py_INCREF(args[i]);
-        Py_XSETREF(st.types[i], (PyTypeObject *)args[i]);
-    }
-    for (int i = 0; i < N_SLOTS; i++) {
-        Py_XSETREF(st.slots[i], slots[i]);
-    }
-    for (int i = 0; i < N_CALLS; i++) {
-        Py_INCREF(args[N_TYPES + 1 + i]);
-        Py_XSETREF(st.calls[i], args[N_TYPES + 1 + i]);
-    }
-    st.read_burst = read_burst;
-    struct {
-        PyObject **at;
-        const char *name;
-    } strings[] = {
-        {&st.s_passive, "passive"},           {&st.s_early, "early"},
-        {&st.s_direct_ref, "direct_ref"},     {&st.s_create_future, "create_future"},
-        {&st.s_arm, "_arm"},                  {&st.s_own_reader, "own_reader"},
-        {&st.s_await, "__await__"},
-    };
-    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
-        if (*strings[i].at == NULL
-            && (*strings[i].at = PyUnicode_InternFromString(strings[i].name)) == NULL) {
-            return NULL;
-        }
     }
     st.ready = 1;
     PyObject *recv = entry_new(OP_RECV);

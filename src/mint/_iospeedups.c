@@ -81,34 +81,6 @@ set(int slot, PyObject *obj, PyObject *value)
     return slot_store(st.slots[slot], obj, value);
 }
 
-/* Each out[i] not yet made: names[i], interned. 0, or -1 with an exception. */
-static int
-intern_once(PyObject **const out[], const char *const names[], int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (*out[i] == NULL && (*out[i] = PyUnicode_InternFromString(names[i])) == NULL) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* The read_burst argument of a setup (the most one C read returns), or -1 with an
- * exception when it is not a positive int. */
-static Py_ssize_t
-read_burst_of(const char *who, PyObject *arg)
-{
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (n <= 0) {
-        PyErr_Format(PyExc_ValueError, "%s: read_burst must be positive", who);
-        return -1;
-    }
-    return n;
-}
-
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
@@ -165,45 +137,12 @@ static PyMethodDef methods[] = {
 static PyObject *
 setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != N_TYPES + 1 + N_CALLS) {
-        PyErr_SetString(PyExc_TypeError,
-                        "setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv, "
-                        "stream_request_body, stream, recv_tail, send_rest)");
+    if (setup_state("setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv, "
+                    "stream_request_body, stream, recv_tail, send_rest)",
+                    args, nargs, N_TYPES, N_CALLS, slot_names, slot_owner, N_SLOTS, &st.ready,
+                    st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    for (int i = 0; i < N_TYPES; i++) {
-        if (!PyType_Check(args[i])) {
-            PyErr_SetString(PyExc_TypeError, "setup: the first five arguments are types");
-            return NULL;
-        }
-    }
-    Py_ssize_t read_burst = read_burst_of("setup", args[N_TYPES]);
-    if (read_burst < 0) {
-        return NULL;
-    }
-    for (int i = 0; i < N_CALLS; i++) {
-        if (!PyCallable_Check(args[N_TYPES + 1 + i])) {
-            PyErr_SetString(PyExc_TypeError, "setup: the last five arguments are callables");
-            return NULL;
-        }
-    }
-    PyObject *slots[N_SLOTS] = {NULL};
-    if (lookup_slots("setup", args, slot_names, slot_owner, N_SLOTS, slots) < 0) {
-        return NULL;
-    }
-    st.ready = 0;
-    for (int i = 0; i < N_TYPES; i++) {
-        Py_INCREF(args[i]);
-        Py_XSETREF(st.types[i], (PyTypeObject *)args[i]);
-    }
-    for (int i = 0; i < N_SLOTS; i++) {
-        Py_XSETREF(st.slots[i], slots[i]);
-    }
-    for (int i = 0; i < N_CALLS; i++) {
-        Py_INCREF(args[N_TYPES + 1 + i]);
-        Py_XSETREF(st.calls[i], args[N_TYPES + 1 + i]);
-    }
-    st.read_burst = read_burst;
     PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref,
                                   &st.s_set_timeout};
     const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout"};
@@ -234,21 +173,7 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 direct_ref(PyObject *conn)
 {
-    PyObject *session = get(CONN_SESSION, conn);
-    if (session == NULL) {
-        return NULL;
-    }
-    PyObject *r = PyObject_GetAttr(session, st.s_direct_ref);
-    Py_DECREF(session);
-    if (r == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (r == Py_None) {
-        Py_DECREF(r);
-        return NULL;
-    }
-    return r;
+    return direct_ref_of(get(CONN_SESSION, conn), st.s_direct_ref);
 }
 
 /* True when conn keeps nothing back for later: its _private dict has no "early". */

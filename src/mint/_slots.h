@@ -163,4 +163,115 @@ documented(const PyMethodDef *tmpl, PyObject *pyfunc, const char *module)
     return func;
 }
 
+/* Each out[i] not yet made: names[i], interned. 0, or -1 with an exception. */
+static inline int
+intern_once(PyObject **const out[], const char *const names[], int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (*out[i] == NULL && (*out[i] = PyUnicode_InternFromString(names[i])) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The read_burst argument of a setup (the most one C read returns), or -1 with an
+ * exception when it is not a positive int. */
+static inline Py_ssize_t
+read_burst_of(const char *who, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n <= 0) {
+        PyErr_Format(PyExc_ValueError, "%s: read_burst must be positive", who);
+        return -1;
+    }
+    return n;
+}
+
+/* What a C I/O module's setup() is given, checked and kept: n_types types, a positive
+ * read_burst, then n_calls callables (a TypeError with `usage` for a wrong count). The
+ * n_slots descriptors slot_names[i] of the types slot_owner[i] are looked up; then
+ * *ready is cleared (releasing the old values may run Python code, which must not find
+ * the state half replaced) and types, slots, calls and *read_burst take the new values.
+ * 0, or -1 with an exception and nothing changed. Both modules' setups start here;
+ * each keeps its own table of slots. */
+static inline int
+setup_state(const char *usage, PyObject *const *args, Py_ssize_t nargs, int n_types,
+            int n_calls, const char *const *slot_names, const int *slot_owner, int n_slots,
+            int *ready, PyTypeObject **types, PyObject **slots, PyObject **calls,
+            Py_ssize_t *read_burst)
+{
+    if (nargs != n_types + 1 + n_calls) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    for (int i = 0; i < n_types; i++) {
+        if (!PyType_Check(args[i])) {
+            PyErr_Format(PyExc_TypeError, "setup: the first %d arguments are types", n_types);
+            return -1;
+        }
+    }
+    Py_ssize_t burst = read_burst_of("setup", args[n_types]);
+    if (burst < 0) {
+        return -1;
+    }
+    for (int i = 0; i < n_calls; i++) {
+        if (!PyCallable_Check(args[n_types + 1 + i])) {
+            PyErr_Format(PyExc_TypeError, "setup: the last %d arguments are callables",
+                         n_calls);
+            return -1;
+        }
+    }
+    PyObject **found = PyMem_Calloc((size_t)n_slots, sizeof(PyObject *));
+    if (found == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (lookup_slots("setup", args, slot_names, slot_owner, n_slots, found) < 0) {
+        PyMem_Free(found);
+        return -1;
+    }
+    *ready = 0;
+    for (int i = 0; i < n_types; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(types[i], (PyTypeObject *)args[i]);
+    }
+    for (int i = 0; i < n_slots; i++) {
+        Py_XSETREF(slots[i], found[i]);
+    }
+    PyMem_Free(found);
+    for (int i = 0; i < n_calls; i++) {
+        Py_INCREF(args[n_types + 1 + i]);
+        Py_XSETREF(calls[i], args[n_types + 1 + i]);
+    }
+    *read_burst = burst;
+    return 0;
+}
+
+/* The direct ref of a connection's session (a new reference; session is consumed) when
+ * it is an upgraded HTTP/1.1 connection, whose bytes are its WebSocket's as they come;
+ * else NULL, no exception set. */
+static inline PyObject *
+direct_ref_of(PyObject *session, PyObject *name)
+{
+    if (session == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_GetAttr(session, name);
+    Py_DECREF(session);
+    if (r == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (r == Py_None) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
+
+
 #endif
