@@ -1,10 +1,11 @@
 /* Reading and writing the __slots__ of mint's Python objects from C.
  *
- * mint's C entry points (mint._speedups, mint._iospeedups) keep no state of their own:
- * they read the state of the Python objects they are given (a WebSocket's decoder
- * state, a connection's transport) through the same slot descriptors Python uses,
- * found once, when the module is set up. Shared by both modules (static functions:
- * each gets its own copy).
+ * mint's C entry points (mint._speedups, mint._iospeedups, mint._aiospeedups) keep no
+ * state of their own: they read the state of the Python objects they are given (a
+ * WebSocket's decoder state, a connection's transport) through the same slot
+ * descriptors Python uses, found once, when the module is set up (the I/O modules'
+ * setup() is setup_state, below). Shared by the three modules (static functions: each
+ * gets its own copy).
  */
 #ifndef MINT_SLOTS_H
 #define MINT_SLOTS_H
