@@ -884,14 +884,17 @@ def write_report(cfg, raw: dict, res: dict, started: float) -> Path:
         "",
     ]
     load_end = os.getloadavg()
-    busy = max(cfg.load_start[0], load_end[0])
+    # Only the load at the start says whether others were busy: by the end, the
+    # benchmark's own client and server (about one CPU between them) are in it.
     lines += [
-        f"Load average (1 min) at start {cfg.load_start[0]:.2f}, at end {load_end[0]:.2f}."
+        f"Load average (1 min) at start {cfg.load_start[0]:.2f}, at end {load_end[0]:.2f} "
+        "(the end counts this benchmark's own processes too: a client and a server add about 1.0)."
         + (
-            " **Warning: other processes were using the CPUs during this run; wall-clock rates "
-            "(round trips/s, messages/s, MB/s) are unreliable, CPU µs less so. Re-run on an idle machine.**"
-            if busy > 0.7
-            else " (idle machine)"
+            " **Warning: other processes were using the CPUs when this run started; wall-clock "
+            "rates (round trips/s, messages/s, MB/s) are unreliable, CPU µs less so. Re-run on "
+            "an idle machine.**"
+            if cfg.load_start[0] > 0.7
+            else " The machine was idle at the start."
         ),
         "",
     ]
