@@ -59,7 +59,7 @@ from mint.websocket._frames import _set_binary_data as _set_binary
 from mint.websocket._frames import _set_text_data as _set_text
 from mint.websocket._utf8 import decode_part
 from mint.websocket.extension import RSV1, Extension, RawMessage
-from mint.websocket.permessage_deflate import PerMessageDeflate
+from mint.websocket.permessage_deflate import _CHUNK, _TAIL, PerMessageDeflate
 
 __all__ = ["WebSocket", "decode", "encode", "mask", "new_websocket"]
 
@@ -917,13 +917,6 @@ def _feed(msg: _Message, part: bytes | memoryview) -> _Message:
     return _Message(msg.opcode, msg.rsv, size, (msg.parts, part) if part else msg.parts, b"", False)
 
 
-# Inflating a message part by part asks zlib for this much output at a time: what a
-# compression bomb can cost before the limit stops it.
-_INFLATE_CHUNK = 1 << 16
-# RFC 7692 7.2.2: the end of a message's DEFLATE data, removed by the sender.
-_DEFLATE_TAIL = b"\x00\x00\xff\xff"
-
-
 def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Message:
     """Inflate, validate and decode one part of a compressed text message.
 
@@ -939,7 +932,7 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     chunk: bytes | memoryview = part
     try:
         while not inflater.eof:
-            out = inflater.decompress(chunk, _INFLATE_CHUNK)
+            out = inflater.decompress(chunk, _CHUNK)
             if out:
                 inflated += len(out)
                 if limit is not None and inflated > limit:
@@ -952,7 +945,7 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                     parts = (parts, text)
             chunk = inflater.unconsumed_tail
             # A full output may leave output pending in zlib with no input left.
-            if not chunk and len(out) < _INFLATE_CHUNK:
+            if not chunk and len(out) < _CHUNK:
                 break
     except zlib.error as exc:
         raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
@@ -978,7 +971,7 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
         if not msg.size:  # lenient, as _inflate: nothing was compressed
             return Text("")
         inflater, _, deflate = msg.inflating
-        msg = _inflate_part(msg, msg.size, _DEFLATE_TAIL)
+        msg = _inflate_part(msg, msg.size, _TAIL)
         if msg.tail:
             raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
         text = "".join(_joined(msg.parts))

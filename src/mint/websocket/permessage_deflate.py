@@ -77,7 +77,8 @@ _TAIL = b"\x00\x00\xff\xff"
 MIN_WINDOW_BITS = 8
 MAX_WINDOW_BITS = 15
 _BITS_VALUE = re.compile(r"[1-9][0-9]?")
-# Inflating works on this much input and output at a time (see _inflate).
+# Inflating works on this much input and output at a time (see _inflate, and the
+# decoder's part-by-part inflating of compressed text in mint.websocket._frame).
 _CHUNK = 256 * 1024
 # Up to this, the tail is appended to the payload (a copy) rather than inflated on its own.
 _SMALL = 4096
@@ -289,26 +290,14 @@ class PerMessageDeflate(Extension):
         :class:`RawMessage` in and out (two of the few microseconds a small compressed
         message costs).
         """
-        agreement = self.agreement
-        if agreement is None:
+        inflater = self._stream()
+        if inflater is None:
             raise WebSocketError(("invalid_extension", self))
         if not data:  # lenient: nothing was compressed
             return b""
-        wbits = agreement.server_max_window_bits
-        inflater = self._inflater
-        if inflater is None:  # server_no_context_takeover: a fresh context per message
-            inflater = zlib.decompressobj(-wbits)
         try:
             out = _inflate(inflater, data, limit)
-            if inflater.eof and self._inflater is not None:
-                # The server ended its DEFLATE stream (BFINAL); the next message starts a
-                # new one that may still refer back to this message's bytes.
-                window = out[-(1 << wbits) :]
-                self._inflater = (
-                    zlib.decompressobj(-wbits, zdict=window)
-                    if window
-                    else zlib.decompressobj(-wbits)
-                )
+            self._streamed(inflater, out)
         except zlib.error as exc:
             raise WebSocketError(
                 ("compression_error", str(exc)), close_code=CLOSE_INVALID_DATA
@@ -316,14 +305,14 @@ class PerMessageDeflate(Extension):
         return out
 
     def _stream(self) -> Any:
-        """The inflater the next message goes through as its fragments arrive.
+        """The inflater the next message goes through (``None``: not negotiated).
 
-        The decoder (``mint.websocket._frame``) inflates a compressed text message
-        part by part through it when this is the only extension, so that bad UTF-8,
-        a message inflating past the limit, or data zlib rejects is reported at the
-        part that shows it, as RFC 6455 8.1 asks of text ("fail fast"), rather than
-        when the last fragment arrives; see :meth:`_streamed` for its end. ``None``
-        when not negotiated (the whole-message path then reports it).
+        :meth:`_inflate` takes a whole message through it; the decoder
+        (``mint.websocket._frame``) takes a compressed text message part by part
+        through it when this is the only extension, so that bad UTF-8, a message
+        inflating past the limit, or data zlib rejects is reported at the part that
+        shows it, as RFC 6455 8.1 asks of text ("fail fast"), rather than when the last
+        fragment arrives. Either then calls :meth:`_streamed`.
         """
         agreement = self.agreement
         if agreement is None:
@@ -332,16 +321,18 @@ class PerMessageDeflate(Extension):
             return zlib.decompressobj(-agreement.server_max_window_bits)
         return self._inflater
 
-    def _streamed(self, inflater: Any, text: str) -> None:
-        """A message inflated through :meth:`_stream` has ended as ``text``: what
-        :meth:`_inflate` does after a message, for a server that ended its DEFLATE
-        stream (BFINAL) while keeping its context."""
+    def _streamed(self, inflater: Any, output: bytes | str) -> None:
+        """A message inflated through :meth:`_stream` has ended as ``output`` (its bytes,
+        or its text). If the server ended its DEFLATE stream (BFINAL) while keeping its
+        context, the next message starts a new stream that may still refer back to this
+        message's last window of bytes."""
         agreement = self.agreement
         if inflater.eof and inflater is self._inflater and agreement is not None:
-            size = 1 << agreement.server_max_window_bits
-            # The last `size` characters encode to at least `size` bytes (or are all).
-            window = text[-size:].encode()[-size:]
             wbits = agreement.server_max_window_bits
+            size = 1 << wbits
+            # The last `size` characters of a text encode to at least `size` bytes.
+            tail = output[-size:]
+            window = (tail.encode() if isinstance(tail, str) else tail)[-size:]
             self._inflater = (
                 zlib.decompressobj(-wbits, zdict=window) if window else zlib.decompressobj(-wbits)
             )
