@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 from servers.raw import OP_BINARY, frame, handshake_response, read_request
-from test_fast_io import read_client_frame
+from test_fast_io import read_client_frame, send_when
 
 import mint
 import mint.aio
@@ -315,10 +315,7 @@ def test_a_cancelled_wait_leaves_the_connection_as_it_was(
 ) -> None:
     go = threading.Event()
 
-    def script(conn: socket.socket) -> None:
-        go.wait(10)
-        conn.sendall(frame(OP_BINARY, b"later"))
-        read_client_frame(conn)
+    script = send_when(go, b"later")
 
     async def body() -> None:
         ws = await open_ws(path, script)
@@ -344,10 +341,7 @@ def test_a_cancelled_wait_leaves_the_connection_as_it_was(
 def test_the_coroutine_protocol_by_hand(open_ws: Any, path: str) -> None:
     go = threading.Event()
 
-    def script(conn: socket.socket) -> None:
-        go.wait(10)
-        conn.sendall(frame(OP_BINARY, b"then"))
-        read_client_frame(conn)
+    script = send_when(go, b"then")
 
     class Stop(Exception):
         pass
@@ -498,10 +492,7 @@ def test_an_exact_byte_count_and_keyword_calls(open_ws: Any, path: str, loop: st
 def test_a_zero_timeout_reads_only_what_is_there(open_ws: Any, path: str) -> None:
     go = threading.Event()
 
-    def script(conn: socket.socket) -> None:
-        go.wait(10)
-        conn.sendall(frame(OP_BINARY, b"here"))
-        read_client_frame(conn)
+    script = send_when(go, b"here")
 
     async def body() -> None:
         ws = await open_ws(path, script)

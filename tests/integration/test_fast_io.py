@@ -65,6 +65,17 @@ def read_client_frame(conn: socket.socket) -> bytes:
     return bytes(b ^ key[i % 4] for i, b in enumerate(data))
 
 
+def send_when(go: threading.Event, payload: bytes) -> Callable[[socket.socket], None]:
+    """A server script: once ``go`` is set, one binary frame, then the client's answer."""
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.sendall(frame(OP_BINARY, payload))
+        read_client_frame(conn)
+
+    return script
+
+
 def upgraded(
     script: Callable[[socket.socket], None], opened: threading.Event
 ) -> Callable[[socket.socket], None]:
@@ -440,10 +451,7 @@ def test_an_undrained_read_of_an_empty_socket_times_out(
 ) -> None:
     go = threading.Event()
 
-    def script(conn: socket.socket) -> None:
-        go.wait(10)
-        conn.sendall(frame(OP_BINARY, b"after"))
-        read_client_frame(conn)
+    script = send_when(go, b"after")
 
     client = undrained(open_passive(script))
     recv, _ = io_of(path)
