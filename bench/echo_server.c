@@ -249,16 +249,10 @@ static int flush_out(conn_t *c) {
             size_t have = b->len - b->head;
             if ((size_t)w < have) { b->head += (size_t)w; break; }
             w -= (ssize_t)have;
-            if (b == c->out_tail && b->len < BLOCK) { b->head = b->len = 0; break; } /* keep for appends */
             c->out_head = b->next;
             if (!c->out_head) c->out_tail = NULL;
             block_free(b);
         }
-        if (c->out_bytes == 0) break;
-    }
-    if (c->out_bytes == 0 && c->out_head) { /* all sent: the idle connection keeps no block */
-        block_free(c->out_head);
-        c->out_head = c->out_tail = NULL;
     }
     if (!c->out_bytes && c->closing) return -1;
     set_events(c, c->out_bytes != 0);
