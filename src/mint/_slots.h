@@ -258,10 +258,28 @@ setup_state(const char *usage, PyObject *const *args, Py_ssize_t nargs, int n_ty
 static inline PyObject *
 direct_ref_of(PyObject *session, PyObject *name)
 {
+    /* The HTTP/1.1 session keeps it in a slot: its descriptor, found on the first call,
+     * is read directly (a load) where getattr would look the name up in the type and
+     * the instance on every read and write of a round trip. Another session type (or
+     * a patched one) goes through getattr. */
+    static PyObject *descr;
     if (session == NULL) {
         return NULL;
     }
-    PyObject *r = PyObject_GetAttr(session, name);
+    PyObject *r;
+    if (descr == NULL || slot_address(descr, session) == NULL) {
+        PyObject *d = _PyType_Lookup(Py_TYPE(session), name);
+        if (d != NULL && slot_address(d, session) != NULL) {
+            Py_INCREF(d);
+            Py_XSETREF(descr, d);
+        }
+    }
+    if (descr != NULL && slot_address(descr, session) != NULL) {
+        r = slot_value(descr, session);
+    }
+    else {
+        r = PyObject_GetAttr(session, name);
+    }
     Py_DECREF(session);
     if (r == NULL) {
         PyErr_Clear();

@@ -66,6 +66,19 @@ class Http1Session:
     """One HTTP/1.1 connection's protocol state (client side)."""
 
     protocol = "http1"
+    # Slots: the C fast paths read direct_ref on every call (mint._slots.h,
+    # direct_ref_of), and a slot is one load where an instance attribute is a dict
+    # lookup after a type lookup.
+    __slots__ = (
+        "_h11",
+        "_authority",
+        "_out",
+        "_requests",
+        "_upgraded",
+        "direct_ref",
+        "_broken",
+        "_read_closed",
+    )
 
     def __init__(self, *, scheme: str, host: str, port: int) -> None:
         self._h11 = h11.Connection(h11.CLIENT)
