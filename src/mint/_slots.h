@@ -41,16 +41,22 @@ lookup_slots(const char *who, PyObject *const *types, const char *const *names,
     return 0;
 }
 
-/* Where obj keeps the slot described by d, when d is a __slots__ member of exactly obj's
- * type (what the member descriptor would check, and find, on every access), else NULL:
- * the caller then goes through the descriptor, which handles every other case. A round
- * trip reads some thirty slots; through the descriptor each costs a type check and a
- * switch on the member's kind, here a comparison and a load. */
+/* Where obj keeps the slot described by d, when d is a __slots__ member of obj's type
+ * or of a base of it (what the member descriptor would check, and find, on every
+ * access: a subtype keeps its bases' slots at their offsets), else NULL: the caller
+ * then goes through the descriptor, which handles every other case. A round trip reads
+ * some thirty slots; through the descriptor each costs a call, a subtype check and a
+ * switch on the member's kind, here a comparison or two and a load. The transports'
+ * slots are their base class's (BaseTransport), hence the base check before the
+ * general one. */
 static PyObject **
 slot_address(PyObject *d, PyObject *obj)
 {
-    if (!Py_IS_TYPE(d, &PyMemberDescr_Type)
-        || PyDescr_TYPE(d) != Py_TYPE(obj)) {
+    if (!Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        return NULL;
+    }
+    PyTypeObject *owner = PyDescr_TYPE(d), *tp = Py_TYPE(obj);
+    if (tp != owner && tp->tp_base != owner && !PyType_IsSubtype(tp, owner)) {
         return NULL;
     }
     PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
