@@ -115,7 +115,7 @@ static PyMethodDef methods[] = {
      "mint.websocket.stream, with the hot path of an active upgraded HTTP/1.1 connection "
      "(its socket's bytes, as they came) in C (see mint.websocket._fastio)."},
     {"setup_mailbox", (PyCFunction)(void (*)(void))setup_mailbox, METH_FASTCALL,
-     "setup_mailbox(Transport, SocketData, read_burst, passed, timed_out) -> receive: "
+     "setup_mailbox(Transport, SocketData, Mailbox, read_burst, passed, timed_out) -> receive: "
      "the types and markers of mint.mailbox's fast path (see mailbox_receive)."},
     {"mailbox_receive", (PyCFunction)(void (*)(void))mailbox_receive, METH_FASTCALL,
      "mailbox_receive(mailbox, timeout) -> message | passed | timed_out: Mailbox.receive's "
@@ -549,10 +549,15 @@ done:
  * a byte is read, so the loop finds it as it would have. A read that finds no bytes
  * (the end of stream, a failure) is ended by the mailbox's own Python method
  * (_after_read). The state is the mailbox's and the transport's, read through their
- * attributes and slots, again on every wait: nothing is kept here between calls. */
-enum { MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_SD_SOCKET, MB_SD_DATA, MB_N };
-static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "socket", "data"};
-static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1};  /* 0 Transport, 1 SocketData */
+ * slots again on every wait: nothing is kept here between calls. */
+enum {
+    MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_SD_SOCKET, MB_SD_DATA,
+    MB_QUEUE, MB_TRANSPORTS, MB_WAKE_FD, MB_N
+};
+static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "socket", "data",
+                                     "_queue", "_transports", "_wake_fd"};
+/* 0 Transport, 1 SocketData, 2 Mailbox */
+static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1, 2, 2, 2};
 
 static struct {
     int ready;
@@ -560,19 +565,21 @@ static struct {
     PyTypeObject *transport, *socket_data;
     PyObject *slots[MB_N];
     PyObject *passed, *timed_out;
-    PyObject *s_queue, *s_transports, *s_wake_fd, *s_after_read;
+    PyObject *s_after_read;
 } mb;
 
-/* setup_mailbox(Transport, SocketData, read_burst, passed, timed_out) -> mailbox_receive */
+/* setup_mailbox(Transport, SocketData, Mailbox, read_burst, passed, timed_out)
+ * -> mailbox_receive */
 static PyObject *
 setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "setup_mailbox(Transport, SocketData, read_burst, passed, timed_out)");
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1])
+        || !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "setup_mailbox(Transport, SocketData, Mailbox, "
+                                         "read_burst, passed, timed_out)");
         return NULL;
     }
-    Py_ssize_t read_burst = read_burst_of("setup_mailbox", args[2]);
+    Py_ssize_t read_burst = read_burst_of("setup_mailbox", args[3]);
     if (read_burst < 0) {
         return NULL;
     }
@@ -588,15 +595,14 @@ setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(mb.transport, (PyTypeObject *)args[0]);
     Py_INCREF(args[1]);
     Py_XSETREF(mb.socket_data, (PyTypeObject *)args[1]);
-    Py_INCREF(args[3]);
-    Py_XSETREF(mb.passed, args[3]);
     Py_INCREF(args[4]);
-    Py_XSETREF(mb.timed_out, args[4]);
+    Py_XSETREF(mb.passed, args[4]);
+    Py_INCREF(args[5]);
+    Py_XSETREF(mb.timed_out, args[5]);
     mb.read_burst = read_burst;
-    PyObject **const strings[] = {&mb.s_queue, &mb.s_transports, &mb.s_wake_fd,
-                                  &mb.s_after_read};
-    const char *const names[] = {"_queue", "_transports", "_wake_fd", "_after_read"};
-    if (intern_once(strings, names, 4) < 0) {
+    PyObject **const strings[] = {&mb.s_after_read};
+    const char *const names[] = {"_after_read"};
+    if (intern_once(strings, names, 1) < 0) {
         return NULL;
     }
     mb.ready = 1;
@@ -613,9 +619,8 @@ mb_get(int slot, PyObject *obj)
 static int
 queue_empty(PyObject *box)
 {
-    PyObject *queue = PyObject_GetAttr(box, mb.s_queue);
+    PyObject *queue = mb_get(MB_QUEUE, box);
     if (queue == NULL) {
-        PyErr_Clear();
         return 0;
     }
     Py_ssize_t n = PyObject_Size(queue);
@@ -654,7 +659,7 @@ monotonic_ns(void)
 static PyObject *
 plain_transport(PyObject *box, int fd)
 {
-    PyObject *transports = PyObject_GetAttr(box, mb.s_transports), *key = NULL;
+    PyObject *transports = mb_get(MB_TRANSPORTS, box), *key = NULL;
     PyObject *tr = NULL;
     if (transports == NULL || !PyDict_CheckExact(transports)) {
         goto no;
@@ -690,14 +695,13 @@ no:
 static int
 poll_set(PyObject *box, struct pollfd *fds, int *n)
 {
-    PyObject *w = PyObject_GetAttr(box, mb.s_wake_fd);
+    PyObject *w = mb_get(MB_WAKE_FD, box);
     if (w == NULL) {
-        PyErr_Clear();
         return -1;
     }
     int wake_fd = fd_of(w);
     Py_DECREF(w);
-    PyObject *transports = PyObject_GetAttr(box, mb.s_transports);
+    PyObject *transports = mb_get(MB_TRANSPORTS, box);
     if (wake_fd < 0 || transports == NULL || !PyDict_CheckExact(transports)
         || PyDict_GET_SIZE(transports) >= MB_MAX_FDS) {
         PyErr_Clear();

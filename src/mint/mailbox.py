@@ -90,6 +90,25 @@ Message = SocketData | SocketClosed | SocketError
 class Mailbox:
     """A selector over active connections' sockets and a queue of posted objects."""
 
+    # Slots: the C fast path of receive reads _queue, _wake_fd and _transports on
+    # every wait (a load each, where an instance attribute is a type lookup and a dict
+    # lookup).
+    __slots__ = (
+        "__weakref__",
+        "_finalizer",
+        "_lock",
+        "_loop",
+        "_paused",
+        "_poll",
+        "_queue",
+        "_transports",
+        "_unread_bytes",
+        "_waiters",
+        "_wake_fd",
+        "_wake_r",
+        "_wake_w",
+    )
+
     def __init__(self) -> None:
         self._queue: deque[object] = deque()
         self._lock = threading.Lock()
@@ -450,7 +469,7 @@ _c = load_speedup("mint._iospeedups")
 _fast_receive: Callable[[Mailbox, float | None], object] | None = (
     None
     if _c is None
-    else _c.setup_mailbox(SyncTransport, SocketData, READ_BURST, _PASSED, _TIMED_OUT)
+    else _c.setup_mailbox(SyncTransport, SocketData, Mailbox, READ_BURST, _PASSED, _TIMED_OUT)
 )
 
 #: ``receive(timeout=None)``: :func:`_receive`, or with the C module its common case
