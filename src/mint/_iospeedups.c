@@ -743,7 +743,8 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *box = args[0], *timeout = args[1];
-    int64_t deadline = -1;  /* -1: none */
+    int64_t deadline = -1, start = 0;  /* -1: none */
+    int first_wait = 1;
     if (timeout != Py_None) {
         double secs;
         if (PyFloat_CheckExact(timeout)) {
@@ -762,7 +763,8 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (!(secs >= 0 && secs < 1e9)) {  /* negative, NaN, or beyond a poll's reach */
             return Py_NewRef(mb.passed);
         }
-        deadline = monotonic_ns() + (int64_t)(secs * 1e9);
+        start = monotonic_ns();
+        deadline = start + (int64_t)(secs * 1e9);
     }
     struct pollfd fds[MB_MAX_FDS];
     int nfds;
@@ -775,7 +777,11 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         int ms = -1;
         if (deadline >= 0) {
-            int64_t left = deadline - monotonic_ns();
+            /* (The first wait's is the whole timeout: the clock was read for the
+             * deadline a moment ago, and reading it again costs more than the
+             * difference.) */
+            int64_t left = first_wait ? deadline - start : deadline - monotonic_ns();
+            first_wait = 0;
             /* as the Python loop: milliseconds rounded up, never below zero */
             ms = left <= 0 ? 0 : left >= (int64_t)INT_MAX * 1000000 ? INT_MAX
                                                                  : (int)((left + 999999) / 1000000);
