@@ -884,7 +884,7 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                                   &st.s_await};
     const char *const names[] = {"passive", "early", "direct_ref", "create_future",
                                  "_arm",    "own_reader", "__await__"};
-    if (intern_once(strings, names, 7) < 0) {
+    if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
     st.ready = 1;

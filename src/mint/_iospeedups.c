@@ -146,7 +146,7 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref,
                                   &st.s_set_timeout};
     const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout"};
-    if (intern_once(strings, names, 4) < 0) {
+    if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
     st.ready = 1;
@@ -602,7 +602,7 @@ setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     mb.read_burst = read_burst;
     PyObject **const strings[] = {&mb.s_after_read};
     const char *const names[] = {"_after_read"};
-    if (intern_once(strings, names, 1) < 0) {
+    if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
     mb.ready = 1;
@@ -902,7 +902,7 @@ setup_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject **const strings[] = {&rx.s_mailbox, &rx.s_receive_loop, &rx.s_timed_out};
     const char *const names[] = {"mailbox", "_receive_loop", "_timed_out"};
-    if (intern_once(strings, names, 3) < 0) {
+    if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
     Py_INCREF(args[0]);

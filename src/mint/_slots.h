@@ -182,6 +182,15 @@ intern_once(PyObject **const out[], const char *const names[], int n)
     return 0;
 }
 
+/* intern_once over two arrays of the caller's (not pointers): their length is the
+ * count, and the build fails when they differ. */
+#define INTERN_ONCE(strings, names)                                                      \
+    intern_once((strings), (names),                                                      \
+                (int)(sizeof(names) / sizeof((names)[0])                                 \
+                      + 0 * sizeof(char[sizeof(strings) / sizeof((strings)[0])           \
+                                             == sizeof(names) / sizeof((names)[0])       \
+                                         ? 1 : -1])))
+
 /* The read_burst argument of a setup (the most one C read returns), or -1 with an
  * exception when it is not a positive int. */
 static inline Py_ssize_t
