@@ -18,13 +18,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import NegotiationError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.headers import parse_extension
 
-from mint.errors import WebSocketError
+from mint.errors import CLOSE_INVALID_DATA, WebSocketError
 from mint.websocket._frame import _mask_py, decode, encode, new_websocket
 from mint.websocket._frames import Binary, Ping, Text
 from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
@@ -358,6 +358,7 @@ server_messages = st.lists(
     takeover=st.booleans(),
     garbage=st.binary(min_size=1, max_size=40),
 )
+@example(messages=[(Text(""), "split garbage")], limit=None, takeover=False, garbage=b"\n\xf81")
 def test_the_shortcut_decodes_as_the_extension_api(
     messages: list[tuple[Any, str]], limit: int | None, takeover: bool, garbage: bytes
 ) -> None:
@@ -391,7 +392,28 @@ def test_the_shortcut_decodes_as_the_extension_api(
         assert (ws._cfg.inflate is not None) == (cls is PerMessageDeflate)
         ws, items = decode(ws, wire)
         results.append([_comparable(item) for item in items])
-    assert results[0] == results[1]
+    shortcut, api = results
+    assert len(shortcut) == len(api)
+    for mine, theirs in zip(shortcut, api, strict=True):
+        assert mine == theirs or _bad_text_first(mine, theirs), (shortcut, api)
+
+
+def _bad_text_first(shortcut: Any, api: Any) -> bool:
+    """The one way the two may differ: the shortcut inflates a compressed text message
+    part by part and checks each part's UTF-8 as it comes, so inflated bytes that are
+    bad UTF-8 are reported (invalid_utf8) before the DEFLATE data goes on to show a
+    fault of its own; the extension API inflates the whole message at once and meets
+    that fault first (compression_error). Both close with 1007. Found by hypothesis
+    (the @example above): the bytes 0a, then f8 31, as two fragments inflate to a byte
+    that is never UTF-8 before the stream turns out corrupt."""
+    return (
+        isinstance(shortcut, tuple)
+        and isinstance(api, tuple)
+        and shortcut[1:] == ("invalid_utf8", CLOSE_INVALID_DATA)
+        and isinstance(api[1], tuple)
+        and api[1][0] == "compression_error"
+        and api[2] == CLOSE_INVALID_DATA
+    )
 
 
 def _comparable(item: Any) -> Any:
