@@ -70,14 +70,14 @@ class Http1Session:
     # direct_ref_of), and a slot is one load where an instance attribute is a dict
     # lookup after a type lookup.
     __slots__ = (
-        "_h11",
         "_authority",
+        "_broken",
+        "_h11",
         "_out",
+        "_read_closed",
         "_requests",
         "_upgraded",
         "direct_ref",
-        "_broken",
-        "_read_closed",
     )
 
     def __init__(self, *, scheme: str, host: str, port: int) -> None:
