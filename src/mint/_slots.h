@@ -275,21 +275,23 @@ direct_ref_of(PyObject *session, PyObject *name)
 {
     /* The HTTP/1.1 session keeps it in a slot: its descriptor, found on the first call,
      * is read directly (a load) where getattr would look the name up in the type and
-     * the instance on every read and write of a round trip. Another session type (or
-     * a patched one) goes through getattr. */
+     * the instance on every read and write of a round trip. Only a session of the
+     * type that defines the slot takes it (a subclass may define the name anew);
+     * any other goes through getattr. */
     static PyObject *descr;
     if (session == NULL) {
         return NULL;
     }
     PyObject *r;
-    if (descr == NULL || slot_address(descr, session) == NULL) {
+    if (descr == NULL || PyDescr_TYPE(descr) != Py_TYPE(session)) {
         PyObject *d = _PyType_Lookup(Py_TYPE(session), name);
-        if (d != NULL && slot_address(d, session) != NULL) {
+        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
+            && PyDescr_TYPE(d) == Py_TYPE(session)) {
             Py_INCREF(d);
             Py_XSETREF(descr, d);
         }
     }
-    if (descr != NULL && slot_address(descr, session) != NULL) {
+    if (descr != NULL && PyDescr_TYPE(descr) == Py_TYPE(session)) {
         r = slot_value(descr, session);
     }
     else {

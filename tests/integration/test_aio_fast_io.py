@@ -20,6 +20,7 @@ import inspect
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -506,3 +507,47 @@ def test_a_zero_timeout_reads_only_what_is_there(open_ws: Any, path: str) -> Non
         await ws.send(b"done")
 
     run("asyncio", body)
+
+
+@pytest.mark.skipif(
+    os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"), reason="the C speedups are off"
+)
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
+    open_ws: Any, loop: str
+) -> None:
+    """What the C coroutines are for: once the connection is in its steady state, a round
+    trip (encode, stream_request_body, recv, decode) enters no Python function of mint's
+    but the loop's reader callback that wakes the wait (``AsyncWaiter._on_readable``).
+    The other tests pass on the Python path too; this one fails when the C path stops
+    taking its case."""
+    pytest.importorskip("mint._aiospeedups")
+    rounds = 6
+
+    def echo(conn: socket.socket) -> None:
+        for _ in range(rounds):
+            conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+
+    async def body() -> list[str]:
+        ws = await open_ws("public", echo)
+        for _ in range(rounds // 2):  # the first reads set the connection's steady state
+            await ws.send(b"x" * 16)
+            assert await ws.frames(1) == [Binary(b"x" * 16)]
+        root = os.path.dirname(mint.__file__)
+        seen: list[str] = []
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code.co_filename.startswith(root):
+                seen.append(frame.f_code.co_qualname)
+
+        sys.setprofile(profile)
+        try:
+            for _ in range(rounds // 2):
+                await ws.send(b"x" * 16)
+                assert await ws.frames(1) == [Binary(b"x" * 16)]
+        finally:
+            sys.setprofile(None)
+        return seen
+
+    seen = run(loop, body)
+    assert set(seen) <= {"AsyncWaiter._on_readable"}, seen

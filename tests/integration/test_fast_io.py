@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -609,3 +610,75 @@ def test_stream_at_the_end_of_the_socket(open_active: Any, path: str, ending: st
     assert not mint.http.is_open(info.value.conn)
     if ending == "close":
         assert got == frame(OP_BINARY, b"last words")
+
+
+# ------------------------------------------------------- the C paths are the ones taken
+def _c_paths_built() -> bool:
+    try:
+        import mint._iospeedups
+        import mint._speedups  # noqa: F401
+    except ImportError:
+        return False
+    return os.environ.get("MINT_NO_SPEEDUPS", "") in ("", "0")
+
+
+def mint_frames_during(fn: Callable[[], None]) -> list[str]:
+    """The functions of mint's own source that ran as Python frames while ``fn`` ran
+    (this thread only: the server's thread is not profiled)."""
+    root = os.path.dirname(mint.__file__)
+    seen: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(root):
+            seen.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+@pytest.mark.skipif(not _c_paths_built(), reason="the C speedups are not in use")
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_a_steady_round_trip_runs_none_of_mints_python(
+    open_passive: Any, open_active: Any, mode: str
+) -> None:
+    """What the C paths are for: once a connection is in its steady state, a round trip
+    (encode, stream_request_body, the read, decode) enters no Python function of mint's,
+    but for ``Mailbox.receive`` itself when a mailbox other than the thread's default is
+    read. Every other test here passes on the Python fallback too, so a C path that
+    stopped taking its case (a state it can no longer read, say) would only be slower;
+    this one fails."""
+    rounds = 6
+
+    def echo(conn: socket.socket) -> None:
+        for _ in range(rounds):
+            conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+
+    client = (open_passive if mode == "passive" else open_active)(echo)
+
+    def round_trip() -> None:
+        client.websocket, data = mint.websocket.encode(client.websocket, Binary(b"x" * 16))
+        client.conn = mint.websocket.stream_request_body(client.conn, client.ref, data)
+        frames: list[Any] = []
+        while not frames:
+            if mode == "passive":
+                client.conn, responses = mint.websocket.recv(client.conn, 0, 10.0)
+            else:
+                assert client.mailbox is not None
+                message = client.mailbox.receive(10.0)
+                client.conn, responses = mint.websocket.stream(client.conn, message)
+            for r in responses:
+                client.websocket, more = mint.websocket.decode(client.websocket, r.data)
+                frames += more
+        assert frames == [Binary(b"x" * 16)]
+
+    for _ in range(rounds // 2):  # the first reads set the connection's steady state
+        round_trip()
+    seen: list[str] = []
+    for _ in range(rounds // 2):
+        seen += mint_frames_during(round_trip)
+    allowed = {"Mailbox.receive"} if mode == "active" else set()
+    assert set(seen) <= allowed, seen
