@@ -148,6 +148,7 @@ def _bind_mint() -> None:
 class MintPassive:
     name = "mint passive"
     mode = "passive"
+    active = False
     protocols: tuple[str, ...] = ("http1",)
     path = "/"
 
@@ -200,8 +201,15 @@ class MintPassive:
     def recv(self) -> bytes:
         pending = self.pending
         while not pending:
-            # passive: the call a user makes, with no method between
-            self.conn, responses = ws_recv(self.conn, 0, RECV_TIMEOUT)
+            # The calls a user makes, with no method between. Active: the mailbox's
+            # next message, then stream (from mint import receive, UNKNOWN).
+            if self.active:
+                result = ws_stream(self.conn, receive(RECV_TIMEOUT))
+                if result is UNKNOWN:
+                    continue
+                self.conn, responses = result
+            else:
+                self.conn, responses = ws_recv(self.conn, 0, RECV_TIMEOUT)
             for r in responses:
                 if type(r) is Data:
                     self.ws, frames = decode(self.ws, r.data)
@@ -219,27 +227,11 @@ class MintActive(MintPassive):
     name = "mint active"
     mode = "active"
 
+    active = True
+
     def _read(self, conn):
         result = ws_stream(conn, receive(RECV_TIMEOUT))
         return (conn, []) if result is UNKNOWN else result
-
-    def recv(self) -> bytes:
-        pending = self.pending
-        while not pending:
-            # active: the mailbox's next message, then stream, as a user writes it
-            # (from mint import receive, UNKNOWN; mint.websocket.stream)
-            result = ws_stream(self.conn, receive(RECV_TIMEOUT))
-            if result is UNKNOWN:
-                continue
-            self.conn, responses = result
-            for r in responses:
-                if type(r) is Data:
-                    self.ws, frames = decode(self.ws, r.data)
-                    pending.extend(frames)
-        frame = pending.popleft()
-        if type(frame) is not Binary:
-            raise RuntimeError(f"unexpected frame {frame!r}")
-        return frame.data
 
 
 class WebsocketsSync:

@@ -20,7 +20,6 @@ import inspect
 import os
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -28,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 from servers.raw import OP_BINARY, frame, handshake_response, read_request
-from test_fast_io import read_client_frame, send_when
+from test_fast_io import mint_frames, read_client_frame, send_when
 
 import mint
 import mint.aio
@@ -533,20 +532,10 @@ def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
         for _ in range(rounds // 2):  # the first reads set the connection's steady state
             await ws.send(b"x" * 16)
             assert await ws.frames(1) == [Binary(b"x" * 16)]
-        root = os.path.dirname(mint.__file__)
-        seen: list[str] = []
-
-        def profile(frame: Any, event: str, arg: Any) -> None:
-            if event == "call" and frame.f_code.co_filename.startswith(root):
-                seen.append(frame.f_code.co_qualname)
-
-        sys.setprofile(profile)
-        try:
+        with mint_frames() as seen:
             for _ in range(rounds // 2):
                 await ws.send(b"x" * 16)
                 assert await ws.frames(1) == [Binary(b"x" * 16)]
-        finally:
-            sys.setprofile(None)
         return seen
 
     seen = run(loop, body)

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -622,9 +623,11 @@ def _c_paths_built() -> bool:
     return os.environ.get("MINT_NO_SPEEDUPS", "") in ("", "0")
 
 
-def mint_frames_during(fn: Callable[[], None]) -> list[str]:
-    """The functions of mint's own source that ran as Python frames while ``fn`` ran
-    (this thread only: the server's thread is not profiled)."""
+@contextmanager
+def mint_frames() -> Iterator[list[str]]:
+    """The functions of mint's own source that run as Python frames in the block, in
+    the list it yields (this thread only: a server's thread is not profiled; an event
+    loop run inside the block is)."""
     root = os.path.dirname(mint.__file__)
     seen: list[str] = []
 
@@ -634,10 +637,9 @@ def mint_frames_during(fn: Callable[[], None]) -> list[str]:
 
     sys.setprofile(profile)
     try:
-        fn()
+        yield seen
     finally:
         sys.setprofile(None)
-    return seen
 
 
 @pytest.mark.skipif(not _c_paths_built(), reason="the C speedups are not in use")
@@ -677,8 +679,8 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
 
     for _ in range(rounds // 2):  # the first reads set the connection's steady state
         round_trip()
-    seen: list[str] = []
-    for _ in range(rounds // 2):
-        seen += mint_frames_during(round_trip)
+    with mint_frames() as seen:
+        for _ in range(rounds // 2):
+            round_trip()
     allowed = {"Mailbox.receive"} if mode == "active" else set()
     assert set(seen) <= allowed, seen
