@@ -21,7 +21,9 @@ case of :meth:`Mailbox.receive` (nothing queued, then the input of one plain soc
 alone) runs in C, and hands anything else to the Python loop before reading a byte,
 with the same outcome as the loop's own. Measured in paired slices of 16-byte round
 trips against a C echo server, that took an active client from 1.36-1.47x to about
-1.3x the CPU of a bare blocking socket.
+1.3x the CPU of a bare blocking socket, and reading the mailbox's state through its
+slots (a load each, not a getattr) to about 1.2x. The rest is mostly the ``poll``:
+in C, ``poll`` then ``recv`` costs 1.13x a blocking ``recv`` round trip.
 """
 
 from __future__ import annotations
