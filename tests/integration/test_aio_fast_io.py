@@ -31,6 +31,7 @@ from test_fast_io import mint_frames, read_client_frame, send_when
 
 import mint
 import mint.aio
+from mint._speedup import load_speedup
 from mint.aio import _http as aio_http
 from mint.aio import _websocket as aio_ws
 from mint.http import Data, Done, Headers, Status
@@ -509,7 +510,7 @@ def test_a_zero_timeout_reads_only_what_is_there(open_ws: Any, path: str) -> Non
 
 
 @pytest.mark.skipif(
-    os.environ.get("MINT_NO_SPEEDUPS", "") not in ("", "0"), reason="the C speedups are off"
+    load_speedup("mint._aiospeedups") is None, reason="the C speedups are not in use"
 )
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
@@ -520,7 +521,6 @@ def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
     but the loop's reader callback that wakes the wait (``AsyncWaiter._on_readable``).
     The other tests pass on the Python path too; this one fails when the C path stops
     taking its case."""
-    pytest.importorskip("mint._aiospeedups")
     rounds = 6
 
     def echo(conn: socket.socket) -> None:

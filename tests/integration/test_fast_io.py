@@ -31,6 +31,7 @@ from servers.raw import OP_BINARY, frame, handshake_response, read_request
 from wsclient import Client, handshake
 
 import mint
+from mint._speedup import load_speedup
 from mint.http import Data
 from mint.http import _io as http_io
 from mint.websocket import Binary
@@ -614,15 +615,6 @@ def test_stream_at_the_end_of_the_socket(open_active: Any, path: str, ending: st
 
 
 # ------------------------------------------------------- the C paths are the ones taken
-def _c_paths_built() -> bool:
-    try:
-        import mint._iospeedups
-        import mint._speedups  # noqa: F401
-    except ImportError:
-        return False
-    return os.environ.get("MINT_NO_SPEEDUPS", "") in ("", "0")
-
-
 @contextmanager
 def mint_frames() -> Iterator[list[str]]:
     """The functions of mint's own source that run as Python frames in the block, in
@@ -642,7 +634,10 @@ def mint_frames() -> Iterator[list[str]]:
         sys.setprofile(None)
 
 
-@pytest.mark.skipif(not _c_paths_built(), reason="the C speedups are not in use")
+@pytest.mark.skipif(
+    load_speedup("mint._iospeedups") is None or load_speedup() is None,
+    reason="the C speedups are not in use",
+)
 @pytest.mark.parametrize("mode", ["passive", "active"])
 def test_a_steady_round_trip_runs_none_of_mints_python(
     open_passive: Any, open_active: Any, mode: str
