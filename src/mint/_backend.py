@@ -299,25 +299,25 @@ class BaseTransport:
     def _read_on(self, parts: list[bytes]) -> bool:
         """Append what the socket already holds to ``parts``, without waiting.
 
-        Goes on while the last read filled its buffer, or while TLS holds decrypted
-        bytes (``poll`` cannot see those), up to READ_BURST in all. Returns True when
-        the socket was found empty. A failure or the end of stream after the bytes
-        already read is left for the next read.
+        Goes on while the last read filled its buffer, up to READ_BURST in all.
+        Returns True when the socket was found empty. A failure or the end of stream
+        after the bytes already read is left for the next read.
 
         A plain socket's bulk is read in one call, into one ``bytes`` that FIONREAD
         sizes, and every part is a read's own object: a caller that can take the parts
         as they are (a WebSocket's bytes, see ``recv_parts``) copies nothing, where
         reading into a scratch buffer meant one more copy of every byte to join them.
         """
+        if self.tls:
+            return self._read_on_tls(parts)
         sock = self.sock
-        tls = self.tls
-        if len(parts[-1]) < READ_SIZE and not (tls and sock.pending()):  # type: ignore[attr-defined]
+        if len(parts[-1]) < READ_SIZE:
             return True
         room = READ_BURST - sum(map(len, parts))
         nowait = self._nowait
         while room > 0:
             size = min(room, READ_SIZE)
-            if not tls and _FIONREAD is not None:
+            if _FIONREAD is not None:
                 avail = array.array("i", [0])
                 try:
                     fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
@@ -336,8 +336,51 @@ class BaseTransport:
                 return False
             parts.append(more)
             room -= len(more)
-            if not (tls and sock.pending()) and len(more) < size:  # type: ignore[attr-defined]
+            if len(more) < size:
                 return True
+        return False
+
+    def _read_on_tls(self, parts: list[bytes]) -> bool:
+        """:meth:`_read_on` for TLS, where one read gives one record (16 KiB at most),
+        so a short read says nothing about what is left.
+
+        Reads on while OpenSSL holds decrypted bytes (``pending()``, which ``poll``
+        cannot see) or the socket holds more records, so a large message comes in one
+        burst rather than one call per record. How much the socket holds is asked
+        (FIONREAD) only once those bytes are read, counting each record's plaintext
+        against them: that undercounts what a record took, so at worst one read too
+        many finds the socket empty. Empty means both are empty: OpenSSL reads no
+        record ahead, so nothing else is hidden from the next wait.
+        """
+        sock: Any = self.sock
+        room = READ_BURST - sum(map(len, parts))
+        held = 0  # the socket's bytes at the last look, less the plaintext read since
+        while room > 0:
+            if held <= 0 and not sock.pending():
+                if _FIONREAD is None:
+                    held = READ_BURST  # unknown: read until a read finds nothing
+                else:
+                    avail = array.array("i", [0])
+                    try:
+                        fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
+                    except OSError:
+                        return False  # unknown: the next read finds out
+                    held = avail[0]
+                    if held <= 0:
+                        return True
+            try:
+                more = sock.recv(min(room, READ_SIZE))
+            except ssl.SSLWantWriteError:
+                return False  # TLS must write first: the next read finds out, not a wait
+            except WOULD_BLOCK:
+                return True  # the rest of a record is still to come
+            except OSError:
+                return False
+            if not more:
+                return False
+            parts.append(more)
+            room -= len(more)
+            held -= len(more)
         return False
 
     def send_now(self, data: bytes | bytearray | memoryview) -> int:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
-from mint._backend import READ, WOULD_BLOCK, map_os_error
+from mint._backend import READ, WOULD_BLOCK, WRITE, map_os_error
 from mint.errors import TransportError
 
 __all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
@@ -129,6 +130,8 @@ class AsyncWaiter:
                         return b""
                     try:
                         return self._sock.recv(size)
+                    except ssl.SSLWantWriteError:
+                        return await self._recv_after_write(size, deadline)
                     except WOULD_BLOCK:
                         continue  # woken for nothing
                 # Our timer fired: at the deadline, or at an earlier one it was armed for.
@@ -136,6 +139,18 @@ class AsyncWaiter:
                     raise TransportError("timeout")
         finally:
             self._future = None
+
+    async def _recv_after_write(self, size: int, deadline: float | None) -> bytes:
+        """TLS must send before it reads on (the answer to a key update, say, into a
+        full socket buffer): wait the way each try asks until the read gives bytes.
+        Not for READ first: the record may already be in OpenSSL, not the socket."""
+        mask = WRITE
+        while True:
+            await self.wait(mask, deadline)
+            try:
+                return self._sock.recv(size)
+            except WOULD_BLOCK as exc:
+                mask = WRITE if isinstance(exc, ssl.SSLWantWriteError) else READ
 
     def own_reader(self, loop: asyncio.AbstractEventLoop) -> None:
         """Register our reader on ``loop`` (the first wait there), off any other loop."""

@@ -158,17 +158,22 @@ class AsyncTransport(BaseTransport):
             and (timeout is None or timeout > 0)
             and self._unread is None
         ):
-            # The hot path of a passive WebSocket: the last read emptied the (plain)
-            # socket, so wait first, then one read that most often empties it again
-            # (the blocking backend does both in one system call). A timeout or a
-            # cancellation reads nothing: the socket is still drained.
+            # The hot path of a passive WebSocket: the last read emptied the socket
+            # (and TLS holds no decrypted bytes), so wait first, then one read that
+            # most often empties it again (the blocking backend does both in one
+            # system call on a plain socket). A timeout or a cancellation reads
+            # nothing: the socket is still drained.
             if self.closed:
                 raise TransportError("closed")
             try:
                 first = await self._waiter.wait_and_recv(READ_SIZE, timeout)
+            except ssl.SSLZeroReturnError:
+                return [b""]
             except OSError as exc:
                 raise map_os_error(exc) from exc
-            if len(first) < READ_SIZE:  # a short read, or b"": the peer closed
+            # The end of stream, or a short read of a plain socket: all there was. (A
+            # TLS read is one record, short or not: _read_more looks for the rest.)
+            if not first or (len(first) < READ_SIZE and not self.tls):
                 return [first]
             return self._read_more(first)
         if self.closed:
@@ -203,9 +208,12 @@ class AsyncTransport(BaseTransport):
                     return [b""]
             if byte_count == 0:
                 parts = [data]
-                drained = self._read_on(parts)
-                # TLS may want to write before it can read: only a plain socket waits first.
-                self._drained = drained and not self.tls
+                # Drained: the next read waits first. For TLS too: with nothing
+                # decrypted left (_read_on asks pending()), and OpenSSL reading no
+                # record ahead, its next bytes must come from the socket. Should TLS
+                # want to write before it reads (a key update's answer), the wait's
+                # read says so and the waiter waits for that instead.
+                self._drained = self._read_on(parts)
                 return parts
             if len(data) < byte_count:
                 data = await self._recv_exactly(byte_count, data, deadline)
