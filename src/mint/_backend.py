@@ -351,25 +351,33 @@ class BaseTransport:
         against them: that undercounts what a record took, so at worst one read too
         many finds the socket empty. Empty means both are empty: OpenSSL reads no
         record ahead, so nothing else is hidden from the next wait.
+
+        A burst never ends inside a record (it may pass READ_BURST by the rest of
+        one): bytes left decrypted in OpenSSL would wait, unseen by ``poll``, for the
+        next bytes on the socket, which a mailbox that owns this socket waits for.
         """
         sock: Any = self.sock
         room = READ_BURST - sum(map(len, parts))
         held = 0  # the socket's bytes at the last look, less the plaintext read since
-        while room > 0:
-            if held <= 0 and not sock.pending():
-                if _FIONREAD is None:
-                    held = READ_BURST  # unknown: read until a read finds nothing
-                else:
-                    avail = array.array("i", [0])
-                    try:
-                        fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
-                    except OSError:
-                        return False  # unknown: the next read finds out
-                    held = avail[0]
-                    if held <= 0:
-                        return True
+        while True:
+            pending = sock.pending()
+            if not pending:
+                if room <= 0:
+                    return False  # a full burst: what the socket holds is for the next
+                if held <= 0:
+                    if _FIONREAD is None:
+                        held = READ_BURST  # unknown: read until a read finds nothing
+                    else:
+                        avail = array.array("i", [0])
+                        try:
+                            fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
+                        except OSError:
+                            return False  # unknown: the next read finds out
+                        held = avail[0]
+                        if held <= 0:
+                            return True
             try:
-                more = sock.recv(min(room, READ_SIZE))
+                more = sock.recv(max(min(room, READ_SIZE), pending))
             except ssl.SSLWantWriteError:
                 return False  # TLS must write first: the next read finds out, not a wait
             except WOULD_BLOCK:
@@ -381,7 +389,6 @@ class BaseTransport:
             parts.append(more)
             room -= len(more)
             held -= len(more)
-        return False
 
     def send_now(self, data: bytes | bytearray | memoryview) -> int:
         """Write what the socket takes of ``data`` at once: how many bytes it took (0

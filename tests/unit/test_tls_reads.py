@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from servers.certs import TLSMaterial
 
+import mint._backend
 from mint._backend import READ_SIZE
 from mint._transport import Transport
 from mint.aio._backend import AsyncWaiter
@@ -229,3 +230,31 @@ def test_a_tls_read_that_must_write_first_waits_to_write_not_to_read(loop: str) 
         waiter.close()
         sock.close()
         b.close()
+
+
+@pytest.mark.parametrize("reader", ["recv_ready", "recv_parts"])
+def test_a_full_burst_never_ends_inside_a_record(
+    tls_pair: TLSPair, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bytes left decrypted in OpenSSL are invisible to poll: a mailbox (recv_ready is
+    # its read) would wait for the socket's next bytes before delivering them. With a
+    # burst of 50,000 and records of 9,000, the sixth record straddles the limit.
+    monkeypatch.setattr(mint._backend, "READ_BURST", 50_000)
+    records = [os.urandom(9000) for _ in range(8)]
+    for record in records:
+        tls_pair.peer.sendall(record)  # one TLS record each
+    deadline = time.monotonic() + 5
+    while _held(tls_pair.sock) < 8 * (9000 + 21):
+        assert time.monotonic() < deadline, "the records never all arrived"
+        time.sleep(0.001)
+    if reader == "recv_ready":
+        first = tls_pair.transport.recv_ready()
+    else:
+        first = b"".join(tls_pair.recv_parts(0, 5.0))
+    assert tls_pair.sock.pending() == 0
+    assert len(first) == 6 * 9000  # past the limit by the rest of the sixth record
+    rest = b""
+    while len(first) + len(rest) < 8 * 9000:
+        more = tls_pair.transport.recv_ready() if reader == "recv_ready" else None
+        rest += more if more is not None else b"".join(tls_pair.recv_parts(0, 5.0))
+    assert first + rest == b"".join(records)
