@@ -4,7 +4,9 @@
  * stream(conn, message) are mint.websocket's functions of the same names with their
  * hot path in C, for the one case that dominates a request/response exchange: a
  * connection on a plain (blocking, see mint._backend) socket, upgraded over HTTP/1.1,
- * in a steady state (nothing held back, nothing owed). mailbox_receive is the same for
+ * in a steady state (nothing held back, nothing owed); and, on a TLS socket, a passive
+ * connection's drained read and its send, through the SSLSocket's own recv, pending and
+ * send (recv_tls; OpenSSL stays Python's ssl module's). mailbox_receive is the same for
  * mint.mailbox.Mailbox.receive, the wait and read of active mode (see below).
  *
  * Why C for what the Python path already does in a few lines: in a 16-byte
@@ -40,7 +42,7 @@
 /* Slot descriptors (set once by setup()), read and written as Python does. */
 enum {
     CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
-    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_SOCK,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_SOCK, TR_TLS,
     W_BLOCKING, W_TIMEOUT, W_FD,
     DATA_REF, DATA_DATA,
     SD_SOCKET, SD_DATA,
@@ -48,16 +50,16 @@ enum {
 };
 static const char *slot_names[N_SLOTS] = {
     "_held", "_mode", "_private", "_session", "_transport",
-    "closed", "_drained", "_unread", "_unsent", "_waiter", "sock",
+    "closed", "_drained", "_unread", "_unsent", "_waiter", "sock", "tls",
     "_blocking", "_timeout", "_fd",
     "ref", "data",
     "socket", "data",
 };
 /* Which type each slot belongs to: 0 Conn, 1 Transport, 2 Waiter, 3 Data, 4 SocketData. */
-static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 4};
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 4};
 
 #define N_TYPES 5
-enum { PY_RECV, PY_SRB, PY_STREAM, PY_RECV_TAIL, PY_SEND_REST, N_CALLS };
+enum { PY_RECV, PY_SRB, PY_STREAM, PY_RECV_TAIL, PY_SEND_REST, PY_SEND_FAILED, N_CALLS };
 
 static struct {
     int ready;
@@ -66,6 +68,11 @@ static struct {
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
     PyObject *s_passive, *s_early, *s_direct_ref, *s_set_timeout;
+    /* TLS: the SSLSocket's methods called, the transport's burst, READ_SIZE (an int,
+     * mint._backend's), and the ssl exceptions that say what a read or write needs. */
+    PyObject *s_recv, *s_send, *s_pending, *s_read_more;
+    PyObject *read_size;
+    PyObject *want_read, *want_write, *zero_return;
 } st;
 
 /* obj's slot value (a new reference), or NULL with no exception set when unset. */
@@ -97,7 +104,8 @@ static PyObject *receive_(PyObject *self, PyObject *const *args, Py_ssize_t narg
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv, "
-     "stream_request_body, stream, recv_tail, send_rest) -> (recv, stream_request_body, "
+     "stream_request_body, stream, recv_tail, send_rest, send_failed) -> (recv, "
+     "stream_request_body, "
      "stream): the types whose slots the fast paths read, and the Python functions they "
      "hand everything else to; returns the three functions with the Python ones' "
      "documentation."},
@@ -132,22 +140,47 @@ static PyMethodDef methods[] = {
 };
 
 /* setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv,
- *       stream_request_body, stream, recv_tail, send_rest)
+ *       stream_request_body, stream, recv_tail, send_rest, send_failed)
  *   -> (recv, stream_request_body, stream), documented */
 static PyObject *
 setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (setup_state("setup(Conn, Transport, Waiter, Data, SocketData, read_burst, recv, "
-                    "stream_request_body, stream, recv_tail, send_rest)",
+                    "stream_request_body, stream, recv_tail, send_rest, send_failed)",
                     args, nargs, N_TYPES, N_CALLS, slot_names, slot_owner, N_SLOTS, &st.ready,
                     st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref,
-                                  &st.s_set_timeout};
-    const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout"};
+    PyObject **const strings[] = {&st.s_passive, &st.s_early,   &st.s_direct_ref,
+                                  &st.s_set_timeout, &st.s_recv,  &st.s_send,
+                                  &st.s_pending,     &st.s_read_more};
+    const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout",
+                                 "recv",    "send",  "pending",    "_read_more"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
+    }
+    if (st.read_size == NULL) {
+        PyObject *ssl = PyImport_ImportModule("ssl");
+        PyObject *backend = ssl == NULL ? NULL : PyImport_ImportModule("mint._backend");
+        if (backend != NULL) {
+            st.read_size = PyObject_GetAttrString(backend, "READ_SIZE");
+            st.want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
+            st.want_write = PyObject_GetAttrString(ssl, "SSLWantWriteError");
+            st.zero_return = PyObject_GetAttrString(ssl, "SSLZeroReturnError");
+        }
+        Py_XDECREF(ssl);
+        Py_XDECREF(backend);
+        if (st.read_size == NULL || !PyLong_CheckExact(st.read_size) || st.want_read == NULL
+            || st.want_write == NULL || st.zero_return == NULL) {
+            Py_CLEAR(st.read_size);
+            Py_CLEAR(st.want_read);
+            Py_CLEAR(st.want_write);
+            Py_CLEAR(st.zero_return);
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "setup: mint._backend.READ_SIZE is not an int");
+            }
+            return NULL;
+        }
     }
     st.ready = 1;
     /* The public functions: copies of recv, stream_request_body and stream with the
@@ -194,13 +227,14 @@ nothing_early(PyObject *conn)
 }
 
 /* The transport, waiter and ref of conn when it is an upgraded HTTP/1.1 connection on
- * a plain socket that is open with nothing owed (new references, 0), else -1. The
- * caller checks what is specific to reading or writing. */
+ * a plain or TLS socket that is open with nothing owed (new references, 0; *tls says
+ * which), else -1. The caller checks what is specific to reading or writing. */
 static int
-direct(PyObject *conn, PyObject **transport, PyObject **waiter, PyObject **ref)
+direct(PyObject *conn, PyObject **transport, PyObject **waiter, PyObject **ref, int *tls)
 {
     PyObject *tr = NULL, *w = NULL, *r = NULL;
     *transport = *waiter = *ref = NULL;
+    *tls = 0;
     if (Py_TYPE(conn) != st.types[0]) {
         return -1;
     }
@@ -209,9 +243,15 @@ direct(PyObject *conn, PyObject **transport, PyObject **waiter, PyObject **ref)
         goto no;
     }
     w = get(TR_WAITER, tr);
-    /* _blocking: True only for a plain socket (TLS stays non-blocking) */
-    if (w == NULL || Py_TYPE(w) != st.types[2] || !slot_is(st.slots[W_BLOCKING], w, Py_True)) {
+    /* _blocking: True only for a plain socket; TLS stays non-blocking */
+    if (w == NULL || Py_TYPE(w) != st.types[2]) {
         goto no;
+    }
+    if (!slot_is(st.slots[W_BLOCKING], w, Py_True)) {
+        if (!slot_is(st.slots[W_BLOCKING], w, Py_False) || !slot_is(st.slots[TR_TLS], tr, Py_True)) {
+            goto no;
+        }
+        *tls = 1;
     }
     r = direct_ref(conn);
     if (r == NULL) {
@@ -297,9 +337,17 @@ same_timeout(PyObject *w, PyObject *timeout)
     return same;
 }
 
-/* (conn, [Data(ref, data)]): what recv and stream return for a WebSocket's bytes. */
+static int64_t
+monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Data(ref, data), a new reference. */
 static PyObject *
-one_data(PyObject *conn, PyObject *ref, PyObject *data)
+new_data(PyObject *ref, PyObject *data)
 {
     PyTypeObject *dt = st.types[3];
     PyObject *item = dt->tp_alloc(dt, 0);
@@ -310,6 +358,17 @@ one_data(PyObject *conn, PyObject *ref, PyObject *data)
         Py_DECREF(item);
         return NULL;
     }
+    return item;
+}
+
+/* (conn, [Data(ref, data)]): what recv and stream return for a WebSocket's bytes. */
+static PyObject *
+one_data(PyObject *conn, PyObject *ref, PyObject *data)
+{
+    PyObject *item = new_data(ref, data);
+    if (item == NULL) {
+        return NULL;
+    }
     PyObject *list = PyList_New(1);
     if (list == NULL) {
         Py_DECREF(item);
@@ -318,6 +377,180 @@ one_data(PyObject *conn, PyObject *ref, PyObject *data)
     PyList_SET_ITEM(list, 0, item);
     PyObject *result = PyTuple_Pack(2, conn, list);
     Py_DECREF(list);
+    return result;
+}
+
+/* (conn, [Data(ref, part) for part in parts]): a burst of reads, each its own Data, as
+ * mint.http.recv hands them out (the decoder joins a message once). */
+static PyObject *
+many_data(PyObject *conn, PyObject *ref, PyObject *parts)
+{
+    if (!PyList_CheckExact(parts)) {
+        PyErr_SetString(PyExc_TypeError, "recv: a burst is a list of bytes");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(parts);
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = new_data(ref, PyList_GET_ITEM(parts, i));
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    PyObject *result = PyTuple_Pack(2, conn, list);
+    Py_DECREF(list);
+    return result;
+}
+
+/* recv_tail(conn, outcome): a read that gave no bytes, ended by the Python path. */
+static PyObject *
+recv_tail(PyObject *conn, PyObject *outcome)
+{
+    return PyObject_CallFunctionObjArgs(st.calls[PY_RECV_TAIL], conn, outcome, NULL);
+}
+
+/* The drained read of a passive TLS connection, the Python hot path's steps (see
+ * Transport.recv_parts and Waiter.wait_and_recv): a wait in poll until the timeout's
+ * deadline, then one read through the SSLSocket, which gives one record. A read that
+ * finds only part of a record waits again; one that leaves decrypted bytes in OpenSSL,
+ * or more bytes in the socket, reads on through the transport's own burst
+ * (_read_more). NULL with no exception set: the Python path takes the case (a timeout
+ * it does not wait with, or TLS wanting to write before it reads). */
+static PyObject *
+recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
+{
+    int64_t deadline = -1;  /* none */
+    if (timeout != Py_None) {
+        double secs;
+        if (PyFloat_CheckExact(timeout)) {
+            secs = PyFloat_AS_DOUBLE(timeout);
+        }
+        else if (PyLong_CheckExact(timeout)) {
+            secs = PyLong_AsDouble(timeout);
+            if (secs == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return NULL;
+            }
+        }
+        else {
+            return NULL;
+        }
+        if (!(secs > 0 && secs < 1e9)) {  /* no wait, NaN, or beyond a poll's reach */
+            return NULL;
+        }
+        deadline = monotonic_ns() + (int64_t)(secs * 1e9);
+    }
+    PyObject *sock = get(TR_SOCK, tr);
+    if (sock == NULL) {
+        return NULL;
+    }
+    PyObject *first = NULL, *result = NULL;
+    for (;;) {
+        int ms = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - monotonic_ns();
+            if (left <= 0) {
+                /* The deadline passed: recv_tail maps EAGAIN to the timeout. */
+                PyObject *exc = PyObject_CallNoArgs(PyExc_BlockingIOError);
+                if (exc != NULL) {
+                    result = recv_tail(conn, exc);
+                    Py_DECREF(exc);
+                }
+                goto done;
+            }
+            /* as the Python waiter: milliseconds rounded up */
+            ms = left >= (int64_t)INT_MAX * 1000000 ? INT_MAX : (int)((left + 999999) / 1000000);
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+        int ready, err;
+        Py_BEGIN_ALLOW_THREADS
+        ready = poll(&p, 1, ms);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (ready < 0) {
+            if (err == EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    goto done;  /* a signal handler raised: the wait ends with it */
+                }
+                continue;
+            }
+            goto done;  /* the Python path meets the same failure, and maps it */
+        }
+        if (ready == 0) {
+            continue;  /* the deadline, checked above */
+        }
+        first = PyObject_CallMethodOneArg(sock, st.s_recv, st.read_size);
+        if (first != NULL) {
+            break;
+        }
+        if (PyErr_ExceptionMatches(st.want_read)) {
+            PyErr_Clear();  /* part of a record: wait for the rest */
+            continue;
+        }
+        if (PyErr_ExceptionMatches(st.want_write)) {
+            /* TLS must write before it reads on: not a wait for reading, so the
+             * connection is no longer "drained", and the Python path waits to write. */
+            PyErr_Clear();
+            (void)set(TR_DRAINED, tr, Py_False);
+            PyErr_Clear();
+            goto done;
+        }
+        if (PyErr_ExceptionMatches(st.zero_return)) {
+            PyErr_Clear();  /* close_notify: the end of the stream */
+            first = PyBytes_FromStringAndSize(NULL, 0);
+            if (first == NULL) {
+                goto done;
+            }
+            break;
+        }
+        if (PyErr_ExceptionMatches(PyExc_OSError)) {
+            PyObject *exc = take_exception();
+            if (exc != NULL) {
+                result = recv_tail(conn, exc);
+                Py_DECREF(exc);
+            }
+        }
+        goto done;  /* anything else goes up as it is */
+    }
+    if (!PyBytes_CheckExact(first)) {
+        PyErr_SetString(PyExc_TypeError, "recv: the TLS socket's read gave no bytes object");
+        goto done;
+    }
+    if (PyBytes_GET_SIZE(first) == 0) {
+        result = recv_tail(conn, first);
+        goto done;
+    }
+    /* Drained only when OpenSSL holds nothing decrypted and the socket nothing more. */
+    PyObject *v = PyObject_CallMethodNoArgs(sock, st.s_pending);
+    if (v == NULL) {
+        goto done;
+    }
+    long pending = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (pending == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    int avail = 0;
+    if (pending == 0 && ioctl(fd, FIONREAD, &avail) < 0) {
+        avail = -1;  /* unknown: the burst finds out */
+    }
+    if (pending == 0 && avail == 0) {
+        result = one_data(conn, ref, first);
+        goto done;
+    }
+    PyObject *parts = PyObject_CallMethodOneArg(tr, st.s_read_more, first);
+    if (parts != NULL) {
+        result = many_data(conn, ref, parts);
+        Py_DECREF(parts);
+    }
+done:
+    Py_XDECREF(first);
+    Py_DECREF(sock);
     return result;
 }
 
@@ -339,7 +572,8 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
             goto python;  /* byte_count: an exact count is the Python path's */
         }
     }
-    if (direct(conn, &tr, &w, &ref) < 0) {
+    int tls;
+    if (direct(conn, &tr, &w, &ref, &tls) < 0) {
         goto python;
     }
     /* The transport's steady state: nothing unread, and _drained saying whether the last
@@ -352,6 +586,17 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     int fd = waiter_fd(w);
     if (fd < 0) {
         goto python;
+    }
+    if (tls) {
+        /* TLS: only the drained read (the last read emptied the socket and OpenSSL) */
+        if (!was_drained) {
+            goto python;
+        }
+        result = recv_tls(conn, tr, ref, fd, timeout);
+        if (result == NULL && !PyErr_Occurred()) {
+            goto python;
+        }
+        goto done;
     }
     char first[FIRST_READ];
     ssize_t n;
@@ -438,7 +683,8 @@ stream_request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         goto python;
     }
     PyObject *conn = args[0], *chunk = args[2];
-    if (direct(conn, &tr, &w, &ref) < 0 || ref != args[1]) {
+    int tls;
+    if (direct(conn, &tr, &w, &ref, &tls) < 0 || ref != args[1]) {
         goto python;
     }
     v = get(TR_UNSENT, tr);  /* bytes a cancelled send still owes go first */
@@ -453,11 +699,43 @@ stream_request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     const char *p = PyBytes_AS_STRING(chunk);
     Py_ssize_t len = PyBytes_GET_SIZE(chunk);
     ssize_t sent;
-    /* Never waits (MSG_DONTWAIT, as every call but the read wait); the GIL is let go
-     * all the same, as socket.send does: a loopback send runs the receiver's side. */
-    Py_BEGIN_ALLOW_THREADS
-    sent = send(fd, p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    Py_END_ALLOW_THREADS
+    if (tls) {
+        /* One write through the SSLSocket (non-blocking, as the Python path's
+         * send_now): what it took, or what it needs (the Python path waits). */
+        PyObject *sock = get(TR_SOCK, tr);
+        if (sock == NULL) {
+            goto python;
+        }
+        v = PyObject_CallMethodOneArg(sock, st.s_send, chunk);
+        Py_DECREF(sock);
+        if (v == NULL) {
+            if (PyErr_ExceptionMatches(st.want_write) || PyErr_ExceptionMatches(st.want_read)) {
+                PyErr_Clear();
+                goto python;  /* nothing went */
+            }
+            if (PyErr_ExceptionMatches(PyExc_OSError)) {
+                PyObject *exc = take_exception();
+                if (exc != NULL) {
+                    result = PyObject_CallFunctionObjArgs(st.calls[PY_SEND_FAILED], conn, exc,
+                                                          NULL);
+                    Py_DECREF(exc);
+                }
+            }
+            goto done;
+        }
+        sent = PyLong_AsSsize_t(v);
+        Py_CLEAR(v);
+        if (sent == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+    }
+    else {
+        /* Never waits (MSG_DONTWAIT, as every call but the read wait); the GIL is let go
+         * all the same, as socket.send does: a loopback send runs the receiver's side. */
+        Py_BEGIN_ALLOW_THREADS
+        sent = send(fd, p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        Py_END_ALLOW_THREADS
+    }
     if (sent == len) {
         Py_INCREF(conn);
         result = conn;
@@ -644,14 +922,6 @@ fd_of(PyObject *v)
         PyErr_Clear();
     }
     return fd < 0 || fd > INT_MAX ? -1 : (int)fd;
-}
-
-static int64_t
-monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The transport the mailbox reads for descriptor fd (a new reference), when it is a
