@@ -29,6 +29,27 @@ RECV_TIMEOUT = 30.0
 HOST = "127.0.0.1"
 _TICK = os.sysconf("SC_CLK_TCK")
 
+# wss: the CA file the TLS echo server's certificate is signed by (``_paired.py --tls``),
+# else None (ws). Every client but the plain socket and wsproto then speaks TLS.
+TLS_CAFILE: str | None = None
+
+
+def ws_url(port: int) -> str:
+    return f"{'wss' if TLS_CAFILE else 'ws'}://{HOST}:{port}/"
+
+
+def ssl_context():
+    import ssl
+
+    return None if TLS_CAFILE is None else ssl.create_default_context(cafile=TLS_CAFILE)
+
+
+def mint_target() -> tuple[str, str, dict]:
+    """mint's connect scheme, upgrade scheme and connect options for ws or wss."""
+    if TLS_CAFILE is None:
+        return "http", "ws", {}
+    return "https", "wss", {"transport_opts": {"cafile": TLS_CAFILE}}
+
 
 def payload_of(size: int) -> bytes:
     return random.Random(size).randbytes(size)
@@ -158,8 +179,11 @@ class MintPassive:
 
         _bind_mint()
         self.mint = mint
-        conn = mint.http.connect("http", HOST, port, mode=self.mode, protocols=self.protocols)
-        conn, ref = mint.websocket.upgrade("ws", conn, self.path, [])
+        scheme, ws_scheme, options = mint_target()
+        conn = mint.http.connect(
+            scheme, HOST, port, mode=self.mode, protocols=self.protocols, **options
+        )
+        conn, ref = mint.websocket.upgrade(ws_scheme, conn, self.path, [])
         h2 = mint.http.protocol(conn) == "http2"
         status = headers = None
         early: list[bytes] = []
@@ -240,7 +264,7 @@ class WebsocketsSync:
     def connect(self, port: int) -> None:
         from websockets.sync.client import connect
 
-        self.ws = connect(f"ws://{HOST}:{port}/", compression=None, max_size=None)
+        self.ws = connect(ws_url(port), compression=None, max_size=None, ssl=ssl_context())
         self.ws.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send(self, payload: bytes) -> None:
@@ -315,7 +339,11 @@ class WebsocketClient:
     def connect(self, port: int) -> None:
         import websocket
 
-        self.ws = websocket.create_connection(f"ws://{HOST}:{port}/", timeout=RECV_TIMEOUT)
+        self.ws = websocket.create_connection(
+            ws_url(port),
+            timeout=RECV_TIMEOUT,
+            sslopt={"ca_certs": TLS_CAFILE} if TLS_CAFILE else None,
+        )
 
     def send(self, payload: bytes) -> None:
         self.ws.send_bytes(payload)
@@ -428,7 +456,7 @@ class WebsocketsAsync:
         from websockets.asyncio.client import connect
 
         self.ws = await connect(
-            f"ws://{HOST}:{port}/", compression=None, max_size=None, ping_interval=None
+            ws_url(port), compression=None, max_size=None, ping_interval=None, ssl=ssl_context()
         )
 
     async def send(self, payload: bytes) -> None:
@@ -449,7 +477,7 @@ class Aiohttp:
 
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(
-            f"ws://{HOST}:{port}/", max_msg_size=0, compress=0, autoping=True
+            ws_url(port), max_msg_size=0, compress=0, autoping=True, ssl=ssl_context() or False
         )
 
     async def send(self, payload: bytes) -> None:
@@ -475,8 +503,9 @@ class MintAio:
         _bind_mint()
         aio = mint.aio
         self.aio = aio
-        conn = await aio.http.connect("http", HOST, port, mode="passive")
-        conn, ref = await aio.websocket.upgrade("ws", conn, "/", [])
+        scheme, ws_scheme, options = mint_target()
+        conn = await aio.http.connect(scheme, HOST, port, mode="passive", **options)
+        conn, ref = await aio.websocket.upgrade(ws_scheme, conn, "/", [])
         status = headers = None
         early, done = [], False
         while not done:
@@ -586,7 +615,7 @@ async def run_picows(port, sizes, duration, window, pid, modes):
                 self.on_frame(frame.get_payload_as_bytes())  # a bytes message, like the others
 
     transport, listener = await ws_connect(
-        Listener, f"ws://{HOST}:{port}/", max_frame_size=64 << 20
+        Listener, ws_url(port), ssl_context=ssl_context(), max_frame_size=64 << 20
     )
     out = []
     BIN = WSMsgType.BINARY

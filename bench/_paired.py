@@ -30,7 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _clients import ASYNC, RECV_TIMEOUT, SYNC, payload_of
+import _clients
+from _clients import ASYNC, RECV_TIMEOUT, SYNC, payload_of, ssl_context, ws_url
 
 # key -> (label, kind): kind picks the driver.
 CLIENTS: list[tuple[str, str, str]] = [
@@ -137,7 +138,7 @@ class PicowsDriver:
 
         async def connect() -> Any:
             transport, _ = await ws_connect(
-                Listener, f"ws://127.0.0.1:{port}/", max_frame_size=64 << 20
+                Listener, ws_url(port), ssl_context=ssl_context(), max_frame_size=64 << 20
             )
             return transport
 
@@ -198,7 +199,9 @@ def main() -> int:
     ap.add_argument("--slice-16", type=int, default=1000, help="round trips per 16 B slice")
     ap.add_argument("--slice-big", type=int, default=30, help="round trips per 1 MiB slice")
     ap.add_argument("--clients", default=",".join(k for k, _, _ in CLIENTS))
+    ap.add_argument("--tls", metavar="CAFILE", help="wss: the server's CA (ws without it)")
     a = ap.parse_args()
+    _clients.TLS_CAFILE = a.tls
     wanted = a.clients.split(",")
     drivers: dict[str, Any] = {}
     labels: dict[str, str] = {}

@@ -1,6 +1,6 @@
 """mint-websocket benchmarks against the peers: one command, one report.
 
-    bench/.venv/bin/python bench/run.py [--quick] [--only echo,codec,mask,h2,memory]
+    bench/.venv/bin/python bench/run.py [--quick] [--only echo,paired,tls,codec,mask,h2,memory]
 
 Writes bench/reports/latest.md and bench/reports/latest.json. See bench/README.md.
 Servers are pinned to CPU 1, clients to CPU 0 (``taskset``); every figure is the median
@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -294,6 +295,66 @@ def bench_h2(cfg, raw) -> None:
                 raw.setdefault("h2", {}).setdefault(key, []).append(out)
     finally:
         server.stop()
+
+
+TLS_CLIENTS = (
+    "mint_passive,mint_active,mint_aio,mint_aio_uvloop,websockets_sync,websockets_async,"
+    "aiohttp,picows,websocket_client"
+)
+
+
+def bench_tls(cfg, raw) -> None:
+    """wss ping-pong, interleaved as ``paired``, against Node's ``ws`` on ``https``
+    (a trustme certificate), the clients that speak TLS."""
+    node_dir = ROOT / "tests" / "servers" / "node"
+    if not shutil.which("node"):
+        raw["tls"] = {"error": "node is not installed"}
+        return
+    try:
+        import trustme
+    except ImportError:
+        raw["tls"] = {"error": "trustme is not installed (bench/requirements.txt)"}
+        return
+    if not (node_dir / "node_modules").exists():
+        log("npm ci in tests/servers/node")
+        subprocess.run(["npm", "ci", "--silent"], cwd=node_dir, check=False, timeout=300)
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        chain, key, cafile = (os.path.join(tmp, n) for n in ("chain.pem", "key.pem", "ca.pem"))
+        with open(chain, "wb") as f:
+            f.write(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(key)
+        ca.cert_pem.write_to_path(cafile)
+        try:
+            server = Server(["node", str(HERE / "node_tls_echo.js"), chain, key], "Node TLS echo")
+        except Exception as exc:
+            raw["tls"] = {"error": f"Node TLS echo server: {exc}"}
+            return
+        try:
+            log(f"wss ping-pong: {cfg.paired_rounds} rounds, every client in one process")
+            raw["tls"] = run_json(
+                [
+                    "bench/_paired.py",
+                    "--port",
+                    str(server.ports[0]),
+                    "--tls",
+                    cafile,
+                    "--sizes",
+                    "16,65536",
+                    "--rounds",
+                    str(cfg.paired_rounds),
+                    "--clients",
+                    TLS_CLIENTS,
+                    "--slice-16",
+                    "100" if cfg.quick else "300",
+                    "--slice-big",
+                    "5" if cfg.quick else "30",
+                ],
+                timeout=900,
+            )
+        finally:
+            server.stop()
 
 
 def bench_memory(cfg, raw) -> None:
@@ -670,17 +731,38 @@ def paired_label(res: dict, key: str) -> str:
     return res.get("paired", {}).get("labels", {}).get(key, key)
 
 
-def paired_section(paired: dict) -> list[str]:
-    lines = [
-        "## Ping-pong, interleaved: every client in one process, slices in turn",
-        "",
-        "Each client holds its own connection to the same C echo server, in one process; "
-        "each round runs one slice of every client back to back (the order rotates), so "
-        "a ratio is taken between slices a fraction of a second apart and a slow spell of "
-        "the machine hits both sides of it. Figures: the median over the rounds; ratios: "
-        "the median of the per-round ratios (bench/README.md, Method).",
-        "",
-    ]
+PAIRED_INTRO = (
+    "Each client holds its own connection to the same C echo server, in one process; "
+    "each round runs one slice of every client back to back (the order rotates), so "
+    "a ratio is taken between slices a fraction of a second apart and a slow spell of "
+    "the machine hits both sides of it. Figures: the median over the rounds; ratios: "
+    "the median of the per-round ratios (bench/README.md, Method)."
+)
+PAIRED_OUTRO = (
+    "At 1 MiB the clients share one heap here, so how often the allocator hands "
+    "pages back to the kernel (and faults them in again) depends on its neighbours: "
+    "the per-process table above is the one to read for 1 MiB."
+)
+TLS_INTRO = (
+    "The same interleaved slices over TLS (wss, TLS 1.3 as negotiated, no compression) "
+    "against Node's `ws` on an `https` server (`bench/node_tls_echo.js`, a trustme "
+    "certificate), every client that speaks TLS. Node, not the C epoll server: the figures "
+    "are client CPU, comparable across the clients here, not with the sections above."
+)
+TLS_OUTRO = (
+    "mint reads TLS through the `ssl` module's `SSLSocket` (OpenSSL reads a record in two "
+    "system calls, with no read-ahead); picows and aiohttp through asyncio's or uvloop's "
+    "memory-BIO TLS; websockets' sync client through `SSLSocket` as well."
+)
+
+
+def paired_section(
+    paired: dict,
+    title: str = "## Ping-pong, interleaved: every client in one process, slices in turn",
+    intro: str = PAIRED_INTRO,
+    outro: str = PAIRED_OUTRO,
+) -> list[str]:
+    lines = [title, "", intro, ""]
     if "error" in paired:
         return [*lines, f"Not measured: {paired['error']}", ""]
     labels = paired["labels"]
@@ -713,9 +795,7 @@ def paired_section(paired: dict) -> list[str]:
             "",
         ]
     lines += [
-        "At 1 MiB the clients share one heap here, so how often the allocator hands "
-        "pages back to the kernel (and faults them in again) depends on its neighbours: "
-        "the per-process table above is the one to read for 1 MiB.",
+        outro,
         *[f"- {labels.get(k, k)}: not measured: {e}" for k, e in paired.get("errors", {}).items()],
         "",
     ]
@@ -934,6 +1014,13 @@ def write_report(cfg, raw: dict, res: dict, started: float) -> Path:
             lines += ["Clients not measured:", "", *notes, ""]
     if res.get("paired"):
         lines += paired_section(res["paired"])
+    if res.get("tls"):
+        lines += paired_section(
+            res["tls"],
+            "## wss ping-pong, interleaved (TLS, Node `ws` server)",
+            TLS_INTRO,
+            TLS_OUTRO,
+        )
     codec = res.get("codec")
     if codec:
         lines += ["## Codec micro-benchmark", ""]
@@ -1086,7 +1173,7 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="1 run per figure, short loops (~2-3 min smoke)"
     )
-    ap.add_argument("--only", default="echo,paired,codec,mask,h2,memory")
+    ap.add_argument("--only", default="echo,paired,tls,codec,mask,h2,memory")
     ap.add_argument(
         "--reuse",
         default="",
@@ -1134,6 +1221,10 @@ def main() -> int:
             if "paired" not in raw:
                 bench_paired(cfg, raw)
             res["paired"] = reduce_paired(raw["paired"])
+        if "tls" in parts:
+            if "tls" not in raw:
+                bench_tls(cfg, raw)
+            res["tls"] = reduce_paired(raw["tls"])
         if "codec" in parts:
             if "codec" not in raw:
                 bench_codec(cfg, raw)
