@@ -17,7 +17,11 @@
  * The operation behaves as the coroutine it stands for:
  * - nothing happens until it is first sent into: the checks and the I/O are made
  *   then, not at the call;
- * - every case it does not take (another state of the connection, TLS, an exact
+ * - on TLS it takes the drained read (the same wait, then one read of the SSLSocket,
+ *   whose burst, when OpenSSL or the socket holds more, is the transport's _read_more)
+ *   and the send, through the SSLSocket's own methods (read_now_tls); SSLWantReadError
+ *   waits again, SSLWantWriteError hands the read to the Python coroutine;
+ * - every case it does not take (another state of the connection, an exact
  *   byte_count, a zero timeout, HTTP/2, keywords) is the Python coroutine function's:
  *   the operation creates that coroutine and delegates send, throw and close to it,
  *   as "yield from" would;
@@ -42,23 +46,23 @@
 
 enum {
     CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
-    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_TLS,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_TLS, TR_SOCK,
     W_FD, W_FUTURE, W_READER_LOOP, W_TIMER, W_TIMER_AT, W_TIMER_LOOP,
     DATA_REF, DATA_DATA,
     N_SLOTS
 };
 static const char *slot_names[N_SLOTS] = {
     "_held", "_mode", "_private", "_session", "_transport",
-    "closed", "_drained", "_unread", "_unsent", "_waiter", "tls",
+    "closed", "_drained", "_unread", "_unsent", "_waiter", "tls", "sock",
     "_fd", "_future", "_reader_loop", "_timer", "_timer_at", "_timer_loop",
     "ref", "data",
 };
 /* Which type each slot belongs to: 0 Conn, 1 AsyncTransport, 2 AsyncWaiter, 3 Data. */
-static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1,
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
                                         2, 2, 2, 2, 2, 2, 3, 3};
 
 #define N_TYPES 4
-enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, PY_RUNNING_LOOP, N_CALLS };
+enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, PY_RUNNING_LOOP, PY_SEND_FAILED, N_CALLS };
 
 static struct {
     int ready;
@@ -68,6 +72,11 @@ static struct {
     PyObject *calls[N_CALLS];
     PyObject *s_passive, *s_early, *s_direct_ref, *s_create_future, *s_arm, *s_own_reader,
         *s_await;
+    /* TLS: the SSLSocket's methods called, the transport's burst, READ_SIZE (an int,
+     * mint._backend's), and the ssl exceptions that say what a read or write needs. */
+    PyObject *s_recv, *s_send, *s_pending, *s_read_more;
+    PyObject *read_size;
+    PyObject *want_read, *want_write, *zero_return;
 } st;
 
 static PyObject *
@@ -105,9 +114,11 @@ typedef struct {
     PyObject *future;    /* S_WAITING: the loop's future, and its iterator */
     PyObject *fut_iter;
     PyObject *transport, *waiter, *ref, *loop;
+    PyObject *sock;      /* TLS: the transport's SSLSocket */
     double deadline;
     int has_deadline;
     int fd;
+    int tls;
 } OpObject;
 
 static PyTypeObject Op_Type;
@@ -125,6 +136,7 @@ op_traverse(OpObject *op, visitproc visit, void *arg)
     Py_VISIT(op->waiter);
     Py_VISIT(op->ref);
     Py_VISIT(op->loop);
+    Py_VISIT(op->sock);
     return 0;
 }
 
@@ -141,6 +153,7 @@ op_clear(OpObject *op)
     Py_CLEAR(op->waiter);
     Py_CLEAR(op->ref);
     Py_CLEAR(op->loop);
+    Py_CLEAR(op->sock);
     return 0;
 }
 
@@ -186,10 +199,11 @@ op_new(int kind, PyObject *const *args)
         op->args[i] = args[i];
     }
     op->inner = op->future = op->fut_iter = NULL;
-    op->transport = op->waiter = op->ref = op->loop = NULL;
+    op->transport = op->waiter = op->ref = op->loop = op->sock = NULL;
     op->deadline = 0.0;
     op->has_deadline = 0;
     op->fd = -1;
+    op->tls = 0;
     PyObject_GC_Track(op);
     return (PyObject *)op;
 }
@@ -237,8 +251,9 @@ direct_ref(PyObject *conn)
     return direct_ref_of(get(CONN_SESSION, conn), st.s_direct_ref);
 }
 
-/* Whether conn is an upgraded HTTP/1.1 connection on an open plain socket of the
- * asyncio flavour; then op holds its transport, waiter, ref and descriptor. */
+/* Whether conn is an upgraded HTTP/1.1 connection on an open socket (plain, or TLS:
+ * op->tls, op->sock) of the asyncio flavour; then op holds its transport, waiter, ref
+ * and descriptor. */
 static int
 take_direct(OpObject *op, PyObject *conn)
 {
@@ -250,9 +265,18 @@ take_direct(OpObject *op, PyObject *conn)
         return 0;
     }
     op->transport = tr;
-    if (Py_TYPE(tr) != st.types[1] || !slot_is(st.slots[TR_CLOSED], tr, Py_False)
-        || !slot_is(st.slots[TR_TLS], tr, Py_False)) {
+    if (Py_TYPE(tr) != st.types[1] || !slot_is(st.slots[TR_CLOSED], tr, Py_False)) {
         return 0;
+    }
+    op->tls = slot_is(st.slots[TR_TLS], tr, Py_True);
+    if (!op->tls && !slot_is(st.slots[TR_TLS], tr, Py_False)) {
+        return 0;
+    }
+    if (op->tls) {
+        op->sock = get(TR_SOCK, tr);
+        if (op->sock == NULL) {
+            return 0;
+        }
     }
     PyObject *w = get(TR_WAITER, tr);
     if (w == NULL) {
@@ -415,6 +439,138 @@ read_now(OpObject *op, PyObject **result, PySendResult *r)
     return 0;
 }
 
+/* (conn, [Data(ref, part) for part in parts]) (parts: a list of bytes), ended. */
+static PySendResult
+returned_parts(OpObject *op, PyObject *parts, PyObject **result)
+{
+    PyObject *value = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(parts);
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return returned(op, NULL, result);
+    }
+    PyTypeObject *dt = st.types[3];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = dt->tp_alloc(dt, 0);
+        if (item == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(list, i, item);
+        if (set(DATA_REF, item, op->ref) < 0 || set(DATA_DATA, item, PyList_GET_ITEM(parts, i)) < 0) {
+            goto done;
+        }
+    }
+    value = PyTuple_Pack(2, op->args[0], list);
+done:
+    Py_DECREF(list);
+    return returned(op, value, result);
+}
+
+/* The Python coroutine takes over from a wait that is over (TLS wants to write before
+ * it reads): the waiter's future cleared as wait_and_recv's "finally" would. */
+static PySendResult
+to_python_recv(OpObject *op, PyObject **result)
+{
+    if (set(W_FUTURE, op->waiter, Py_None) < 0) {
+        return returned(op, NULL, result);
+    }
+    op->state = S_NEW;
+    Py_CLEAR(op->transport);
+    Py_CLEAR(op->waiter);
+    Py_CLEAR(op->ref);
+    Py_CLEAR(op->sock);
+    return delegate(op, st.calls[PY_RECV], op->args, result);
+}
+
+/* read_now for TLS, after a wake-up: one read of the SSLSocket (one record). 1 when it
+ * found no whole record (go and wait again), else the operation's end: the record as
+ * one Data when OpenSSL holds nothing decrypted and the socket nothing more, else the
+ * transport's burst (_read_more), one Data per part. */
+static int
+read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
+{
+    if (!slot_is(st.slots[TR_CLOSED], op->transport, Py_False)) {
+        *r = recv_tail(op, no_bytes(-1, EBADF), result);
+        return 0;
+    }
+    PyObject *first = PyObject_CallMethodOneArg(op->sock, st.s_recv, st.read_size);
+    if (first == NULL) {
+        if (PyErr_ExceptionMatches(st.want_read)) {
+            PyErr_Clear();
+            return 1;
+        }
+        if (PyErr_ExceptionMatches(st.want_write)) {
+            /* not a wait for reading: no longer "drained", and the Python path waits */
+            PyErr_Clear();
+            if (set(TR_DRAINED, op->transport, Py_False) < 0) {
+                *r = returned(op, NULL, result);
+                return 0;
+            }
+            *r = to_python_recv(op, result);
+            return 0;
+        }
+        if (PyErr_ExceptionMatches(st.zero_return)) {
+            PyErr_Clear(); /* close_notify: the end of the stream */
+            *r = recv_tail(op, PyBytes_FromStringAndSize(NULL, 0), result);
+            return 0;
+        }
+        if (PyErr_ExceptionMatches(PyExc_OSError)) {
+            *r = recv_tail(op, take_exception(), result);
+            return 0;
+        }
+        *r = returned(op, NULL, result);
+        return 0;
+    }
+    if (!PyBytes_CheckExact(first) || PyBytes_GET_SIZE(first) == 0) {
+        if (PyBytes_CheckExact(first)) {
+            *r = recv_tail(op, first, result); /* (takes the reference) */
+            return 0;
+        }
+        Py_DECREF(first);
+        PyErr_SetString(PyExc_TypeError, "recv: the TLS socket's read gave no bytes object");
+        *r = returned(op, NULL, result);
+        return 0;
+    }
+    PyObject *parts = NULL;
+    PyObject *v = PyObject_CallMethodNoArgs(op->sock, st.s_pending);
+    long pending = v == NULL ? -1 : PyLong_AsLong(v);
+    Py_XDECREF(v);
+    if (pending == -1 && PyErr_Occurred()) {
+        goto failed;
+    }
+    int avail = 0;
+    if (pending == 0 && ioctl(op->fd, FIONREAD, &avail) < 0) {
+        avail = -1; /* unknown: the burst finds out */
+    }
+    if (pending == 0 && avail == 0) {
+        parts = PyList_New(1);
+        if (parts == NULL) {
+            goto failed;
+        }
+        PyList_SET_ITEM(parts, 0, first); /* (takes the reference) */
+        first = NULL;
+    }
+    else {
+        parts = PyObject_CallMethodOneArg(op->transport, st.s_read_more, first);
+        Py_CLEAR(first);
+        if (parts == NULL) {
+            goto failed;
+        }
+        if (!PyList_CheckExact(parts)) {
+            Py_CLEAR(parts);
+            PyErr_SetString(PyExc_TypeError, "recv: a burst is a list of bytes");
+            goto failed;
+        }
+    }
+    *r = returned_parts(op, parts, result);
+    Py_DECREF(parts);
+    return 0;
+failed:
+    Py_XDECREF(first);
+    *r = returned(op, NULL, result);
+    return 0;
+}
+
 /* Wait for the socket: a new future of the loop, the waiter's (its reader resolves
  * it), our timer armed when it would fire after the deadline; yield the future
  * through its own iterator, as "await future" does. */
@@ -485,6 +641,9 @@ recv_start(OpObject *op, PyObject **result)
     if (!was_drained && !slot_is(st.slots[TR_DRAINED], op->transport, Py_False)) {
         goto python;
     }
+    if (op->tls && !was_drained) {
+        goto python; /* TLS: only the drained read (the socket and OpenSSL emptied) */
+    }
     if (op->has_deadline) {
         op->deadline = monotonic() + seconds;
     }
@@ -513,6 +672,7 @@ python:
     Py_CLEAR(op->transport);
     Py_CLEAR(op->waiter);
     Py_CLEAR(op->ref);
+    Py_CLEAR(op->sock);
     return delegate(op, st.calls[PY_RECV], op->args, result);
 }
 
@@ -535,7 +695,7 @@ recv_resume(OpObject *op, PyObject *value, PyObject **result)
     int woken = ready == Py_True;
     Py_DECREF(ready);
     if (woken) {
-        if (!read_now(op, result, &r)) {
+        if (!(op->tls ? read_now_tls(op, result, &r) : read_now(op, result, &r))) {
             return r;
         }
         return recv_wait(op, result); /* woken for nothing: wait again */
@@ -568,10 +728,37 @@ srb_start(OpObject *op, PyObject **result)
     Py_ssize_t len = PyBytes_GET_SIZE(data);
     ssize_t sent;
     int fd = op->fd;
-    /* GIL let go as socket.send does: a loopback send runs the receiver's side. */
-    Py_BEGIN_ALLOW_THREADS
-    sent = send(fd, p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    Py_END_ALLOW_THREADS
+    if (op->tls) {
+        /* One write through the SSLSocket (non-blocking): what it took, or what it
+         * needs (the Python path waits), or its failure, ended as the Python path's. */
+        PyObject *v = PyObject_CallMethodOneArg(op->sock, st.s_send, data);
+        if (v == NULL) {
+            if (PyErr_ExceptionMatches(st.want_write) || PyErr_ExceptionMatches(st.want_read)) {
+                goto python; /* nothing went */
+            }
+            if (PyErr_ExceptionMatches(PyExc_OSError)) {
+                PyObject *exc = take_exception();
+                PyObject *value =
+                    exc == NULL ? NULL
+                                : PyObject_CallFunctionObjArgs(st.calls[PY_SEND_FAILED], conn,
+                                                               exc, NULL);
+                Py_XDECREF(exc);
+                return returned(op, value, result);
+            }
+            return returned(op, NULL, result);
+        }
+        sent = PyLong_AsSsize_t(v);
+        Py_DECREF(v);
+        if (sent == -1 && PyErr_Occurred()) {
+            return returned(op, NULL, result);
+        }
+    }
+    else {
+        /* GIL let go as socket.send does: a loopback send runs the receiver's side. */
+        Py_BEGIN_ALLOW_THREADS
+        sent = send(fd, p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        Py_END_ALLOW_THREADS
+    }
     if (sent == len) {
         Py_INCREF(conn);
         return returned(op, conn, result);
@@ -592,6 +779,7 @@ srb_start(OpObject *op, PyObject **result)
     Py_CLEAR(op->transport);
     Py_CLEAR(op->waiter);
     Py_CLEAR(op->ref);
+    Py_CLEAR(op->sock);
     PyObject *rest_args[3] = {conn, rest, Py_None};
     op->inner = PyObject_Vectorcall(st.calls[PY_SEND_REST], rest_args, 2, NULL);
     Py_DECREF(rest);
@@ -607,6 +795,7 @@ python:
     Py_CLEAR(op->transport);
     Py_CLEAR(op->waiter);
     Py_CLEAR(op->ref);
+    Py_CLEAR(op->sock);
     return delegate(op, st.calls[PY_SRB], op->args, result);
 }
 
@@ -874,18 +1063,43 @@ static PyObject *
 setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (setup_state("setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, "
-                    "stream_request_body, recv_tail, send_rest, get_running_loop)",
+                    "stream_request_body, recv_tail, send_rest, get_running_loop, send_failed)",
                     args, nargs, N_TYPES, N_CALLS, slot_names, slot_owner, N_SLOTS, &st.ready,
                     st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&st.s_passive,       &st.s_early, &st.s_direct_ref,
+    PyObject **const strings[] = {&st.s_passive,   &st.s_early,   &st.s_direct_ref,
                                   &st.s_create_future, &st.s_arm,   &st.s_own_reader,
-                                  &st.s_await};
+                                  &st.s_await,     &st.s_recv,    &st.s_send,
+                                  &st.s_pending,   &st.s_read_more};
     const char *const names[] = {"passive", "early", "direct_ref", "create_future",
-                                 "_arm",    "own_reader", "__await__"};
+                                 "_arm",    "own_reader", "__await__", "recv",
+                                 "send",    "pending",   "_read_more"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
+    }
+    if (st.read_size == NULL) {
+        PyObject *ssl = PyImport_ImportModule("ssl");
+        PyObject *backend = ssl == NULL ? NULL : PyImport_ImportModule("mint._backend");
+        if (backend != NULL) {
+            st.read_size = PyObject_GetAttrString(backend, "READ_SIZE");
+            st.want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
+            st.want_write = PyObject_GetAttrString(ssl, "SSLWantWriteError");
+            st.zero_return = PyObject_GetAttrString(ssl, "SSLZeroReturnError");
+        }
+        Py_XDECREF(ssl);
+        Py_XDECREF(backend);
+        if (st.read_size == NULL || !PyLong_CheckExact(st.read_size) || st.want_read == NULL
+            || st.want_write == NULL || st.zero_return == NULL) {
+            Py_CLEAR(st.read_size);
+            Py_CLEAR(st.want_read);
+            Py_CLEAR(st.want_write);
+            Py_CLEAR(st.zero_return);
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "setup: mint._backend.READ_SIZE is not an int");
+            }
+            return NULL;
+        }
     }
     st.ready = 1;
     PyObject *recv = entry_new(OP_RECV);
@@ -902,7 +1116,8 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, stream_request_body, "
-     "recv_tail, send_rest, get_running_loop) -> (recv, stream_request_body): the types "
+     "recv_tail, send_rest, get_running_loop, send_failed) -> (recv, stream_request_body): "
+     "the types "
      "whose slots the operations read, and the Python functions they hand everything "
      "else to; returns the two coroutine functions (their attributes are the caller's "
      "to copy from the Python ones)."},

@@ -7,7 +7,10 @@ calling one returns a C coroutine that takes the steady state of a passive upgra
 HTTP/1.1 connection on a plain socket (wait on the loop through the connection's
 ``AsyncWaiter``, read what is there as one ``Data``; or one send that takes all of the
 frame) and hands every other case, unchanged, to the Python coroutine, which it then
-drives as ``yield from`` would.
+drives as ``yield from`` would. On TLS (wss) it takes the drained read (the same wait,
+then one ``SSLSocket.recv``, its burst left to the transport's ``_read_more``) and the
+send (one ``SSLSocket.send``) through the ``SSLSocket``'s own methods; what TLS asks for
+(to write before it reads, or to wait to write) is the Python coroutine's.
 
 Why: an asyncio round trip through the Python path creates and resumes a chain of
 coroutines (``recv`` → ``Transport.recv_parts`` → ``AsyncWaiter.wait_and_recv``;
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mint._backend import READ_BURST, map_os_error
 from mint._speedup import load_speedup
@@ -63,6 +66,11 @@ async def _send_rest(conn: Conn, rest: memoryview) -> Conn:
     return conn
 
 
+def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
+    """End a C send that TLS refused (its failure, not a wait), as the Python path would."""
+    raise _attach(map_os_error(exc), conn) from exc
+
+
 _c = load_speedup("mint._aiospeedups")
 
 if TYPE_CHECKING or _c is None:
@@ -80,6 +88,7 @@ else:
         _recv_tail,
         _send_rest,
         asyncio.get_running_loop,
+        _send_failed,
     )
     for _ours, _python in ((recv, _http.recv), (stream_request_body, _ws.stream_request_body)):
         for _name in (
