@@ -1078,28 +1078,9 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
-    if (st.read_size == NULL) {
-        PyObject *ssl = PyImport_ImportModule("ssl");
-        PyObject *backend = ssl == NULL ? NULL : PyImport_ImportModule("mint._backend");
-        if (backend != NULL) {
-            st.read_size = PyObject_GetAttrString(backend, "READ_SIZE");
-            st.want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
-            st.want_write = PyObject_GetAttrString(ssl, "SSLWantWriteError");
-            st.zero_return = PyObject_GetAttrString(ssl, "SSLZeroReturnError");
-        }
-        Py_XDECREF(ssl);
-        Py_XDECREF(backend);
-        if (st.read_size == NULL || !PyLong_CheckExact(st.read_size) || st.want_read == NULL
-            || st.want_write == NULL || st.zero_return == NULL) {
-            Py_CLEAR(st.read_size);
-            Py_CLEAR(st.want_read);
-            Py_CLEAR(st.want_write);
-            Py_CLEAR(st.zero_return);
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "setup: mint._backend.READ_SIZE is not an int");
-            }
-            return NULL;
-        }
+    if (st.read_size == NULL
+        && tls_names(&st.read_size, &st.want_read, &st.want_write, &st.zero_return) < 0) {
+        return NULL;
     }
     st.ready = 1;
     PyObject *recv = entry_new(OP_RECV);

@@ -159,28 +159,9 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
-    if (st.read_size == NULL) {
-        PyObject *ssl = PyImport_ImportModule("ssl");
-        PyObject *backend = ssl == NULL ? NULL : PyImport_ImportModule("mint._backend");
-        if (backend != NULL) {
-            st.read_size = PyObject_GetAttrString(backend, "READ_SIZE");
-            st.want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
-            st.want_write = PyObject_GetAttrString(ssl, "SSLWantWriteError");
-            st.zero_return = PyObject_GetAttrString(ssl, "SSLZeroReturnError");
-        }
-        Py_XDECREF(ssl);
-        Py_XDECREF(backend);
-        if (st.read_size == NULL || !PyLong_CheckExact(st.read_size) || st.want_read == NULL
-            || st.want_write == NULL || st.zero_return == NULL) {
-            Py_CLEAR(st.read_size);
-            Py_CLEAR(st.want_read);
-            Py_CLEAR(st.want_write);
-            Py_CLEAR(st.zero_return);
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "setup: mint._backend.READ_SIZE is not an int");
-            }
-            return NULL;
-        }
+    if (st.read_size == NULL
+        && tls_names(&st.read_size, &st.want_read, &st.want_write, &st.zero_return) < 0) {
+        return NULL;
     }
     st.ready = 1;
     /* The public functions: copies of recv, stream_request_body and stream with the
@@ -407,6 +388,29 @@ many_data(PyObject *conn, PyObject *ref, PyObject *parts)
     return result;
 }
 
+/* A timeout as the C waits take it: 0 for None, 1 with *secs for an exact float or
+ * int, -1 (no exception set) for anything else, which the Python path checks. */
+static int
+timeout_seconds(PyObject *timeout, double *secs)
+{
+    if (timeout == Py_None) {
+        return 0;
+    }
+    if (PyFloat_CheckExact(timeout)) {
+        *secs = PyFloat_AS_DOUBLE(timeout);
+        return 1;
+    }
+    if (PyLong_CheckExact(timeout)) {
+        *secs = PyLong_AsDouble(timeout);
+        if (*secs == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+        return 1;
+    }
+    return -1;
+}
+
 /* recv_tail(conn, outcome): a read that gave no bytes, ended by the Python path. */
 static PyObject *
 recv_tail(PyObject *conn, PyObject *outcome)
@@ -425,21 +429,12 @@ static PyObject *
 recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
 {
     int64_t deadline = -1;  /* none */
-    if (timeout != Py_None) {
-        double secs;
-        if (PyFloat_CheckExact(timeout)) {
-            secs = PyFloat_AS_DOUBLE(timeout);
-        }
-        else if (PyLong_CheckExact(timeout)) {
-            secs = PyLong_AsDouble(timeout);
-            if (secs == -1.0 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return NULL;
-            }
-        }
-        else {
-            return NULL;
-        }
+    double secs;
+    int has = timeout_seconds(timeout, &secs);
+    if (has < 0) {
+        return NULL;
+    }
+    if (has) {
         if (!(secs > 0 && secs < 1e9)) {  /* no wait, NaN, or beyond a poll's reach */
             return NULL;
         }
@@ -468,18 +463,14 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         }
         struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
         int ready, err;
-        Py_BEGIN_ALLOW_THREADS
-        ready = poll(&p, 1, ms);
-        err = errno;
-        Py_END_ALLOW_THREADS
-        if (ready < 0) {
-            if (err == EINTR) {
-                if (PyErr_CheckSignals() < 0) {
-                    goto done;  /* a signal handler raised: the wait ends with it */
-                }
-                continue;
-            }
-            goto done;  /* the Python path meets the same failure, and maps it */
+        int how = poll_once(&p, 1, ms, &ready, &err);
+        if (how == 1) {
+            continue;  /* interrupted, its handlers ran: poll again */
+        }
+        if (how < 0) {
+            /* -1: a signal handler raised, and the wait ends with it; -2: the Python
+             * path meets the same failure, and maps it */
+            goto done;
         }
         if (ready == 0) {
             continue;  /* the deadline, checked above */
@@ -1015,21 +1006,12 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *box = args[0], *timeout = args[1];
     int64_t deadline = -1, start = 0;  /* -1: none */
     int first_wait = 1;
-    if (timeout != Py_None) {
-        double secs;
-        if (PyFloat_CheckExact(timeout)) {
-            secs = PyFloat_AS_DOUBLE(timeout);
-        }
-        else if (PyLong_CheckExact(timeout)) {
-            secs = PyLong_AsDouble(timeout);
-            if (secs == -1.0 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return Py_NewRef(mb.passed);
-            }
-        }
-        else {
-            return Py_NewRef(mb.passed);
-        }
+    double secs;
+    int has = timeout_seconds(timeout, &secs);
+    if (has < 0) {
+        return Py_NewRef(mb.passed);
+    }
+    if (has) {
         if (!(secs >= 0 && secs < 1e9)) {  /* negative, NaN, or beyond a poll's reach */
             return Py_NewRef(mb.passed);
         }
@@ -1057,17 +1039,14 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                                                                  : (int)((left + 999999) / 1000000);
         }
         int ready, err;
-        Py_BEGIN_ALLOW_THREADS
-        ready = poll(fds, (nfds_t)nfds, ms);
-        err = errno;
-        Py_END_ALLOW_THREADS
-        if (ready < 0) {
-            if (err == EINTR) {
-                if (PyErr_CheckSignals() < 0) {
-                    goto done;  /* a signal handler raised: the wait ends with it */
-                }
-                continue;
-            }
+        int how = poll_once(fds, (nfds_t)nfds, ms, &ready, &err);
+        if (how == 1) {
+            continue;  /* interrupted, its handlers ran: poll again with the time left */
+        }
+        if (how == -1) {
+            goto done;  /* a signal handler raised: the wait ends with it */
+        }
+        if (how == -2) {
             goto passed;  /* the Python loop's poll meets (and raises) the same */
         }
         if (ready == 0) {

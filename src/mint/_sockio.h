@@ -8,6 +8,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -103,6 +104,26 @@ recv_retrying(int fd, char *buf, size_t size, int flags, int *err)
     }
 }
 
+/* One poll (GIL released): 0 with *ready set; 1 when a signal interrupted it and its
+ * handlers ran (the caller polls again, with the time then left); -1 when a handler
+ * raised (its exception set: the wait ends with it); -2 for another failure (errno
+ * in *err). */
+static int
+poll_once(struct pollfd *fds, nfds_t n, int ms, int *ready, int *err)
+{
+    Py_BEGIN_ALLOW_THREADS
+    *ready = poll(fds, n, ms);
+    *err = errno;
+    Py_END_ALLOW_THREADS
+    if (*ready >= 0) {
+        return 0;
+    }
+    if (*err != EINTR) {
+        return -2;
+    }
+    return PyErr_CheckSignals() < 0 ? -1 : 1;
+}
+
 /* What a read that found no bytes gave (n: 0, or -1 with errno err), for the Python
  * path to end: b"" for the end of stream, else the OSError. NULL on failure. */
 static PyObject *
@@ -114,6 +135,37 @@ no_bytes(ssize_t n, int err)
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
     return take_exception();
+}
+
+/* What the TLS paths need besides the SSLSocket's methods: READ_SIZE (mint._backend's,
+ * an int) and ssl's SSLWantReadError, SSLWantWriteError and SSLZeroReturnError (new
+ * references into the four). 0, or -1 with an exception and nothing kept. */
+static int
+tls_names(PyObject **read_size, PyObject **want_read, PyObject **want_write,
+          PyObject **zero_return)
+{
+    PyObject *ssl = PyImport_ImportModule("ssl");
+    PyObject *backend = ssl == NULL ? NULL : PyImport_ImportModule("mint._backend");
+    if (backend != NULL) {
+        *read_size = PyObject_GetAttrString(backend, "READ_SIZE");
+        *want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
+        *want_write = PyObject_GetAttrString(ssl, "SSLWantWriteError");
+        *zero_return = PyObject_GetAttrString(ssl, "SSLZeroReturnError");
+    }
+    Py_XDECREF(ssl);
+    Py_XDECREF(backend);
+    if (*read_size == NULL || !PyLong_CheckExact(*read_size) || *want_read == NULL
+        || *want_write == NULL || *zero_return == NULL) {
+        Py_CLEAR(*read_size);
+        Py_CLEAR(*want_read);
+        Py_CLEAR(*want_write);
+        Py_CLEAR(*zero_return);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "setup: mint._backend.READ_SIZE is not an int");
+        }
+        return -1;
+    }
+    return 0;
 }
 
 #endif
