@@ -532,17 +532,11 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         return 0;
     }
     PyObject *parts = NULL;
-    PyObject *v = PyObject_CallMethodNoArgs(op->sock, st.s_pending);
-    long pending = v == NULL ? -1 : PyLong_AsLong(v);
-    Py_XDECREF(v);
-    if (pending == -1 && PyErr_Occurred()) {
+    int drained = tls_drained(op->sock, op->fd, st.s_pending);
+    if (drained < 0) {
         goto failed;
     }
-    int avail = 0;
-    if (pending == 0 && ioctl(op->fd, FIONREAD, &avail) < 0) {
-        avail = -1; /* unknown: the burst finds out */
-    }
-    if (pending == 0 && avail == 0) {
+    if (drained) {
         parts = PyList_New(1);
         if (parts == NULL) {
             goto failed;

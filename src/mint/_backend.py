@@ -71,6 +71,20 @@ ALPN_IDS = {"http1": "http/1.1", "http2": "h2"}
 # FIONREAD's argument and result (an int), for sizing a bulk read (see BaseTransport._read_on).
 _FIONREAD = getattr(termios, "FIONREAD", None)
 
+
+def _bytes_held(sock: socket.socket) -> int | None:
+    """What the kernel holds for ``sock`` to read (FIONREAD): None where the platform
+    has no FIONREAD, -1 when the call failed."""
+    if _FIONREAD is None:
+        return None
+    avail = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
+    except OSError:
+        return -1
+    return max(avail[0], 0)
+
+
 # SO_RCVTIMEO's argument, a struct timeval; its seconds capped where Linux already
 # reads "forever" (and far from overflowing a C long).
 _TIMEVAL = struct.Struct("@ll")
@@ -317,15 +331,13 @@ class BaseTransport:
         nowait = self._nowait
         while room > 0:
             size = min(room, READ_SIZE)
-            if _FIONREAD is not None:
-                avail = array.array("i", [0])
-                try:
-                    fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
-                except OSError:
+            held = _bytes_held(sock)
+            if held is not None:
+                if held < 0:
                     return False  # unknown: the next read finds out
-                if avail[0] <= 0:
+                if held == 0:
                     return True
-                size = min(room, avail[0])
+                size = min(room, held)
             try:
                 more = sock.recv(size, nowait)
             except WOULD_BLOCK:
@@ -365,17 +377,15 @@ class BaseTransport:
                 if room <= 0:
                     return False  # a full burst: what the socket holds is for the next
                 if held <= 0:
-                    if _FIONREAD is None:
-                        held = READ_BURST  # unknown: read until a read finds nothing
+                    asked = _bytes_held(sock)
+                    if asked is None:
+                        held = READ_BURST  # no FIONREAD: read until a read finds nothing
+                    elif asked < 0:
+                        return False  # unknown: the next read finds out
+                    elif asked == 0:
+                        return True
                     else:
-                        avail = array.array("i", [0])
-                        try:
-                            fcntl.ioctl(sock.fileno(), _FIONREAD, avail, True)
-                        except OSError:
-                            return False  # unknown: the next read finds out
-                        held = avail[0]
-                        if held <= 0:
-                            return True
+                        held = asked
             try:
                 more = sock.recv(max(min(room, READ_SIZE), pending))
             except ssl.SSLWantWriteError:

@@ -516,21 +516,11 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         result = recv_tail(conn, first);
         goto done;
     }
-    /* Drained only when OpenSSL holds nothing decrypted and the socket nothing more. */
-    PyObject *v = PyObject_CallMethodNoArgs(sock, st.s_pending);
-    if (v == NULL) {
+    int drained = tls_drained(sock, fd, st.s_pending);
+    if (drained < 0) {
         goto done;
     }
-    long pending = PyLong_AsLong(v);
-    Py_DECREF(v);
-    if (pending == -1 && PyErr_Occurred()) {
-        goto done;
-    }
-    int avail = 0;
-    if (pending == 0 && ioctl(fd, FIONREAD, &avail) < 0) {
-        avail = -1;  /* unknown: the burst finds out */
-    }
-    if (pending == 0 && avail == 0) {
+    if (drained) {
         result = one_data(conn, ref, first);
         goto done;
     }

@@ -137,6 +137,26 @@ no_bytes(ssize_t n, int err)
     return take_exception();
 }
 
+/* After a TLS read that gave bytes: 1 when OpenSSL holds nothing decrypted (the
+ * SSLSocket's pending(), which poll cannot see) and the socket nothing more (FIONREAD),
+ * so the read took all there was; 0 when there is more, or the socket cannot say (the
+ * transport's burst finds out); -1 with an exception set. */
+static int
+tls_drained(PyObject *sock, int fd, PyObject *s_pending)
+{
+    PyObject *v = PyObject_CallMethodNoArgs(sock, s_pending);
+    if (v == NULL) {
+        return -1;
+    }
+    long pending = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (pending == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    int avail = 0;
+    return pending == 0 && ioctl(fd, FIONREAD, &avail) == 0 && avail == 0;
+}
+
 /* What the TLS paths need besides the SSLSocket's methods: READ_SIZE (mint._backend's,
  * an int) and ssl's SSLWantReadError, SSLWantWriteError and SSLZeroReturnError (new
  * references into the four). 0, or -1 with an exception and nothing kept. */

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from mint._backend import READ_BURST, map_os_error
 from mint._speedup import load_speedup
@@ -66,11 +66,6 @@ async def _send_rest(conn: Conn, rest: memoryview) -> Conn:
     return conn
 
 
-def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
-    """End a C send that TLS refused (its failure, not a wait), as the Python path would."""
-    raise _attach(map_os_error(exc), conn) from exc
-
-
 _c = load_speedup("mint._aiospeedups")
 
 if TYPE_CHECKING or _c is None:
@@ -88,7 +83,7 @@ else:
         _recv_tail,
         _send_rest,
         asyncio.get_running_loop,
-        _send_failed,
+        _http._send_failed,
     )
     for _ours, _python in ((recv, _http.recv), (stream_request_body, _ws.stream_request_body)):
         for _name in (

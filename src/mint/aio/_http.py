@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, make_ssl_context
+from mint._backend import ALPN_IDS, make_ssl_context, map_os_error
 from mint.aio._backend import WINDOW_HIGH_WATER
 from mint.aio._mailbox import mailbox as _default_mailbox
 from mint.aio._transport import AsyncTransport
@@ -305,6 +305,13 @@ def _read_failed(conn: Conn, exc: TransportError) -> MintError:
         conn._session.connection_lost()
         conn._transport.close()
     return _attach(exc, conn)
+
+
+def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
+    """A send failed (not a wait): the mapped error, with the connection attached, as
+    ``stream_request_body`` raises it. The end of the C sends' TLS failures
+    (``mint.websocket._fastio``, ``mint.aio._fastio``)."""
+    raise _attach(map_os_error(exc), conn) from exc
 
 
 def _drop_transport(conn: Conn) -> None:

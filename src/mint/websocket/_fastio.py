@@ -34,7 +34,7 @@ part), which end them the way the Python path does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from mint._backend import READ_BURST, Waiter, map_os_error
 from mint._speedup import load_speedup
@@ -75,11 +75,6 @@ def _send_rest(conn: Conn, rest: memoryview) -> Conn:
     return conn
 
 
-def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
-    """End a C send that TLS refused (its failure, not a wait), as the Python path would."""
-    raise _attach(map_os_error(exc), conn) from exc
-
-
 _c = load_speedup("mint._iospeedups")
 
 if TYPE_CHECKING or _c is None:
@@ -100,5 +95,5 @@ else:
         _ws.stream,
         _recv_tail,
         _send_rest,
-        _send_failed,
+        _http._send_failed,
     )
