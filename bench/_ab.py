@@ -1,6 +1,7 @@
 """A/B two builds of mint, interleaved: is a change faster, on a machine that drifts?
 
     python bench/_ab.py --port 9000 --a /tmp/old/src --b src [--clients mint_passive,mint_aio]
+        [--size 16] [--tls CAFILE]   (wss: a TLS echo server, e.g. node_tls_echo.js)
 
 Why: the CPU cost of the same code drifts on this kind of host by more than the
 change being measured (±10% over a minute is common), so two runs one after the
@@ -28,10 +29,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def child(key: str, kind: str, port: int, size: int) -> int:
+def child(key: str, kind: str, port: int, size: int, tls: str | None) -> int:
     """One side: connect, warm up, then run a slice per "go" line; print its CPU µs/rt."""
     sys.path.insert(0, str(HERE))
+    import _clients
     from _clients import payload_of
+
+    _clients.TLS_CAFILE = tls  # wss with this CA, as _paired.py --tls
     from _paired import make
 
     import mint
@@ -49,10 +53,14 @@ def child(key: str, kind: str, port: int, size: int) -> int:
     return 0
 
 
-def spawn(tree: str, key: str, kind: str, port: int, size: int, cpu: str) -> subprocess.Popen[str]:
+def spawn(
+    tree: str, key: str, kind: str, port: int, size: int, cpu: str, tls: str | None
+) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
     cmd = ["taskset", "-c", cpu, sys.executable, __file__, "--child", key, kind]
     cmd += ["--port", str(port), "--size", str(size)]
+    if tls:
+        cmd += ["--tls", tls]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
@@ -77,10 +85,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--slice", type=int, default=2000, help="round trips per slice")
     ap.add_argument("--cpu", default="0", help="the CPU both clients are pinned to")
+    ap.add_argument("--tls", metavar="CAFILE", help="wss: the server's CA (ws without it)")
     ap.add_argument("--child", nargs=2, metavar=("KEY", "KIND"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child[0], args.child[1], args.port, args.size)
+        return child(args.child[0], args.child[1], args.port, args.size, args.tls)
     if not (args.a and args.b):
         ap.error("--a and --b are required")
 
@@ -88,8 +97,8 @@ def main() -> int:
     report = {}
     for key in args.clients.split(","):
         kind = kinds.get(key, "sync")
-        a = spawn(args.a, key, kind, args.port, args.size, args.cpu)
-        b = spawn(args.b, key, kind, args.port, args.size, args.cpu)
+        a = spawn(args.a, key, kind, args.port, args.size, args.cpu, args.tls)
+        b = spawn(args.b, key, kind, args.port, args.size, args.cpu, args.tls)
         ratios, a_us, b_us = [], [], []
         for r in range(args.rounds):
             if r % 2:

@@ -18,7 +18,7 @@
  * - nothing happens until it is first sent into: the checks and the I/O are made
  *   then, not at the call;
  * - on TLS it takes the drained read (the same wait, then one read of the SSLSocket,
- *   whose burst, when OpenSSL or the socket holds more, is the transport's _read_more)
+ *   and, when OpenSSL or the socket holds more, the burst after it: tls_burst, one Data)
  *   and the send, through the SSLSocket's own methods (read_now_tls); SSLWantReadError
  *   waits again, SSLWantWriteError hands the read to the Python coroutine;
  * - every case it does not take (another state of the connection, an exact
@@ -74,9 +74,10 @@ static struct {
         *s_await;
     /* TLS: the SSLSocket's methods called, the transport's burst, READ_SIZE (an int,
      * mint._backend's), and the ssl exceptions that say what a read or write needs. */
-    PyObject *s_recv, *s_send, *s_pending, *s_read_more;
+    PyObject *s_recv, *s_send, *s_pending, *s_recv_into;
     PyObject *read_size;
     PyObject *want_read, *want_write, *zero_return;
+    struct tls_burst_names burst; /* tls_burst's, from the above */
 } st;
 
 static PyObject *
@@ -485,7 +486,7 @@ to_python_recv(OpObject *op, PyObject **result)
 /* read_now for TLS, after a wake-up: one read of the SSLSocket (one record). 1 when it
  * found no whole record (go and wait again), else the operation's end: the record as
  * one Data when OpenSSL holds nothing decrypted and the socket nothing more, else the
- * transport's burst (_read_more), one Data per part. */
+ * burst that follows it (tls_burst), also one Data. */
 static int
 read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
 {
@@ -545,16 +546,17 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         first = NULL;
     }
     else {
-        parts = PyObject_CallMethodOneArg(op->transport, st.s_read_more, first);
+        PyObject *burst = tls_burst(op->sock, op->fd, first, &st.burst, &drained);
         Py_CLEAR(first);
-        if (parts == NULL) {
+        if (burst == NULL) {
             goto failed;
         }
-        if (!PyList_CheckExact(parts)) {
-            Py_CLEAR(parts);
-            PyErr_SetString(PyExc_TypeError, "recv: a burst is a list of bytes");
+        if (set(TR_DRAINED, op->transport, drained ? Py_True : Py_False) < 0
+            || (parts = PyList_New(1)) == NULL) {
+            Py_DECREF(burst);
             goto failed;
         }
+        PyList_SET_ITEM(parts, 0, burst); /* (takes the reference) */
     }
     *r = returned_parts(op, parts, result);
     Py_DECREF(parts);
@@ -1065,10 +1067,10 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject **const strings[] = {&st.s_passive,   &st.s_early,   &st.s_direct_ref,
                                   &st.s_create_future, &st.s_arm,   &st.s_own_reader,
                                   &st.s_await,     &st.s_recv,    &st.s_send,
-                                  &st.s_pending,   &st.s_read_more};
+                                  &st.s_pending,   &st.s_recv_into};
     const char *const names[] = {"passive", "early", "direct_ref", "create_future",
                                  "_arm",    "own_reader", "__await__", "recv",
-                                 "send",    "pending",   "_read_more"};
+                                 "send",    "pending",   "recv_into"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
@@ -1076,6 +1078,9 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         && tls_names(&st.read_size, &st.want_read, &st.want_write, &st.zero_return) < 0) {
         return NULL;
     }
+    st.burst = (struct tls_burst_names){PyLong_AsSsize_t(st.read_size), st.read_burst,
+                                        st.s_pending, st.s_recv_into, st.want_read,
+                                        st.want_write};
     st.ready = 1;
     PyObject *recv = entry_new(OP_RECV);
     PyObject *srb = entry_new(OP_SRB);

@@ -70,9 +70,10 @@ static struct {
     PyObject *s_passive, *s_early, *s_direct_ref, *s_set_timeout;
     /* TLS: the SSLSocket's methods called, the transport's burst, READ_SIZE (an int,
      * mint._backend's), and the ssl exceptions that say what a read or write needs. */
-    PyObject *s_recv, *s_send, *s_pending, *s_read_more;
+    PyObject *s_recv, *s_send, *s_pending, *s_recv_into;
     PyObject *read_size;
     PyObject *want_read, *want_write, *zero_return;
+    struct tls_burst_names burst; /* tls_burst's, from the above */
 } st;
 
 /* obj's slot value (a new reference), or NULL with no exception set when unset. */
@@ -153,9 +154,9 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject **const strings[] = {&st.s_passive, &st.s_early,   &st.s_direct_ref,
                                   &st.s_set_timeout, &st.s_recv,  &st.s_send,
-                                  &st.s_pending,     &st.s_read_more};
+                                  &st.s_pending,     &st.s_recv_into};
     const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout",
-                                 "recv",    "send",  "pending",    "_read_more"};
+                                 "recv",    "send",  "pending",    "recv_into"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
@@ -163,6 +164,9 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         && tls_names(&st.read_size, &st.want_read, &st.want_write, &st.zero_return) < 0) {
         return NULL;
     }
+    st.burst = (struct tls_burst_names){PyLong_AsSsize_t(st.read_size), st.read_burst,
+                                        st.s_pending, st.s_recv_into, st.want_read,
+                                        st.want_write};
     st.ready = 1;
     /* The public functions: copies of recv, stream_request_body and stream with the
      * Python functions' documentation. */
@@ -361,33 +365,6 @@ one_data(PyObject *conn, PyObject *ref, PyObject *data)
     return result;
 }
 
-/* (conn, [Data(ref, part) for part in parts]): a burst of reads, each its own Data, as
- * mint.http.recv hands them out (the decoder joins a message once). */
-static PyObject *
-many_data(PyObject *conn, PyObject *ref, PyObject *parts)
-{
-    if (!PyList_CheckExact(parts)) {
-        PyErr_SetString(PyExc_TypeError, "recv: a burst is a list of bytes");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(parts);
-    PyObject *list = PyList_New(n);
-    if (list == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = new_data(ref, PyList_GET_ITEM(parts, i));
-        if (item == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, item);
-    }
-    PyObject *result = PyTuple_Pack(2, conn, list);
-    Py_DECREF(list);
-    return result;
-}
-
 /* A timeout as the C waits take it: 0 for None, 1 with *secs for an exact float or
  * int, -1 (no exception set) for anything else, which the Python path checks. */
 static int
@@ -422,8 +399,7 @@ recv_tail(PyObject *conn, PyObject *outcome)
  * Transport.recv_parts and Waiter.wait_and_recv): a wait in poll until the timeout's
  * deadline, then one read through the SSLSocket, which gives one record. A read that
  * finds only part of a record waits again; one that leaves decrypted bytes in OpenSSL,
- * or more bytes in the socket, reads on through the transport's own burst
- * (_read_more). NULL with no exception set: the Python path takes the case (a timeout
+ * or more bytes in the socket, reads on in one burst (tls_burst), one Data. NULL with no exception set: the Python path takes the case (a timeout
  * it does not wait with, or TLS wanting to write before it reads). */
 static PyObject *
 recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
@@ -524,10 +500,12 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         result = one_data(conn, ref, first);
         goto done;
     }
-    PyObject *parts = PyObject_CallMethodOneArg(tr, st.s_read_more, first);
-    if (parts != NULL) {
-        result = many_data(conn, ref, parts);
-        Py_DECREF(parts);
+    PyObject *burst = tls_burst(sock, fd, first, &st.burst, &drained);
+    if (burst != NULL) {
+        if (set(TR_DRAINED, tr, drained ? Py_True : Py_False) == 0) {
+            result = one_data(conn, ref, burst);
+        }
+        Py_DECREF(burst);
     }
 done:
     Py_XDECREF(first);

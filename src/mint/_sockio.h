@@ -157,6 +157,148 @@ tls_drained(PyObject *sock, int fd, PyObject *s_pending)
     return pending == 0 && ioctl(fd, FIONREAD, &avail) == 0 && avail == 0;
 }
 
+/* The SSLSocket's pending() (decrypted bytes OpenSSL holds), or -1 with an exception. */
+static Py_ssize_t
+tls_pending(PyObject *sock, PyObject *s_pending)
+{
+    PyObject *v = PyObject_CallMethodNoArgs(sock, s_pending);
+    if (v == NULL) {
+        return -1;
+    }
+    Py_ssize_t pending = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
+    return pending;
+}
+
+/* The TLS burst (BaseTransport._read_on_tls's rule) into one bytes object: first, a
+ * read after which OpenSSL or the socket held more, then the records that follow,
+ * each decrypted by the SSLSocket's recv_into straight into the buffer that is
+ * returned, until OpenSSL and the socket are empty, READ_BURST is passed at the end
+ * of a record, or a read cannot go on (*drained as _read_on_tls returns it).
+ *
+ * Why not the transport's _read_on_tls: it gives one bytes object per record (16 KiB
+ * at most), so a 64 KiB message came as five Data, each a call into the decoder's
+ * Python path for a frame in progress, and each record went through ssl.py's recv and
+ * a 64 KiB allocation cut down to size; here a burst is one Data, and the bytes are
+ * copied once, when the decoder takes the payload out, as for a plain socket's bulk.
+ *
+ * The buffer is sized from what OpenSSL holds and what the socket holds (FIONREAD:
+ * ciphertext, more than the plaintext it carries), and grown if more comes. Only this
+ * function sees the bytes object until it returns it, so writing into it is sound.
+ * A failure or the end of stream after first is left for the next read; NULL with an
+ * exception only for what the Python burst would raise too (not an OSError). */
+struct tls_burst_names {
+    Py_ssize_t read_size, read_burst;
+    PyObject *s_pending, *s_recv_into, *want_read, *want_write;
+};
+
+static PyObject *
+tls_burst(PyObject *sock, int fd, PyObject *first, const struct tls_burst_names *c,
+          int *drained)
+{
+    Py_ssize_t got = PyBytes_GET_SIZE(first), cap = got;
+    Py_ssize_t room = c->read_burst - got;
+    Py_ssize_t held = 0; /* the socket's bytes at the last look, less the plaintext since */
+    PyObject *buf = NULL;
+    for (;;) {
+        Py_ssize_t pending = tls_pending(sock, c->s_pending);
+        if (pending < 0) {
+            goto failed;
+        }
+        if (!pending) {
+            if (room <= 0) {
+                *drained = 0; /* a full burst: what the socket holds is for the next */
+                break;
+            }
+            if (held <= 0) {
+                int avail = 0;
+                if (ioctl(fd, FIONREAD, &avail) < 0) {
+                    *drained = 0; /* unknown: the next read finds out */
+                    break;
+                }
+                if (avail == 0) {
+                    *drained = 1;
+                    break;
+                }
+                held = avail;
+            }
+        }
+        Py_ssize_t want = room < c->read_size ? room : c->read_size;
+        if (want < pending) {
+            want = pending;
+        }
+        if (cap - got < want) {
+            Py_ssize_t more = pending + (held > 0 ? held : 0);
+            Py_ssize_t newcap = got + (want > more ? want : more);
+            if (buf == NULL) {
+                buf = PyBytes_FromStringAndSize(NULL, newcap);
+                if (buf == NULL) {
+                    goto failed;
+                }
+                memcpy(PyBytes_AS_STRING(buf), PyBytes_AS_STRING(first), (size_t)got);
+            }
+            else if (_PyBytes_Resize(&buf, newcap) < 0) {
+                goto failed;
+            }
+            cap = newcap;
+        }
+        PyObject *view =
+            PyMemoryView_FromMemory(PyBytes_AS_STRING(buf) + got, want, PyBUF_WRITE);
+        if (view == NULL) {
+            goto failed;
+        }
+        PyObject *n_obj = PyObject_CallMethodOneArg(sock, c->s_recv_into, view);
+        /* (recv_into keeps no reference to the view; release it before buf may move) */
+        Py_DECREF(view);
+        if (n_obj == NULL) {
+            if (PyErr_ExceptionMatches(c->want_write)) {
+                PyErr_Clear();
+                *drained = 0; /* TLS must write first: the next read finds out */
+                break;
+            }
+            if (PyErr_ExceptionMatches(c->want_read)
+                || PyErr_ExceptionMatches(PyExc_BlockingIOError)
+                || PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+                PyErr_Clear();
+                *drained = 1; /* the rest of a record is still to come */
+                break;
+            }
+            if (PyErr_ExceptionMatches(PyExc_OSError)) {
+                PyErr_Clear();
+                *drained = 0;
+                break;
+            }
+            goto failed;
+        }
+        Py_ssize_t n = PyLong_AsSsize_t(n_obj);
+        Py_DECREF(n_obj);
+        if (n < 0 || n > want) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "recv_into gave an impossible count");
+            }
+            goto failed;
+        }
+        if (n == 0) {
+            *drained = 0; /* the end of the stream: the next read finds out */
+            break;
+        }
+        got += n;
+        room -= n;
+        held -= n;
+    }
+    if (buf == NULL) {
+        Py_INCREF(first);
+        return first;
+    }
+    if (got < cap && _PyBytes_Resize(&buf, got) < 0) {
+        return NULL;
+    }
+    return buf;
+failed:
+    Py_XDECREF(buf);
+    return NULL;
+}
+
 /* What the TLS paths need besides the SSLSocket's methods: READ_SIZE (mint._backend's,
  * an int) and ssl's SSLWantReadError, SSLWantWriteError and SSLZeroReturnError (new
  * references into the four). 0, or -1 with an exception and nothing kept. */

@@ -511,6 +511,13 @@ static PyTypeObject *ws_type, *keys_type;
 static PyObject *entry_slots[N_ENTRY_SLOTS];
 static PyObject *py_encode, *py_decode, *py_decode_loop;
 
+/* The decoder's state records, NamedTuples (tuple subclasses): _Rx and _Message, their
+ * fields in this order (mint.websocket._frame checks the names before entry_setup). */
+enum { RX_ERROR, RX_HEAD, RX_LEFT, RX_FIN, RX_MSG, RX_N };
+enum { M_OPCODE, M_RSV, M_SIZE, M_PARTS, M_TAIL, M_STREAM, M_INFLATING, M_INFLATED, M_N };
+static PyTypeObject *rx_type, *msg_type;
+static Py_ssize_t view_min; /* _frame._VIEW_MIN: a part this large is a view (see _part) */
+
 static PyObject *
 slot_get(int slot, PyObject *obj)
 {
@@ -518,6 +525,9 @@ slot_get(int slot, PyObject *obj)
 }
 
 static PyObject *entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *go_on(PyObject *ws, PyObject *rx, PyObject *data);
+static PyObject *opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos,
+                        uint64_t limit, PyObject *out);
 static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                         PyObject *kwnames);
 static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -535,9 +545,10 @@ static PyMethodDef methods[] = {
      "constructor(cls, slots, defaults): calling cls stores its positional arguments "
      "straight into its slots (the frame classes)."},
     {"entry_setup", (PyCFunction)(void (*)(void))entry_setup, METH_FASTCALL,
-     "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop) -> (encode, "
-     "decode): the types encode() and decode() read, and the Python functions they hand "
-     "the rest to; returns the two functions with the Python ones' documentation."},
+     "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop, _Rx, _Message, "
+     "view_min) -> (encode, decode): the types encode() and decode() read and build, and "
+     "the Python functions they hand the rest to; returns the two functions with the "
+     "Python ones' documentation."},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL | METH_KEYWORDS,
      "encode(websocket, frame)\n--\n\nmint.websocket.encode, its common case in C "
      "(see mint.websocket._frame)."},
@@ -547,16 +558,27 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop)
- * -> (encode, decode), documented */
+/* entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop, _Rx, _Message,
+ *             view_min) -> (encode, decode), documented */
 static PyObject *
 entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2])
+    if (nargs != 9 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2])
         || !PyCallable_Check(args[3]) || !PyCallable_Check(args[4])
-        || !PyCallable_Check(args[5])) {
+        || !PyCallable_Check(args[5]) || !PyType_Check(args[6]) || !PyType_Check(args[7])
+        || !PyType_IsSubtype((PyTypeObject *)args[6], &PyTuple_Type)
+        || !PyType_IsSubtype((PyTypeObject *)args[7], &PyTuple_Type)
+        || !PyLong_CheckExact(args[8])) {
         PyErr_SetString(PyExc_TypeError,
-                        "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop)");
+                        "entry_setup(WebSocket, _Keys, _Config, encode, decode, decode_loop, "
+                        "_Rx, _Message, view_min)");
+        return NULL;
+    }
+    Py_ssize_t vmin = PyLong_AsSsize_t(args[8]);
+    if (vmin < 1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "entry_setup: view_min must be positive");
+        }
         return NULL;
     }
     if (binary_type == NULL) {
@@ -581,6 +603,11 @@ entry_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(py_decode, args[4]);
     Py_INCREF(args[5]);
     Py_XSETREF(py_decode_loop, args[5]);
+    Py_INCREF(args[6]);
+    Py_XSETREF(rx_type, (PyTypeObject *)args[6]);
+    Py_INCREF(args[7]);
+    Py_XSETREF(msg_type, (PyTypeObject *)args[7]);
+    view_min = vmin;
     /* The public functions: copies of encode and decode with the Python functions'
      * documentation. */
     PyObject *encode_doc = documented(method_named(methods, "encode"), py_encode, "mint.websocket");
@@ -670,6 +697,353 @@ done:
     return result;
 }
 
+/* ---- a binary message over several reads ----------------------------------------
+ *
+ * A frame larger than a read (a large message, or any message over TLS, which comes a
+ * record at a time) leaves the decoder waiting for the rest of its payload: the state
+ * _Rx(None, b"", left, fin, _Message(...)), as the Python frame loop leaves it. The
+ * two functions below build and follow that state in C for the common case, a binary
+ * message with no RSV bits and no extension that sees every message, so each read of
+ * the payload costs no Python frame (the Python path builds four records and calls
+ * five functions per read). They build exactly what the Python functions build (the
+ * differential tests compare the states), and return NULL with no exception for
+ * anything else, which the Python decoder then takes as it came. */
+
+/* A record (tuple subclass tp) of n items, references stolen, NULLs allowed (then
+ * NULL is returned, the others released). */
+static PyObject *
+record(PyTypeObject *tp, PyObject **items, Py_ssize_t n)
+{
+    PyObject *t = NULL;
+    int complete = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        complete &= items[i] != NULL;
+    }
+    if (complete) {
+        t = tp->tp_alloc(tp, n);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (t != NULL) {
+            PyTuple_SET_ITEM(t, i, items[i]);
+        }
+        else {
+            Py_XDECREF(items[i]);
+        }
+    }
+    return t;
+}
+
+/* _Message(OP_BINARY, 0, size, parts, b"", False) (parts: a new reference or NULL). */
+static PyObject *
+binary_message(Py_ssize_t size, PyObject *parts)
+{
+    PyObject *items[M_N] = {
+        PyLong_FromLong(2), PyLong_FromLong(0), PyLong_FromSsize_t(size), parts,
+        PyBytes_FromStringAndSize(NULL, 0), Py_NewRef(Py_False), Py_NewRef(Py_None),
+        PyLong_FromLong(0),
+    };
+    return record(msg_type, items, M_N);
+}
+
+/* The parts list with one more: (parts, part) (parts: a new reference; part borrowed). */
+static PyObject *
+parts_with(PyObject *parts, PyObject *part)
+{
+    if (parts == NULL) {
+        return NULL;
+    }
+    PyObject *cell = PyTuple_Pack(2, parts, part);
+    Py_DECREF(parts);
+    return cell;
+}
+
+/* WebSocket(cfg, rx, tx), as _make (rx stolen, may be Py_None). */
+static PyObject *
+websocket_of(PyObject *cfg, PyObject *rx, PyObject *tx)
+{
+    PyObject *ws = rx == NULL ? NULL : ws_type->tp_alloc(ws_type, 0);
+    if (ws != NULL
+        && (slot_store(entry_slots[WS_CFG], ws, cfg) < 0
+            || slot_store(entry_slots[WS_RX], ws, rx) < 0
+            || slot_store(entry_slots[WS_TX], ws, tx) < 0)) {
+        Py_CLEAR(ws);
+    }
+    Py_XDECREF(rx);
+    return ws;
+}
+
+/* _part(data, start, end): the bytes, or a view of them when copying would be the
+ * waste (a part of at least view_min bytes that is most of data). */
+static PyObject *
+part_of(PyObject *data, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t size = end - start, n = PyBytes_GET_SIZE(data);
+    if (start == 0 && end == n) {
+        return Py_NewRef(data); /* (data[0:n] is data itself) */
+    }
+    if (size >= view_min && size * 2 >= n) {
+        PyObject *view = PyMemoryView_FromObject(data);
+        PyObject *lo = PyLong_FromSsize_t(start), *hi = PyLong_FromSsize_t(end);
+        PyObject *sl = lo && hi ? PySlice_New(lo, hi, NULL) : NULL;
+        PyObject *part = view && sl ? PyObject_GetItem(view, sl) : NULL;
+        Py_XDECREF(view);
+        Py_XDECREF(lo);
+        Py_XDECREF(hi);
+        Py_XDECREF(sl);
+        return part;
+    }
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + start, size);
+}
+
+/* The bytes of a part (bytes, or a view of bytes as part_of makes): 0, or -1. */
+static int
+part_bytes(PyObject *part, const char **p, Py_ssize_t *n)
+{
+    if (PyBytes_CheckExact(part)) {
+        *p = PyBytes_AS_STRING(part);
+        *n = PyBytes_GET_SIZE(part);
+        return 0;
+    }
+    if (PyMemoryView_Check(part)) {
+        Py_buffer *b = PyMemoryView_GET_BUFFER(part);
+        if (b->buf != NULL && PyBuffer_IsContiguous(b, 'C') && b->itemsize == 1) {
+            *p = (const char *)b->buf;
+            *n = b->len;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The message's payload: its parts joined, then last (size: the parts' total, which
+ * the message counted). NULL with no exception when a part is not what part_of makes. */
+static PyObject *
+joined(PyObject *parts, Py_ssize_t size, const char *last, Py_ssize_t last_n)
+{
+    Py_ssize_t total = 0;
+    for (PyObject *c = parts; c != Py_None; c = PyTuple_GET_ITEM(c, 0)) {
+        const char *p;
+        Py_ssize_t n;
+        if (!PyTuple_CheckExact(c) || PyTuple_GET_SIZE(c) != 2
+            || part_bytes(PyTuple_GET_ITEM(c, 1), &p, &n) < 0) {
+            return NULL;
+        }
+        total += n;
+    }
+    if (total != size) {
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size + last_n);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *dst = PyBytes_AS_STRING(out);
+    memcpy(dst + size, last, (size_t)last_n);
+    Py_ssize_t at = size;
+    for (PyObject *c = parts; c != Py_None; c = PyTuple_GET_ITEM(c, 0)) {
+        const char *p = NULL;
+        Py_ssize_t n = 0;
+        (void)part_bytes(PyTuple_GET_ITEM(c, 1), &p, &n);
+        at -= n;
+        memcpy(dst + at, p, (size_t)n);
+    }
+    return out;
+}
+
+/* After a scan that stopped at data[pos:]: when that is the start of a FIN binary
+ * frame, unmasked, no RSV bits, within the limit, whose payload has not all come,
+ * (websocket waiting for the rest, out); else NULL with no exception. */
+static PyObject *
+opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos, uint64_t limit,
+       PyObject *out)
+{
+    if (msg_type == NULL) {
+        return NULL;
+    }
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (n - pos < 2 || buf[pos] != 0x82 || (buf[pos + 1] & 0x80)) {
+        return NULL;
+    }
+    uint64_t len = buf[pos + 1] & 0x7F;
+    Py_ssize_t start;
+    if (len < 126) {
+        start = pos + 2;
+    }
+    else if (len == 126) {
+        if (n - pos < 4 || (len = ((uint64_t)buf[pos + 2] << 8) | buf[pos + 3]) < 126) {
+            return NULL;
+        }
+        start = pos + 4;
+    }
+    else {
+        if (n - pos < 10) {
+            return NULL;
+        }
+        len = 0;
+        for (int i = 0; i < 8; i++) {
+            len = (len << 8) | buf[pos + 2 + i];
+        }
+        if (len < 65536 || (len >> 63)) {
+            return NULL;
+        }
+        start = pos + 10;
+    }
+    if (len > limit || len <= (uint64_t)(n - start)) {
+        return NULL; /* over the limit (the loop's error), or whole (not this case) */
+    }
+    Py_ssize_t size = n - start;
+    PyObject *parts = Py_NewRef(Py_None);
+    if (size > 0) {
+        PyObject *part = part_of(data, start, n);
+        if (part == NULL) {
+            Py_DECREF(parts);
+            return NULL;
+        }
+        parts = parts_with(parts, part);
+        Py_DECREF(part);
+    }
+    PyObject *items[RX_N] = {
+        Py_NewRef(Py_None), PyBytes_FromStringAndSize(NULL, 0),
+        PyLong_FromUnsignedLongLong(len - (uint64_t)size), Py_NewRef(Py_True),
+        binary_message(size, parts),
+    };
+    PyObject *tx = slot_get(WS_TX, ws);
+    if (tx == NULL) {
+        for (int i = 0; i < RX_N; i++) {
+            Py_XDECREF(items[i]);
+        }
+        return NULL;
+    }
+    PyObject *next = websocket_of(cfg, record(rx_type, items, RX_N), tx);
+    Py_DECREF(tx);
+    if (next == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, next, out);
+    Py_DECREF(next);
+    return result;
+}
+
+/* decode(ws, data) where ws's state (rx) waits for the rest of a binary frame's payload
+ * (see opened; a fragmented binary message's frames too): the payload's next bytes,
+ * the message when they end it, and what follows through Python's frame loop. NULL with
+ * no exception for any other state. */
+static PyObject *
+go_on(PyObject *ws, PyObject *rx, PyObject *data)
+{
+    if (msg_type == NULL || Py_TYPE(rx) != rx_type || PyTuple_GET_SIZE(rx) != RX_N) {
+        return NULL;
+    }
+    PyObject *head = PyTuple_GET_ITEM(rx, RX_HEAD), *msg = PyTuple_GET_ITEM(rx, RX_MSG);
+    PyObject *fin = PyTuple_GET_ITEM(rx, RX_FIN), *left_obj = PyTuple_GET_ITEM(rx, RX_LEFT);
+    if (PyTuple_GET_ITEM(rx, RX_ERROR) != Py_None || !PyBytes_CheckExact(head)
+        || PyBytes_GET_SIZE(head) != 0 || (fin != Py_True && fin != Py_False)
+        || !PyLong_CheckExact(left_obj) || Py_TYPE(msg) != msg_type
+        || PyTuple_GET_SIZE(msg) != M_N) {
+        return NULL;
+    }
+    PyObject *opcode = PyTuple_GET_ITEM(msg, M_OPCODE), *rsv = PyTuple_GET_ITEM(msg, M_RSV);
+    PyObject *size_obj = PyTuple_GET_ITEM(msg, M_SIZE);
+    long op = PyLong_CheckExact(opcode) ? PyLong_AsLong(opcode) : -1;
+    PyErr_Clear(); /* (an opcode too large for a long: not this case) */
+    if (op != 2 || !PyLong_CheckExact(rsv) || _PyLong_Sign(rsv) != 0 || PyTuple_GET_ITEM(msg, M_STREAM) != Py_False
+        || PyTuple_GET_ITEM(msg, M_INFLATING) != Py_None || !PyLong_CheckExact(size_obj)) {
+        return NULL;
+    }
+    Py_ssize_t left = PyLong_AsSsize_t(left_obj), size = PyLong_AsSsize_t(size_obj);
+    if (left <= 0 || size < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *cfg = slot_get(WS_CFG, ws), *tx = slot_get(WS_TX, ws), *limits = NULL;
+    PyObject *result = NULL;
+    if (cfg == NULL || tx == NULL) {
+        goto done;
+    }
+    /* None: an extension sees every message, and the message's end is Python's */
+    limits = slot_get(CFG_LIMITS, cfg);
+    if (limits == NULL || limits == Py_None) {
+        goto done;
+    }
+    PyObject *parts = PyTuple_GET_ITEM(msg, M_PARTS);
+    Py_ssize_t k = PyBytes_GET_SIZE(data);
+    if (k < left) {
+        /* All of it is payload, and more is to come. */
+        PyObject *items[RX_N] = {
+            Py_NewRef(Py_None), Py_NewRef(head), PyLong_FromSsize_t(left - k), Py_NewRef(fin),
+            binary_message(size + k, parts_with(Py_NewRef(parts), data)),
+        };
+        PyObject *next = websocket_of(cfg, record(rx_type, items, RX_N), tx);
+        if (next != NULL) {
+            PyObject *out = PyList_New(0);
+            if (out != NULL) {
+                result = PyTuple_Pack(2, next, out);
+                Py_DECREF(out);
+            }
+            Py_DECREF(next);
+        }
+        goto done;
+    }
+    /* The frame's payload ends here. */
+    PyObject *out = PyList_New(0), *rest_msg = NULL;
+    if (out == NULL) {
+        goto done;
+    }
+    if (fin == Py_True) {
+        PyObject *payload = joined(parts, size, PyBytes_AS_STRING(data), left);
+        if (payload == NULL) {
+            Py_DECREF(out);
+            goto done; /* (NULL with no exception: a part Python made; Python's case) */
+        }
+        PyObject *item = new_frame(binary_type, binary_slot, payload);
+        Py_DECREF(payload);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    else {
+        PyObject *part = part_of(data, 0, left);
+        if (part == NULL) {
+            Py_DECREF(out);
+            goto done;
+        }
+        rest_msg = binary_message(size + left, parts_with(Py_NewRef(parts), part));
+        Py_DECREF(part);
+        if (rest_msg == NULL) {
+            Py_DECREF(out);
+            goto done;
+        }
+    }
+    if (left == k && rest_msg == NULL) {
+        PyObject *next = websocket_of(cfg, Py_NewRef(Py_None), tx);
+        if (next != NULL) {
+            result = PyTuple_Pack(2, next, out);
+            Py_DECREF(next);
+        }
+    }
+    else {
+        /* More frames after it, or a fragmented message going on: the frame loop's. */
+        PyObject *at = PyLong_FromSsize_t(left);
+        if (at != NULL) {
+            PyObject *loop_args[7] = {ws, rx, cfg, data, at, out,
+                                      rest_msg == NULL ? Py_None : rest_msg};
+            result = PyObject_Vectorcall(py_decode_loop, loop_args, 7, NULL);
+            Py_DECREF(at);
+        }
+    }
+    Py_XDECREF(rest_msg);
+    Py_DECREF(out);
+done:
+    Py_XDECREF(cfg);
+    Py_XDECREF(tx);
+    Py_XDECREF(limits);
+    return result;
+}
+
 static PyObject *
 decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -685,7 +1059,14 @@ decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     PyObject *ws = args[0], *data = args[1];
     v = slot_get(WS_RX, ws);  /* nothing buffered, no message in progress, not failed */
     if (v != Py_None) {
-        goto python;
+        if (v != NULL) {
+            /* A binary message's frame in progress: its next bytes (see go_on). */
+            result = go_on(ws, v, data);
+        }
+        if (result == NULL && !PyErr_Occurred()) {
+            goto python;
+        }
+        goto done;
     }
     Py_CLEAR(v);
     cfg = slot_get(WS_CFG, ws);
@@ -716,6 +1097,12 @@ decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     }
     if (pos == PyBytes_GET_SIZE(data)) {
         result = PyTuple_Pack(2, ws, out);
+        goto done;
+    }
+    /* The scan stopped at a binary frame whose payload is still to come: the state
+     * that waits for it, as the frame loop would leave it (see opened). */
+    result = opened(ws, cfg, data, pos, limit, out);
+    if (result != NULL || PyErr_Occurred()) {
         goto done;
     }
     /* The scan stopped early: Python's frame loop goes on from there, with the frames

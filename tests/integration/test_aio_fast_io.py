@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 from servers.raw import OP_BINARY, frame, handshake_response, read_request
-from test_fast_io import mint_frames, read_client_frame, send_when
+from test_fast_io import _held, mint_frames, read_client_frame, send_when
 
 import mint
 import mint.aio
@@ -527,15 +527,18 @@ def test_a_zero_timeout_reads_only_what_is_there(open_ws: Any, path: str) -> Non
     load_speedup("mint._aiospeedups") is None, reason="the C speedups are not in use"
 )
 @pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("size", [16, 60_000])
 def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
-    open_ws: Any, loop: str
+    open_ws: Any, loop: str, size: int
 ) -> None:
     """What the C coroutines are for: once the connection is in its steady state, a round
     trip (encode, stream_request_body, recv, decode) enters no Python function of mint's
     but the loop's reader callback that wakes the wait (``AsyncWaiter._on_readable``).
     The other tests pass on the Python path too; this one fails when the C path stops
-    taking its case."""
+    taking its case. 60,000 bytes are four TLS records (a burst, or several reads of
+    one frame's payload)."""
     rounds = 6
+    message = b"x" * size
 
     def echo(conn: socket.socket) -> None:
         for _ in range(rounds):
@@ -544,13 +547,58 @@ def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
     async def body() -> list[str]:
         ws = await open_ws("public", echo)
         for _ in range(rounds // 2):  # the first reads set the connection's steady state
-            await ws.send(b"x" * 16)
-            assert await ws.frames(1) == [Binary(b"x" * 16)]
+            await ws.send(message)
+            assert await ws.frames(1) == [Binary(message)]
         with mint_frames() as seen:
             for _ in range(rounds // 2):
-                await ws.send(b"x" * 16)
-                assert await ws.frames(1) == [Binary(b"x" * 16)]
+                await ws.send(message)
+                assert await ws.frames(1) == [Binary(message)]
         return seen
 
     seen = run(loop, body)
     assert set(seen) <= {"AsyncWaiter._on_readable"}, seen
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_tls_burst_comes_whole_and_ends_on_a_record(
+    raw_server: Any, path: str, loop: str
+) -> None:
+    """As test_fast_io's: a message of many TLS records, all in the socket before the
+    read, comes in one read, as one Data on the C path; OpenSSL holds nothing after."""
+    payloads = [os.urandom(300_000), b"next"]
+    wire = b"".join(frame(OP_BINARY, p) for p in payloads)
+    hold, opened = threading.Event(), threading.Event()
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            conn.sendall(handshake_response(request))
+            if opened.wait(10):
+                conn.sendall(wire)
+                hold.wait(10)
+
+    server = raw_server(handler, tls="good")
+
+    async def body() -> None:
+        ws = await WS(path).open(server, opened)
+        sock = ws.conn._transport.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        try:
+            held, deadline = -1, time.monotonic() + 10
+            while not (held >= len(wire) and held == _held(sock)):
+                assert time.monotonic() < deadline, "the burst did not arrive"
+                held = _held(sock)
+                await asyncio.sleep(0.05)
+            ws.conn, responses = await ws.recv(ws.conn, 0, 10.0)
+            assert all(type(r) is Data and r.ref == ws.ref for r in responses)
+            assert b"".join(r.data for r in responses) == wire
+            if path == "public" and load_speedup("mint._aiospeedups") is not None:
+                assert len(responses) == 1, "the C burst is one bytes object"
+            assert sock.pending() == 0
+            assert ws.conn._transport._drained
+        finally:
+            hold.set()
+            ws.conn._transport.close()
+
+    run(loop, body)

@@ -657,15 +657,17 @@ def mint_frames() -> Iterator[list[str]]:
     reason="the C speedups are not in use",
 )
 @pytest.mark.parametrize("mode", ["passive", "active"])
+@pytest.mark.parametrize("size", [16, 60_000])
 def test_a_steady_round_trip_runs_none_of_mints_python(
-    open_passive: Any, open_active: Any, mode: str, request: pytest.FixtureRequest
+    open_passive: Any, open_active: Any, mode: str, size: int, request: pytest.FixtureRequest
 ) -> None:
     """What the C paths are for: once a connection is in its steady state, a round trip
     (encode, stream_request_body, the read, decode) enters no Python function of mint's,
     but for ``Mailbox.receive`` itself when a mailbox other than the thread's default is
     read. Every other test here passes on the Python fallback too, so a C path that
     stopped taking its case (a state it can no longer read, say) would only be slower;
-    this one fails."""
+    this one fails. 60,000 bytes are four TLS records: the reads after the first are
+    the C burst's too."""
     if mode == "active" and request.node.callspec.params["open_passive"] == "tls":
         pytest.skip("the mailbox's C path takes plain sockets only (TLS is its Python loop's)")
     rounds = 6
@@ -677,7 +679,7 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
     client = (open_passive if mode == "passive" else open_active)(echo)
 
     def round_trip() -> None:
-        client.websocket, data = mint.websocket.encode(client.websocket, Binary(b"x" * 16))
+        client.websocket, data = mint.websocket.encode(client.websocket, Binary(b"x" * size))
         client.conn = mint.websocket.stream_request_body(client.conn, client.ref, data)
         frames: list[Any] = []
         while not frames:
@@ -690,7 +692,7 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
             for r in responses:
                 client.websocket, more = mint.websocket.decode(client.websocket, r.data)
                 frames += more
-        assert frames == [Binary(b"x" * 16)]
+        assert frames == [Binary(b"x" * size)]
 
     for _ in range(rounds // 2):  # the first reads set the connection's steady state
         round_trip()
@@ -699,3 +701,104 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
             round_trip()
     allowed = {"Mailbox.receive"} if mode == "active" else set()
     assert set(seen) <= allowed, seen
+
+
+# A TLS read gives one record (16 KiB at most). When OpenSSL or the socket holds more,
+# the read goes on in a burst: on the C path into one bytes object (one Data, the
+# records decrypted straight into it), on the Python path one bytes per record. Either
+# way the burst ends with OpenSSL holding nothing decrypted (poll cannot see those
+# bytes; a mailbox that owns the socket would wait on them), and says whether the
+# socket still holds bytes (_drained). The client's receive buffer is raised so that
+# the whole burst is in the socket before the read.
+@pytest.fixture
+def open_tls(raw_server: Any) -> Iterator[Callable[..., Client]]:
+    yield from opener(raw_server, "passive", tls=True)
+
+
+def settled(client: Client, at_least: int) -> int:
+    """Wait until the client's socket holds ``at_least`` bytes and no more arrive."""
+    sock = client.conn._transport.sock
+    held, deadline = -1, time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = _held(sock)
+        if now >= at_least and now == held:
+            return now
+        held = now
+    raise AssertionError(f"the socket holds {held} bytes, not {at_least}")
+
+
+def _held(sock: socket.socket) -> int:
+    import fcntl
+    import termios
+
+    avail = struct.pack("i", 0)
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, avail))[0]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("size", [60_000, 400_000])
+def test_a_tls_burst_comes_whole_and_ends_on_a_record(open_tls: Any, path: str, size: int) -> None:
+    payloads = [os.urandom(size), b"next"]
+    wire = b"".join(frame(OP_BINARY, p) for p in payloads)
+    hold = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(wire)
+        hold.wait(10)
+
+    client = open_tls(script)
+    client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    recv, _ = io_of(path)
+    try:
+        settled(client, len(wire))
+        client.conn, responses = recv(client.conn, 0, 10.0)
+        assert all(type(r) is Data and r.ref == client.ref for r in responses)
+        assert b"".join(r.data for r in responses) == wire
+        if path == "public" and load_speedup("mint._iospeedups") is not None:
+            assert len(responses) == 1, "the C burst is one bytes object"
+        transport = client.conn._transport
+        assert transport.sock.pending() == 0
+        assert transport._drained, "the burst took all there was"
+    finally:
+        hold.set()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_tls_burst_stops_after_read_burst_at_the_end_of_a_record(
+    open_tls: Any, path: str
+) -> None:
+    from mint._backend import READ_BURST
+
+    payloads = [os.urandom(300_000) for _ in range(6)]  # 1.8 MB: more than READ_BURST
+    wire = b"".join(frame(OP_BINARY, p) for p in payloads)
+    hold = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(wire)
+        hold.wait(10)
+
+    client = open_tls(script)
+    client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    recv, _ = io_of(path)
+    try:
+        settled(client, len(wire))
+        client.conn, responses = recv(client.conn, 0, 10.0)
+        first = b"".join(r.data for r in responses)
+        # READ_BURST, passed by at most the rest of the record it ends in (16 KiB)
+        assert READ_BURST <= len(first) < READ_BURST + (16 << 10)
+        transport = client.conn._transport
+        assert transport.sock.pending() == 0, "the burst ended inside a record"
+        assert not transport._drained, "the socket still holds the rest"
+        got = [first]
+        while sum(map(len, got)) < len(wire):
+            client.conn, responses = recv(client.conn, 0, 10.0)
+            got += [r.data for r in responses]
+        assert b"".join(got) == wire
+        frames: list[Any] = []
+        for part in got:
+            client.websocket, more = mint.websocket.decode(client.websocket, part)
+            frames += more
+        assert frames == [Binary(p) for p in payloads]
+    finally:
+        hold.set()

@@ -25,7 +25,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 import mint.websocket._frame as frame_mod
 from mint.errors import WebSocketError, reason_tag
 from mint.websocket._frame import _mask_py, decode, encode, new_websocket
-from mint.websocket._frames import Binary, Close, Ping, Pong, Text
+from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Text
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -520,3 +520,38 @@ def test_c_scan_decodes_as_the_python_loop(
     finally:
         frame_mod._scan_c = saved
     assert public == with_scan == without
+
+
+def state_of(ws: Any) -> Any:
+    """A WebSocket's decoder state, comparable across decoders (an error by its reason)."""
+    rx = ws._rx
+    if rx is None or rx.error is None:
+        return rx
+    return rx._replace(error=(reason_tag(rx.error.reason), rx.error.close_code))
+
+
+@pytest.mark.parametrize("kind", list(STREAMS))
+@SETTINGS
+@given(data=st.data(), max_frame=limits, max_message=limits)
+def test_the_c_decoder_leaves_the_state_the_python_decoder_leaves(
+    kind: str, data: st.DataObject, max_frame: int | None, max_message: int | None
+) -> None:
+    """Read by read, the public ``decode`` (C when built: it also builds and follows the
+    state of a binary frame whose payload is still to come) and the Python ``decode``
+    return the same items and leave the same state, so either may take the next read."""
+    if frame_mod._scan_c is None:
+        pytest.skip("the C speedups are off (or not built)")
+    chunks = data.draw(chunked(data.draw(STREAMS[kind])))
+    ws_c = ws_py = new_websocket(max_frame_size=max_frame, max_message_size=max_message)
+    for chunk in chunks:
+        swap = data.draw(st.integers(0, 3))  # now and then one goes on from the other's
+        if swap == 1:
+            ws_c = ws_py
+        elif swap == 2:
+            ws_py = ws_c
+        ws_c, items_c = decode(ws_c, chunk)
+        ws_py, items_py = frame_mod.python_decode(ws_py, chunk)
+        assert [i if isinstance(i, Frame) else (i.reason, i.close_code) for i in items_c] == [
+            i if isinstance(i, Frame) else (i.reason, i.close_code) for i in items_py
+        ]
+        assert state_of(ws_c) == state_of(ws_py)

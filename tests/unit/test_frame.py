@@ -409,6 +409,37 @@ def test_large_payloads_across_reads_decode_to_bytes(opcode: int, cut: int) -> N
     assert ws2 is not None
 
 
+@pytest.mark.parametrize("read", [7, 4096, 65_536, 70_001, 400_000])
+def test_a_binary_message_over_many_reads(read: int) -> None:
+    # The common case of a large message (and of any message over TLS, which comes a
+    # record at a time): an unfragmented binary frame whose payload takes many reads,
+    # then more frames. Every intermediate value stays usable (immutable), and counts
+    # what is still to come.
+    payload = bytes(range(256)) * 4096 + b"end"  # 1 MiB + 3
+    data = srv(2, payload) + srv(2, b"after") + srv(9, b"p") + srv(2, b"x" * 70_000)
+    ws = new_websocket(max_message_size=None)
+    chunks = [data[at : at + read] for at in range(0, len(data), read)]
+    values, steps = [], []
+    for i, chunk in enumerate(chunks):
+        values.append(ws)
+        ws, more = decode(ws, chunk)
+        steps.append(more)
+        if (i + 1) * read < 10 + len(payload):
+            assert more == []
+        if 10 <= (i + 1) * read < 10 + len(payload):  # the header is in, the payload not
+            assert ws._rx is not None and ws._rx.left == 10 + len(payload) - (i + 1) * read
+    items = [item for more in steps for item in more]
+    assert items == [Binary(payload), Binary(b"after"), Ping(b"p"), Binary(b"x" * 70_000)]
+    assert type(items[0].data) is bytes  # type: ignore[union-attr]
+    assert ws._rx is None
+    half = len(chunks) // 2  # an old value decodes the rest again as it did
+    replay, again = values[half], []
+    for chunk in chunks[half:]:
+        replay, more = decode(replay, chunk)
+        again.append(more)
+    assert again == steps[half:]
+
+
 def test_large_invalid_utf8_part_is_reported_as_bytes() -> None:
     payload = b"a" * 100_000 + b"\xff" + b"b" * 100_000
     data = srv(1, payload)

@@ -1051,7 +1051,18 @@ _mask = mask
 python_encode = encode
 python_decode = decode
 
-if not TYPE_CHECKING and _speedups is not None and hasattr(_speedups, "entry_setup"):
+# The C decoder builds and reads _Rx and _Message by position, in this order.
+_STATE_FIELDS = (
+    ("error", "head", "left", "fin", "msg"),
+    ("opcode", "rsv", "size", "parts", "tail", "stream", "inflating", "inflated"),
+)
+
+if (
+    not TYPE_CHECKING
+    and _speedups is not None
+    and hasattr(_speedups, "entry_setup")
+    and (_Rx._fields, _Message._fields) == _STATE_FIELDS
+):
     # With the C speedup, ``encode`` and ``decode`` are its entry points: the common
     # case of each (encode's fast path above; decode's scan of whole frames with no
     # state) without a Python frame between the caller and the work, which in a small
@@ -1060,4 +1071,6 @@ if not TYPE_CHECKING and _speedups is not None and hasattr(_speedups, "entry_set
     # an unfinished scan to _decode_loop), so the two cannot disagree; the codec tests
     # run on both (MINT_NO_SPEEDUPS=1).
     # (The C functions come back with the Python functions' documentation, for help().)
-    encode, decode = _speedups.entry_setup(WebSocket, _Keys, _Config, encode, decode, _decode_loop)
+    encode, decode = _speedups.entry_setup(
+        WebSocket, _Keys, _Config, encode, decode, _decode_loop, _Rx, _Message, _VIEW_MIN
+    )
