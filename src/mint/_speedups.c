@@ -697,17 +697,20 @@ done:
     return result;
 }
 
-/* ---- a binary message over several reads ----------------------------------------
+/* ---- a message over several reads -----------------------------------------------
  *
  * A frame larger than a read (a large message, or any message over TLS, which comes a
  * record at a time) leaves the decoder waiting for the rest of its payload: the state
  * _Rx(None, b"", left, fin, _Message(...)), as the Python frame loop leaves it. The
- * two functions below build and follow that state in C for the common case, a binary
- * message with no RSV bits and no extension that sees every message, so each read of
- * the payload costs no Python frame (the Python path builds four records and calls
- * five functions per read). They build exactly what the Python functions build (the
- * differential tests compare the states), and return NULL with no exception for
- * anything else, which the Python decoder then takes as it came. */
+ * functions below build and follow that state in C for the common case, a text or
+ * binary message with no RSV bits and no extension that sees every message, so each
+ * read of the payload costs no Python frame (the Python path builds four records and
+ * calls five functions per read). Text is decoded as it comes, as _feed does: what is
+ * complete, with the incomplete UTF-8 sequence at the end (at most 3 bytes) kept as
+ * the message's tail for the next read. They build exactly what the Python functions
+ * build (a property test compares the states read by read), and return NULL with no
+ * exception for anything else, bad UTF-8 included, which the Python decoder then takes
+ * as it came and reports. */
 
 /* A record (tuple subclass tp) of n items, references stolen, NULLs allowed (then
  * NULL is returned, the others released). */
@@ -733,28 +736,40 @@ record(PyTypeObject *tp, PyObject **items, Py_ssize_t n)
     return t;
 }
 
-/* _Message(OP_BINARY, 0, size, parts, b"", False) (parts: a new reference or NULL). */
+/* _Message(opcode, 0, size, parts, tail, opcode == OP_TEXT) (parts and tail: new
+ * references or NULL; text is streamed, binary is not). */
 static PyObject *
-binary_message(Py_ssize_t size, PyObject *parts)
+message(long opcode, Py_ssize_t size, PyObject *parts, PyObject *tail)
 {
     PyObject *items[M_N] = {
-        PyLong_FromLong(2), PyLong_FromLong(0), PyLong_FromSsize_t(size), parts,
-        PyBytes_FromStringAndSize(NULL, 0), Py_NewRef(Py_False), Py_NewRef(Py_None),
-        PyLong_FromLong(0),
+        PyLong_FromLong(opcode), PyLong_FromLong(0), PyLong_FromSsize_t(size), parts, tail,
+        Py_NewRef(opcode == 1 ? Py_True : Py_False), Py_NewRef(Py_None), PyLong_FromLong(0),
     };
     return record(msg_type, items, M_N);
 }
 
-/* The parts list with one more: (parts, part) (parts: a new reference; part borrowed). */
+/* The parts with one more: (parts, part) (parts: a new reference or NULL, consumed;
+ * part borrowed). An empty str part is not added, as _feed adds none. */
 static PyObject *
 parts_with(PyObject *parts, PyObject *part)
 {
-    if (parts == NULL) {
-        return NULL;
+    if (parts == NULL || (PyUnicode_CheckExact(part) && PyUnicode_GET_LENGTH(part) == 0)) {
+        return parts;
     }
     PyObject *cell = PyTuple_Pack(2, parts, part);
     Py_DECREF(parts);
     return cell;
+}
+
+/* _Rx(None, b"", left, fin, msg) (msg stolen). */
+static PyObject *
+waiting(Py_ssize_t left, int fin, PyObject *msg)
+{
+    PyObject *items[RX_N] = {
+        Py_NewRef(Py_None), PyBytes_FromStringAndSize(NULL, 0), PyLong_FromSsize_t(left),
+        Py_NewRef(fin ? Py_True : Py_False), msg,
+    };
+    return record(rx_type, items, RX_N);
 }
 
 /* WebSocket(cfg, rx, tx), as _make (rx stolen, may be Py_None). */
@@ -815,8 +830,9 @@ part_bytes(PyObject *part, const char **p, Py_ssize_t *n)
     return -1;
 }
 
-/* The message's payload: its parts joined, then last (size: the parts' total, which
- * the message counted). NULL with no exception when a part is not what part_of makes. */
+/* A binary message's payload: its parts joined, then last (size: the parts' total,
+ * which the message counted). NULL with no exception when a part is not what part_of
+ * makes. */
 static PyObject *
 joined(PyObject *parts, Py_ssize_t size, const char *last, Py_ssize_t last_n)
 {
@@ -850,9 +866,77 @@ joined(PyObject *parts, Py_ssize_t size, const char *last, Py_ssize_t last_n)
     return out;
 }
 
-/* After a scan that stopped at data[pos:]: when that is the start of a FIN binary
- * frame, unmasked, no RSV bits, within the limit, whose payload has not all come,
- * (websocket waiting for the rest, out); else NULL with no exception. */
+/* A text message's str: its parts (str) joined, then last. NULL with no exception when
+ * a part is not a str. */
+static PyObject *
+joined_text(PyObject *parts, PyObject *last)
+{
+    Py_ssize_t count = PyUnicode_GET_LENGTH(last) > 0;
+    for (PyObject *c = parts; c != Py_None; c = PyTuple_GET_ITEM(c, 0)) {
+        if (!PyTuple_CheckExact(c) || PyTuple_GET_SIZE(c) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(c, 1))) {
+            return NULL;
+        }
+        count++;
+    }
+    if (count == 1 && PyUnicode_GET_LENGTH(last) > 0) {
+        return Py_NewRef(last);
+    }
+    PyObject *list = PyList_New(count);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = count;
+    if (PyUnicode_GET_LENGTH(last) > 0) {
+        PyList_SET_ITEM(list, --at, Py_NewRef(last));
+    }
+    for (PyObject *c = parts; c != Py_None; c = PyTuple_GET_ITEM(c, 0)) {
+        PyList_SET_ITEM(list, --at, Py_NewRef(PyTuple_GET_ITEM(c, 1)));
+    }
+    PyObject *empty = PyUnicode_New(0, 0);
+    PyObject *text = empty == NULL ? NULL : PyUnicode_Join(empty, list);
+    Py_XDECREF(empty);
+    Py_DECREF(list);
+    return text;
+}
+
+/* decode_part(tail, p[:n]): the str of what is complete and, in *rest, the incomplete
+ * sequence at the end (a new bytes). NULL with no exception for bytes that can no
+ * longer be valid UTF-8 (the Python decoder reports them), with one for a failure. */
+static PyObject *
+decoded(PyObject *tail, const char *p, Py_ssize_t n, PyObject **rest)
+{
+    PyObject *tmp = NULL;
+    Py_ssize_t t = PyBytes_GET_SIZE(tail);
+    if (t > 0) {
+        tmp = PyBytes_FromStringAndSize(NULL, t + n);
+        if (tmp == NULL) {
+            return NULL;
+        }
+        memcpy(PyBytes_AS_STRING(tmp), PyBytes_AS_STRING(tail), (size_t)t);
+        memcpy(PyBytes_AS_STRING(tmp) + t, p, (size_t)n);
+        p = PyBytes_AS_STRING(tmp);
+        n += t;
+    }
+    Py_ssize_t used = 0;
+    PyObject *text = PyUnicode_DecodeUTF8Stateful(p, n, "strict", &used);
+    const unsigned char *r = (const unsigned char *)p + used;
+    if (text != NULL && n - used >= 2 && r[0] == 0xED && r[1] >= 0xA0) {
+        Py_CLEAR(text); /* a surrogate's lead: is_valid_tail's case, Python's to report */
+    }
+    else if (text != NULL && (*rest = PyBytes_FromStringAndSize((const char *)r, n - used)) == NULL) {
+        Py_CLEAR(text);
+    }
+    else if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(tmp);
+    return text;
+}
+
+/* After a scan that stopped at data[pos:]: when that is the start of a FIN text or
+ * binary frame, unmasked, no RSV bits, within the limit, whose payload has not all
+ * come, (websocket waiting for the rest, out); else NULL with no exception. */
 static PyObject *
 opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos, uint64_t limit,
        PyObject *out)
@@ -862,9 +946,10 @@ opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos, uint64_t lim
     }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t n = PyBytes_GET_SIZE(data);
-    if (n - pos < 2 || buf[pos] != 0x82 || (buf[pos + 1] & 0x80)) {
+    if (n - pos < 2 || (buf[pos] != 0x81 && buf[pos] != 0x82) || (buf[pos + 1] & 0x80)) {
         return NULL;
     }
+    long opcode = buf[pos] & 0x0F;
     uint64_t len = buf[pos + 1] & 0x7F;
     Py_ssize_t start;
     if (len < 126) {
@@ -893,29 +978,34 @@ opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos, uint64_t lim
         return NULL; /* over the limit (the loop's error), or whole (not this case) */
     }
     Py_ssize_t size = n - start;
-    PyObject *parts = Py_NewRef(Py_None);
-    if (size > 0) {
-        PyObject *part = part_of(data, start, n);
-        if (part == NULL) {
-            Py_DECREF(parts);
-            return NULL;
-        }
-        parts = parts_with(parts, part);
-        Py_DECREF(part);
+    PyObject *parts = Py_NewRef(Py_None), *tail = NULL, *part = NULL;
+    if (opcode == 1) {
+        PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        part = empty == NULL ? NULL : decoded(empty, (const char *)buf + start, size, &tail);
+        Py_XDECREF(empty);
     }
-    PyObject *items[RX_N] = {
-        Py_NewRef(Py_None), PyBytes_FromStringAndSize(NULL, 0),
-        PyLong_FromUnsignedLongLong(len - (uint64_t)size), Py_NewRef(Py_True),
-        binary_message(size, parts),
-    };
+    else {
+        tail = PyBytes_FromStringAndSize(NULL, 0);
+        part = size == 0 ? Py_NewRef(Py_None) : part_of(data, start, n);
+    }
+    if (part == NULL || tail == NULL) {
+        Py_DECREF(parts);
+        Py_XDECREF(part);
+        Py_XDECREF(tail);
+        return NULL; /* (with no exception: bad UTF-8, the loop's to report) */
+    }
+    if (part != Py_None) {
+        parts = parts_with(parts, part);
+    }
+    Py_DECREF(part);
     PyObject *tx = slot_get(WS_TX, ws);
     if (tx == NULL) {
-        for (int i = 0; i < RX_N; i++) {
-            Py_XDECREF(items[i]);
-        }
+        Py_XDECREF(parts);
+        Py_DECREF(tail);
         return NULL;
     }
-    PyObject *next = websocket_of(cfg, record(rx_type, items, RX_N), tx);
+    PyObject *msg = message(opcode, size, parts, tail);
+    PyObject *next = websocket_of(cfg, waiting((Py_ssize_t)(len - (uint64_t)size), 1, msg), tx);
     Py_DECREF(tx);
     if (next == NULL) {
         return NULL;
@@ -925,10 +1015,10 @@ opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos, uint64_t lim
     return result;
 }
 
-/* decode(ws, data) where ws's state (rx) waits for the rest of a binary frame's payload
- * (see opened; a fragmented binary message's frames too): the payload's next bytes,
- * the message when they end it, and what follows through Python's frame loop. NULL with
- * no exception for any other state. */
+/* decode(ws, data) where ws's state (rx) waits for the rest of a text or binary
+ * frame's payload (see opened; a fragmented message's frames too): the payload's next
+ * bytes, the message when they end it, and what follows through Python's frame loop.
+ * NULL with no exception for any other state. */
 static PyObject *
 go_on(PyObject *ws, PyObject *rx, PyObject *data)
 {
@@ -943,12 +1033,16 @@ go_on(PyObject *ws, PyObject *rx, PyObject *data)
         || PyTuple_GET_SIZE(msg) != M_N) {
         return NULL;
     }
-    PyObject *opcode = PyTuple_GET_ITEM(msg, M_OPCODE), *rsv = PyTuple_GET_ITEM(msg, M_RSV);
-    PyObject *size_obj = PyTuple_GET_ITEM(msg, M_SIZE);
-    long op = PyLong_CheckExact(opcode) ? PyLong_AsLong(opcode) : -1;
+    PyObject *opcode_obj = PyTuple_GET_ITEM(msg, M_OPCODE), *rsv = PyTuple_GET_ITEM(msg, M_RSV);
+    PyObject *size_obj = PyTuple_GET_ITEM(msg, M_SIZE), *tail = PyTuple_GET_ITEM(msg, M_TAIL);
+    long opcode = PyLong_CheckExact(opcode_obj) ? PyLong_AsLong(opcode_obj) : -1;
     PyErr_Clear(); /* (an opcode too large for a long: not this case) */
-    if (op != 2 || !PyLong_CheckExact(rsv) || _PyLong_Sign(rsv) != 0 || PyTuple_GET_ITEM(msg, M_STREAM) != Py_False
-        || PyTuple_GET_ITEM(msg, M_INFLATING) != Py_None || !PyLong_CheckExact(size_obj)) {
+    /* binary, or text validated as it comes (stream): no extension in either */
+    PyObject *stream = opcode == 1 ? Py_True : Py_False;
+    if ((opcode != 1 && opcode != 2) || PyTuple_GET_ITEM(msg, M_STREAM) != stream
+        || !PyLong_CheckExact(rsv) || _PyLong_Sign(rsv) != 0
+        || PyTuple_GET_ITEM(msg, M_INFLATING) != Py_None || !PyLong_CheckExact(size_obj)
+        || !PyBytes_CheckExact(tail)) {
         return NULL;
     }
     Py_ssize_t left = PyLong_AsSsize_t(left_obj), size = PyLong_AsSsize_t(size_obj);
@@ -957,7 +1051,7 @@ go_on(PyObject *ws, PyObject *rx, PyObject *data)
         return NULL;
     }
     PyObject *cfg = slot_get(WS_CFG, ws), *tx = slot_get(WS_TX, ws), *limits = NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *part = NULL, *rest = NULL, *out = NULL, *next_msg = NULL;
     if (cfg == NULL || tx == NULL) {
         goto done;
     }
@@ -967,58 +1061,59 @@ go_on(PyObject *ws, PyObject *rx, PyObject *data)
         goto done;
     }
     PyObject *parts = PyTuple_GET_ITEM(msg, M_PARTS);
-    Py_ssize_t k = PyBytes_GET_SIZE(data);
-    if (k < left) {
-        /* All of it is payload, and more is to come. */
-        PyObject *items[RX_N] = {
-            Py_NewRef(Py_None), Py_NewRef(head), PyLong_FromSsize_t(left - k), Py_NewRef(fin),
-            binary_message(size + k, parts_with(Py_NewRef(parts), data)),
-        };
-        PyObject *next = websocket_of(cfg, record(rx_type, items, RX_N), tx);
-        if (next != NULL) {
-            PyObject *out = PyList_New(0);
-            if (out != NULL) {
-                result = PyTuple_Pack(2, next, out);
-                Py_DECREF(out);
-            }
-            Py_DECREF(next);
+    Py_ssize_t k = PyBytes_GET_SIZE(data), m = k < left ? k : left; /* this frame's bytes */
+    int ends = m == left, whole = ends && fin == Py_True;
+    if (opcode == 1) {
+        part = decoded(tail, PyBytes_AS_STRING(data), m, &rest);
+        if (part == NULL || (whole && PyBytes_GET_SIZE(rest) > 0)) {
+            goto done; /* bad UTF-8, or a message that ends inside a sequence: Python's */
         }
-        goto done;
     }
-    /* The frame's payload ends here. */
-    PyObject *out = PyList_New(0), *rest_msg = NULL;
+    else if (!whole) {
+        part = part_of(data, 0, m);
+        rest = PyBytes_FromStringAndSize(NULL, 0);
+        if (part == NULL || rest == NULL) {
+            goto done;
+        }
+    }
+    out = PyList_New(0);
     if (out == NULL) {
         goto done;
     }
-    if (fin == Py_True) {
-        PyObject *payload = joined(parts, size, PyBytes_AS_STRING(data), left);
-        if (payload == NULL) {
-            Py_DECREF(out);
-            goto done; /* (NULL with no exception: a part Python made; Python's case) */
+    if (!whole) {
+        next_msg = message(opcode, size + m, parts_with(Py_NewRef(parts), part), Py_NewRef(rest));
+        if (next_msg == NULL) {
+            goto done;
         }
-        PyObject *item = new_frame(binary_type, binary_slot, payload);
-        Py_DECREF(payload);
+    }
+    else {
+        PyObject *item;
+        if (opcode == 1) {
+            PyObject *text = joined_text(parts, part);
+            item = text == NULL ? NULL : new_frame(text_type, text_slot, text);
+            Py_XDECREF(text);
+        }
+        else {
+            PyObject *payload = joined(parts, size, PyBytes_AS_STRING(data), m);
+            item = payload == NULL ? NULL : new_frame(binary_type, binary_slot, payload);
+            Py_XDECREF(payload);
+        }
         if (item == NULL || PyList_Append(out, item) < 0) {
             Py_XDECREF(item);
-            Py_DECREF(out);
-            goto done;
+            goto done; /* (with no exception: a part Python made, Python's case) */
         }
         Py_DECREF(item);
     }
-    else {
-        PyObject *part = part_of(data, 0, left);
-        if (part == NULL) {
-            Py_DECREF(out);
-            goto done;
-        }
-        rest_msg = binary_message(size + left, parts_with(Py_NewRef(parts), part));
-        Py_DECREF(part);
-        if (rest_msg == NULL) {
-            Py_DECREF(out);
-            goto done;
+    if (!ends) {
+        /* All of it is payload, and more is to come. */
+        PyObject *next = websocket_of(cfg, waiting(left - k, fin == Py_True, next_msg), tx);
+        next_msg = NULL; /* (stolen) */
+        if (next != NULL) {
+            result = PyTuple_Pack(2, next, out);
+            Py_DECREF(next);
         }
     }
-    if (left == k && rest_msg == NULL) {
+    else if (m == k && next_msg == NULL) {
         PyObject *next = websocket_of(cfg, Py_NewRef(Py_None), tx);
         if (next != NULL) {
             result = PyTuple_Pack(2, next, out);
@@ -1027,17 +1122,19 @@ go_on(PyObject *ws, PyObject *rx, PyObject *data)
     }
     else {
         /* More frames after it, or a fragmented message going on: the frame loop's. */
-        PyObject *at = PyLong_FromSsize_t(left);
+        PyObject *at = PyLong_FromSsize_t(m);
         if (at != NULL) {
             PyObject *loop_args[7] = {ws, rx, cfg, data, at, out,
-                                      rest_msg == NULL ? Py_None : rest_msg};
+                                      next_msg == NULL ? Py_None : next_msg};
             result = PyObject_Vectorcall(py_decode_loop, loop_args, 7, NULL);
             Py_DECREF(at);
         }
     }
-    Py_XDECREF(rest_msg);
-    Py_DECREF(out);
 done:
+    Py_XDECREF(next_msg);
+    Py_XDECREF(out);
+    Py_XDECREF(part);
+    Py_XDECREF(rest);
     Py_XDECREF(cfg);
     Py_XDECREF(tx);
     Py_XDECREF(limits);

@@ -382,8 +382,8 @@ def test_large_text_frame_validated_once(monkeypatch: pytest.MonkeyPatch) -> Non
     payload = "é".encode() * 50_000
     data = srv(1, payload)
     ws = WS
-    for i in range(0, len(data), 1000):
-        ws, frames = decode(ws, data[i : i + 1000])
+    for i in range(0, len(data), 1000):  # (the Python decoder's: C's decodes in C)
+        ws, frames = frame_mod.python_decode(ws, data[i : i + 1000])
     assert frames == [Text("é" * 50_000)]
     assert sum(calls) == len(payload)  # each byte seen once
 
@@ -409,14 +409,23 @@ def test_large_payloads_across_reads_decode_to_bytes(opcode: int, cut: int) -> N
     assert ws2 is not None
 
 
+@pytest.mark.parametrize("opcode", [1, 2])
 @pytest.mark.parametrize("read", [7, 4096, 65_536, 70_001, 400_000])
-def test_a_binary_message_over_many_reads(read: int) -> None:
+def test_a_message_over_many_reads(opcode: int, read: int) -> None:
     # The common case of a large message (and of any message over TLS, which comes a
-    # record at a time): an unfragmented binary frame whose payload takes many reads,
-    # then more frames. Every intermediate value stays usable (immutable), and counts
-    # what is still to come.
-    payload = bytes(range(256)) * 4096 + b"end"  # 1 MiB + 3
-    data = srv(2, payload) + srv(2, b"after") + srv(9, b"p") + srv(2, b"x" * 70_000)
+    # record at a time): an unfragmented frame whose payload takes many reads, then
+    # more frames. Every intermediate value stays usable (immutable), and counts what
+    # is still to come. The text has 2-, 3- and 4-byte sequences, so reads end inside
+    # them.
+    if opcode == 1:
+        text = ("aé☃𝄞" * 104_858)[: 1 << 20]
+        payload = text.encode()
+        message: object = Text(text)
+    else:
+        payload = bytes(range(256)) * 4096 + b"end"  # 1 MiB + 3
+        message = Binary(payload)
+    head = 10
+    data = srv(opcode, payload) + srv(2, b"after") + srv(9, b"p") + srv(1, b"x" * 70_000)
     ws = new_websocket(max_message_size=None)
     chunks = [data[at : at + read] for at in range(0, len(data), read)]
     values, steps = [], []
@@ -424,13 +433,13 @@ def test_a_binary_message_over_many_reads(read: int) -> None:
         values.append(ws)
         ws, more = decode(ws, chunk)
         steps.append(more)
-        if (i + 1) * read < 10 + len(payload):
+        if (i + 1) * read < head + len(payload):
             assert more == []
-        if 10 <= (i + 1) * read < 10 + len(payload):  # the header is in, the payload not
-            assert ws._rx is not None and ws._rx.left == 10 + len(payload) - (i + 1) * read
+        if head <= (i + 1) * read < head + len(payload):  # the header is in, not the payload
+            assert ws._rx is not None and ws._rx.left == head + len(payload) - (i + 1) * read
     items = [item for more in steps for item in more]
-    assert items == [Binary(payload), Binary(b"after"), Ping(b"p"), Binary(b"x" * 70_000)]
-    assert type(items[0].data) is bytes  # type: ignore[union-attr]
+    assert items == [message, Binary(b"after"), Ping(b"p"), Text("x" * 70_000)]
+    assert type(items[0].data) is (str if opcode == 1 else bytes)  # type: ignore[union-attr]
     assert ws._rx is None
     half = len(chunks) // 2  # an old value decodes the rest again as it did
     replay, again = values[half], []
@@ -438,6 +447,35 @@ def test_a_binary_message_over_many_reads(read: int) -> None:
         replay, more = decode(replay, chunk)
         again.append(more)
     assert again == steps[half:]
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"])
+@pytest.mark.parametrize("where", ["first read", "middle", "last read", "tail"])
+def test_bad_utf8_in_a_text_frame_over_reads_fails_at_once(bad: bytes, where: str) -> None:
+    # Fail fast (RFC 6455 8.1): the read that shows the bytes can no longer be UTF-8
+    # gets the 1007, whichever read of the payload it is; the reads before it do not.
+    good = "é☃".encode() * 20_000  # 100,000 bytes
+    if where == "tail":  # the message ends inside a sequence: known at its end only
+        payload = good + b"\xe2\x98"
+        shows = len(payload) - 1
+    else:
+        at = {"first read": 100, "middle": 50_001, "last read": 99_990}[where]
+        payload = good[:at] + bad + good[at:]
+        # the byte from which the prefix can no longer be UTF-8: the lead itself, or
+        # (0xED 0xA0: a surrogate; 0xF4 0x90: past U+10FFFF) the byte after it
+        shows = at + (1 if bad[0] in (0xED, 0xF4) else 0)
+    data = srv(1, payload)
+    ws = new_websocket(max_message_size=None)
+    reads = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+    for i, chunk in enumerate(reads):
+        ws, frames = decode(ws, chunk)
+        if frames:
+            assert len(frames) == 1 and isinstance(frames[0], WebSocketError)
+            assert frames[0].close_code == 1007 and reason_tag(frames[0].reason) == "invalid_utf8"
+            assert i == (10 + shows) // 4096, "not the read that showed it"
+            break
+    else:
+        raise AssertionError("no error")
 
 
 def test_large_invalid_utf8_part_is_reported_as_bytes() -> None:
