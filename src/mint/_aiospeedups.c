@@ -72,12 +72,7 @@ static struct {
     PyObject *calls[N_CALLS];
     PyObject *s_passive, *s_early, *s_direct_ref, *s_create_future, *s_arm, *s_own_reader,
         *s_await;
-    /* TLS: the SSLSocket's methods called, the transport's burst, READ_SIZE (an int,
-     * mint._backend's), and the ssl exceptions that say what a read or write needs. */
-    PyObject *s_recv, *s_send, *s_pending, *s_recv_into;
-    PyObject *read_size;
-    PyObject *want_read, *want_write, *zero_return;
-    struct tls_burst_names burst; /* tls_burst's, from the above */
+    struct tls_io tls; /* what the TLS paths call and catch (see _sockio.h) */
 } st;
 
 static PyObject *
@@ -494,13 +489,16 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         *r = recv_tail(op, no_bytes(-1, EBADF), result);
         return 0;
     }
-    PyObject *first = PyObject_CallMethodOneArg(op->sock, st.s_recv, st.read_size);
+    int direct;
+    PyObject *target = tls_target(op->sock, &st.tls, &direct);
+    PyObject *first = tls_recv(op->sock, target, direct, &st.tls);
     if (first == NULL) {
-        if (PyErr_ExceptionMatches(st.want_read)) {
+        Py_DECREF(target);
+        if (PyErr_ExceptionMatches(st.tls.want_read)) {
             PyErr_Clear();
             return 1;
         }
-        if (PyErr_ExceptionMatches(st.want_write)) {
+        if (PyErr_ExceptionMatches(st.tls.want_write)) {
             /* not a wait for reading: no longer "drained", and the Python path waits */
             PyErr_Clear();
             if (set(TR_DRAINED, op->transport, Py_False) < 0) {
@@ -510,7 +508,7 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
             *r = to_python_recv(op, result);
             return 0;
         }
-        if (PyErr_ExceptionMatches(st.zero_return)) {
+        if (PyErr_ExceptionMatches(st.tls.zero_return)) {
             PyErr_Clear(); /* close_notify: the end of the stream */
             *r = recv_tail(op, PyBytes_FromStringAndSize(NULL, 0), result);
             return 0;
@@ -523,6 +521,7 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         return 0;
     }
     if (!PyBytes_CheckExact(first) || PyBytes_GET_SIZE(first) == 0) {
+        Py_DECREF(target);
         if (PyBytes_CheckExact(first)) {
             *r = recv_tail(op, first, result); /* (takes the reference) */
             return 0;
@@ -533,7 +532,7 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         return 0;
     }
     PyObject *parts = NULL;
-    int drained = tls_drained(op->sock, op->fd, st.s_pending);
+    int drained = tls_drained(target, op->fd, &st.tls);
     if (drained < 0) {
         goto failed;
     }
@@ -546,7 +545,7 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         first = NULL;
     }
     else {
-        PyObject *burst = tls_burst(op->sock, op->fd, first, &st.burst, &drained);
+        PyObject *burst = tls_burst(op->sock, target, direct, op->fd, first, &st.tls, &drained);
         Py_CLEAR(first);
         if (burst == NULL) {
             goto failed;
@@ -558,11 +557,13 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         }
         PyList_SET_ITEM(parts, 0, burst); /* (takes the reference) */
     }
+    Py_DECREF(target);
     *r = returned_parts(op, parts, result);
     Py_DECREF(parts);
     return 0;
 failed:
     Py_XDECREF(first);
+    Py_DECREF(target);
     *r = returned(op, NULL, result);
     return 0;
 }
@@ -727,9 +728,13 @@ srb_start(OpObject *op, PyObject **result)
     if (op->tls) {
         /* One write through the SSLSocket (non-blocking): what it took, or what it
          * needs (the Python path waits), or its failure, ended as the Python path's. */
-        PyObject *v = PyObject_CallMethodOneArg(op->sock, st.s_send, data);
+        int direct;
+        PyObject *target = tls_target(op->sock, &st.tls, &direct);
+        PyObject *v = tls_send(op->sock, target, direct, data, &st.tls);
+        Py_DECREF(target);
         if (v == NULL) {
-            if (PyErr_ExceptionMatches(st.want_write) || PyErr_ExceptionMatches(st.want_read)) {
+            if (PyErr_ExceptionMatches(st.tls.want_write)
+                || PyErr_ExceptionMatches(st.tls.want_read)) {
                 goto python; /* nothing went */
             }
             if (PyErr_ExceptionMatches(PyExc_OSError)) {
@@ -1064,23 +1069,17 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&st.s_passive,   &st.s_early,   &st.s_direct_ref,
+    PyObject **const strings[] = {&st.s_passive,       &st.s_early, &st.s_direct_ref,
                                   &st.s_create_future, &st.s_arm,   &st.s_own_reader,
-                                  &st.s_await,     &st.s_recv,    &st.s_send,
-                                  &st.s_pending,   &st.s_recv_into};
-    const char *const names[] = {"passive", "early", "direct_ref", "create_future",
-                                 "_arm",    "own_reader", "__await__", "recv",
-                                 "send",    "pending",   "recv_into"};
+                                  &st.s_await};
+    const char *const names[] = {"passive", "early",      "direct_ref", "create_future",
+                                 "_arm",    "own_reader", "__await__"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
-    if (st.read_size == NULL
-        && tls_names(&st.read_size, &st.want_read, &st.want_write, &st.zero_return) < 0) {
+    if (tls_setup(&st.tls, st.read_burst) < 0) {
         return NULL;
     }
-    st.burst = (struct tls_burst_names){PyLong_AsSsize_t(st.read_size), st.read_burst,
-                                        st.s_pending, st.s_recv_into, st.want_read,
-                                        st.want_write};
     st.ready = 1;
     PyObject *recv = entry_new(OP_RECV);
     PyObject *srb = entry_new(OP_SRB);

@@ -68,12 +68,7 @@ static struct {
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
     PyObject *s_passive, *s_early, *s_direct_ref, *s_set_timeout;
-    /* TLS: the SSLSocket's methods called, the transport's burst, READ_SIZE (an int,
-     * mint._backend's), and the ssl exceptions that say what a read or write needs. */
-    PyObject *s_recv, *s_send, *s_pending, *s_recv_into;
-    PyObject *read_size;
-    PyObject *want_read, *want_write, *zero_return;
-    struct tls_burst_names burst; /* tls_burst's, from the above */
+    struct tls_io tls; /* what the TLS paths call and catch (see _sockio.h) */
 } st;
 
 /* obj's slot value (a new reference), or NULL with no exception set when unset. */
@@ -152,21 +147,15 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&st.s_passive, &st.s_early,   &st.s_direct_ref,
-                                  &st.s_set_timeout, &st.s_recv,  &st.s_send,
-                                  &st.s_pending,     &st.s_recv_into};
-    const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout",
-                                 "recv",    "send",  "pending",    "recv_into"};
+    PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref,
+                                  &st.s_set_timeout};
+    const char *const names[] = {"passive", "early", "direct_ref", "_set_timeout"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
-    if (st.read_size == NULL
-        && tls_names(&st.read_size, &st.want_read, &st.want_write, &st.zero_return) < 0) {
+    if (tls_setup(&st.tls, st.read_burst) < 0) {
         return NULL;
     }
-    st.burst = (struct tls_burst_names){PyLong_AsSsize_t(st.read_size), st.read_burst,
-                                        st.s_pending, st.s_recv_into, st.want_read,
-                                        st.want_write};
     st.ready = 1;
     /* The public functions: copies of recv, stream_request_body and stream with the
      * Python functions' documentation. */
@@ -399,7 +388,8 @@ recv_tail(PyObject *conn, PyObject *outcome)
  * Transport.recv_parts and Waiter.wait_and_recv): a wait in poll until the timeout's
  * deadline, then one read through the SSLSocket, which gives one record. A read that
  * finds only part of a record waits again; one that leaves decrypted bytes in OpenSSL,
- * or more bytes in the socket, reads on in one burst (tls_burst), one Data. NULL with no exception set: the Python path takes the case (a timeout
+ * or more bytes in the socket, reads on in one burst (tls_burst), one Data. NULL with
+ * no exception set: the Python path takes the case (a timeout
  * it does not wait with, or TLS wanting to write before it reads). */
 static PyObject *
 recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
@@ -420,6 +410,8 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
     if (sock == NULL) {
         return NULL;
     }
+    int direct;
+    PyObject *target = tls_target(sock, &st.tls, &direct);
     PyObject *first = NULL, *result = NULL;
     for (;;) {
         int ms = -1;
@@ -451,15 +443,15 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         if (ready == 0) {
             continue;  /* the deadline, checked above */
         }
-        first = PyObject_CallMethodOneArg(sock, st.s_recv, st.read_size);
+        first = tls_recv(sock, target, direct, &st.tls);
         if (first != NULL) {
             break;
         }
-        if (PyErr_ExceptionMatches(st.want_read)) {
+        if (PyErr_ExceptionMatches(st.tls.want_read)) {
             PyErr_Clear();  /* part of a record: wait for the rest */
             continue;
         }
-        if (PyErr_ExceptionMatches(st.want_write)) {
+        if (PyErr_ExceptionMatches(st.tls.want_write)) {
             /* TLS must write before it reads on: not a wait for reading, so the
              * connection is no longer "drained", and the Python path waits to write. */
             PyErr_Clear();
@@ -467,7 +459,7 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
             PyErr_Clear();
             goto done;
         }
-        if (PyErr_ExceptionMatches(st.zero_return)) {
+        if (PyErr_ExceptionMatches(st.tls.zero_return)) {
             PyErr_Clear();  /* close_notify: the end of the stream */
             first = PyBytes_FromStringAndSize(NULL, 0);
             if (first == NULL) {
@@ -492,7 +484,7 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         result = recv_tail(conn, first);
         goto done;
     }
-    int drained = tls_drained(sock, fd, st.s_pending);
+    int drained = tls_drained(target, fd, &st.tls);
     if (drained < 0) {
         goto done;
     }
@@ -500,7 +492,7 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         result = one_data(conn, ref, first);
         goto done;
     }
-    PyObject *burst = tls_burst(sock, fd, first, &st.burst, &drained);
+    PyObject *burst = tls_burst(sock, target, direct, fd, first, &st.tls, &drained);
     if (burst != NULL) {
         if (set(TR_DRAINED, tr, drained ? Py_True : Py_False) == 0) {
             result = one_data(conn, ref, burst);
@@ -509,6 +501,7 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
     }
 done:
     Py_XDECREF(first);
+    Py_DECREF(target);
     Py_DECREF(sock);
     return result;
 }
@@ -665,10 +658,14 @@ stream_request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         if (sock == NULL) {
             goto python;
         }
-        v = PyObject_CallMethodOneArg(sock, st.s_send, chunk);
+        int direct;
+        PyObject *target = tls_target(sock, &st.tls, &direct);
+        v = tls_send(sock, target, direct, chunk, &st.tls);
+        Py_DECREF(target);
         Py_DECREF(sock);
         if (v == NULL) {
-            if (PyErr_ExceptionMatches(st.want_write) || PyErr_ExceptionMatches(st.want_read)) {
+            if (PyErr_ExceptionMatches(st.tls.want_write)
+                || PyErr_ExceptionMatches(st.tls.want_read)) {
                 PyErr_Clear();
                 goto python;  /* nothing went */
             }

@@ -533,6 +533,7 @@ def test_a_steady_round_trip_runs_none_of_mints_python_but_the_wake_up(
 ) -> None:
     """What the C coroutines are for: once the connection is in its steady state, a round
     trip (encode, stream_request_body, recv, decode) enters no Python function of mint's
+    (nor, over TLS, ssl.py's wrappers)
     but the loop's reader callback that wakes the wait (``AsyncWaiter._on_readable``).
     The other tests pass on the Python path too; this one fails when the C path stops
     taking its case. 60,000 bytes are four TLS records (a burst, or several reads of

@@ -18,6 +18,7 @@ import inspect
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -637,13 +638,19 @@ def test_stream_at_the_end_of_the_socket(open_active: Any, path: str, ending: st
 def mint_frames() -> Iterator[list[str]]:
     """The functions of mint's own source that run as Python frames in the block, in
     the list it yields (this thread only: a server's thread is not profiled; an event
-    loop run inside the block is)."""
+    loop run inside the block is), and those of ssl.py, prefixed ``ssl:`` (the C paths
+    call the SSLSocket's _ssl object, not ssl.py's wrappers around it)."""
     root = os.path.dirname(mint.__file__)
+    ssl_py = ssl.__file__
     seen: list[str] = []
 
     def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code.co_filename.startswith(root):
-            seen.append(frame.f_code.co_qualname)
+        if event == "call":
+            name = frame.f_code.co_filename
+            if name.startswith(root):
+                seen.append(frame.f_code.co_qualname)
+            elif name == ssl_py:
+                seen.append("ssl:" + frame.f_code.co_qualname)
 
     sys.setprofile(profile)
     try:
@@ -662,12 +669,12 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
     open_passive: Any, open_active: Any, mode: str, size: int, request: pytest.FixtureRequest
 ) -> None:
     """What the C paths are for: once a connection is in its steady state, a round trip
-    (encode, stream_request_body, the read, decode) enters no Python function of mint's,
-    but for ``Mailbox.receive`` itself when a mailbox other than the thread's default is
-    read. Every other test here passes on the Python fallback too, so a C path that
-    stopped taking its case (a state it can no longer read, say) would only be slower;
-    this one fails. 60,000 bytes are four TLS records: the reads after the first are
-    the C burst's too."""
+    (encode, stream_request_body, the read, decode) enters no Python function of mint's
+    (nor, over TLS, ssl.py's wrappers), but for ``Mailbox.receive`` itself when a mailbox
+    other than the thread's default is read. Every other test here passes on the Python
+    fallback too, so a C path that stopped taking its case (a state it can no longer
+    read, say) would only be slower; this one fails. 60,000 bytes are four TLS records:
+    the reads after the first are the C burst's too."""
     if mode == "active" and request.node.callspec.params["open_passive"] == "tls":
         pytest.skip("the mailbox's C path takes plain sockets only (TLS is its Python loop's)")
     rounds = 6
