@@ -5,9 +5,10 @@
  * hot path in C, for the one case that dominates a request/response exchange: a
  * connection on a plain (blocking, see mint._backend) socket, upgraded over HTTP/1.1,
  * in a steady state (nothing held back, nothing owed); and, on a TLS socket, a passive
- * connection's drained read and its send, through the SSLSocket's own recv, pending and
- * send (recv_tls; OpenSSL stays Python's ssl module's). mailbox_receive is the same for
- * mint.mailbox.Mailbox.receive, the wait and read of active mode (see below).
+ * connection's drained read, the burst after it, and its send, through the ssl module's
+ * objects (recv_tls and _sockio.h's TLS part; OpenSSL stays Python's ssl module's).
+ * mailbox_receive is the same for mint.mailbox.Mailbox.receive, the wait and read of
+ * active mode, plain or TLS (see below).
  *
  * Why C for what the Python path already does in a few lines: in a 16-byte
  * request/response round trip a bare blocking socket costs about 60 us of client CPU
@@ -777,11 +778,14 @@ done:
  * and its wake-up socket, one read of the socket that is ready, a SocketData. As Python
  * that is a dozen calls between two system calls, paid on every wake-up; here it is
  * the two system calls. The case taken: nothing is queued, and the wait ends with the
- * input of one of the mailbox's sockets alone, a plain (not TLS) one of a sync
- * transport with nothing kept unread. Anything else (a post, several sockets ready, a
- * TLS socket, more sockets than MB_MAX_FDS) is "passed" back to the Python loop before
- * a byte is read, so the loop finds it as it would have. A read that finds no bytes
- * (the end of stream, a failure) is ended by the mailbox's own Python method
+ * input of one of the mailbox's sockets alone, one of a sync transport with nothing
+ * kept unread. Anything else (a post, several sockets ready, more sockets than
+ * MB_MAX_FDS) is "passed" back to the Python loop before a byte is read, so the loop
+ * finds it as it would have. A TLS socket is read as Transport.recv_ready reads it: a
+ * record, and when OpenSSL or the socket holds more, the burst after it (tls_burst,
+ * which never ends inside a record: poll cannot see what OpenSSL holds); a partial
+ * record waits again, and TLS that must write first is passed back. A read that finds
+ * no bytes (the end of stream, a failure) is ended by the mailbox's own Python method
  * (_after_read). The state is the mailbox's and the transport's, read through their
  * slots again on every wait: nothing is kept here between calls. */
 enum {
@@ -800,6 +804,7 @@ static struct {
     PyObject *slots[MB_N];
     PyObject *passed, *timed_out;
     PyObject *s_after_read;
+    struct tls_io tls;
 } mb;
 
 /* setup_mailbox(Transport, SocketData, Mailbox, read_burst, passed, timed_out)
@@ -836,7 +841,7 @@ setup_mailbox(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     mb.read_burst = read_burst;
     PyObject **const strings[] = {&mb.s_after_read};
     const char *const names[] = {"_after_read"};
-    if (INTERN_ONCE(strings, names) < 0) {
+    if (INTERN_ONCE(strings, names) < 0 || tls_setup(&mb.tls, read_burst) < 0) {
         return NULL;
     }
     mb.ready = 1;
@@ -881,9 +886,9 @@ fd_of(PyObject *v)
 }
 
 /* The transport the mailbox reads for descriptor fd (a new reference), when it is a
- * plain socket of a sync transport, open, with nothing kept unread; else NULL. */
+ * sync transport, open, with nothing kept unread (*tls: whether it is TLS); else NULL. */
 static PyObject *
-plain_transport(PyObject *box, int fd)
+owned_transport(PyObject *box, int fd, int *tls)
 {
     PyObject *transports = mb_get(MB_TRANSPORTS, box), *key = NULL;
     PyObject *tr = NULL;
@@ -900,7 +905,9 @@ plain_transport(PyObject *box, int fd)
         goto no;
     }
     Py_INCREF(tr);
-    if (!slot_is(mb.slots[MB_CLOSED], tr, Py_False) || !slot_is(mb.slots[MB_TLS], tr, Py_False)
+    *tls = slot_is(mb.slots[MB_TLS], tr, Py_True);
+    if (!slot_is(mb.slots[MB_CLOSED], tr, Py_False)
+        || (!*tls && !slot_is(mb.slots[MB_TLS], tr, Py_False))
         || !slot_is(mb.slots[MB_UNREAD], tr, Py_None)) {
         goto no;
     }
@@ -954,6 +961,90 @@ poll_set(PyObject *box, struct pollfd *fds, int *n)
     Py_DECREF(transports);
     *n = k;
     return 0;
+}
+
+/* SocketData(sock, data) (a new reference), built through its slots. */
+static PyObject *
+socket_data(PyObject *sock, PyObject *data)
+{
+    PyObject *message = mb.socket_data->tp_alloc(mb.socket_data, 0);
+    if (message != NULL
+        && (slot_store(mb.slots[MB_SD_SOCKET], message, sock) < 0
+            || slot_store(mb.slots[MB_SD_DATA], message, data) < 0)) {
+        Py_CLEAR(message);
+    }
+    return message;
+}
+
+/* The end of a read that found no bytes (outcome: b"" or the OSError, stolen), as the
+ * mailbox's Python ends it: the message, or None (wait again), or NULL. */
+static PyObject *
+after_read(PyObject *box, PyObject *tr, PyObject *outcome)
+{
+    if (outcome == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallMethodObjArgs(box, mb.s_after_read, tr, outcome, NULL);
+    Py_DECREF(outcome);
+    return result;
+}
+
+/* A ready TLS socket's read (see above): 0 with *result the message (or NULL with an
+ * exception), 1 to wait again, 2 to pass the wait back to the Python loop. */
+static int
+read_tls(PyObject *box, PyObject *tr, PyObject *sock, int fd, PyObject **result)
+{
+    int direct, how = 0;
+    PyObject *target = tls_target(sock, &mb.tls, &direct);
+    PyObject *first = tls_recv(sock, target, direct, &mb.tls);
+    *result = NULL;
+    if (first == NULL) {
+        if (PyErr_ExceptionMatches(mb.tls.want_read)) {
+            PyErr_Clear(); /* part of a record: wait for the rest */
+            how = 1;
+        }
+        else if (PyErr_ExceptionMatches(mb.tls.want_write)) {
+            PyErr_Clear(); /* TLS must write first: the Python loop's case */
+            how = 2;
+        }
+        else if (PyErr_ExceptionMatches(mb.tls.zero_return)) {
+            PyErr_Clear(); /* close_notify: the end of the stream */
+            *result = after_read(box, tr, PyBytes_FromStringAndSize(NULL, 0));
+        }
+        else if (PyErr_ExceptionMatches(PyExc_OSError)) {
+            *result = after_read(box, tr, take_exception());
+        }
+        goto done;
+    }
+    if (!PyBytes_CheckExact(first)) {
+        PyErr_SetString(PyExc_TypeError, "receive: the TLS socket's read gave no bytes object");
+        goto done;
+    }
+    if (PyBytes_GET_SIZE(first) == 0) {
+        *result = after_read(box, tr, first); /* a ragged EOF: the end of the stream */
+        first = NULL;
+        goto done;
+    }
+    int drained = tls_drained(target, fd, &mb.tls);
+    if (drained < 0) {
+        goto done;
+    }
+    if (!drained) {
+        PyObject *burst = tls_burst(sock, target, direct, fd, first, &mb.tls, &drained);
+        Py_SETREF(first, burst);
+        if (first == NULL) {
+            goto done;
+        }
+    }
+    *result = socket_data(sock, first);
+done:
+    if (*result == Py_None) {
+        Py_CLEAR(*result); /* nothing to say after all: wait again */
+        how = 1;
+    }
+    Py_XDECREF(first);
+    Py_DECREF(target);
+    return how;
 }
 
 /* mailbox_receive(mailbox, timeout) -> message | passed | timed_out (see above) */
@@ -1037,9 +1128,25 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (fd < 0 || !queue_empty(box)) {
             goto passed;
         }
-        Py_XSETREF(tr, plain_transport(box, fd));
+        int tls = 0;
+        Py_XSETREF(tr, owned_transport(box, fd, &tls));
         if (tr == NULL) {
             goto passed;
+        }
+        if (tls) {
+            PyObject *sock = mb_get(MB_SOCK, tr);
+            if (sock == NULL) {
+                goto passed;
+            }
+            int how = read_tls(box, tr, sock, fd, &result);
+            Py_DECREF(sock);
+            if (how == 1) {
+                continue;
+            }
+            if (how == 2) {
+                goto passed;
+            }
+            goto done;
         }
         char first[FIRST_READ];
         ssize_t n = recv_retrying(fd, first, sizeof first, MSG_DONTWAIT, &err);
@@ -1058,25 +1165,14 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(PyExc_RuntimeError, "mailbox_receive: a transport without a socket");
                 goto done;
             }
-            PyObject *message = mb.socket_data->tp_alloc(mb.socket_data, 0);
-            if (message != NULL
-                && (slot_store(mb.slots[MB_SD_SOCKET], message, sock) < 0
-                    || slot_store(mb.slots[MB_SD_DATA], message, buf) < 0)) {
-                Py_CLEAR(message);
-            }
+            result = socket_data(sock, buf);
             Py_DECREF(sock);
-            result = message;
             goto done;
         }
         /* The end of stream or a failure: the mailbox's Python ends it (None when
          * there was nothing to read after all: wait again). */
-        PyObject *outcome = no_bytes(n, err);
-        if (outcome == NULL) {
-            goto done;
-        }
         Py_CLEAR(buf);
-        result = PyObject_CallMethodObjArgs(box, mb.s_after_read, tr, outcome, NULL);
-        Py_DECREF(outcome);
+        result = after_read(box, tr, no_bytes(n, err));
         if (result != Py_None) {
             goto done;
         }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import random
 import signal
 import socket
 import ssl
@@ -23,6 +24,7 @@ import struct
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -550,9 +552,11 @@ def test_an_exact_byte_count_counts_what_the_mailbox_held(open_active: Any, path
 
 
 # ----------------------------------------------------------------------- active: stream
-@pytest.fixture
-def open_active(raw_server: Any) -> Iterator[Callable[..., Client]]:
-    yield from opener(raw_server, "active")
+@pytest.fixture(params=["tcp", "tls"])
+def open_active(raw_server: Any, request: pytest.FixtureRequest) -> Iterator[Callable[..., Client]]:
+    """An active WebSocket on a mailbox of its own, over a plain socket and over TLS
+    (the mailbox's C path reads both)."""
+    yield from opener(raw_server, "active", tls=request.param == "tls")
 
 
 def stream_of(path: str) -> Callable[..., Any]:
@@ -663,10 +667,11 @@ def mint_frames() -> Iterator[list[str]]:
     load_speedup("mint._iospeedups") is None or load_speedup() is None,
     reason="the C speedups are not in use",
 )
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
 @pytest.mark.parametrize("mode", ["passive", "active"])
 @pytest.mark.parametrize("size", [16, 60_000])
 def test_a_steady_round_trip_runs_none_of_mints_python(
-    open_passive: Any, open_active: Any, mode: str, size: int, request: pytest.FixtureRequest
+    raw_server: Any, mode: str, size: int, transport: str
 ) -> None:
     """What the C paths are for: once a connection is in its steady state, a round trip
     (encode, stream_request_body, the read, decode) enters no Python function of mint's
@@ -675,15 +680,22 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
     fallback too, so a C path that stopped taking its case (a state it can no longer
     read, say) would only be slower; this one fails. 60,000 bytes are four TLS records:
     the reads after the first are the C burst's too."""
-    if mode == "active" and request.node.callspec.params["open_passive"] == "tls":
-        pytest.skip("the mailbox's C path takes plain sockets only (TLS is its Python loop's)")
     rounds = 6
 
     def echo(conn: socket.socket) -> None:
         for _ in range(rounds):
             conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
 
-    client = (open_passive if mode == "passive" else open_active)(echo)
+    with contextmanager(opener)(raw_server, mode, transport == "tls") as start:
+        client = start(echo)
+        seen = steady_round_trips(client, mode, size, rounds)
+    allowed = {"Mailbox.receive"} if mode == "active" else set()
+    assert set(seen) <= allowed, seen
+
+
+def steady_round_trips(client: Client, mode: str, size: int, rounds: int) -> list[str]:
+    """Round trips of ``size`` bytes; what of mint's (and ssl.py's) Python the second
+    half ran (the first sets the connection's steady state)."""
 
     def round_trip() -> None:
         client.websocket, data = mint.websocket.encode(client.websocket, Binary(b"x" * size))
@@ -706,8 +718,7 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
     with mint_frames() as seen:
         for _ in range(rounds // 2):
             round_trip()
-    allowed = {"Mailbox.receive"} if mode == "active" else set()
-    assert set(seen) <= allowed, seen
+    return seen
 
 
 # A TLS read gives one record (16 KiB at most). When OpenSSL or the socket holds more,
@@ -809,3 +820,90 @@ def test_a_tls_burst_stops_after_read_burst_at_the_end_of_a_record(
         assert frames == [Binary(p) for p in payloads]
     finally:
         hold.set()
+
+
+# A TLS record the socket holds only in part: the read finds no whole record
+# (SSLWantReadError) and waits again, on the passive path and the mailbox's alike. A
+# proxy between the client and the server hands the server's bytes on in pieces of a
+# few hundred bytes to a few KB, a moment apart, so records arrive cut anywhere.
+@contextmanager
+def trickling_proxy(port: int) -> Iterator[int]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    sockets: list[socket.socket] = [listener]
+
+    def pump(src: socket.socket, dst: socket.socket, trickle: bool) -> None:
+        rng = random.Random(port)
+        try:
+            while chunk := src.recv(65536):
+                while chunk and not stop.is_set():
+                    n = rng.randint(200, 3000) if trickle else len(chunk)
+                    dst.sendall(chunk[:n])
+                    chunk = chunk[n:]
+                    if trickle:
+                        time.sleep(0.0005)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def serve() -> None:
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        upstream = socket.create_connection(("127.0.0.1", port))
+        sockets.extend([client, upstream])
+        threading.Thread(target=pump, args=(client, upstream, False), daemon=True).start()
+        pump(upstream, client, True)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        for s in sockets:
+            s.close()
+
+
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_tls_records_that_arrive_in_pieces(raw_server: Any, mode: str) -> None:
+    sizes = [5, 300, 20_000, 70_000, 1, 200_000]
+    payloads = [os.urandom(n) for n in sizes]
+    proxies: list[Any] = []
+
+    def proxied(handler: Any, tls: str | None = None) -> Any:
+        server = raw_server(handler, tls=tls)
+        proxy = trickling_proxy(server.port)
+        proxies.append(proxy)
+        return types.SimpleNamespace(
+            scheme=server.scheme, port=proxy.__enter__(), cafile=server.cafile
+        )
+
+    def script(conn: socket.socket) -> None:
+        for payload in payloads:
+            conn.sendall(frame(OP_BINARY, payload))
+        read_client_frame(conn)
+
+    try:
+        with contextmanager(opener)(proxied, mode, True) as start:
+            client = start(script)
+            got: list[Any] = []
+            while len(got) < len(payloads):
+                if mode == "passive":
+                    client.conn, responses = mint.websocket.recv(client.conn, 0, 10.0)
+                else:
+                    assert client.mailbox is not None
+                    message = client.mailbox.receive(10.0)
+                    assert isinstance(message, mint.SocketData), message
+                    client.conn, responses = mint.websocket.stream(client.conn, message)
+                for r in responses:
+                    client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
+                    got += frames
+            assert got == [Binary(p) for p in payloads]
+    finally:
+        for proxy in proxies:
+            proxy.__exit__(None, None, None)
