@@ -102,7 +102,7 @@ slot_store(PyObject *d, PyObject *obj, PyObject *value)
 /* Whether obj's slot (described by d) holds exactly want: one of the singletons True,
  * False or None, compared by identity as the Python code's checks do. An unset slot
  * holds none of them. */
-static int
+static inline int
 slot_is(PyObject *d, PyObject *obj, PyObject *want)
 {
     PyObject **at = slot_address(d, obj);

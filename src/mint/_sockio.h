@@ -108,7 +108,7 @@ recv_retrying(int fd, char *buf, size_t size, int flags, int *err)
  * handlers ran (the caller polls again, with the time then left); -1 when a handler
  * raised (its exception set: the wait ends with it); -2 for another failure (errno
  * in *err). */
-static int
+static inline int
 poll_once(struct pollfd *fds, nfds_t n, int ms, int *ready, int *err)
 {
     Py_BEGIN_ALLOW_THREADS
