@@ -750,9 +750,11 @@ TLS_INTRO = (
     "are client CPU, comparable across the clients here, not with the sections above."
 )
 TLS_OUTRO = (
-    "mint reads TLS through the `ssl` module's `SSLSocket` (OpenSSL reads a record in two "
-    "system calls, with no read-ahead); picows and aiohttp through asyncio's or uvloop's "
-    "memory-BIO TLS; websockets' sync client through `SSLSocket` as well."
+    "mint reads TLS through the `ssl` module's objects, the `SSLSocket`'s own `_ssl` "
+    "object from its C paths (OpenSSL reads a record in two system calls, with no "
+    "read-ahead; the records a burst finds are decrypted into one `bytes`); picows and "
+    "aiohttp through asyncio's or uvloop's memory-BIO TLS; websockets' sync client "
+    "through `SSLSocket` as well."
 )
 
 
