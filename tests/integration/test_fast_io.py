@@ -754,10 +754,12 @@ def _held(sock: socket.socket) -> int:
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, avail))[0]
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("size", [60_000, 400_000])
-def test_a_tls_burst_comes_whole_and_ends_on_a_record(open_tls: Any, path: str, size: int) -> None:
-    payloads = [os.urandom(size), b"next"]
+@contextmanager
+def one_tls_read(
+    open_tls: Any, path: str, payloads: list[bytes]
+) -> Iterator[tuple[Client, list[Any], Callable[..., Any]]]:
+    """The payloads' frames, all in the client's socket, then one read of ``path``:
+    ``(client, its responses, that path's recv)``."""
     wire = b"".join(frame(OP_BINARY, p) for p in payloads)
     hold = threading.Event()
 
@@ -772,14 +774,23 @@ def test_a_tls_burst_comes_whole_and_ends_on_a_record(open_tls: Any, path: str, 
         settled(client, len(wire))
         client.conn, responses = recv(client.conn, 0, 10.0)
         assert all(type(r) is Data and r.ref == client.ref for r in responses)
+        yield client, responses, recv
+    finally:
+        hold.set()
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("size", [60_000, 400_000])
+def test_a_tls_burst_comes_whole_and_ends_on_a_record(open_tls: Any, path: str, size: int) -> None:
+    payloads = [os.urandom(size), b"next"]
+    with one_tls_read(open_tls, path, payloads) as (client, responses, _):
+        wire = b"".join(frame(OP_BINARY, p) for p in payloads)
         assert b"".join(r.data for r in responses) == wire
         if path == "public" and load_speedup("mint._iospeedups") is not None:
             assert len(responses) == 1, "the C burst is one bytes object"
         transport = client.conn._transport
         assert transport.sock.pending() == 0
         assert transport._drained, "the burst took all there was"
-    finally:
-        hold.set()
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -789,19 +800,8 @@ def test_a_tls_burst_stops_after_read_burst_at_the_end_of_a_record(
     from mint._backend import READ_BURST
 
     payloads = [os.urandom(300_000) for _ in range(6)]  # 1.8 MB: more than READ_BURST
-    wire = b"".join(frame(OP_BINARY, p) for p in payloads)
-    hold = threading.Event()
-
-    def script(conn: socket.socket) -> None:
-        conn.sendall(wire)
-        hold.wait(10)
-
-    client = open_tls(script)
-    client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    recv, _ = io_of(path)
-    try:
-        settled(client, len(wire))
-        client.conn, responses = recv(client.conn, 0, 10.0)
+    with one_tls_read(open_tls, path, payloads) as (client, responses, recv):
+        wire = b"".join(frame(OP_BINARY, p) for p in payloads)
         first = b"".join(r.data for r in responses)
         # READ_BURST, passed by at most the rest of the record it ends in (16 KiB)
         assert READ_BURST <= len(first) < READ_BURST + (16 << 10)
@@ -818,8 +818,6 @@ def test_a_tls_burst_stops_after_read_burst_at_the_end_of_a_record(
             client.websocket, more = mint.websocket.decode(client.websocket, part)
             frames += more
         assert frames == [Binary(p) for p in payloads]
-    finally:
-        hold.set()
 
 
 # A TLS record the socket holds only in part: the read finds no whole record
