@@ -478,6 +478,29 @@ def test_bad_utf8_in_a_text_frame_over_reads_fails_at_once(bad: bytes, where: st
         raise AssertionError("no error")
 
 
+@pytest.mark.parametrize("opcode", [1, 2])
+def test_fragments_whose_frames_end_with_their_reads(opcode: int) -> None:
+    # A fragmented message whose every frame ends exactly where a read ends, so a read
+    # is all payload and all of a frame's rest: each is kept whole for the join.
+    pieces = [b"a" * 5_000, "é".encode() * 40_000, b"z" * 3, b"q" * 70_000]
+    frames = [
+        srv(opcode if i == 0 else 0, piece, fin=i == len(pieces) - 1)
+        for i, piece in enumerate(pieces)
+    ]
+    reads = []
+    for f in frames:  # the header and 10 bytes, then the rest of the frame
+        head = 2 if len(f) < 136 else (4 if len(f) - 4 < 65536 else 10)
+        reads += [f[: head + 10], f[head + 10 :]]
+    ws = new_websocket(max_message_size=None)
+    items: list[object] = []
+    for read in reads:
+        ws, more = decode(ws, read)
+        items += more
+    whole = b"".join(pieces)
+    assert items == [Text(whole.decode()) if opcode == 1 else Binary(whole)]
+    assert ws._rx is None
+
+
 def test_large_invalid_utf8_part_is_reported_as_bytes() -> None:
     payload = b"a" * 100_000 + b"\xff" + b"b" * 100_000
     data = srv(1, payload)
