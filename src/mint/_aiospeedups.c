@@ -508,11 +508,6 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
             *r = to_python_recv(op, result);
             return 0;
         }
-        if (PyErr_ExceptionMatches(st.tls.zero_return)) {
-            PyErr_Clear(); /* close_notify: the end of the stream */
-            *r = recv_tail(op, PyBytes_FromStringAndSize(NULL, 0), result);
-            return 0;
-        }
         if (PyErr_ExceptionMatches(PyExc_OSError)) {
             *r = recv_tail(op, take_exception(), result);
             return 0;
@@ -532,31 +527,18 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
         return 0;
     }
     PyObject *parts = NULL;
-    int drained = tls_drained(target, op->fd, &st.tls);
-    if (drained < 0) {
+    int drained;
+    PyObject *burst = tls_burst(op->sock, target, direct, op->fd, first, &st.tls, &drained);
+    Py_CLEAR(first);
+    if (burst == NULL) {
         goto failed;
     }
-    if (drained) {
-        parts = PyList_New(1);
-        if (parts == NULL) {
-            goto failed;
-        }
-        PyList_SET_ITEM(parts, 0, first); /* (takes the reference) */
-        first = NULL;
+    if (set(TR_DRAINED, op->transport, drained ? Py_True : Py_False) < 0
+        || (parts = PyList_New(1)) == NULL) {
+        Py_DECREF(burst);
+        goto failed;
     }
-    else {
-        PyObject *burst = tls_burst(op->sock, target, direct, op->fd, first, &st.tls, &drained);
-        Py_CLEAR(first);
-        if (burst == NULL) {
-            goto failed;
-        }
-        if (set(TR_DRAINED, op->transport, drained ? Py_True : Py_False) < 0
-            || (parts = PyList_New(1)) == NULL) {
-            Py_DECREF(burst);
-            goto failed;
-        }
-        PyList_SET_ITEM(parts, 0, burst); /* (takes the reference) */
-    }
+    PyList_SET_ITEM(parts, 0, burst); /* (takes the reference) */
     Py_DECREF(target);
     *r = returned_parts(op, parts, result);
     Py_DECREF(parts);

@@ -460,14 +460,6 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
             PyErr_Clear();
             goto done;
         }
-        if (PyErr_ExceptionMatches(st.tls.zero_return)) {
-            PyErr_Clear();  /* close_notify: the end of the stream */
-            first = PyBytes_FromStringAndSize(NULL, 0);
-            if (first == NULL) {
-                goto done;
-            }
-            break;
-        }
         if (PyErr_ExceptionMatches(PyExc_OSError)) {
             PyObject *exc = take_exception();
             if (exc != NULL) {
@@ -485,14 +477,7 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         result = recv_tail(conn, first);
         goto done;
     }
-    int drained = tls_drained(target, fd, &st.tls);
-    if (drained < 0) {
-        goto done;
-    }
-    if (drained) {
-        result = one_data(conn, ref, first);
-        goto done;
-    }
+    int drained;
     PyObject *burst = tls_burst(sock, target, direct, fd, first, &st.tls, &drained);
     if (burst != NULL) {
         if (set(TR_DRAINED, tr, drained ? Py_True : Py_False) == 0) {
@@ -1007,10 +992,6 @@ read_tls(PyObject *box, PyObject *tr, PyObject *sock, int fd, PyObject **result)
             PyErr_Clear(); /* TLS must write first: the Python loop's case */
             how = 2;
         }
-        else if (PyErr_ExceptionMatches(mb.tls.zero_return)) {
-            PyErr_Clear(); /* close_notify: the end of the stream */
-            *result = after_read(box, tr, PyBytes_FromStringAndSize(NULL, 0));
-        }
         else if (PyErr_ExceptionMatches(PyExc_OSError)) {
             *result = after_read(box, tr, take_exception());
         }
@@ -1021,20 +1002,14 @@ read_tls(PyObject *box, PyObject *tr, PyObject *sock, int fd, PyObject **result)
         goto done;
     }
     if (PyBytes_GET_SIZE(first) == 0) {
-        *result = after_read(box, tr, first); /* a ragged EOF: the end of the stream */
+        *result = after_read(box, tr, first); /* the end of the stream */
         first = NULL;
         goto done;
     }
-    int drained = tls_drained(target, fd, &mb.tls);
-    if (drained < 0) {
+    int drained;
+    Py_SETREF(first, tls_burst(sock, target, direct, fd, first, &mb.tls, &drained));
+    if (first == NULL) {
         goto done;
-    }
-    if (!drained) {
-        PyObject *burst = tls_burst(sock, target, direct, fd, first, &mb.tls, &drained);
-        Py_SETREF(first, burst);
-        if (first == NULL) {
-            goto done;
-        }
     }
     *result = socket_data(sock, first);
 done:

@@ -261,15 +261,17 @@ tls_ragged_eof(PyObject *sock, const struct tls_io *io)
     return 0;
 }
 
-/* sock.recv(READ_SIZE): one record's plaintext, b"" for a ragged EOF. */
+/* sock.recv(READ_SIZE): one record's plaintext; b"" for the end of the stream, which
+ * is close_notify (SSLZeroReturnError) or a ragged EOF, so every reader ends it as it
+ * ends a plain socket's. */
 static PyObject *
 tls_recv(PyObject *sock, PyObject *target, int direct, const struct tls_io *io)
 {
-    if (!direct) {
-        return PyObject_CallMethodOneArg(sock, io->s_recv, io->read_size_obj);
-    }
-    PyObject *data = PyObject_CallMethodOneArg(target, io->s_read, io->read_size_obj);
-    if (data == NULL && tls_ragged_eof(sock, io)) {
+    PyObject *data = direct ? PyObject_CallMethodOneArg(target, io->s_read, io->read_size_obj)
+                            : PyObject_CallMethodOneArg(sock, io->s_recv, io->read_size_obj);
+    if (data == NULL
+        && ((direct && tls_ragged_eof(sock, io)) || PyErr_ExceptionMatches(io->zero_return))) {
+        PyErr_Clear();
         data = PyBytes_FromStringAndSize(NULL, 0);
     }
     return data;
@@ -320,25 +322,13 @@ tls_pending(PyObject *target, const struct tls_io *io)
     return pending;
 }
 
-/* After a TLS read that gave bytes: 1 when OpenSSL holds nothing decrypted and the
- * socket nothing more (FIONREAD), so the read took all there was; 0 when there is
- * more, or the socket cannot say (the burst finds out); -1 with an exception set. */
-static int
-tls_drained(PyObject *target, int fd, const struct tls_io *io)
-{
-    Py_ssize_t pending = tls_pending(target, io);
-    if (pending < 0) {
-        return -1;
-    }
-    int avail = 0;
-    return pending == 0 && ioctl(fd, FIONREAD, &avail) == 0 && avail == 0;
-}
-
-/* The TLS burst (BaseTransport._read_on_tls's rule) into one bytes object: first, a
- * read after which OpenSSL or the socket held more, then the records that follow,
- * each decrypted by recv_into straight into the buffer that is returned, until
- * OpenSSL and the socket are empty, READ_BURST is passed at the end of a record, or a
- * read cannot go on (*drained as _read_on_tls returns it).
+/* After a TLS read that gave bytes (first): first and the records that follow (the
+ * TLS burst, BaseTransport._read_on_tls's rule) in one bytes object, each decrypted by
+ * recv_into straight into the buffer that is returned, until OpenSSL (pending(),
+ * which poll cannot see) and the socket (FIONREAD) are empty, READ_BURST is passed at
+ * the end of a record, or a read cannot go on (*drained as _read_on_tls returns it:
+ * whether the socket was found empty). When first took all there was, it is returned
+ * itself, drained, at the cost of one pending() and one FIONREAD.
  *
  * Why not the transport's _read_on_tls: it gives one bytes object per record (16 KiB
  * at most), so a 64 KiB message came as five Data, each a call into the decoder for a

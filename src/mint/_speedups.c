@@ -417,43 +417,53 @@ limit_of(PyObject *a, PyObject *b, uint64_t *limit)
     return 0;
 }
 
+/* The header at buf[pos:] (n bytes in all) of an unmasked FIN text or binary frame
+ * with no RSV bits (what the C decoder takes): 1 with its payload's length and start
+ * when the header is whole and its length minimally encoded, else 0 (the Python loop
+ * reads it, errors included). */
+static int
+simple_header(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos, uint64_t *len,
+              Py_ssize_t *start)
+{
+    if (n - pos < 2 || (buf[pos] != 0x81 && buf[pos] != 0x82) || (buf[pos + 1] & 0x80)) {
+        return 0;
+    }
+    *len = buf[pos + 1] & 0x7F;
+    if (*len < 126) {
+        *start = pos + 2;
+    }
+    else if (*len == 126) {
+        if (n - pos < 4 || (*len = ((uint64_t)buf[pos + 2] << 8) | buf[pos + 3]) < 126) {
+            return 0;
+        }
+        *start = pos + 4;
+    }
+    else {
+        if (n - pos < 10) {
+            return 0;
+        }
+        *len = 0;
+        for (int i = 0; i < 8; i++) {
+            *len = (*len << 8) | buf[pos + 2 + i];
+        }
+        if (*len < 65536 || (*len >> 63)) {
+            return 0;
+        }
+        *start = pos + 10;
+    }
+    return 1;
+}
+
 /* scan()'s loop, from pos (in range): where it stopped, or -1 with an exception. */
 static Py_ssize_t
 scan_run(PyObject *bufobj, Py_ssize_t pos, PyObject *out, uint64_t limit)
 {
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(bufobj);
     Py_ssize_t n = PyBytes_GET_SIZE(bufobj);
-    while (n - pos >= 2) {
-        unsigned char b0 = buf[pos], b1 = buf[pos + 1];
-        if ((b0 != 0x81 && b0 != 0x82) || (b1 & 0x80)) {
-            break;
-        }
-        uint64_t len = b1 & 0x7F;
-        Py_ssize_t start;
-        if (len < 126) {
-            start = pos + 2;
-        } else if (len == 126) {
-            if (n - pos < 4) {
-                break;
-            }
-            len = ((uint64_t)buf[pos + 2] << 8) | buf[pos + 3];
-            if (len < 126) {
-                break;
-            }
-            start = pos + 4;
-        } else {
-            if (n - pos < 10) {
-                break;
-            }
-            len = 0;
-            for (int i = 0; i < 8; i++) {
-                len = (len << 8) | buf[pos + 2 + i];
-            }
-            if (len < 65536 || (len >> 63)) {
-                break;
-            }
-            start = pos + 10;
-        }
+    uint64_t len;
+    Py_ssize_t start;
+    while (simple_header(buf, n, pos, &len, &start)) {
+        unsigned char b0 = buf[pos];
         if (len > limit || len > (uint64_t)(n - start)) {
             break;
         }
@@ -946,34 +956,12 @@ opened(PyObject *ws, PyObject *cfg, PyObject *data, Py_ssize_t pos, uint64_t lim
     }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t n = PyBytes_GET_SIZE(data);
-    if (n - pos < 2 || (buf[pos] != 0x81 && buf[pos] != 0x82) || (buf[pos + 1] & 0x80)) {
+    uint64_t len;
+    Py_ssize_t start;
+    if (!simple_header(buf, n, pos, &len, &start)) {
         return NULL;
     }
     long opcode = buf[pos] & 0x0F;
-    uint64_t len = buf[pos + 1] & 0x7F;
-    Py_ssize_t start;
-    if (len < 126) {
-        start = pos + 2;
-    }
-    else if (len == 126) {
-        if (n - pos < 4 || (len = ((uint64_t)buf[pos + 2] << 8) | buf[pos + 3]) < 126) {
-            return NULL;
-        }
-        start = pos + 4;
-    }
-    else {
-        if (n - pos < 10) {
-            return NULL;
-        }
-        len = 0;
-        for (int i = 0; i < 8; i++) {
-            len = (len << 8) | buf[pos + 2 + i];
-        }
-        if (len < 65536 || (len >> 63)) {
-            return NULL;
-        }
-        start = pos + 10;
-    }
     if (len > limit || len <= (uint64_t)(n - start)) {
         return NULL; /* over the limit (the loop's error), or whole (not this case) */
     }

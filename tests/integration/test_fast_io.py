@@ -905,3 +905,50 @@ def test_tls_records_that_arrive_in_pieces(raw_server: Any, mode: str) -> None:
     finally:
         for proxy in proxies:
             proxy.__exit__(None, None, None)
+
+
+def close_notify_after(go: threading.Event) -> Callable[[socket.socket], None]:
+    """A TLS server script: one frame; once ``go`` is set (the client waits by then),
+    close_notify (the server's half of a TLS shutdown), then the TCP close."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"last"))
+        go.wait(10)
+        time.sleep(0.1)
+        assert isinstance(conn, ssl.SSLSocket)
+        conn.settimeout(1)
+        try:
+            conn.unwrap()  # sends close_notify; the client never answers it
+        except OSError:
+            pass
+
+    return script
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_close_notify_ends_the_stream(raw_server: Any, mode: str, path: str) -> None:
+    """close_notify met by a read that waited (a passive read, the mailbox's) ends the
+    stream as a TCP close does: ``"closed"``, the connection closed."""
+    go = threading.Event()
+    with contextmanager(opener)(raw_server, mode, True) as start:
+        client = start(close_notify_after(go))
+        recv, _ = io_of(path)
+        got: list[Any] = []
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                if mode == "passive":
+                    client.conn, responses = recv(client.conn, 0, 10.0)
+                else:
+                    assert client.mailbox is not None
+                    message = client.mailbox.receive(10.0)
+                    client.conn, responses = stream_of(path)(client.conn, message)
+                for r in responses:
+                    client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
+                    got += frames
+                if got:
+                    go.set()
+        assert got == [Binary(b"last")]
+        assert info.value.reason == "closed"
+        assert info.value.__cause__ is None, "the end of the stream, not a failure"
+        assert not mint.http.is_open(info.value.conn)
