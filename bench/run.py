@@ -949,7 +949,48 @@ def summary(res: dict) -> tuple[list[str], list[dict]]:
     ]
     lines += md_table(["target", "mint", "peer / bound", "ratio", "status"], rows)
     lines.append("")
+    lines += floors(small, res)
     return lines, checks
+
+
+# mint's asyncio rows of the interleaved run, each beside the client that does the same
+# awaits with no WebSocket work on the same loop (_clients.AsyncPlainSocket).
+AIO_FLOORS = (("mint_aio", "plain_aio"), ("mint_aio_uvloop", "plain_aio_uvloop"))
+
+
+def floors(small: dict, res: dict) -> list[str]:
+    """What the asyncio rows above are made of: mint's asyncio flavour against a
+    plain socket awaited per message the cheapest way found, on the same loop. The
+    gap to the sync plain socket and to picows (callbacks, no task wake-up) that is
+    left above is the await's, not the WebSocket's."""
+    rows = []
+    for m, floor in AIO_FLOORS:
+        r = small.get("ratios", {}).get(f"{m}/{floor}")
+        if r is None:
+            continue
+        rows.append(
+            [
+                paired_label(res, m),
+                fmt(small["clients"][m]["cpu_us"], "us"),
+                paired_label(res, floor),
+                fmt(small["clients"][floor]["cpu_us"], "us"),
+                fmt(r["cpu_us"], "ratio"),
+            ]
+        )
+    if not rows:
+        return []
+    head = ["mint", "CPU µs/rt", "floor: same loop, no WS work", "CPU µs/rt", "ratio"]
+    return [
+        "### The asyncio rows against their floor (16 B ping-pong, interleaved)",
+        "",
+        "Not a target of the issue: what is left of the asyncio gaps above once the "
+        "await itself is paid. The floor sends pre-built frame bytes and awaits a future "
+        "set by a loop reader per reply, with no WebSocket work (`AsyncPlainSocket` in "
+        "`bench/_clients.py`); picows is callback-driven and pays no task wake-up.",
+        "",
+        *md_table(head, rows),
+        "",
+    ]
 
 
 def write_report(cfg, raw: dict, res: dict, started: float) -> Path:

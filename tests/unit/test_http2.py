@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from typing import Any
 
 import h2.config
@@ -672,3 +673,205 @@ def test_close_sends_goaway() -> None:
     assert not pair.client.is_open("write")
     with pytest.raises(HTTPError):
         pair.client.request("GET", "/", [], None)
+
+
+# -- a WebSocket's DATA and WINDOW_UPDATE frames, read and written past h2 ---------------
+# (Http2Session._fast_data, _fast_window_update, _pump_fast: the windows are h2's own.)
+def open_fast_websocket(
+    server_settings: dict[Any, int] | None = None, **pair_opts: Any
+) -> tuple[Pair, Any]:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, **(server_settings or {})}, **pair_opts)
+    ref, responses = open_websocket(pair)
+    assert responses == [Status(ref, 200), Headers(ref, [])]
+    return pair, ref
+
+
+def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    """One raw HTTP/2 frame (RFC 9113 4.1)."""
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((kind, flags))
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
+
+
+def test_websocket_data_skips_h2_and_gives_the_windows_back_exactly() -> None:
+    pair, ref = open_fast_websocket()
+    calls = []
+    real = pair.client._h2.receive_data
+    pair.client._h2.receive_data = lambda data: calls.append(data) or real(data)  # type: ignore[method-assign]
+    received: list[Any] = []
+    sent = []
+    target = 3 * DEFAULT_RECEIVE_WINDOW // 2  # more than a window: the peer must get it back
+    total = 0
+    while total < target:
+        window = pair.server.local_flow_control_window(1)
+        assert window > 0, "the server's window ran out: data was not given back"
+        n = min(window, 16_384, target - total)
+        chunk = os.urandom(n)
+        sent.append(chunk)
+        pair.server.send_data(1, chunk)
+        total += n
+        if pair.server.local_flow_control_window(1) < 2 * 16_384:
+            received += pair.pump()
+    received += pair.pump()
+    assert all(isinstance(r, Data) and r.ref == ref for r in received)
+    assert b"".join(r.data for r in received) == b"".join(sent)
+    # Every byte given back, no more: the server's windows are whole again.
+    assert pair.server.local_flow_control_window(1) == DEFAULT_RECEIVE_WINDOW
+    assert pair.server.outbound_flow_control_window == DEFAULT_RECEIVE_WINDOW
+    assert calls == [], "a WebSocket's DATA frames went to h2"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_websocket_data_split_anywhere_reads_the_same(seed: int) -> None:
+    pair, _ = open_fast_websocket({SettingCodes.INITIAL_WINDOW_SIZE: 2**20}, auto_ack=True)
+    payloads = [os.urandom(n) for n in (0, 1, 100, 16_384, 5)]
+    for p in payloads:
+        pair.server.send_data(1, p)
+    pair.server.ping(b"12345678")
+    pair.server.send_data(1, b"padded", pad_length=7)
+    pair.server.send_data(1, b"last", end_stream=True)
+    wire = pair.server.data_to_send()
+    expected = b"".join(payloads) + b"padded" + b"last"
+    rng = random.Random(seed)
+    cuts_list = [list(range(1, len(wire)))] + [
+        sorted(rng.sample(range(1, len(wire)), k)) for k in (1, 3, 10, 50)
+    ]
+    for cuts in cuts_list:
+        fresh, fref = open_fast_websocket({SettingCodes.INITIAL_WINDOW_SIZE: 2**20})
+        responses: list[Any] = []
+        for part in chunked(wire, cuts):
+            responses += fresh.client.receive_data(part)
+        assert b"".join(r.data for r in responses if isinstance(r, Data)) == expected
+        assert responses[-1] == Done(fref)
+        assert all(r.ref == fref for r in responses)
+        # The PING was answered (h2's part) and every DATA byte given back (ours and
+        # h2's, padding included): the server's view of its windows is whole again.
+        fresh.pump()
+        assert fresh.server_events(h2.events.PingAckReceived)
+
+
+def test_websocket_padded_and_final_data_go_through_h2() -> None:
+    pair, ref = open_fast_websocket()
+    pair.server.send_data(1, b"abc", pad_length=9)
+    pair.server.send_data(1, b"\x88\x00", end_stream=True)
+    calls = []
+    real = pair.client._h2.receive_data
+    pair.client._h2.receive_data = lambda data: calls.append(data) or real(data)  # type: ignore[method-assign]
+    assert pair.pump() == [Data(ref, b"abc"), Data(ref, b"\x88\x00"), Done(ref)]
+    assert [bytes(c[3:5]) for c in calls] == [b"\x00\x08", b"\x00\x01"]  # PADDED, END_STREAM
+
+
+def test_websocket_data_beyond_the_window_is_a_flow_control_error() -> None:
+    pair, ref = open_fast_websocket()
+    pair.pump()
+    big = frame(0x0, 0, 1, b"x" * 2**20)  # our SETTINGS_MAX_FRAME_SIZE
+    wire = big * (DEFAULT_RECEIVE_WINDOW // 2**20) + frame(0x0, 0, 1, b"one too many")
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(wire)
+    assert info.value.reason[0] == "protocol_error"
+    assert "flow-control window" in info.value.reason[1]
+    # What came within the window was handed out before the error; the stream failed.
+    data = [r for r in info.value.responses if isinstance(r, Data)]
+    assert sum(len(r.data) for r in data) == DEFAULT_RECEIVE_WINDOW
+    failed = Error(ref, HTTPError(("protocol_error", info.value.reason[1])))
+    assert info.value.responses[-1] == failed
+    events = pair.server.receive_data(pair.client.data_to_send())
+    (goaway,) = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway.error_code == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR
+    assert not pair.client.is_open("read")
+
+
+def test_data_inside_a_header_block_is_a_protocol_error() -> None:
+    pair, _ = open_fast_websocket()
+    headers = frame(0x1, 0, 1, b"\x88")  # HEADERS without END_HEADERS
+    data = frame(0x0, 0, 1, b"\x81\x00")
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(headers + data)
+    assert info.value.reason[0] == "protocol_error"
+    assert not any(isinstance(r, Data) for r in info.value.responses)
+
+
+def test_websocket_with_content_length_is_left_to_h2() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ref = pair.client.request("CONNECT", "/chat", [], STREAM, upgrade="websocket")
+    pair.pump()
+    pair.server.send_headers(1, [(b":status", b"200"), (b"content-length", b"5")])
+    pair.server.send_data(1, b"abc")
+    wire = pair.server.data_to_send() + frame(0x0, 0x1, 1, b"")  # END_STREAM at 3 of 5
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(wire)
+    assert info.value.reason[0] == "protocol_error"  # h2 counted the bytes
+    assert Data(ref, b"abc") in info.value.responses
+
+
+def test_websocket_window_updates_overflow_as_h2_says() -> None:
+    pair, ref = open_fast_websocket()
+    too_much = (2**31 - 1).to_bytes(4, "big")
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(frame(0x8, 0, 0, too_much))
+    assert info.value.reason[0] == "protocol_error"
+    pair, ref = open_fast_websocket()
+    responses = pair.client.receive_data(frame(0x8, 0, 1, too_much))  # a stream error
+    assert responses == [Error(ref, HTTPError(("stream_reset", "flow_control_error")))]
+    assert pair.client.is_open("read_write")
+
+
+def test_websocket_send_within_the_windows_and_in_order() -> None:
+    pair, ref = open_fast_websocket({SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    body = ws_frame(2, os.urandom(70_000))
+    close = ws_frame(8, b"\x03\xe8")
+    pair.client.stream_request_body(ref, body)
+    pair.client.stream_request_body(ref, close)  # ends the stream (RFC 8441 5.1)
+    pair.pump()
+    assert pair.server_data(1) == body[:1000]  # the server's h2 checks every window
+    assert pair.client.pending_bytes(ref) == len(body) + len(close) - 1000
+    for step in (500, 20_000, 2**20):
+        pair.server.increment_flow_control_window(step, stream_id=1)
+        pair.server.increment_flow_control_window(step)
+        pair.pump()
+    assert pair.server_data(1) == body + close
+    sizes = [len(e.data) for e in pair.server_events(h2.events.DataReceived)]
+    assert max(sizes) <= 16_384
+    ended = pair.server_events(h2.events.StreamEnded)
+    assert [e.stream_id for e in ended] == [1]
+    assert pair.client.pending_bytes() == 0
+
+
+def test_received_data_repr_does_not_hexlify_the_payload(monkeypatch: pytest.MonkeyPatch) -> None:
+    import binascii
+
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.respond(1, 200, b"x" * 10_000)
+
+    real = binascii.hexlify
+
+    def refuse(data: bytes, *args: Any) -> bytes:
+        if len(data) > 100:  # a header block's few bytes may be, the payload not
+            raise AssertionError("h2 hexlified a received DATA frame's payload")
+        return real(data, *args)
+
+    monkeypatch.setattr(binascii, "hexlify", refuse)
+    assert pair.pump() == [Status(ref, 200), Headers(ref, []), Data(ref, b"x" * 10_000), Done(ref)]
+
+
+def test_websocket_send_waits_for_the_connection_window() -> None:
+    # The stream's window is large; the connection's starts at 65,535 (RFC 9113 6.9.2).
+    pair, ref = open_fast_websocket({SettingCodes.INITIAL_WINDOW_SIZE: 2**20})
+    body = ws_frame(2, os.urandom(100_000))
+    pair.client.stream_request_body(ref, body)
+    pair.pump()
+    assert pair.server_data(1) == body[:65_535]
+    for step in (1, 999, 1000):  # the server's h2 refuses a byte beyond any of them
+        pair.server.increment_flow_control_window(step)
+        pair.pump()
+        assert pair.client.send_window() == 0
+    assert pair.server_data(1) == body[: 65_535 + 2000]
+    pair.server.increment_flow_control_window(2**20)
+    pair.pump()
+    assert pair.server_data(1) == body
+    assert pair.client.send_window() == 2**20 + 65_535 + 2000 - len(body)
