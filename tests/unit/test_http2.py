@@ -381,8 +381,6 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 
 @pytest.mark.parametrize("seed", range(30))
 def test_scanner_finds_the_close_at_any_split(seed: int) -> None:
-    import random
-
     rnd = random.Random(seed)
     frames = [
         ws_frame(

@@ -204,6 +204,21 @@ class _WebSocketScanner:
                 pos += step
                 continue
             header = self._header
+            if not header and end - pos >= 2:
+                # A whole header in this chunk (the common case): read it at once.
+                size = data[pos + 1] & 0x7F
+                start = pos + 2
+                need = 2 + (2 if size == 126 else 8 if size == 127 else 0)
+                need += 4 if data[pos + 1] & 0x80 else 0
+                if end - pos >= need:
+                    if size == 126:
+                        size = int.from_bytes(data[start : start + 2], "big")
+                    elif size == 127:
+                        size = int.from_bytes(data[start : start + 8], "big")
+                    self.last_opcode = data[pos] & 0x0F
+                    self._skip = size
+                    pos += need
+                    continue
             header.append(data[pos])
             pos += 1
             if len(header) < 2:
