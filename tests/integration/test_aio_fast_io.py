@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 from servers.raw import OP_BINARY, frame, handshake_response, read_request
-from test_fast_io import _held, mint_frames, read_client_frame, send_when
+from test_fast_io import _held, close_notify_after, mint_frames, read_client_frame, send_when
 
 import mint
 import mint.aio
@@ -288,6 +288,43 @@ def test_the_end_of_stream_after_a_frame(open_ws: Any, path: str, loop: str) -> 
         assert info.value.reason == "closed"
         assert info.value.conn is ws.conn
         assert not mint.aio.http.is_open(ws.conn)
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_close_notify_ends_the_stream(raw_server: Any, path: str, loop: str) -> None:
+    """close_notify met by a read that waited ends the stream as a TCP close does:
+    ``"closed"`` with no cause, the connection closed (the sync flavour's test, here)."""
+    go = threading.Event()
+    opened = threading.Event()
+    script = close_notify_after(go)
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            conn.sendall(handshake_response(request))
+            if opened.wait(10):
+                script(conn)
+
+    server = raw_server(handler, tls="good")
+
+    async def body() -> None:
+        ws = await WS(path).open(server, opened)
+        try:
+            assert await ws.frames(1) == [Binary(b"last")]
+            go.set()
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    ws.conn, responses = await ws.recv(ws.conn, 0, 10.0)
+                    assert responses == []
+            assert info.value.reason == "closed"
+            assert info.value.__cause__ is None, "the end of the stream, not a failure"
+            assert not mint.aio.http.is_open(info.value.conn)
+            assert ws.waiting is None
+        finally:
+            ws.conn._transport.close()
 
     run(loop, body)
 
