@@ -27,7 +27,14 @@ from typing import Any, TypeVar
 
 import pytest
 from servers.raw import OP_BINARY, frame, handshake_response, read_request
-from test_fast_io import _held, close_notify_after, mint_frames, read_client_frame, send_when
+from test_fast_io import (
+    _held,
+    close_notify_after,
+    mint_frames,
+    read_client_frame,
+    send_when,
+    upgraded,
+)
 
 import mint
 import mint.aio
@@ -133,15 +140,8 @@ def open_ws(
 
     async def start(path: str, script: Callable[[socket.socket], None]) -> WS:
         opened = threading.Event()
-
-        def handler(conn: socket.socket) -> None:
-            request = read_request(conn)
-            if request:
-                conn.sendall(handshake_response(request))
-                if opened.wait(10):
-                    script(conn)
-
-        server = raw_server(handler, tls="good" if request.param == "tls" else None)
+        tls = "good" if request.param == "tls" else None
+        server = raw_server(upgraded(script, opened), tls=tls)
         ws = await WS(path).open(server, opened)
         opened_all.append(ws)
         return ws
@@ -299,16 +299,7 @@ def test_close_notify_ends_the_stream(raw_server: Any, path: str, loop: str) -> 
     ``"closed"`` with no cause, the connection closed (the sync flavour's test, here)."""
     go = threading.Event()
     opened = threading.Event()
-    script = close_notify_after(go)
-
-    def handler(conn: socket.socket) -> None:
-        request = read_request(conn)
-        if request:
-            conn.sendall(handshake_response(request))
-            if opened.wait(10):
-                script(conn)
-
-    server = raw_server(handler, tls="good")
+    server = raw_server(upgraded(close_notify_after(go), opened), tls="good")
 
     async def body() -> None:
         ws = await WS(path).open(server, opened)
