@@ -50,6 +50,7 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
+import h2.stream
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
 from h2.stream import StreamState
@@ -204,38 +205,36 @@ class _WebSocketScanner:
                 pos += step
                 continue
             header = self._header
-            if not header and end - pos >= 2:
+            if not header:
                 # A whole header in this chunk (the common case): read it at once.
-                size = data[pos + 1] & 0x7F
-                start = pos + 2
-                need = 2 + (2 if size == 126 else 8 if size == 127 else 0)
-                need += 4 if data[pos + 1] & 0x80 else 0
-                if end - pos >= need:
-                    if size == 126:
-                        size = int.from_bytes(data[start : start + 2], "big")
-                    elif size == 127:
-                        size = int.from_bytes(data[start : start + 8], "big")
-                    self.last_opcode = data[pos] & 0x0F
-                    self._skip = size
-                    pos += need
+                taken = self._take(data, pos, end)
+                if taken:
+                    pos += taken
                     continue
+            # A header cut by the chunk's end: gathered byte by byte across chunks.
             header.append(data[pos])
             pos += 1
-            if len(header) < 2:
-                continue
-            size = header[1] & 0x7F
-            need = 2 + (2 if size == 126 else 8 if size == 127 else 0)
-            need += 4 if header[1] & 0x80 else 0
-            if len(header) < need:
-                continue
-            if size == 126:
-                size = int.from_bytes(header[2:4], "big")
-            elif size == 127:
-                size = int.from_bytes(header[2:10], "big")
-            self.last_opcode = header[0] & 0x0F
-            header.clear()
-            self._skip = size
+            if self._take(header, 0, len(header)):
+                header.clear()
         return not self._skip and not self._header and self.last_opcode == _WS_OPCODE_CLOSE
+
+    def _take(self, buf: bytes | bytearray | memoryview, at: int, end: int) -> int:
+        """Read the frame header at ``buf[at:end]`` into ``last_opcode`` and the payload
+        to skip: its length, or 0 (nothing read) when it is not whole there."""
+        if end - at < 2:
+            return 0
+        size = buf[at + 1] & 0x7F
+        need = 2 + (2 if size == 126 else 8 if size == 127 else 0)
+        need += 4 if buf[at + 1] & 0x80 else 0
+        if end - at < need:
+            return 0
+        if size == 126:
+            size = int.from_bytes(buf[at + 2 : at + 4], "big")
+        elif size == 127:
+            size = int.from_bytes(buf[at + 2 : at + 10], "big")
+        self.last_opcode = buf[at] & 0x0F
+        self._skip = size
+        return need
 
 
 @dataclass(slots=True, eq=False)
@@ -796,25 +795,13 @@ class Http2Session:
         SETTINGS_MAX_FRAME_SIZE, and any frame once the connection is not open.
         """
         sid = int.from_bytes(src[pos + 5 : pos + 9], "big") & 0x7FFF_FFFF
-        stream = self._streams.get(sid)
-        if (
-            stream is None
-            or not stream.fast
-            or stream.remote_ended
-            or self._in_header_block
-            or self._closed
-        ):
-            return False
+        streams = self._past_h2(sid, _RECEIVING_STATES)
         h2conn = self._h2
-        h2stream = h2conn.streams.get(sid)
         length = size - _FRAME_HEADER
-        if (
-            h2stream is None
-            or h2stream.state_machine.state not in _RECEIVING_STATES
-            or length > h2conn.max_inbound_frame_size
-            or h2conn.state_machine.state is not ConnectionState.CLIENT_OPEN
-        ):
+        # (A stream whose END_STREAM came is HALF_CLOSED_REMOTE or CLOSED in h2.)
+        if streams is None or length > h2conn.max_inbound_frame_size:
             return False
+        stream, h2stream = streams
         unacked = self._unacked
         if length:
             # RFC 9113 6.9.1: a sender must not exceed either window.
@@ -844,11 +831,9 @@ class Http2Session:
         take as it is goes this way (not 0, not past 2**31-1: h2 answers those).
         """
         h2conn = self._h2
-        if self._in_header_block or h2conn.state_machine.state is not ConnectionState.CLIENT_OPEN:
-            return False
         increment = int.from_bytes(src[pos + 9 : pos + 13], "big") & 0x7FFF_FFFF
         sid = int.from_bytes(src[pos + 5 : pos + 9], "big") & 0x7FFF_FFFF
-        if not increment:
+        if not increment or not self._past_h2_open():
             return False
         if not sid:
             window = h2conn.outbound_flow_control_window + increment
@@ -856,15 +841,40 @@ class Http2Session:
                 return False
             h2conn.outbound_flow_control_window = window
             return True
-        stream = self._streams.get(sid)
-        h2stream = h2conn.streams.get(sid) if stream is not None and stream.fast else None
-        if h2stream is None or h2stream.state_machine.state not in _FAST_STATES:
+        streams = self._past_h2(sid, _FAST_STATES)
+        if streams is None:
             return False
+        h2stream = streams[1]
         window = h2stream.outbound_flow_control_window + increment
         if window > _MAX_WINDOW:
             return False
         h2stream.outbound_flow_control_window = window
         return True
+
+    def _past_h2_open(self) -> bool:
+        """Whether the connection lets a frame go past h2 now: open (not after our
+        GOAWAY or a failure, when h2 is CLOSED), and no header block under way (RFC 9113
+        6.10: only its CONTINUATION may come, and h2 says so of anything else)."""
+        return (
+            not self._in_header_block
+            and self._h2.state_machine.state is ConnectionState.CLIENT_OPEN
+        )
+
+    def _past_h2(
+        self, sid: int, states: tuple[StreamState, ...]
+    ) -> tuple[_Stream, h2.stream.H2Stream] | None:
+        """Stream ``sid`` (ours and h2's) when its frames may go past h2: the
+        connection lets them (:meth:`_past_h2_open`), the stream is a WebSocket's after
+        its 2xx (``fast``), and h2's stream is in one of ``states``."""
+        if not self._past_h2_open():
+            return None
+        stream = self._streams.get(sid)
+        if stream is None or not stream.fast:
+            return None
+        h2stream = self._h2.streams.get(sid)
+        if h2stream is None or h2stream.state_machine.state not in states:
+            return None
+        return stream, h2stream
 
     def _window_updates(self) -> None:
         """Give the bytes :meth:`_fast_data` read back to the peer (RFC 9113 6.9)."""
