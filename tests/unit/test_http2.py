@@ -782,6 +782,27 @@ def test_websocket_data_beyond_the_window_is_a_flow_control_error() -> None:
     assert not pair.client.is_open("read")
 
 
+def test_websocket_data_larger_than_our_max_frame_size_is_refused() -> None:
+    pair, ref = open_fast_websocket()
+    too_large = frame(0x0, 0, 1, b"x" * (2**20 + 1))  # SETTINGS_MAX_FRAME_SIZE is 2**20
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(frame(0x0, 0, 1, b"ok") + too_large)
+    assert info.value.reason[0] == "protocol_error"
+    assert info.value.responses[0] == Data(ref, b"ok")
+    assert not any(isinstance(r, Data) and len(r.data) > 2 for r in info.value.responses)
+
+
+def test_data_after_the_websockets_end_stream_is_refused_by_h2() -> None:
+    pair, ref = open_fast_websocket()
+    pair.server.send_data(1, b"bye", end_stream=True)
+    assert pair.pump() == [Data(ref, b"bye"), Done(ref)]
+    # RFC 9113 5.1: DATA on a half-closed (remote) stream is a stream error.
+    assert pair.client.receive_data(frame(0x0, 0, 1, b"late")) == []
+    (reset,) = pair.server.receive_data(pair.client.data_to_send())
+    assert isinstance(reset, h2.events.StreamReset)
+    assert reset.error_code == h2.errors.ErrorCodes.STREAM_CLOSED
+
+
 def test_data_inside_a_header_block_is_a_protocol_error() -> None:
     pair, _ = open_fast_websocket()
     headers = frame(0x1, 0, 1, b"\x88")  # HEADERS without END_HEADERS
