@@ -757,9 +757,9 @@ def _held(sock: socket.socket) -> int:
 @contextmanager
 def one_tls_read(
     open_tls: Any, path: str, payloads: list[bytes]
-) -> Iterator[tuple[Client, list[Any], Callable[..., Any]]]:
+) -> Iterator[tuple[Client, list[Any], Callable[..., Any], bytes]]:
     """The payloads' frames, all in the client's socket, then one read of ``path``:
-    ``(client, its responses, that path's recv)``."""
+    ``(client, its responses, that path's recv, the frames' bytes)``."""
     wire = b"".join(frame(OP_BINARY, p) for p in payloads)
     hold = threading.Event()
 
@@ -774,7 +774,7 @@ def one_tls_read(
         settled(client, len(wire))
         client.conn, responses = recv(client.conn, 0, 10.0)
         assert all(type(r) is Data and r.ref == client.ref for r in responses)
-        yield client, responses, recv
+        yield client, responses, recv, wire
     finally:
         hold.set()
 
@@ -783,8 +783,7 @@ def one_tls_read(
 @pytest.mark.parametrize("size", [60_000, 400_000])
 def test_a_tls_burst_comes_whole_and_ends_on_a_record(open_tls: Any, path: str, size: int) -> None:
     payloads = [os.urandom(size), b"next"]
-    with one_tls_read(open_tls, path, payloads) as (client, responses, _):
-        wire = b"".join(frame(OP_BINARY, p) for p in payloads)
+    with one_tls_read(open_tls, path, payloads) as (client, responses, _, wire):
         assert b"".join(r.data for r in responses) == wire
         if path == "public" and load_speedup("mint._iospeedups") is not None:
             assert len(responses) == 1, "the C burst is one bytes object"
@@ -800,8 +799,7 @@ def test_a_tls_burst_stops_after_read_burst_at_the_end_of_a_record(
     from mint._backend import READ_BURST
 
     payloads = [os.urandom(300_000) for _ in range(6)]  # 1.8 MB: more than READ_BURST
-    with one_tls_read(open_tls, path, payloads) as (client, responses, recv):
-        wire = b"".join(frame(OP_BINARY, p) for p in payloads)
+    with one_tls_read(open_tls, path, payloads) as (client, responses, recv, wire):
         first = b"".join(r.data for r in responses)
         # READ_BURST, passed by at most the rest of the record it ends in (16 KiB)
         assert READ_BURST <= len(first) < READ_BURST + (16 << 10)

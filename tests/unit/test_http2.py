@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import h2.config
@@ -53,8 +54,11 @@ class Pair:
             self.server.initiate_connection()
         self.pump()
 
-    def pump(self) -> list[Any]:
-        """Move bytes until both sides are quiet; returns the client's responses."""
+    def pump(self, cuts: Sequence[int] = ()) -> list[Any]:
+        """Move bytes until both sides are quiet; returns the client's responses.
+
+        ``cuts`` (thousandths of its length) cut the server's first write into reads.
+        """
         responses: list[Any] = []
         for _ in range(10_000):
             out = self.client.data_to_send()
@@ -67,7 +71,10 @@ class Pair:
                         self.server.acknowledge_received_data(length, event.stream_id)
             back = self.server.data_to_send()
             if back:
-                responses += self.client.receive_data(back)
+                at = sorted({len(back) * c // 1000 for c in cuts} | {0, len(back)})
+                cuts = ()
+                for start, stop in itertools.pairwise(at):
+                    responses += self.client.receive_data(back[start:stop])
             if not out and not back:
                 return responses
         raise AssertionError("the pair did not settle")
@@ -694,11 +701,17 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     )
 
 
-def test_websocket_data_skips_h2_and_gives_the_windows_back_exactly() -> None:
-    pair, ref = open_fast_websocket()
-    calls = []
+def frames_h2_reads(pair: Pair) -> list[bytes]:
+    """The frames the client hands to h2 from now on (each call is one frame)."""
+    calls: list[bytes] = []
     real = pair.client._h2.receive_data
     pair.client._h2.receive_data = lambda data: calls.append(data) or real(data)  # type: ignore[method-assign]
+    return calls
+
+
+def test_websocket_data_skips_h2_and_gives_the_windows_back_exactly() -> None:
+    pair, ref = open_fast_websocket()
+    calls = frames_h2_reads(pair)
     received: list[Any] = []
     sent = []
     target = 3 * DEFAULT_RECEIVE_WINDOW // 2  # more than a window: the peer must get it back
@@ -755,9 +768,7 @@ def test_websocket_padded_and_final_data_go_through_h2() -> None:
     pair, ref = open_fast_websocket()
     pair.server.send_data(1, b"abc", pad_length=9)
     pair.server.send_data(1, b"\x88\x00", end_stream=True)
-    calls = []
-    real = pair.client._h2.receive_data
-    pair.client._h2.receive_data = lambda data: calls.append(data) or real(data)  # type: ignore[method-assign]
+    calls = frames_h2_reads(pair)
     assert pair.pump() == [Data(ref, b"abc"), Data(ref, b"\x88\x00"), Done(ref)]
     assert [bytes(c[3:5]) for c in calls] == [b"\x00\x08", b"\x00\x01"]  # PADDED, END_STREAM
 
