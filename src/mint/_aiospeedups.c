@@ -170,10 +170,27 @@ op_finish(OpObject *op)
     op_clear(op);
 }
 
+/* A coroutine dropped before it was ever sent into says so, as a Python coroutine's
+ * finalizer does: a forgotten "await" would otherwise lose a send or a read silently. */
+static void
+warn_never_awaited(OpObject *op)
+{
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "coroutine '%s' was never awaited",
+                         op->kind == OP_RECV ? "recv" : "stream_request_body") < 0) {
+        PyErr_WriteUnraisable(NULL); /* (not op: it is being deallocated) */
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
 static void
 op_dealloc(OpObject *op)
 {
     PyObject_GC_UnTrack(op);
+    if (op->state == S_NEW) {
+        warn_never_awaited(op);
+    }
     if (op->state == S_WAITING) {
         op_finish(op); /* a coroutine dropped while it waits is closed */
     }

@@ -16,12 +16,14 @@ Under ``MINT_NO_SPEEDUPS=1`` both are the Python path, and must pass as such.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import socket
 import struct
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -378,6 +380,25 @@ def test_a_cancelled_wait_leaves_the_connection_as_it_was(
         await ws.send(b"bye")
 
     run(loop, body)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_coroutine_never_awaited_says_so(path: str) -> None:
+    # A forgotten ``await`` loses a send or a read: dropped unstarted, the C coroutine
+    # warns as a Python coroutine does; closed first, or once started, it does not.
+    for function, name in zip(io_of(path), ["recv", "stream_request_body"], strict=True):
+        with pytest.warns(RuntimeWarning, match=f"^coroutine '{name}' was never awaited$"):
+            coroutine = function(None, None, None)
+            del coroutine
+            gc.collect()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            function(None, None, None).close()
+            started = function(None, None, None)
+            with pytest.raises(AttributeError):  # (None is no connection)
+                started.send(None)
+            del started
+            gc.collect()
 
 
 @pytest.mark.parametrize("path", PATHS)
