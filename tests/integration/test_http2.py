@@ -205,6 +205,31 @@ def test_vanished_server_keeps_the_responses(h2_fault: Any) -> None:  # noqa: F8
         mint.http.close(conn)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reset_connection_ends_every_open_request(h2_fault: Any, mode: str) -> None:  # noqa: F811
+    # A TCP RST rather than a FIN: each request still open ends all the same, with an
+    # Error of its own in the raised error's responses (none may just vanish).
+    peer = h2_fault()
+    conn = connect_h2(peer, mode)
+    seen: list[Any] = []
+    try:
+        conn, held = mint.http.request(conn, "GET", "/hold", [])
+        conn, abort = mint.http.request(conn, "GET", "/abort", [])
+        with pytest.raises(mint.TransportError) as info:
+            while True:
+                conn, responses = read(conn, mode)
+                seen += responses
+        seen += info.value.responses
+        conn = info.value.conn
+        for ref in (held, abort):
+            ends = [r for r in of(ref, seen) if isinstance(r, Error | Done)]
+            assert ends == [Error(ref, mint.TransportError(info.value.reason))], seen
+        assert mint.http.open_request_count(conn) == 0
+        assert not mint.http.is_open(conn)
+    finally:
+        mint.http.close(conn)
+
+
 def test_max_concurrent_streams(h2_fault: Any) -> None:  # noqa: F811
     peer = h2_fault(max_concurrent_streams=2)
     conn = connect_h2(peer, "passive")

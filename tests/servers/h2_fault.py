@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import hashlib
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -171,6 +172,7 @@ class _Connection:
         self.streams: dict[int, _Stream] = {}
         self.unacked: dict[int, int] = {}
         self.close_after_flush = False
+        self.reset_after_flush = False  # close with a TCP RST (SO_LINGER 0), not a FIN
         self.goaway_last: int | None = None  # close once the streams up to it have ended
 
     def flush(self) -> None:
@@ -200,6 +202,10 @@ class _Connection:
             ):
                 self.close_after_flush = True
             self.flush()
+            if self.reset_after_flush:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.sock.close()
+                return
             if self.close_after_flush:
                 self.sock.shutdown(socket.SHUT_RDWR)
                 return
@@ -319,6 +325,8 @@ class _Connection:
             self.close_after_flush = True
         elif path == "/hold":
             self.respond(stream_id, 200)
+        elif path == "/abort":
+            self.reset_after_flush = True
         else:
             self.respond(stream_id, 404)
             self.send(stream_id, b"", end=True)

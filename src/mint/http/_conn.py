@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from mint._backend import ALPN_IDS
-from mint.errors import HTTPError, MintError
+from mint.errors import HTTPError, MintError, Reason
 from mint.http._http1 import Http1Session
 from mint.http._types import Ref, Response
 from mint.mailbox import Mailbox, SocketData
@@ -72,7 +72,7 @@ class Session(Protocol):
     ) -> Ref: ...
     def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None: ...
     def receive_data(self, data: bytes) -> list[Response]: ...
-    def connection_lost(self) -> tuple[list[Response], bool]: ...
+    def connection_lost(self, failure: Reason | None = None) -> tuple[list[Response], bool]: ...
 
 
 class Conn:

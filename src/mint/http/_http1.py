@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import h11
 
-from mint.errors import HTTPError, MintError, TransportError
+from mint.errors import HTTPError, MintError, Reason, TransportError
 from mint.http._types import (
     STREAM,
     Data,
@@ -331,15 +331,21 @@ class Http1Session:
         while self._requests:
             responses.append(Error(self._requests.popleft().ref, error))
 
-    def connection_lost(self) -> tuple[list[Response], bool]:
-        """The peer closed its side. Returns the responses and whether that was clean.
+    def connection_lost(self, failure: Reason | None = None) -> tuple[list[Response], bool]:
+        """The peer closed its side, or it failed with reason ``failure`` (a reset, a
+        TLS alert). Returns the responses and whether that was clean.
 
-        A body delimited by the connection's end completes here (``Done``); a request
-        still waiting for its answer makes the close unclean (the caller raises
-        ``TransportError("closed")`` with the responses).
+        A body delimited by the connection's end completes here (``Done``), on a close
+        only: a reset cuts it short. A request still waiting for its answer makes the
+        close unclean (the caller raises ``TransportError("closed")`` with the
+        responses); as in Mint, HTTP/1.1 does not end each request with an ``Error``.
         """
         self._read_closed = True
         if self._upgraded is not None:
+            return [], False
+        if failure is not None:
+            self._broken = True
+            self._requests.clear()
             return [], False
         responses: list[Response] = []
         if not self._requests:

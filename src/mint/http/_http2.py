@@ -56,7 +56,7 @@ from h2.settings import SettingCodes
 from h2.stream import StreamState
 from hyperframe.frame import DataFrame, Frame
 
-from mint.errors import HTTPError, MintError, TransportError
+from mint.errors import HTTPError, MintError, Reason, TransportError
 from mint.http._types import (
     STREAM,
     Data,
@@ -977,14 +977,16 @@ class Http2Session:
             if not stream.remote_ended:
                 responses.append(Error(stream.ref, error))
 
-    def connection_lost(self) -> tuple[list[Response], bool]:
-        """The peer closed the connection. Returns the responses and whether that was clean.
+    def connection_lost(self, failure: Reason | None = None) -> tuple[list[Response], bool]:
+        """The peer closed the connection, or it failed with reason ``failure`` (a reset,
+        a TLS alert). Returns the responses and whether that was clean.
 
-        Streams still waiting for their end get ``Error(ref, TransportError("closed"))``;
-        the close is clean when there was none.
+        Streams still waiting for their end get ``Error(ref, TransportError(reason))``
+        (``"closed"`` for a close): every request ends, however the connection did. The
+        close is clean when there was none.
         """
         self._read_closed = True
         responses: list[Response] = []
-        self._fail_all(responses, TransportError("closed"))
+        self._fail_all(responses, TransportError("closed" if failure is None else failure))
         self._pings.clear()
         return responses, not responses

@@ -286,14 +286,30 @@ def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
     return conn, responses
 
 
-def _closed(conn: Conn) -> tuple[Conn, list[Response]]:
-    responses, clean = conn._session.connection_lost()
+def _lost(conn: Conn, failure: MintError | None = None) -> tuple[list[Response], bool]:
+    """The connection's end, by a close or by ``failure``: the responses it makes (after
+    any a cancelled call left), and whether the close was clean."""
+    responses, clean = conn._session.connection_lost(None if failure is None else failure.reason)
     if "early" in conn._private:
         responses = conn._private.pop("early") + responses
     _drop_transport(conn)
+    return responses, clean
+
+
+def _closed(conn: Conn) -> tuple[Conn, list[Response]]:
+    responses, clean = _lost(conn)
     if clean:
         return conn, responses
     raise TransportError("closed", conn=conn, responses=responses)
+
+
+def _failed(conn: Conn, exc: MintError) -> MintError:
+    """The connection failed with ``exc`` (a reset, a TLS alert): as a close, the
+    requests still open end (``.responses``, with an ``Error`` each on HTTP/2), and
+    ``exc`` gets the connection, for the caller to raise."""
+    responses, _ = _lost(conn, exc)
+    exc.responses = [*exc.responses, *responses]
+    return _attach(exc, conn)
 
 
 def _read_failed(conn: Conn, exc: TransportError) -> MintError:
@@ -303,8 +319,7 @@ def _read_failed(conn: Conn, exc: TransportError) -> MintError:
     end of the C read's failures (mint.websocket._fastio).
     """
     if exc.reason != "timeout":
-        conn._session.connection_lost()
-        conn._transport.close()
+        return _failed(conn, exc)
     return _attach(exc, conn)
 
 
@@ -346,9 +361,7 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         return _process(conn, message.data)
     if isinstance(message, SocketClosed):
         return _closed(conn)
-    _drop_transport(conn)
-    conn._session.connection_lost()
-    raise _attach(message.error, conn)
+    raise _failed(conn, message.error)
 
 
 def recv(
