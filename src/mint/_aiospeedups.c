@@ -545,12 +545,15 @@ read_now_tls(OpObject *op, PyObject **result, PySendResult *r)
     }
     PyObject *parts = NULL;
     int drained;
-    PyObject *burst = tls_burst(op->sock, target, direct, op->fd, first, &st.tls, &drained);
+    PyObject *end;
+    PyObject *burst =
+        tls_burst(op->sock, target, direct, op->fd, first, &st.tls, &drained, &end);
     Py_CLEAR(first);
     if (burst == NULL) {
         goto failed;
     }
-    if (set(TR_DRAINED, op->transport, drained ? Py_True : Py_False) < 0
+    if (keep_end(op->transport, end) < 0
+        || set(TR_DRAINED, op->transport, drained ? Py_True : Py_False) < 0
         || (parts = PyList_New(1)) == NULL) {
         Py_DECREF(burst);
         goto failed;

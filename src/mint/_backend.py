@@ -105,6 +105,34 @@ _TLS_VERIFY_ALERTS = {
 }
 
 
+def reader_dies_on_error(loop: Any) -> bool:
+    """Whether ``loop``'s ``add_reader`` stops for good at a socket error.
+
+    uvloop's does: when a socket's poll reports an error (a reset: POLLERR), it runs
+    the reader once and closes the socket's poll handle. A reset that came in the same
+    wake-up as bytes is then never seen: the reader read the bytes, and nothing calls
+    it again, so a wait on the socket never ends. Readers on such a loop ask
+    ``error_pending`` at each wake-up and register anew when it says so: the new poll
+    reports the error again, and a read then meets it, cause and all. asyncio's own
+    loops keep reporting the error (level-triggered), and pay nothing.
+    """
+    return type(loop).__module__.partition(".")[0] == "uvloop"
+
+
+def error_probe(fd: int) -> Any:
+    """A poll of ``fd`` for :func:`error_pending`: registered for no event, since
+    errors are always reported."""
+    probe = select.poll()
+    probe.register(fd, 0)
+    return probe
+
+
+def error_pending(probe: Any) -> bool:
+    """Whether the socket of ``probe`` has an error pending (left as it is: the next
+    read still meets it, unlike a ``SO_ERROR`` look, which clears it)."""
+    return any(events & select.POLLERR for _, events in probe.poll(0))
+
+
 def map_os_error(exc: BaseException) -> TransportError:
     """Turn an exception from ``socket``/``ssl`` into the TransportError a caller matches on."""
     if isinstance(exc, TransportError):
@@ -270,6 +298,7 @@ class BaseTransport:
 
     __slots__ = (
         "_drained",
+        "_failure",
         "_nowait",
         "_unread",
         "_unsent",
@@ -292,7 +321,10 @@ class BaseTransport:
         # Bytes a cancelled (or interrupted) send still owes the peer: they go first.
         self._unsent = b""
         # Bytes a cancelled (or timed-out) recv had read: the next read returns them.
+        # ``b""`` is an end a read met after its bytes (see keep_end); ``_failure``
+        # then says whether it was a failure rather than the end of stream.
         self._unread: bytes | None = None
+        self._failure: OSError | None = None
         # Set by a mailbox while an event loop's reader on this socket is its own.
         self.reader_busy = False
         # The last passive read emptied the (plain) socket: the next one waits first
@@ -392,9 +424,11 @@ class BaseTransport:
                 return False  # TLS must write first: the next read finds out, not a wait
             except WOULD_BLOCK:
                 return True  # the rest of a record is still to come
-            except OSError:
+            except OSError as exc:
+                self.keep_end(exc)
                 return False
             if not more:
+                self.keep_end(b"")
                 return False
             parts.append(more)
             room -= len(more)
@@ -446,6 +480,32 @@ class BaseTransport:
         if data:
             self._unread = data if self._unread is None else data + self._unread
 
+    def keep_end(self, outcome: bytes | OSError) -> None:
+        """A TLS burst met the end of stream (``b""``) or a failure after its bytes: the
+        next read hands it out (``take_unread``).
+
+        A plain socket's end stays in the kernel, where the next wait sees it again. A
+        TLS end does not: OpenSSL has read close_notify (or the bad record) off the
+        socket, and a peer that keeps its TCP side open then gives a wait nothing to
+        see. A mailbox that read the burst would never deliver the end (see
+        ``Mailbox._follow``); the C reads call this too.
+        """
+        self._unread = b""
+        self._failure = None
+        if isinstance(outcome, OSError) and not isinstance(outcome, ssl.SSLZeroReturnError):
+            self._failure = outcome
+
+    def take_unread(self) -> bytes:
+        """The bytes kept for the next read (``_unread`` is not ``None``), and the
+        kept end as its own read: ``b""``, or the kept failure raised as a read's."""
+        data, self._unread = self._unread, None
+        if data:
+            return data
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise map_os_error(failure) from failure
+        return b""
+
     def recv_ready(self) -> bytes | None:
         """Read what is there without waiting (the mailbox's read).
 
@@ -453,8 +513,7 @@ class BaseTransport:
         ``b""`` at end of stream.
         """
         if self._unread is not None:
-            data, self._unread = self._unread, None
-            return data
+            return self.take_unread()
         try:
             first = self.sock.recv(READ_SIZE, self._nowait)
         except WOULD_BLOCK:

@@ -478,9 +478,10 @@ recv_tls(PyObject *conn, PyObject *tr, PyObject *ref, int fd, PyObject *timeout)
         goto done;
     }
     int drained;
-    PyObject *burst = tls_burst(sock, target, direct, fd, first, &st.tls, &drained);
+    PyObject *end;
+    PyObject *burst = tls_burst(sock, target, direct, fd, first, &st.tls, &drained, &end);
     if (burst != NULL) {
-        if (set(TR_DRAINED, tr, drained ? Py_True : Py_False) == 0) {
+        if (keep_end(tr, end) == 0 && set(TR_DRAINED, tr, drained ? Py_True : Py_False) == 0) {
             result = one_data(conn, ref, burst);
         }
         Py_DECREF(burst);
@@ -1007,11 +1008,25 @@ read_tls(PyObject *box, PyObject *tr, PyObject *sock, int fd, PyObject **result)
         goto done;
     }
     int drained;
-    Py_SETREF(first, tls_burst(sock, target, direct, fd, first, &mb.tls, &drained));
+    PyObject *end;
+    Py_SETREF(first, tls_burst(sock, target, direct, fd, first, &mb.tls, &drained, &end));
     if (first == NULL) {
         goto done;
     }
+    int ended = end != NULL;
+    if (keep_end(tr, end) < 0) {
+        goto done;
+    }
     *result = socket_data(sock, first);
+    if (*result != NULL && ended) {
+        /* The end the burst met goes into the queue behind these bytes, as the Python
+         * loop's read does (Mailbox._follow): no wait would see it. */
+        PyObject *r = PyObject_CallMethod(box, "_follow", "O", tr);
+        if (r == NULL) {
+            Py_CLEAR(*result);
+        }
+        Py_XDECREF(r);
+    }
 done:
     if (*result == Py_None) {
         Py_CLEAR(*result); /* nothing to say after all: wait again */

@@ -328,7 +328,10 @@ tls_pending(PyObject *target, const struct tls_io *io)
  * which poll cannot see) and the socket (FIONREAD) are empty, READ_BURST is passed at
  * the end of a record, or a read cannot go on (*drained as _read_on_tls returns it:
  * whether the socket was found empty). When first took all there was, it is returned
- * itself, drained, at the cost of one pending() and one FIONREAD.
+ * itself, drained, at the cost of one pending() and one FIONREAD. A read that meets the
+ * end of stream or a failure after first sets *end (a new reference: b"" or the
+ * exception) for the caller to keep for the next read (keep_end), as _read_on_tls
+ * keeps it: OpenSSL has taken it off the socket, so no wait would see it again.
  *
  * Why not the transport's _read_on_tls: it gives one bytes object per record (16 KiB
  * at most), so a 64 KiB message came as five Data, each a call into the decoder for a
@@ -339,12 +342,13 @@ tls_pending(PyObject *target, const struct tls_io *io)
  * The buffer is sized from what OpenSSL holds and what the socket holds (FIONREAD:
  * ciphertext, more than the plaintext it carries), and grown if more comes. Only this
  * function sees the bytes object until it returns it, so writing into it is sound.
- * A failure or the end of stream after first is left for the next read; NULL with an
- * exception only for what the Python burst would raise too (not an OSError). */
+ * NULL with an exception only for what the Python burst would raise too (not an
+ * OSError). */
 static PyObject *
 tls_burst(PyObject *sock, PyObject *target, int direct, int fd, PyObject *first,
-          const struct tls_io *io, int *drained)
+          const struct tls_io *io, int *drained, PyObject **end)
 {
+    *end = NULL;
     Py_ssize_t got = PyBytes_GET_SIZE(first), cap = got;
     Py_ssize_t room = io->read_burst - got;
     Py_ssize_t held = 0; /* the socket's bytes at the last look, less the plaintext since */
@@ -413,7 +417,7 @@ tls_burst(PyObject *sock, PyObject *target, int direct, int fd, PyObject *first,
                 break;
             }
             if (PyErr_ExceptionMatches(PyExc_OSError)) {
-                PyErr_Clear();
+                *end = take_exception();
                 *drained = 0;
                 break;
             }
@@ -428,7 +432,11 @@ tls_burst(PyObject *sock, PyObject *target, int direct, int fd, PyObject *first,
             goto failed;
         }
         if (n == 0) {
-            *drained = 0; /* the end of the stream: the next read finds out */
+            *end = PyBytes_FromStringAndSize(NULL, 0); /* the end of the stream */
+            *drained = 0;
+            if (*end == NULL) {
+                goto failed;
+            }
             break;
         }
         got += n;
@@ -439,12 +447,31 @@ tls_burst(PyObject *sock, PyObject *target, int direct, int fd, PyObject *first,
         return Py_NewRef(first);
     }
     if (got < cap && _PyBytes_Resize(&buf, got) < 0) {
+        Py_CLEAR(*end);
         return NULL;
     }
     return buf;
 failed:
+    Py_CLEAR(*end);
     Py_XDECREF(buf);
     return NULL;
+}
+
+/* Keep the end a burst met (end, stolen; NULL: none) on the transport for its next read
+ * (BaseTransport.keep_end): 0, or -1 with an exception. */
+static int
+keep_end(PyObject *transport, PyObject *end)
+{
+    if (end == NULL) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethod(transport, "keep_end", "O", end);
+    Py_DECREF(end);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
 }
 
 #endif

@@ -39,7 +39,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from mint._backend import READ_BURST, map_os_error
+from mint._backend import (
+    READ_BURST,
+    error_pending,
+    error_probe,
+    map_os_error,
+    reader_dies_on_error,
+)
 from mint._backend import BaseTransport as Transport
 from mint._speedup import load_speedup
 from mint._transport import Transport as SyncTransport
@@ -98,6 +104,7 @@ class Mailbox:
     __slots__ = (
         "__weakref__",
         "_finalizer",
+        "_fragile",
         "_lock",
         "_loop",
         "_paused",
@@ -128,6 +135,7 @@ class Mailbox:
         # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._fragile = False  # that loop's readers stop at a socket error (uvloop)
         self._waiters: set[asyncio.Future[None]] = set()
         self._unread_bytes = 0
         self._paused = False
@@ -169,6 +177,12 @@ class Mailbox:
         loop = self._live_loop()
         if loop is not None and not self._paused:
             self._watch(loop, fd, transport)
+        if transport._unread is not None:
+            # What a passive read kept (bytes, or an end its burst met): no wait would
+            # announce it, so it is posted now, as the socket's next message.
+            message = self._message(transport)
+            if message is not None:
+                self.send(message)
 
     def unregister(self, transport: Transport, *, drop: bool) -> list[bytes]:
         """Stop watching ``transport``; return (or with ``drop``, discard) its queued input.
@@ -215,7 +229,19 @@ class Mailbox:
             return 0
         with self._lock:
             self._queue.append(message)
+        self._follow(transport)
         return len(message.data) if isinstance(message, SocketData) else 0
+
+    def _follow(self, transport: Transport) -> None:
+        """Queue what a read kept for the next one, which no wait would announce: an
+        end a TLS burst met after its bytes (``BaseTransport.keep_end``), or bytes a
+        passive read left before the connection went active. (Also called by the C
+        read, ``mint._iospeedups``.)"""
+        if transport._unread is not None:
+            message = self._message(transport)
+            if message is not None:
+                with self._lock:
+                    self._queue.append(message)
 
     def _message(self, transport: Transport) -> object | None:
         """Read one burst from a ready socket: the message it makes, or None (nothing yet)."""
@@ -306,6 +332,7 @@ class Mailbox:
                 if transport is not None:
                     message = self._message(transport)
                     if message is not None:
+                        self._follow(transport)
                         return message
                     continue
             for fd, events in ready:
@@ -365,6 +392,7 @@ class Mailbox:
             for fd, transport in self._transports.items():
                 self._unwatch(fd, transport)
         self._loop = weakref.ref(loop)
+        self._fragile = reader_dies_on_error(loop)
         self._paused = False
         for fd, transport in self._transports.items():
             self._watch(loop, fd, transport)
@@ -372,6 +400,19 @@ class Mailbox:
 
     def _on_readable_async(self, transport: Transport) -> None:
         self._unread_bytes += self._read(transport)
+        if self._fragile and not transport.closed:
+            fd = transport.sock.fileno()
+            loop = self._live_loop()
+            if (
+                loop is not None
+                and self._transports.get(fd) is transport
+                and error_pending(error_probe(fd))
+            ):
+                # uvloop has closed its poll of the socket after this call (see
+                # reader_dies_on_error): a new reader of it meets the error.
+                self._unwatch(fd, transport)
+                if not self._paused:
+                    self._watch(loop, fd, transport)
         if self._unread_bytes > ASYNC_HIGH_WATER and not self._paused:
             self._paused = True
             for fd, owned in self._transports.items():

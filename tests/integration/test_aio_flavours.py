@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aio_client import FLAVOURS, Client, Flavour, connect, run, use_loop
-from servers.raw import frame, never_answer, upgrade_then
+from conftest_h2 import h2_fault  # noqa: F401 - fixture
+from servers.raw import close_notify_behind, frame, never_answer, upgrade_then
+from test_fast_io import upgraded
 
 import mint
-from mint.http import Data, Done, Status
+from mint.http import Data, Done, Error, Status
 from mint.websocket import Binary, Close, Text
 
 MODES = ["active", "passive"]
@@ -140,6 +145,36 @@ async def _h2_websockets(flavour: Flavour, peer: Any, mode: str, count: int) -> 
         assert [got[sub.ref] for sub in sockets] == [[Text(f"message {i}")] for i in range(count)]
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reset_http2_connection_ends_every_open_request(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    # A TCP RST, not a FIN: each open request still ends, with an Error of its own.
+    peer = h2_fault()
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        try:
+            client.conn, held = await flavour.http.request(client.conn, "GET", "/hold", [])
+            client.conn, abort = await flavour.http.request(client.conn, "GET", "/abort", [])
+            seen: list[Any] = []
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    seen += await client.responses()
+            seen += info.value.responses
+            client.conn = info.value.conn
+            failure = mint.TransportError(info.value.reason)
+            ends = [r for r in seen if isinstance(r, Error | Done)]
+            assert ends == [Error(held, failure), Error(abort, failure)], seen
+            assert flavour.http.open_request_count(client.conn) == 0
+        finally:
+            await client.close()
+
+    run(scenario())
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -324,6 +359,82 @@ def test_peer_vanishes_mid_frame(flavour: Flavour, raw_server: Any, mode: str) -
             assert info.value.reason == "closed"
             assert frames == [Text("complete")]
             assert not flavour.http.is_open(client.conn)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_close_notify_behind_the_last_bytes(flavour: Flavour, raw_server: Any, mode: str) -> None:
+    """close_notify in the burst of the last bytes, TCP left open: the bytes, then
+    ``"closed"``, in each flavour (the asyncio mailbox's loop reader included)."""
+    release, opened = threading.Event(), threading.Event()
+    script = close_notify_behind(frame(0x2, b"last"), release)
+    server = raw_server(upgraded(script, opened), tls="good")
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            await client.upgrade("/", scheme="wss")
+            opened.set()
+            frames: list[Any] = []
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    for response in await client.responses(timeout=5.0):
+                        if isinstance(response, Data):
+                            client.websocket, more = flavour.websocket.decode(
+                                client.websocket, response.data
+                            )
+                            frames += more
+            assert info.value.reason == "closed"
+            assert frames == [Binary(b"last")]
+            assert not flavour.http.is_open(info.value.conn)
+        finally:
+            release.set()
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reset_in_the_wake_up_of_the_last_bytes(
+    flavour: Flavour, raw_server: Any, mode: str
+) -> None:
+    """The last bytes and a reset (RST) both there before the loop looks: the bytes,
+    then ``"closed"``. uvloop runs a reader once at a socket error and then stops
+    polling the socket for good; without a new reader the end would never come."""
+    go, opened = threading.Event(), threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        go.wait(10)
+        conn.sendall(frame(0x2, b"last"))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    server = raw_server(upgraded(script, opened))
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            await client.upgrade("/")
+            opened.set()
+            # A wait first (it times out), so the loop has the socket's reader already.
+            with pytest.raises((mint.TransportError, TimeoutError)):
+                await client.responses(timeout=0.05)
+            go.set()
+            time.sleep(0.3)  # the loop does not look meanwhile: one wake-up sees both
+            frames: list[Any] = []
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    for response in await client.responses(timeout=5.0):
+                        if isinstance(response, Data):
+                            client.websocket, more = flavour.websocket.decode(
+                                client.websocket, response.data
+                            )
+                            frames += more
+            assert info.value.reason == "closed"
+            assert frames == [Binary(b"last")]
         finally:
             await client.close()
 

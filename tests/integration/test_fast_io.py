@@ -14,6 +14,7 @@ its own socket's input, other messages, the end of stream and a failure. Under
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import random
@@ -30,7 +31,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from servers.raw import OP_BINARY, frame, handshake_response, read_request
+from servers.raw import (
+    OP_BINARY,
+    close_notify_behind,
+    drain,
+    frame,
+    handshake_response,
+    read_request,
+)
 from wsclient import Client, handshake
 
 import mint
@@ -685,6 +693,10 @@ def test_a_steady_round_trip_runs_none_of_mints_python(
     def echo(conn: socket.socket) -> None:
         for _ in range(rounds):
             conn.sendall(frame(OP_BINARY, read_client_frame(conn)))
+        # Open until the client closes: an end right behind the last echo would be
+        # read with it (and kept for the next read: BaseTransport.keep_end).
+        with contextlib.suppress(OSError):
+            drain(conn)
 
     with contextmanager(opener)(raw_server, mode, transport == "tls") as start:
         client = start(echo)
@@ -921,6 +933,38 @@ def close_notify_after(go: threading.Event) -> Callable[[socket.socket], None]:
             pass
 
     return script
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_close_notify_behind_the_last_bytes_ends_the_stream(
+    raw_server: Any, mode: str, path: str
+) -> None:
+    """close_notify read in the same burst as the last bytes, the TCP side left open:
+    the bytes, then ``"closed"``; the end is not lost to a wait that has nothing left to
+    see (the mailbox posts it behind the bytes)."""
+    release = threading.Event()
+    with contextmanager(opener)(raw_server, mode, True) as start:
+        client = start(close_notify_behind(frame(OP_BINARY, b"last"), release))
+        recv, _ = io_of(path)
+        got: list[Any] = []
+        try:
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    if mode == "passive":
+                        client.conn, responses = recv(client.conn, 0, 5.0)
+                    else:
+                        assert client.mailbox is not None
+                        message = client.mailbox.receive(5.0)
+                        client.conn, responses = stream_of(path)(client.conn, message)
+                    for r in responses:
+                        client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
+                        got += frames
+        finally:
+            release.set()
+        assert got == [Binary(b"last")]
+        assert info.value.reason == "closed"
+        assert not mint.http.is_open(info.value.conn)
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -199,6 +199,27 @@ def upgrade_then(
     return handler
 
 
+def close_notify_behind(data: bytes, release: threading.Event) -> Callable[[socket.socket], None]:
+    """A TLS script: ``data`` and close_notify in one TCP segment, then the TCP side held
+    open until ``release`` (asyncio's TLS servers wait 30 s for the client's close_notify,
+    Twisted's for ever). The client's read of ``data`` meets the end behind it, and no
+    later wait has anything to see."""
+
+    def script(conn: socket.socket) -> None:
+        assert isinstance(conn, ssl.SSLSocket)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        conn.sendall(data)
+        conn.setblocking(False)
+        try:
+            conn.unwrap()  # writes close_notify; the client's would be read next
+        except (ssl.SSLWantReadError, OSError):
+            pass
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        release.wait(10)
+
+    return script
+
+
 def close_at_once(conn: socket.socket) -> None:
     """Accept the TCP connection and close it without reading or answering."""
 

@@ -25,7 +25,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mint._backend import READ, WOULD_BLOCK, WRITE, map_os_error
+from mint._backend import (
+    READ,
+    WOULD_BLOCK,
+    WRITE,
+    error_probe,
+    map_os_error,
+    reader_dies_on_error,
+)
 from mint.errors import TransportError
 
 __all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
@@ -65,6 +72,7 @@ class AsyncWaiter:
     __slots__ = (
         "_fd",
         "_flush_loop",
+        "_fragile",
         "_future",
         "_reader_loop",
         "_sock",
@@ -81,6 +89,9 @@ class AsyncWaiter:
         # The loop our reader is registered on (None: none is), the read wait's
         # future, its timer and the deadline that timer fires at.
         self._reader_loop: asyncio.AbstractEventLoop | None = None
+        # When that loop's reader stops at a socket error (uvloop): the poll that says
+        # whether one is pending (mint._backend.reader_dies_on_error).
+        self._fragile: Any = None
         self._future: asyncio.Future[bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -157,6 +168,8 @@ class AsyncWaiter:
         self.release_reader()
         loop.add_reader(self._fd, self._on_readable)
         self._reader_loop = loop
+        if reader_dies_on_error(loop) and self._fragile is None:
+            self._fragile = error_probe(self._fd)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Have our timer fire at ``deadline`` at the latest (see wait_and_recv's test
@@ -175,6 +188,12 @@ class AsyncWaiter:
             future.set_result(False)
 
     def _on_readable(self) -> None:
+        # (error_pending inlined, and any event taken as one: this is the one Python
+        # call of a steady passive round trip on the C path, and a call more shows.)
+        if self._fragile is not None and self._fragile.poll(0):
+            # uvloop has closed its poll of the socket after this call: ours is gone.
+            # The next wait registers a new one (see reader_dies_on_error).
+            self.release_reader()
         future = self._future
         if future is None or future.done():
             self.release_reader()  # nobody waits: stop, or the loop calls us again and again

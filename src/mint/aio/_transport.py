@@ -179,9 +179,8 @@ class AsyncTransport(BaseTransport):
         if self.closed:
             raise TransportError("closed")
         if self._unread is not None:
-            data = self._unread
-            self._unread = None
-            if byte_count == 0 or len(data) == byte_count:
+            data = self.take_unread()  # (b"": an end a burst met after its bytes)
+            if not data or byte_count == 0 or len(data) == byte_count:
                 return [data]
             if len(data) > byte_count:
                 self._unread = data[byte_count:]
