@@ -16,6 +16,7 @@ from conftest_h2 import (
     read,
     read_until,
 )
+from servers.raw import reply
 
 import mint
 from mint.http import Data, Done, Error, Headers, Pong, Status
@@ -228,6 +229,20 @@ def test_a_reset_connection_ends_every_open_request(h2_fault: Any, mode: str) ->
         assert not mint.http.is_open(conn)
     finally:
         mint.http.close(conn)
+
+
+def test_prior_knowledge_to_an_http1_server_fails_at_once(raw_server: Any) -> None:
+    # "HTTP/1.1 400" read as a frame header announces 4.7 MB: refused at the header
+    # (RFC 9113 4.2), not left to the 30 s connect timeout (a TransportError "timeout").
+    server = raw_server(
+        reply(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", then_close=False)
+    )
+    with pytest.raises(mint.HTTPError) as info:
+        mint.http.connect(
+            "http", "127.0.0.1", server.port, protocols=("http2",), transport_opts={"timeout": 30}
+        )
+    assert info.value.reason[0] == "protocol_error"
+    assert "HTTP/1.x" in info.value.reason[1]
 
 
 def test_max_concurrent_streams(h2_fault: Any) -> None:  # noqa: F811

@@ -803,6 +803,30 @@ def test_websocket_data_larger_than_our_max_frame_size_is_refused() -> None:
     assert not any(isinstance(r, Data) and len(r.data) > 2 for r in info.value.responses)
 
 
+def test_a_frame_header_over_our_max_frame_size_is_refused_at_once() -> None:
+    # RFC 9113 4.2: the header alone says it; waiting for the payload (as h2 would)
+    # buffered up to 16 MiB and left the reader waiting.
+    pair, ref = open_fast_websocket()
+    header = frame(0x0, 0, 1, b"")[3:]  # DATA on stream 1, then a 16 MiB - 1 length
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(frame(0x0, 0, 1, b"ok") + b"\xff\xff\xff" + header)
+    assert info.value.reason[0] == "protocol_error"
+    assert "16777215" in info.value.reason[1]
+    assert info.value.responses[0] == Data(ref, b"ok")
+    events = pair.server.receive_data(pair.client.data_to_send())
+    (goaway,) = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway.error_code == h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+    assert not pair.client.is_open("read")
+
+
+def test_an_http1_answer_to_prior_knowledge_is_refused_at_once() -> None:
+    pair = Pair(send_settings=False)
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(b"HTTP/1.1 400 Bad Request\r\n")
+    assert info.value.reason[0] == "protocol_error"
+    assert "HTTP/1.x" in info.value.reason[1]
+
+
 def test_data_after_the_websockets_end_stream_is_refused_by_h2() -> None:
     pair, ref = open_fast_websocket()
     pair.server.send_data(1, b"bye", end_stream=True)

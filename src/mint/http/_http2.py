@@ -41,7 +41,7 @@ import contextlib
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import h2.config
 import h2.connection
@@ -732,6 +732,8 @@ class Http2Session:
             while end - pos >= _FRAME_HEADER:
                 size = _FRAME_HEADER + int.from_bytes(src[pos : pos + 3], "big")
                 if end - pos < size:
+                    if size - _FRAME_HEADER > h2conn.max_inbound_frame_size:
+                        self._frame_too_large(src, pos, size - _FRAME_HEADER)
                     break
                 kind = src[pos + 3]
                 if (
@@ -772,6 +774,22 @@ class Http2Session:
                 self._window_updates()
         self._pump_all()
         return responses
+
+    def _frame_too_large(self, src: bytes | bytearray, pos: int, length: int) -> NoReturn:
+        """A frame header announces more than our SETTINGS_MAX_FRAME_SIZE: a connection
+        error of type FRAME_SIZE_ERROR (RFC 9113 4.2), said now.
+
+        ``h2`` says it only once the whole frame is there: up to 16 MiB buffered first,
+        and a peer that never sends them (or one that is no HTTP/2 server: "HTTP/1.1 4"
+        reads as a 4.7 MB frame) left the caller waiting for its timeout.
+        """
+        h2conn = self._h2
+        h2conn.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+        detail = f"frame of {length} bytes announced; the most we take is "
+        detail += f"{h2conn.max_inbound_frame_size}"
+        if bytes(src[pos : pos + 5]) == b"HTTP/":
+            detail += " (the server answered in HTTP/1.x: it does not speak HTTP/2 here)"
+        raise h2.exceptions.FrameTooLargeError(detail)
 
     def _fast_data(
         self, src: bytes | bytearray, pos: int, size: int, responses: list[Response]
