@@ -84,7 +84,6 @@ _MESSAGES: dict[str, str] = {
     "invalid_frame": "the frame cannot be encoded",
     "invalid_length": "the frame's payload length is not minimally encoded or too large",
     "compression_error": "the compressed payload could not be inflated",
-    "mode_mismatch": "the mode given to new() is not the connection's mode",
     "not_upgraded": "the request reference does not name a WebSocket",
     "invalid_limit": "max_frame_size and max_message_size must be None or an int >= 0",
     # upgrade failure

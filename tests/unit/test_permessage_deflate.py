@@ -229,6 +229,7 @@ NEGOTIATION: list[tuple[str, list[object], str, DeflateAgreement | str]] = [
     ),
     ("server bits smaller", [("server_max_window_bits", 11)], "server_max_window_bits=8", A(15, 8)),
     ("client bits kept from the offer", [("client_max_window_bits", 10)], "", A(10, 15)),
+    ("server bits 15 offered, not answered", [("server_max_window_bits", 15)], "", A(15, 15)),
     ("client bits smaller", [("client_max_window_bits", 10)], "client_max_window_bits=9", A(9, 15)),
     ("client flag offered, not echoed", ["client_no_context_takeover"], "", A(15, 15, True, False)),
     (

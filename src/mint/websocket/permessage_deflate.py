@@ -216,10 +216,12 @@ class PerMessageDeflate(Extension):
                     client_bits = bits
             else:
                 raise self._refuse(f"unknown parameter {pname}")
-        # 7.1.1.1 and 7.1.2.1: a server that accepts these offers includes them.
+        # 7.1.1.1 and 7.1.2.1: a server that accepts these offers includes them. An
+        # offer of 15 bits limits nothing, though: a server that leaves it out of its
+        # answer (aiohttp's does) agrees to the same window, so that is no refusal.
         if offer.server_no_takeover and not server_no_takeover:
             raise self._refuse(f"{_SERVER_NO_TAKEOVER} was offered but not answered")
-        if offer.server_bits is not None and server_bits is None:
+        if offer.server_bits not in (None, MAX_WINDOW_BITS) and server_bits is None:
             raise self._refuse(f"{_SERVER_BITS} was offered but not answered")
         if client_bits is None:
             # 7.1.2.2: a value in the offer limits this side even if the answer omits it.
