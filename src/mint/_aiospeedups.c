@@ -1094,7 +1094,147 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ---------------------------------------------------------------------------------
+ * The loop reader of a passive connection's AsyncWaiter: AsyncWaiter._on_readable in
+ * C, made by reader(waiter, fd, fragile). It is the one Python frame a steady passive
+ * round trip still entered, on every message: wake the read wait (the waiter's
+ * future), or, with nobody waiting, take the reader off (release_reader). On a loop
+ * whose reader dies at a socket error (uvloop: mint._backend.reader_dies_on_error)
+ * it first asks poll whether the socket has one pending, and then takes the reader
+ * off too, so that the next wait registers a new one: in C that look is the system
+ * call alone, where the Python reader's select.poll cost about 0.5 us a message. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *waiter;
+    int fd;
+    int fragile;
+    vectorcallfunc vectorcall;
+} ReaderObject;
+
+static PyObject *s_future_attr, *s_done, *s_set_result, *s_release_reader;
+
+static int
+reader_traverse(ReaderObject *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->waiter);
+    return 0;
+}
+
+static int
+reader_clear(ReaderObject *r)
+{
+    Py_CLEAR(r->waiter);
+    return 0;
+}
+
+static void
+reader_dealloc(ReaderObject *r)
+{
+    PyObject_GC_UnTrack(r);
+    reader_clear(r);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyObject *
+reader_vectorcall(ReaderObject *r, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    (void)args;
+    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "the reader takes no arguments");
+        return NULL;
+    }
+    if (r->waiter == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *waiter = Py_NewRef(r->waiter); /* (a call below may clear ours) */
+    PyObject *result = NULL;
+    if (r->fragile) {
+        struct pollfd p = {.fd = r->fd, .events = 0, .revents = 0};
+        if (poll(&p, 1, 0) > 0 && p.revents != 0) {
+            /* uvloop has closed its poll of the socket after this call */
+            PyObject *v = PyObject_CallMethodNoArgs(waiter, s_release_reader);
+            if (v == NULL) {
+                goto done;
+            }
+            Py_DECREF(v);
+        }
+    }
+    PyObject *future = PyObject_GetAttr(waiter, s_future_attr);
+    if (future == NULL) {
+        goto done;
+    }
+    int waiting = 0;
+    if (future != Py_None) {
+        PyObject *is_done = PyObject_CallMethodNoArgs(future, s_done);
+        if (is_done == NULL) {
+            Py_DECREF(future);
+            goto done;
+        }
+        waiting = is_done == Py_False;
+        Py_DECREF(is_done);
+    }
+    if (waiting) {
+        result = PyObject_CallMethodOneArg(future, s_set_result, Py_True);
+    }
+    else {
+        /* nobody waits: stop, or the loop calls us again and again */
+        result = PyObject_CallMethodNoArgs(waiter, s_release_reader);
+    }
+    Py_DECREF(future);
+done:
+    Py_DECREF(waiter);
+    return result;
+}
+
+static PyTypeObject Reader_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mint._aiospeedups.Reader",
+    .tp_doc = "An AsyncWaiter's loop reader (AsyncWaiter._on_readable in C).",
+    .tp_basicsize = sizeof(ReaderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_dealloc = (destructor)reader_dealloc,
+    .tp_traverse = (traverseproc)reader_traverse,
+    .tp_clear = (inquiry)reader_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(ReaderObject, vectorcall),
+};
+
+/* reader(waiter, fd, fragile) -> the waiter's loop reader */
+static PyObject *
+reader(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3 || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "reader(waiter, fd, fragile)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[1]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "reader: fd out of range");
+        return NULL;
+    }
+    int fragile = PyObject_IsTrue(args[2]);
+    if (fragile < 0) {
+        return NULL;
+    }
+    ReaderObject *r = PyObject_GC_New(ReaderObject, &Reader_Type);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->waiter = Py_NewRef(args[0]);
+    r->fd = (int)fd;
+    r->fragile = fragile;
+    r->vectorcall = (vectorcallfunc)reader_vectorcall;
+    PyObject_GC_Track(r);
+    return (PyObject *)r;
+}
+
 static PyMethodDef methods[] = {
+    {"reader", (PyCFunction)(void (*)(void))reader, METH_FASTCALL,
+     "reader(waiter, fd, fragile) -> an AsyncWaiter's loop reader (its _on_readable in "
+     "C); fragile: the loop's readers stop at a socket error (uvloop)."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, stream_request_body, "
      "recv_tail, send_rest, get_running_loop, send_failed) -> (recv, stream_request_body): "
@@ -1113,7 +1253,13 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__aiospeedups(void)
 {
-    if (PyType_Ready(&Op_Type) < 0 || PyType_Ready(&Entry_Type) < 0) {
+    if (PyType_Ready(&Op_Type) < 0 || PyType_Ready(&Entry_Type) < 0
+        || PyType_Ready(&Reader_Type) < 0) {
+        return NULL;
+    }
+    PyObject **const strings[] = {&s_future_attr, &s_done, &s_set_result, &s_release_reader};
+    const char *const names[] = {"_future", "done", "set_result", "release_reader"};
+    if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);

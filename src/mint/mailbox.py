@@ -109,6 +109,7 @@ class Mailbox:
         "_loop",
         "_paused",
         "_poll",
+        "_probes",
         "_queue",
         "_transports",
         "_unread_bytes",
@@ -136,6 +137,7 @@ class Mailbox:
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._fragile = False  # that loop's readers stop at a socket error (uvloop)
+        self._probes: dict[int, Any] = {}  # then, a poll of each watched socket's errors
         self._waiters: set[asyncio.Future[None]] = set()
         self._unread_bytes = 0
         self._paused = False
@@ -378,7 +380,12 @@ class Mailbox:
         loop.add_reader(fd, self._on_readable_async, transport)
         transport.reader_busy = True
 
+    def _probe(self, fd: int) -> Any:
+        probe = self._probes[fd] = error_probe(fd)
+        return probe
+
     def _unwatch(self, fd: int, transport: Transport) -> None:
+        self._probes.pop(fd, None)
         transport.reader_busy = False
         loop = self._live_loop()
         if loop is not None:
@@ -406,7 +413,7 @@ class Mailbox:
             if (
                 loop is not None
                 and self._transports.get(fd) is transport
-                and error_pending(error_probe(fd))
+                and error_pending(self._probes.get(fd) or self._probe(fd))
             ):
                 # uvloop has closed its poll of the socket after this call (see
                 # reader_dies_on_error): a new reader of it meets the error.

@@ -33,6 +33,7 @@ from mint._backend import (
     map_os_error,
     reader_dies_on_error,
 )
+from mint._speedup import load_speedup
 from mint.errors import TransportError
 
 __all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
@@ -43,6 +44,13 @@ __all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
 # 1 MiB: sixteen times the RFC 9113 6.9.2 default window of 65,535 bytes, so a fast
 # peer never waits on us, while memory stays bounded per connection.
 WINDOW_HIGH_WATER: int | None = 1 << 20
+
+
+# The waiter's loop reader in C (AsyncWaiter._on_readable's twin), when built.
+_speedups = load_speedup("mint._aiospeedups")
+_c_reader: Callable[[Any, int, bool], Callable[[], None]] | None = (
+    None if _speedups is None else _speedups.reader
+)
 
 
 def _wake(future: asyncio.Future[bool], ready: bool) -> None:
@@ -164,12 +172,20 @@ class AsyncWaiter:
                 mask = WRITE if isinstance(exc, ssl.SSLWantWriteError) else READ
 
     def own_reader(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Register our reader on ``loop`` (the first wait there), off any other loop."""
+        """Register our reader on ``loop`` (the first wait there), off any other loop.
+
+        The reader is :meth:`_on_readable`, or its twin in C (``mint._aiospeedups``)
+        when built: the one function a steady passive round trip still calls.
+        """
         self.release_reader()
-        loop.add_reader(self._fd, self._on_readable)
+        fragile = reader_dies_on_error(loop)
+        if _c_reader is not None:
+            loop.add_reader(self._fd, _c_reader(self, self._fd, fragile))
+        else:
+            if fragile and self._fragile is None:
+                self._fragile = error_probe(self._fd)
+            loop.add_reader(self._fd, self._on_readable)
         self._reader_loop = loop
-        if reader_dies_on_error(loop) and self._fragile is None:
-            self._fragile = error_probe(self._fd)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Have our timer fire at ``deadline`` at the latest (see wait_and_recv's test
@@ -188,8 +204,7 @@ class AsyncWaiter:
             future.set_result(False)
 
     def _on_readable(self) -> None:
-        # (error_pending inlined, and any event taken as one: this is the one Python
-        # call of a steady passive round trip on the C path, and a call more shows.)
+        # (error_pending inlined, and any event taken as one, as the C reader does.)
         if self._fragile is not None and self._fragile.poll(0):
             # uvloop has closed its poll of the socket after this call: ours is gone.
             # The next wait registers a new one (see reader_dies_on_error).
