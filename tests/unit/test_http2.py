@@ -522,6 +522,61 @@ def test_stream_reset_affects_only_that_stream() -> None:
     assert pair.client.open_request_count() == 0
 
 
+def test_a_body_short_of_its_content_length_fails_only_its_stream() -> None:
+    # RFC 9113 8.1.1: a malformed response is a stream error, not the connection's.
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ws, _ = open_websocket(pair)
+    get = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.server.send_headers(3, [(b":status", b"200"), (b"content-length", b"10")])
+    pair.server.send_data(3, b"12345")
+    wire = pair.server.data_to_send()
+    short = frame(0x0, 0x1, 3, b"67")  # END_STREAM at 7 of the 10 bytes announced
+    responses = pair.client.receive_data(wire + short)
+    assert responses[:3] == [
+        Status(get, 200),
+        Headers(get, [("content-length", "10")]),
+        Data(get, b"12345"),
+    ]
+    (error,) = responses[3:]
+    assert isinstance(error, Error) and error.ref == get
+    assert error.error.reason[0] == "protocol_error"
+    assert "10" in error.error.reason[1]
+    resets = [
+        e
+        for e in pair.server.receive_data(pair.client.data_to_send())
+        if isinstance(e, h2.events.StreamReset)
+    ]
+    assert [(r.stream_id, r.error_code) for r in resets] == [
+        (3, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    ]
+    # The connection and the WebSocket on it go on.
+    assert pair.client.is_open("read_write")
+    assert pair.client.open_request_count() == 1
+    pair.server.send_data(1, b"\x81\x02hi")
+    assert pair.pump() == [Data(ws, b"\x81\x02hi")]
+
+
+def test_an_upper_case_header_name_fails_only_its_stream() -> None:
+    pair = Pair()
+    a = pair.client.request("GET", "/a", [], None)
+    b = pair.client.request("GET", "/b", [], None)
+    pair.pump()
+    pair.server.config.validate_outbound_headers = False
+    pair.server.config.normalize_outbound_headers = False
+    pair.server.send_headers(1, [(b":status", b"200"), (b"X-Upper", b"1")], end_stream=True)
+    pair.server.config.validate_outbound_headers = True
+    pair.server.config.normalize_outbound_headers = True
+    pair.respond(3, 200, b"ok")
+    responses = pair.pump()
+    assert responses[0] == Error(
+        a, HTTPError(("protocol_error", "Received uppercase header name b'X-Upper'."))
+    )
+    assert responses[1:] == [Status(b, 200), Headers(b, []), Data(b, b"ok"), Done(b)]
+    assert pair.client.is_open("read_write")
+    assert pair.client.open_request_count() == 0
+
+
 def test_reset_with_no_error_is_the_end() -> None:
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
     ws, _ = open_websocket(pair)
@@ -855,10 +910,12 @@ def test_websocket_with_content_length_is_left_to_h2() -> None:
     pair.server.send_headers(1, [(b":status", b"200"), (b"content-length", b"5")])
     pair.server.send_data(1, b"abc")
     wire = pair.server.data_to_send() + frame(0x0, 0x1, 1, b"")  # END_STREAM at 3 of 5
-    with pytest.raises(HTTPError) as info:
-        pair.client.receive_data(wire)
-    assert info.value.reason[0] == "protocol_error"  # h2 counted the bytes
-    assert Data(ref, b"abc") in info.value.responses
+    responses = pair.client.receive_data(wire)
+    # h2 counted the bytes: the short body is the stream's error (RFC 9113 8.1.1).
+    assert responses[2] == Data(ref, b"abc")
+    (error,) = responses[3:]
+    assert isinstance(error, Error) and error.ref == ref
+    assert error.error.reason[0] == "protocol_error"
 
 
 def test_websocket_window_updates_overflow_as_h2_says() -> None:

@@ -135,6 +135,49 @@ class _QuietFrameBuffer(h2.frame_buffer.FrameBuffer):
         return frame
 
 
+class _MalformedResponse(h2.exceptions.ProtocolError):
+    """A response ``h2`` found malformed on one stream (RFC 9113 8.1.1)."""
+
+
+class _CheckedStream(h2.stream.H2Stream):
+    """``h2``'s stream, telling a malformed response (:class:`_MalformedResponse`) from
+    the protocol errors that are the connection's.
+
+    ``h2`` raises ``ProtocolError`` for both, and a ``ProtocolError`` ends the whole
+    connection: one bad response (an upper-case header name, a body that does not
+    match its ``content-length``) failed every stream on it, WebSockets included.
+    RFC 9113 8.1.1 makes it a stream error. These are the checks of the response
+    itself, made after the frame's state changes and header decoding went through, so
+    the connection's state is whole and only the stream need end.
+    """
+
+    def _initialize_content_length(self, headers: Any) -> None:
+        try:
+            super()._initialize_content_length(headers)
+        except h2.exceptions.ProtocolError as exc:
+            raise _MalformedResponse(str(exc)) from exc
+
+    def _process_received_headers(self, *args: Any) -> Any:
+        try:
+            return super()._process_received_headers(*args)
+        except h2.exceptions.ProtocolError as exc:
+            raise _MalformedResponse(str(exc)) from exc
+
+    def _track_content_length(self, length: int, end_stream: bool) -> None:
+        try:
+            super()._track_content_length(length, end_stream)
+        except h2.exceptions.ProtocolError as exc:
+            raise _MalformedResponse(str(exc)) from exc
+
+
+class _MalformedResponseReceived(h2.events.Event):
+    """Our event: the stream's response was malformed, and we reset the stream."""
+
+    def __init__(self, stream_id: int, detail: str) -> None:
+        self.stream_id = stream_id
+        self.detail = detail
+
+
 class _ClientConnection(h2.connection.H2Connection):
     """``h2``'s connection, kept readable after the peer's GOAWAY, and quiet on DATA.
 
@@ -160,6 +203,36 @@ class _ClientConnection(h2.connection.H2Connection):
         ):
             table[_QuietDataFrame] = table[DataFrame]
             self.incoming_buffer = _QuietFrameBuffer(server=False)
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        if type(stream) is h2.stream.H2Stream:
+            stream.__class__ = _CheckedStream
+        return stream
+
+    def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
+        try:
+            return super()._receive_headers_frame(frame)
+        except _MalformedResponse as exc:
+            return self._malformed(frame.stream_id, exc, 0)
+
+    def _receive_data_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
+        try:
+            return super()._receive_data_frame(frame)
+        except _MalformedResponse as exc:
+            return self._malformed(frame.stream_id, exc, frame.flow_controlled_length)
+
+    def _malformed(
+        self, stream_id: int, exc: Exception, length: int
+    ) -> tuple[list[Any], list[h2.events.Event]]:
+        """RFC 9113 8.1.1: a malformed response is a stream error of type
+        PROTOCOL_ERROR. The stream is reset, and the connection window gets back the
+        ``length`` bytes of DATA it took for a frame never handed out."""
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        if length:
+            self.acknowledge_received_data(length, stream_id)
+        return [], [_MalformedResponseReceived(stream_id, str(exc))]
 
     def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
         state = self.state_machine.state
@@ -960,6 +1033,11 @@ class Http2Session:
                     else:
                         reason = ("stream_reset", _error_code_name(event.error_code))
                         responses.append(Error(stream.ref, HTTPError(reason)))
+            elif isinstance(event, _MalformedResponseReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    self._forget(stream)
+                    responses.append(Error(stream.ref, HTTPError(("protocol_error", event.detail))))
             elif isinstance(event, h2.events.PingAckReceived):
                 refs = self._pings.get(bytes(event.ping_data or b""))
                 if refs:
