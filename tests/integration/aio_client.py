@@ -179,6 +179,23 @@ class Client:
                     out += frames
         return out
 
+    async def frames_until_error(self, timeout: float = 15.0) -> tuple[list[Any], Any]:
+        """Read frames until a read raises ``TransportError``: the frames (those that
+        came with the handshake first), and the error (its ``.conn`` is kept)."""
+        out: list[Any] = list(self.early)
+        self.early = []
+        try:
+            while True:
+                for response in await self.responses(timeout):
+                    if isinstance(response, Data) and response.ref == self.ref:
+                        self.websocket, frames = self.flavour.websocket.decode(
+                            self.websocket, response.data
+                        )
+                        out += frames
+        except mint.TransportError as error:
+            self.conn = error.conn
+            return out, error
+
     async def close(self) -> None:
         self.conn = await self.flavour.http.close(self.conn)
         if self.mailbox is not None:

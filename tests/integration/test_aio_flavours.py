@@ -347,16 +347,8 @@ def test_peer_vanishes_mid_frame(flavour: Flavour, raw_server: Any, mode: str) -
         client = await connect(flavour, server, mode=mode)
         try:
             await client.upgrade("/")
-            frames: list[Any] = list(client.early)
-            with pytest.raises(mint.TransportError) as info:
-                while True:
-                    for response in await client.responses():
-                        if isinstance(response, Data):
-                            client.websocket, more = flavour.websocket.decode(
-                                client.websocket, response.data
-                            )
-                            frames += more
-            assert info.value.reason == "closed"
+            frames, error = await client.frames_until_error()
+            assert error.reason == "closed"
             assert frames == [Text("complete")]
             assert not flavour.http.is_open(client.conn)
         finally:
@@ -378,18 +370,10 @@ def test_close_notify_behind_the_last_bytes(flavour: Flavour, raw_server: Any, m
         try:
             await client.upgrade("/", scheme="wss")
             opened.set()
-            frames: list[Any] = []
-            with pytest.raises(mint.TransportError) as info:
-                while True:
-                    for response in await client.responses(timeout=5.0):
-                        if isinstance(response, Data):
-                            client.websocket, more = flavour.websocket.decode(
-                                client.websocket, response.data
-                            )
-                            frames += more
-            assert info.value.reason == "closed"
+            frames, error = await client.frames_until_error(timeout=5.0)
+            assert error.reason == "closed"
             assert frames == [Binary(b"last")]
-            assert not flavour.http.is_open(info.value.conn)
+            assert not flavour.http.is_open(error.conn)
         finally:
             release.set()
             await client.close()
@@ -424,16 +408,8 @@ def test_a_reset_in_the_wake_up_of_the_last_bytes(
                 await client.responses(timeout=0.05)
             go.set()
             time.sleep(0.3)  # the loop does not look meanwhile: one wake-up sees both
-            frames: list[Any] = []
-            with pytest.raises(mint.TransportError) as info:
-                while True:
-                    for response in await client.responses(timeout=5.0):
-                        if isinstance(response, Data):
-                            client.websocket, more = flavour.websocket.decode(
-                                client.websocket, response.data
-                            )
-                            frames += more
-            assert info.value.reason == "closed"
+            frames, error = await client.frames_until_error(timeout=5.0)
+            assert error.reason == "closed"
             assert frames == [Binary(b"last")]
         finally:
             await client.close()

@@ -946,25 +946,40 @@ def test_close_notify_behind_the_last_bytes_ends_the_stream(
     release = threading.Event()
     with contextmanager(opener)(raw_server, mode, True) as start:
         client = start(close_notify_behind(frame(OP_BINARY, b"last"), release))
-        recv, _ = io_of(path)
-        got: list[Any] = []
         try:
-            with pytest.raises(mint.TransportError) as info:
-                while True:
-                    if mode == "passive":
-                        client.conn, responses = recv(client.conn, 0, 5.0)
-                    else:
-                        assert client.mailbox is not None
-                        message = client.mailbox.receive(5.0)
-                        client.conn, responses = stream_of(path)(client.conn, message)
-                    for r in responses:
-                        client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
-                        got += frames
+            got, error = frames_until_error(client, mode, path, 5.0)
         finally:
             release.set()
         assert got == [Binary(b"last")]
-        assert info.value.reason == "closed"
-        assert not mint.http.is_open(info.value.conn)
+        assert error.reason == "closed"
+        assert not mint.http.is_open(error.conn)
+
+
+def frames_until_error(
+    client: Client,
+    mode: str,
+    path: str,
+    timeout: float,
+    seen: Callable[[list[Any]], object] = lambda got: None,
+) -> tuple[list[Any], mint.TransportError]:
+    """Read ``client``'s frames (passive, or from its mailbox; through ``path``'s
+    functions) until a read raises ``TransportError``: the frames, and the error.
+    ``seen`` is shown the frames so far after each read."""
+    recv, _ = io_of(path)
+    got: list[Any] = []
+    with pytest.raises(mint.TransportError) as info:
+        while True:
+            if mode == "passive":
+                client.conn, responses = recv(client.conn, 0, timeout)
+            else:
+                assert client.mailbox is not None
+                message = client.mailbox.receive(timeout)
+                client.conn, responses = stream_of(path)(client.conn, message)
+            for r in responses:
+                client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
+                got += frames
+            seen(got)
+    return got, info.value
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -975,22 +990,8 @@ def test_close_notify_ends_the_stream(raw_server: Any, mode: str, path: str) -> 
     go = threading.Event()
     with contextmanager(opener)(raw_server, mode, True) as start:
         client = start(close_notify_after(go))
-        recv, _ = io_of(path)
-        got: list[Any] = []
-        with pytest.raises(mint.TransportError) as info:
-            while True:
-                if mode == "passive":
-                    client.conn, responses = recv(client.conn, 0, 10.0)
-                else:
-                    assert client.mailbox is not None
-                    message = client.mailbox.receive(10.0)
-                    client.conn, responses = stream_of(path)(client.conn, message)
-                for r in responses:
-                    client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
-                    got += frames
-                if got:
-                    go.set()
+        got, error = frames_until_error(client, mode, path, 10.0, lambda got: got and go.set())
         assert got == [Binary(b"last")]
-        assert info.value.reason == "closed"
-        assert info.value.__cause__ is None, "the end of the stream, not a failure"
-        assert not mint.http.is_open(info.value.conn)
+        assert error.reason == "closed"
+        assert error.__cause__ is None, "the end of the stream, not a failure"
+        assert not mint.http.is_open(error.conn)
