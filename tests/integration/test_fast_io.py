@@ -955,6 +955,38 @@ def test_close_notify_behind_the_last_bytes_ends_the_stream(
         assert not mint.http.is_open(error.conn)
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_an_end_a_passive_read_kept_is_posted_when_the_connection_goes_active(
+    raw_server: Any, path: str
+) -> None:
+    """A passive read took the last bytes and close_notify behind them (the end is kept
+    for the next read); the connection then goes active: its mailbox posts the end at
+    once, since no wait would see it."""
+    release = threading.Event()
+    with contextmanager(opener)(raw_server, "passive", True) as start:
+        client = start(close_notify_behind(frame(OP_BINARY, b"last"), release))
+        try:
+            recv, _ = io_of(path)
+            got: list[Any] = []
+            while not got:
+                client.conn, responses = recv(client.conn, 0, 5.0)
+                for r in responses:
+                    client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
+                    got += frames
+            assert got == [Binary(b"last")]
+            box = mint.Mailbox()
+            client.conn = mint.http.controlling_process(client.conn, box)
+            client.conn = mint.http.set_mode(client.conn, "active")
+            message = box.receive(5.0)
+            assert isinstance(message, mint.SocketClosed)
+            with pytest.raises(mint.TransportError) as info:
+                stream_of(path)(client.conn, message)
+            assert info.value.reason == "closed"
+            box.close()
+        finally:
+            release.set()
+
+
 def frames_until_error(
     client: Client,
     mode: str,
