@@ -128,9 +128,10 @@ def error_probe(fd: int) -> Any:
 
 
 def error_pending(probe: Any) -> bool:
-    """Whether the socket of ``probe`` has an error pending (left as it is: the next
-    read still meets it, unlike a ``SO_ERROR`` look, which clears it)."""
-    return any(events & select.POLLERR for _, events in probe.poll(0))
+    """Whether the socket of ``probe`` has an error pending, or has hung up (a reset
+    leaves both; a read that met the error cleared it, not the hang-up). Either is left
+    as it is: the next read still meets it, unlike a ``SO_ERROR`` look, which clears it."""
+    return bool(probe.poll(0))
 
 
 def map_os_error(exc: BaseException) -> TransportError:
