@@ -179,12 +179,9 @@ class Mailbox:
         loop = self._live_loop()
         if loop is not None and not self._paused:
             self._watch(loop, fd, transport)
-        if transport._unread is not None:
-            # What a passive read kept (bytes, or an end its burst met): no wait would
-            # announce it, so it is posted now, as the socket's next message.
-            message = self._message(transport)
-            if message is not None:
-                self.send(message)
+        # What a passive read kept (bytes, or an end its burst met): no wait would
+        # announce it, so it is posted now, as the socket's next message.
+        self._follow(transport)
 
     def unregister(self, transport: Transport, *, drop: bool) -> list[bytes]:
         """Stop watching ``transport``; return (or with ``drop``, discard) its queued input.
@@ -235,15 +232,15 @@ class Mailbox:
         return len(message.data) if isinstance(message, SocketData) else 0
 
     def _follow(self, transport: Transport) -> None:
-        """Queue what a read kept for the next one, which no wait would announce: an
+        """Post what a read kept for the next one, which no wait would announce: an
         end a TLS burst met after its bytes (``BaseTransport.keep_end``), or bytes a
         passive read left before the connection went active. (Also called by the C
-        read, ``mint._iospeedups``.)"""
+        read, ``mint._iospeedups``.) Rare, so it is posted as ``send`` posts, wake-up
+        included, for whoever waits."""
         if transport._unread is not None:
             message = self._message(transport)
             if message is not None:
-                with self._lock:
-                    self._queue.append(message)
+                self.send(message)
 
     def _message(self, transport: Transport) -> object | None:
         """Read one burst from a ready socket: the message it makes, or None (nothing yet)."""

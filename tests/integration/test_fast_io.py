@@ -967,13 +967,7 @@ def test_an_end_a_passive_read_kept_is_posted_when_the_connection_goes_active(
         client = start(close_notify_behind(frame(OP_BINARY, b"last"), release))
         try:
             recv, _ = io_of(path)
-            got: list[Any] = []
-            while not got:
-                client.conn, responses = recv(client.conn, 0, 5.0)
-                for r in responses:
-                    client.websocket, frames = mint.websocket.decode(client.websocket, r.data)
-                    got += frames
-            assert got == [Binary(b"last")]
+            assert read_frames(client, recv, 1) == [Binary(b"last")]
             box = mint.Mailbox()
             client.conn = mint.http.controlling_process(client.conn, box)
             client.conn = mint.http.set_mode(client.conn, "active")

@@ -29,6 +29,7 @@ from mint._backend import (
     READ,
     WOULD_BLOCK,
     WRITE,
+    error_pending,
     error_probe,
     map_os_error,
     reader_dies_on_error,
@@ -204,8 +205,7 @@ class AsyncWaiter:
             future.set_result(False)
 
     def _on_readable(self) -> None:
-        # (error_pending inlined, and any event taken as one, as the C reader does.)
-        if self._fragile is not None and self._fragile.poll(0):
+        if self._fragile is not None and error_pending(self._fragile):
             # uvloop has closed its poll of the socket after this call: ours is gone.
             # The next wait registers a new one (see reader_dies_on_error).
             self.release_reader()

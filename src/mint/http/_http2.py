@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
@@ -50,10 +51,9 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
-import h2.stream
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
-from h2.stream import StreamState
+from h2.stream import H2Stream, StreamState
 from hyperframe.frame import DataFrame, Frame
 
 from mint.errors import HTTPError, MintError, Reason, TransportError
@@ -139,7 +139,20 @@ class _MalformedResponse(h2.exceptions.ProtocolError):
     """A response ``h2`` found malformed on one stream (RFC 9113 8.1.1)."""
 
 
-class _CheckedStream(h2.stream.H2Stream):
+def _malformed_if_refused(check: Callable[..., Any]) -> Callable[..., Any]:
+    """``check`` (a method of ``h2``'s stream), raising its refusal as
+    :class:`_MalformedResponse`."""
+
+    def checked(self: Any, *args: Any) -> Any:
+        try:
+            return check(self, *args)
+        except h2.exceptions.ProtocolError as exc:
+            raise _MalformedResponse(str(exc)) from exc
+
+    return checked
+
+
+class _CheckedStream(H2Stream):
     """``h2``'s stream, telling a malformed response (:class:`_MalformedResponse`) from
     the protocol errors that are the connection's.
 
@@ -151,23 +164,9 @@ class _CheckedStream(h2.stream.H2Stream):
     the connection's state is whole and only the stream need end.
     """
 
-    def _initialize_content_length(self, headers: Any) -> None:
-        try:
-            super()._initialize_content_length(headers)
-        except h2.exceptions.ProtocolError as exc:
-            raise _MalformedResponse(str(exc)) from exc
-
-    def _process_received_headers(self, *args: Any) -> Any:
-        try:
-            return super()._process_received_headers(*args)
-        except h2.exceptions.ProtocolError as exc:
-            raise _MalformedResponse(str(exc)) from exc
-
-    def _track_content_length(self, length: int, end_stream: bool) -> None:
-        try:
-            super()._track_content_length(length, end_stream)
-        except h2.exceptions.ProtocolError as exc:
-            raise _MalformedResponse(str(exc)) from exc
+    _initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
+    _process_received_headers = _malformed_if_refused(H2Stream._process_received_headers)
+    _track_content_length = _malformed_if_refused(H2Stream._track_content_length)
 
 
 class _MalformedResponseReceived(h2.events.Event):
@@ -206,7 +205,7 @@ class _ClientConnection(h2.connection.H2Connection):
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
-        if type(stream) is h2.stream.H2Stream:
+        if type(stream) is H2Stream:
             stream.__class__ = _CheckedStream
         return stream
 
@@ -953,7 +952,7 @@ class Http2Session:
 
     def _past_h2(
         self, sid: int, states: tuple[StreamState, ...]
-    ) -> tuple[_Stream, h2.stream.H2Stream] | None:
+    ) -> tuple[_Stream, H2Stream] | None:
         """Stream ``sid`` (ours and h2's) when its frames may go past h2: the
         connection lets them (:meth:`_past_h2_open`), the stream is a WebSocket's after
         its 2xx (``fast``), and h2's stream is in one of ``states``."""
