@@ -25,6 +25,7 @@ Reason: TypeAlias = str | tuple[Any, ...]
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INVALID_DATA = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
 
 _MESSAGES: dict[str, str] = {
     # transport
@@ -71,6 +72,7 @@ _MESSAGES: dict[str, str] = {
     "extension_not_negotiated": "an accepted extension was not offered or not as offered",
     "invalid_extension": "the extension could not be used as given",
     "invalid_extensions_header": "the server's Sec-WebSocket-Extensions header is malformed",
+    "extension_error": "a negotiated extension raised an error of its own or gave a wrong result",
     "invalid_utf8": "a text frame or close reason is not valid UTF-8",
     "invalid_close_payload": "the close frame's code or payload is invalid",
     "unsupported_opcode": "the frame's opcode is reserved or unknown",

@@ -108,6 +108,35 @@ class Broken(Extension):
         raise WebSocketError("compression_error")
 
 
+class Buggy(Extension):
+    """An extension with bugs of its own: what its callbacks raise or return is not the
+    API's (``mode`` in its opts picks the bug)."""
+
+    name = "x-buggy"
+    rsv_bits = RSV3
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        if self.opts.get("mode") == "negotiate":
+            raise KeyError("negotiate bug")
+        return Buggy(self.params, self.opts)
+
+    def _bug(self, message: RawMessage) -> RawMessage:
+        mode = self.opts.get("mode")
+        if mode == "raise":
+            raise ValueError("codec bug")
+        if mode == "none":
+            return None  # type: ignore[return-value]
+        if mode == "str":
+            return RawMessage(message.opcode, 0, "text")  # type: ignore[arg-type]
+        return RawMessage(message.opcode, message.rsv ^ RSV3, message.data)
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        return self._bug(message)
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        return self._bug(message)
+
+
 def srv(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0) -> bytes:
     b0 = (0x80 if fin else 0) | rsv | opcode
     n = len(payload)
@@ -307,3 +336,55 @@ def test_extension_without_bits_sees_every_message() -> None:
     # Invalid UTF-8 still caught (after the extension).
     _, frames = decode(ws, srv(1, b"\xff"))
     assert reason_tag(frames[0].reason) == "invalid_utf8"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("mode", "detail"),
+    [
+        ("raise", "ValueError: codec bug"),
+        ("none", "TypeError: returned NoneType, not RawMessage"),
+        ("str", "TypeError: returned RawMessage data of str, not bytes"),
+    ],
+)
+def test_extension_bug_in_decode_is_inline_1011(mode: str, detail: str) -> None:
+    # Whatever the extension's bug, the frames before it are still delivered and the
+    # error is typed, inline, with 1011 (internal error): not the peer's fault.
+    ws = new_websocket(extensions=accepted(Buggy(opts={"mode": mode}), header="x-buggy"))
+    ws2, frames = decode(ws, srv(9, b"p") + srv(1, b"ok") + srv(2, b"a", rsv=RSV3) + srv(1, b"x"))
+    assert frames[:2] == [Ping(b"p"), Text("ok")]
+    assert len(frames) == 3
+    error = frames[2]
+    assert isinstance(error, WebSocketError)
+    assert error.reason[:2] == ("extension_error", "x-buggy")
+    assert error.reason[2] == detail
+    assert error.close_code == 1011
+    if mode == "raise":
+        assert isinstance(error.__cause__, ValueError)
+    assert decode(ws2, srv(1, b"y"))[1] == [error]  # the WebSocket stays failed
+
+
+@pytest.mark.parametrize("mode", ["raise", "none", "str"])
+def test_extension_bug_in_encode_raises_typed_with_websocket(mode: str) -> None:
+    ws = new_websocket(extensions=accepted(Buggy(opts={"mode": mode}), header="x-buggy"))
+    with pytest.raises(WebSocketError) as info:
+        encode(ws, Binary(b"x"))
+    assert info.value.reason[:2] == ("extension_error", "x-buggy")
+    assert info.value.websocket is ws
+    # Control frames do not pass through extensions: the Close still goes out.
+    _, data = encode(ws, Close(1011, ""))
+    assert unmask(data) == (0x88, b"\x03\xf3")
+
+
+def test_extension_bug_in_negotiate_is_typed() -> None:
+    with pytest.raises(WebSocketError) as info:
+        accepted(Buggy(opts={"mode": "negotiate"}), header="x-buggy")
+    assert info.value.reason == ("extension_error", "x-buggy", "KeyError: 'negotiate bug'")
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_sound_extension_still_round_trips_through_the_checks() -> None:
+    ws = new_websocket(extensions=accepted(Buggy(opts={"mode": "ok"}), header="x-buggy"))
+    _, data = encode(ws, Binary(b"abc"))
+    assert unmask(data) == (0x82 | RSV3, b"abc")
+    _, frames = decode(ws, srv(2, b"abc", rsv=RSV3))
+    assert frames == [Binary(b"abc")]

@@ -106,9 +106,14 @@ def new(
         mode: the connection's mode, as Mint's option; informational, since the
             connection already knows it (``new`` does not change it).
         max_frame_size: the largest payload of any frame (control frames too) ``decode``
-            accepts (None: any).
-        max_message_size: the largest message, after decompression, ``decode``
-            assembles; over it gives ``"payload_too_large"`` inline.
+            accepts (None: any), as received: it does not bound what a compressed
+            frame inflates to, which ``max_message_size`` does.
+        max_message_size: the largest message ``decode`` assembles, both as received
+            (its frames' payloads added up, so a compressed message whose deflated
+            form is larger than its content, as random data's is, counts at that size)
+            and after decompression; over it gives ``"payload_too_large"`` inline.
+            The bound on the bytes received is what keeps the compressed bytes
+            buffered before inflating bounded too.
 
     Raises:
         UpgradeFailureError: the status is not 101 (HTTP/1.1) or 2xx (HTTP/2).

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 from mint._speedup import install_constructors as _install_constructors
 from mint._speedup import load_speedup as _load_speedup
 from mint.errors import (
+    CLOSE_INTERNAL_ERROR,
     CLOSE_INVALID_DATA,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_PROTOCOL_ERROR,
@@ -496,12 +497,14 @@ def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
             raise WebSocketError("control_frame_too_large", websocket=ws)
     elif cfg.extensions:
         message = RawMessage(opcode, 0, payload)
-        try:
-            for ext in cfg.extensions:
-                message = ext.encode(message)
-        except WebSocketError as exc:
-            exc.websocket = ws
-            raise
+        for ext in cfg.extensions:
+            try:
+                message = _checked(ext.encode(message))
+            except WebSocketError as exc:
+                exc.websocket = ws
+                raise
+            except Exception as exc:
+                raise _extension_error(ext, exc, websocket=ws) from exc
         payload = message.data
         rsv = message.rsv & _RSV_MASK
 
@@ -1013,16 +1016,39 @@ def _decode_extensions(cfg: _Config, message: RawMessage) -> bytes:
         if bits and not message.rsv & bits:
             continue
         try:
-            message = ext.decode(message, limit)
+            message = _checked(ext.decode(message, limit))
         except WebSocketError as exc:
             if exc.close_code is None:
                 exc.close_code = CLOSE_PROTOCOL_ERROR
             raise
+        except Exception as exc:
+            # A bug in the extension, not the peer's fault: inline like any error, so
+            # the frames before it are still delivered, and the connection is failed
+            # with 1011 (internal error) rather than blamed on the peer.
+            raise _extension_error(ext, exc, close_code=CLOSE_INTERNAL_ERROR) from exc
         if limit is not None and len(message.data) > limit:
             raise _too_large()
     if message.rsv & _RSV_MASK:  # a bit no extension handled
         raise _error(("malformed_reserved", message.rsv & _RSV_MASK))
     return bytes(message.data)
+
+
+def _checked(message: object) -> RawMessage:
+    """An extension's result; ``TypeError`` (its bug, see below) unless a message of bytes."""
+    if not isinstance(message, RawMessage):
+        raise TypeError(f"returned {type(message).__name__}, not RawMessage")
+    if not isinstance(message.data, bytes | bytearray | memoryview):
+        raise TypeError(f"returned RawMessage data of {type(message.data).__name__}, not bytes")
+    return message
+
+
+def _extension_error(ext: Extension, exc: Exception, **kwargs: Any) -> WebSocketError:
+    """``("extension_error", name, detail)`` for what an extension raised (not a
+    ``WebSocketError``, which is its own say) or returned wrongly: one typed error in
+    place of whatever the extension's bug was, with the bug chained as its cause."""
+    return WebSocketError(
+        ("extension_error", type(ext).name, f"{type(exc).__name__}: {exc}"), **kwargs
+    )
 
 
 def _parse_close(payload: bytes) -> Close:

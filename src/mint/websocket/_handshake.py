@@ -315,7 +315,9 @@ def negotiate_extensions(
             was not offered; ``("extension_not_negotiated", name, detail)`` when it is
             accepted twice, its answer is refused by every offer of that name, or it
             claims RSV bits an extension accepted before it claims;
-            ``("invalid_extensions_header", value)`` for a malformed header.
+            ``("invalid_extensions_header", value)`` for a malformed header;
+            ``("extension_error", name, detail)`` when ``negotiate`` raised anything
+            else (chained as the cause).
     """
     values = [v for k, v in headers if k.lower() == "sec-websocket-extensions"]
     accepted: list[Extension] = []
@@ -338,6 +340,9 @@ def negotiate_extensions(
                 break
             except WebSocketError as exc:
                 first_error = first_error or exc
+            except Exception as exc:  # the extension's bug: one typed error, chained
+                detail = f"{type(exc).__name__}: {exc}"
+                raise WebSocketError(("extension_error", name, detail)) from exc
         else:
             assert first_error is not None
             raise first_error

@@ -57,7 +57,12 @@ The rules the codec relies on:
   be decoded, 1002 for protocol violations, 1009 for too big). Raised in ``decode``
   they are put inline in the frames ``mint.websocket.decode`` returns; raised in
   ``encode`` they propagate to the caller. Never let a library exception (``zlib.error``)
-  escape: map it and chain it (``raise WebSocketError(...) from exc``).
+  escape: map it and chain it (``raise WebSocketError(...) from exc``). What escapes
+  anyway (an extension's bug), or a result that is not a ``RawMessage`` of bytes,
+  becomes ``WebSocketError(("extension_error", name, detail))`` with the bug as its
+  cause: inline with close code 1011 (internal error) from ``decode``, so the frames
+  before it are still delivered; raised from ``encode`` and from ``new``
+  (``negotiate``), with ``.websocket`` or ``.conn`` as any other error there.
 - ``WebSocket`` values are immutable, but an extension may keep mutable state of its
   own (a zlib context) on the instance ``negotiate`` returned: that instance belongs
   to one connection. ``negotiate`` must therefore return a new instance, never
