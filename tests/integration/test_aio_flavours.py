@@ -231,6 +231,17 @@ def test_pipelined_requests(flavour: Flavour, hypercorn_h1: Any, mode: str) -> N
                             done.append(ref)
             assert done == refs  # in order
             assert [bodies[ref] for ref in refs] == [b"%d" % i for i in range(5)]
+            # Each went out once: a request after them gets its own answer, and no
+            # stray one (a request written twice was answered twice).
+            client.conn, ref = await flavour.http.request(
+                client.conn, "POST", "/echo-body", [], b"after"
+            )
+            got: list[Any] = []
+            while not any(isinstance(r, Done) for r in got):
+                got += await client.responses()
+            assert [r.data for r in got if isinstance(r, Data)] == [b"after"]
+            assert all(r.ref == ref for r in got)
+            assert flavour.http.open_request_count(client.conn) == 0
         finally:
             await client.close()
 

@@ -61,6 +61,11 @@ def test_pipelined_requests(hypercorn_h1: Any, mode: str) -> None:
         assert mint.http.open_request_count(client.conn) == 5
         result = collect(client, refs)
         assert [result[r]["body"] for r in refs] == [b"0", b"1", b"2", b"3", b"4"]
+        # Each went out once: the next request is answered as itself (one written
+        # twice would be answered twice, and this one would get a stray answer).
+        client.conn, ref = mint.http.request(client.conn, "POST", "/echo-body", [], b"after")
+        assert collect(client, [ref])[ref]["body"] == b"after"
+        assert mint.http.open_request_count(client.conn) == 0
     finally:
         client.close()
 

@@ -78,6 +78,35 @@ def test_pipelined_requests_reach_the_server_in_order() -> None:
     assert s.open_request_count() == 3
 
 
+@pytest.mark.parametrize("body", [None, b"payload"])
+def test_pipelined_requests_are_written_once(body: bytes | None) -> None:
+    # Each request goes out once, when it is made: reading the answers (which replays
+    # the pipelined ones on h11) writes nothing, and a request after them is answered
+    # as itself.
+    s = session()
+    server = Server()
+    refs = [s.request("POST", f"/{i}", [], body) for i in range(3)]
+    wire = s.data_to_send()
+    answers = b""
+    seen = []
+    events = server.read_requests(wire)
+    while events:
+        seen += [e.target for e in events if isinstance(e, h11.Request)]
+        target = next(e.target for e in events if isinstance(e, h11.Request))
+        answers += server.respond(200, target)
+        events = server.read_requests(b"")
+    assert seen == [b"/0", b"/1", b"/2"]
+    got = s.receive_data(answers)
+    assert [r.ref for r in got if isinstance(r, Done)] == refs
+    assert s.data_to_send() == b""
+    ref = s.request("GET", "/after", [], None)
+    events = server.read_requests(s.data_to_send())
+    assert [e.target for e in events if isinstance(e, h11.Request)] == [b"/after"]
+    got = s.receive_data(server.respond(200, b"/after"))
+    assert [r for r in got if isinstance(r, Data)] == [Data(ref, b"/after")]
+    assert s.data_to_send() == b""
+
+
 PIPELINED_ANSWERS = (
     b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr0"
     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\nr\r\n1\r\n1\r\n0\r\n\r\n"

@@ -179,15 +179,22 @@ class Http1Session:
         return req.ref
 
     def _start_on_main(self, req: _Request) -> None:
-        """Send ``req``'s events through the main h11 connection (its turn to read)."""
+        """Send ``req``'s events through the main h11 connection (its turn to read).
+
+        A pipelined request (one with a ``scratch`` connection) was written when it
+        was made: its events are only replayed, so that h11 follows the cycle, and
+        what h11 gives back is dropped, or the server would get the request twice.
+        """
+        written = req.scratch is not None
         try:
             for event in req.events:
                 data = self._h11.send(event)
-                if not req.sent_on_main and data:
+                if data and not written:
                     self._out += data
         except h11.LocalProtocolError as exc:
             raise HTTPError(("invalid_request", str(exc))) from exc
         req.sent_on_main = True
+        req.scratch = None
 
     @staticmethod
     def _serialise(scratch: h11.Connection, events: list[Any]) -> bytes:
