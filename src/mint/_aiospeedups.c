@@ -699,8 +699,9 @@ recv_resume(OpObject *op, PyObject *value, PyObject **result)
         }
         return recv_wait(op, result); /* woken for nothing: wait again */
     }
-    /* Our timer fired: at the deadline, or at an earlier one it was armed for. */
-    if (!op->has_deadline || op->deadline <= monotonic()) {
+    /* Our timer fired: at the deadline, or at an earlier one it was armed for (an
+     * earlier wait's, left armed: with no deadline of ours, that is no timeout). */
+    if (op->has_deadline && op->deadline <= monotonic()) {
         Py_INCREF(Py_None);
         return recv_tail(op, Py_None, result);
     }

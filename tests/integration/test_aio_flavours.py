@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from aio_client import FLAVOURS, Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
-from servers.raw import close_notify_behind, frame, never_answer, upgrade_then
+from servers.raw import (
+    close_notify_behind,
+    drain,
+    frame,
+    handshake_response,
+    never_answer,
+    read_request,
+    upgrade_then,
+)
 from test_fast_io import upgraded
 
 import mint
@@ -440,6 +448,45 @@ def test_passive_recv_times_out(flavour: Flavour, raw_server: Any) -> None:
             assert info.value.reason == "timeout"
             assert info.value.conn is client.conn
             assert flavour.http.is_open(client.conn)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_a_wait_without_timeout_outlives_earlier_timeouts(
+    flavour: Flavour, raw_server: Any, tls: bool
+) -> None:
+    # The connect (TLS handshake) and the reads before wait with timeouts that came
+    # back early; a read with None after them must wait past those deadlines (a
+    # timer of theirs left armed once made it fail with "timeout").
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            conn.sendall(handshake_response(request) + frame(0x2, b"first"))
+            time.sleep(1.0)
+            conn.sendall(frame(0x2, b"second"))
+            drain(conn)
+
+    server = raw_server(handler, tls="good" if tls else None)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="passive", transport_opts={"timeout": 0.4})
+        try:
+            ws = flavour.websocket
+            client.conn, client.ref = await ws.upgrade(
+                "wss" if tls else "ws", client.conn, "/", []
+            )
+            status, headers, early = await client.handshake(0.4)
+            client.conn, client.websocket = ws.new(client.conn, client.ref, status, headers)
+            client.websocket, client.early = ws.decode(client.websocket, early)
+            assert await client.frames(1, 0.4) == [Binary(b"first")]
+            started = time.monotonic()
+            client.conn, responses = await ws.recv(client.conn, 0, None)
+            assert time.monotonic() - started > 0.4
+            data = b"".join(r.data for r in responses if isinstance(r, Data))
+            assert ws.decode(client.websocket, data)[1] == [Binary(b"second")]
         finally:
             await client.close()
 

@@ -154,8 +154,9 @@ class AsyncWaiter:
                         return await self._recv_after_write(size, deadline)
                     except WOULD_BLOCK:
                         continue  # woken for nothing
-                # Our timer fired: at the deadline, or at an earlier one it was armed for.
-                if deadline is None or deadline <= time.monotonic():
+                # Our timer fired: at the deadline, or at an earlier one it was armed
+                # for (an earlier wait's, left armed: with no deadline, no timeout).
+                if deadline is not None and deadline <= time.monotonic():
                     raise TransportError("timeout")
         finally:
             self._future = None
