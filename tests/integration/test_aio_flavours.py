@@ -475,9 +475,7 @@ def test_a_wait_without_timeout_outlives_earlier_timeouts(
         client = await connect(flavour, server, mode="passive", transport_opts={"timeout": 0.4})
         try:
             ws = flavour.websocket
-            client.conn, client.ref = await ws.upgrade(
-                "wss" if tls else "ws", client.conn, "/", []
-            )
+            client.conn, client.ref = await ws.upgrade("wss" if tls else "ws", client.conn, "/", [])
             status, headers, early = await client.handshake(0.4)
             client.conn, client.websocket = ws.new(client.conn, client.ref, status, headers)
             client.websocket, client.early = ws.decode(client.websocket, early)
