@@ -289,6 +289,9 @@ class Waiter:
     def release_reader(self) -> None:
         """Blocking code registers no loop reader (see ``AsyncWaiter.release_reader``)."""
 
+    def release_timer(self) -> None:
+        """Blocking code arms no loop timer (see ``AsyncWaiter.release_timer``)."""
+
     def close(self) -> None:
         """Nothing to release (the poll object holds no descriptor of its own)."""
 

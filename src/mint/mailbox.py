@@ -176,6 +176,12 @@ class Mailbox:
             return
         self._transports[fd] = transport
         self._poll.register(fd, select.POLLIN)
+        # The passive waits are over: their loop reader and timer go now, whether or
+        # not a loop feeds this mailbox yet. Both hold their loop, and this mailbox
+        # may be that loop's default one, which the loop's death must be able to end
+        # (mint.aio._mailbox keeps it weakly, by loop).
+        transport._waiter.release_reader()
+        transport._waiter.release_timer()
         loop = self._live_loop()
         if loop is not None and not self._paused:
             self._watch(loop, fd, transport)
@@ -187,6 +193,9 @@ class Mailbox:
         """Stop watching ``transport``; return (or with ``drop``, discard) its queued input.
 
         Queued data is handed back in order so a switch to passive mode loses nothing.
+        A queued end (``SocketClosed``, ``SocketError``) is kept on the transport for
+        its next read (``keep_end``), which the socket itself may no longer give: a
+        reset is reported once, and a TLS end was read off the socket already.
         """
         sock = transport.sock
         for fd, owned in list(self._transports.items()):
@@ -206,6 +215,9 @@ class Mailbox:
                 ):
                     if isinstance(message, SocketData):
                         kept.append(message.data)
+                    elif not drop:
+                        cause = message.error.__cause__ if type(message) is SocketError else None
+                        transport.keep_end(cause if isinstance(cause, OSError) else b"")
                 else:
                     remaining.append(message)
             self._queue = remaining

@@ -7,10 +7,13 @@ h2c), Node's http2 (extended CONNECT), and scripted raw servers for the unhappy 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -489,6 +492,59 @@ def test_a_wait_without_timeout_outlives_earlier_timeouts(
             await client.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("first", ["wss connect", "timed passive recv"])
+def test_a_loops_dropped_connections_end_with_it(
+    flavour: Flavour, ws_server: Any, wss_server: Any, first: str
+) -> None:
+    # Active connections on a loop's default mailbox, dropped without close: once the
+    # loop is closed and gone, so are the mailbox and the sockets (as a thread's are
+    # when it ends). A timer of a wait with a timeout (the TLS handshake's, a passive
+    # read's) left armed on the connection held the loop, and so all of them, for ever.
+    if not flavour.name.startswith("aio"):
+        pytest.skip("the default mailbox of a loop is mint.aio's")
+    tls = first == "wss connect"
+    server = wss_server if tls else ws_server
+
+    sockets: list[weakref.ref[socket.socket]] = []
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def open_and_drop() -> None:
+        mode = "active" if tls else "passive"
+        options = {"cafile": server.cafile} if tls else {}
+        host = server.server_hostname or server.host
+        conn = await flavour.http.connect(
+            server.scheme, host, server.port, mode=mode, transport_opts=options
+        )
+        conn, _ref = await flavour.websocket.upgrade("wss" if tls else "ws", conn, "/echo", [])
+        got: list[Any] = []
+        while not any(isinstance(r, Done) for r in got):
+            if mode == "passive":
+                conn, responses = await flavour.websocket.recv(conn, 0, 5.0)
+            else:
+                conn, responses = await flavour.websocket.stream(conn, await mint.aio.receive(5))
+            got += responses
+        if mode == "passive":
+            conn = flavour.http.set_mode(conn, "active")  # onto the loop's default mailbox
+        sockets.append(weakref.ref(flavour.http.get_socket(conn)))
+
+    async def scenario() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        for _ in range(10):
+            await open_and_drop()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(2):
+            run(scenario())
+        gc.collect()
+    assert [ref() for ref in loops] == [None, None]
+    # Closed by the collector, as a dropped socket is, with its warning (whose record
+    # still holds the closed socket).
+    assert len(sockets) == 20
+    assert all(ref() is None or ref().fileno() == -1 for ref in sockets)  # type: ignore[union-attr]
+    assert sum(issubclass(w.category, ResourceWarning) for w in caught) >= 20
 
 
 def test_active_receive_times_out(flavour: Flavour, raw_server: Any) -> None:

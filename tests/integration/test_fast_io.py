@@ -1021,3 +1021,47 @@ def test_close_notify_ends_the_stream(raw_server: Any, mode: str, path: str) -> 
         assert error.reason == "closed"
         assert error.__cause__ is None, "the end of the stream, not a failure"
         assert not mint.http.is_open(error.conn)
+
+
+def test_a_queued_end_goes_with_the_connection(raw_server: Any) -> None:
+    """Three connections reset at once: one receive reads them all, gives one end and
+    queues the others. A connection moved to another mailbox, or set passive, with its
+    end still queued gets that end from its next read: the reset (a socket reports it
+    once; a second read would only see a plain end of stream)."""
+
+    def reset(conn: socket.socket) -> None:
+        if read_request(conn):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    server = raw_server(reset)
+    box = mint.Mailbox()
+    conns = [mint.http.connect("http", server.host, server.port, mailbox=box) for _ in range(3)]
+    conns = [mint.http.request(conn, "GET", "/", [])[0] for conn in conns]
+    try:
+        time.sleep(0.3)  # all three resets arrive before the mailbox looks
+        first = box.receive(5.0)
+        assert isinstance(first, mint.SocketError)
+        queued = [c for c in conns if mint.http.get_socket(c) is not first.socket]
+        assert len(queued) == 2
+        other = mint.Mailbox()
+        moved = mint.http.controlling_process(queued[0], other)
+        message = other.receive(5.0)
+        assert isinstance(message, mint.SocketError)
+        assert message.socket is mint.http.get_socket(moved)
+        assert isinstance(message.error.__cause__, ConnectionResetError)
+        with pytest.raises(mint.TransportError) as info:
+            mint.http.stream(moved, message)
+        assert info.value.responses == []  # its request ends with the connection
+        passive = mint.http.set_mode(queued[1], "passive")
+        with pytest.raises(mint.TransportError) as info:
+            mint.http.recv(passive, 0, 5.0)
+        assert info.value.reason == "closed"
+        assert isinstance(info.value.__cause__, ConnectionResetError)
+        with pytest.raises(TimeoutError):
+            box.receive(0.1)  # nothing of theirs is left behind
+        other.close()
+    finally:
+        for conn in conns:
+            mint.http.close(conn)
+        box.close()

@@ -199,6 +199,20 @@ class AsyncWaiter:
         self._timer_at = deadline
         self._timer_loop = loop
 
+    def release_timer(self) -> None:
+        """Cancel and drop our timer (a mailbox is taking the socket over).
+
+        A timer left armed between waits saves re-arming on the hot path, but it holds
+        its loop: an active connection's waiter, held by the loop's default mailbox,
+        would then keep that loop (the mailbox's key, held weakly) alive for ever,
+        and with it the mailbox and every socket dropped without ``close``.
+        """
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self._timer = None
+        self._timer_loop = None
+
     def _on_timer(self) -> None:
         self._timer = None
         future = self._future
@@ -272,9 +286,7 @@ class AsyncWaiter:
     def close(self) -> None:
         self.flush_later(None)
         self.release_reader()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.release_timer()
 
 
 def _is_address(host: str) -> bool:
