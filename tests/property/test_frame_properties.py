@@ -27,7 +27,10 @@ from mint.errors import WebSocketError, reason_tag
 from mint.websocket._frame import _mask_py, decode, encode, new_websocket
 from mint.websocket._frames import Binary, Close, Frame, Ping, Pong, Text
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Large inputs are what these properties are about: hypothesis' size health check
+# fails at random on them (seen in a full run), so it is off with the slow-input one.
+SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=SUPPRESSED)
 
 VALID_CLOSE_CODES = st.one_of(
     st.sampled_from([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]),

@@ -27,7 +27,10 @@ from unit.test_http2 import Pair, ws_frame
 from mint.http import STREAM, Data, Headers, Status
 from mint.http._http2 import DEFAULT_RECEIVE_WINDOW
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Large inputs are what these properties are about: hypothesis' size health check
+# fails at random on them (seen in a full run), so it is off with the slow-input one.
+SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=SUPPRESSED)
 
 # What the server does, in order: DATA on stream 1 or 3 (size, padding or none), a PING,
 # a new INITIAL_WINDOW_SIZE for the client's sends; and what the client streams.
