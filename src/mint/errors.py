@@ -61,8 +61,9 @@ _MESSAGES: dict[str, str] = {
     "not_active": "the connection is not in active mode",
     "unsupported_on_http1": "this operation needs an HTTP/2 connection",
     "protocol_error": "the peer violated the HTTP protocol",
-    "stream_reset": "the server reset the stream",
-    "goaway": "the server is going away and did not process the request",
+    "server_closed_request": "the server reset the request's stream (RST_STREAM)",
+    "unprocessed": "the server went away (GOAWAY) without processing the request: "
+    "safe to retry on another connection",
     "send_queue_full": "the connection's send queue for flow-controlled data is full",
     "too_many_concurrent_requests": "the server's limit of concurrent streams is reached",
     # websocket

@@ -151,7 +151,7 @@ def test_stream_reset_only_fails_its_request(h2_fault: Any) -> None:  # noqa: F8
             Status(reset, 200),
             Headers(reset, []),
             Data(reset, b"partial"),
-            Error(reset, mint.HTTPError(("stream_reset", "cancel"))),
+            Error(reset, mint.HTTPError(("server_closed_request", "cancel"))),
         ]
         conn, status, got = get(conn, "passive")
         assert (status, got) == (200, b"hello")
@@ -169,7 +169,7 @@ def test_goaway(h2_fault: Any) -> None:  # noqa: F811
         conn, before = mint.http.request(conn, "GET", "/hold", [])  # stream 1
         conn, ref = mint.http.request(conn, "GET", "/goaway", [])  # stream 3: last_stream_id=1
         conn, seen = read_until(conn, "passive", lambda rs: Done(before) in rs)
-        assert Error(ref, mint.HTTPError("goaway")) in seen
+        assert Error(ref, mint.HTTPError("unprocessed")) in seen
         assert body(before, seen) == b"done"  # stream 1 finished after the GOAWAY
         assert not mint.http.is_open(conn, "write")
         with pytest.raises(mint.HTTPError) as info:

@@ -517,7 +517,7 @@ def test_stream_reset_affects_only_that_stream() -> None:
     pair.server.reset_stream(1, h2.errors.ErrorCodes.REFUSED_STREAM)
     pair.respond(3, 200, b"ok")
     responses = pair.pump()
-    assert responses[0] == Error(a, HTTPError(("stream_reset", "refused_stream")))
+    assert responses[0] == Error(a, HTTPError(("server_closed_request", "refused_stream")))
     assert responses[1:] == [Status(b, 200), Headers(b, []), Data(b, b"ok"), Done(b)]
     assert pair.client.open_request_count() == 0
 
@@ -606,7 +606,7 @@ def test_reset_websocket_stream_while_a_get_goes_on() -> None:
     get = pair.client.request("GET", "/", [], None)
     pair.pump()
     pair.server.reset_stream(1, h2.errors.ErrorCodes.INTERNAL_ERROR)
-    assert pair.pump() == [Error(ws, HTTPError(("stream_reset", "internal_error")))]
+    assert pair.pump() == [Error(ws, HTTPError(("server_closed_request", "internal_error")))]
     with pytest.raises(HTTPError):
         pair.client.stream_request_body(ws, ws_frame(1, b"x"))
     pair.respond(3, 200, b"fine")
@@ -638,7 +638,11 @@ def test_goaway_fails_streams_above_last_stream_id_only() -> None:
     # h2 refuses to send after its own GOAWAY; a real server finishes stream 1.
     pair.server.state_machine.state = ConnectionState.SERVER_OPEN
     responses = pair.pump()
-    assert responses == [Status(first, 200), Headers(first, []), Error(second, HTTPError("goaway"))]
+    assert responses == [
+        Status(first, 200),
+        Headers(first, []),
+        Error(second, HTTPError("unprocessed")),
+    ]
     assert not pair.client.is_open("write")
     assert not pair.client.is_open("read_write")
     assert pair.client.is_open("read")
@@ -926,7 +930,7 @@ def test_websocket_window_updates_overflow_as_h2_says() -> None:
     assert info.value.reason[0] == "protocol_error"
     pair, ref = open_fast_websocket()
     responses = pair.client.receive_data(frame(0x8, 0, 1, too_much))  # a stream error
-    assert responses == [Error(ref, HTTPError(("stream_reset", "flow_control_error")))]
+    assert responses == [Error(ref, HTTPError(("server_closed_request", "flow_control_error")))]
     assert pair.client.is_open("read_write")
 
 

@@ -1030,7 +1030,8 @@ class Http2Session:
                         if len(self._stopped) > _STOPPED_MEMORY:
                             del self._stopped[next(iter(self._stopped))]
                     else:
-                        reason = ("stream_reset", _error_code_name(event.error_code))
+                        # Mint's reason: {:server_closed_request, error_code}.
+                        reason = ("server_closed_request", _error_code_name(event.error_code))
                         responses.append(Error(stream.ref, HTTPError(reason)))
             elif isinstance(event, _MalformedResponseReceived):
                 stream = self._streams.get(event.stream_id)
@@ -1064,7 +1065,8 @@ class Http2Session:
             if stream.stream_id > last:
                 self._forget(stream)
                 if not stream.remote_ended:
-                    responses.append(Error(stream.ref, HTTPError("goaway")))
+                    # Mint's :unprocessed: safe to retry on another connection.
+                    responses.append(Error(stream.ref, HTTPError("unprocessed")))
 
     def _fail_all(self, responses: list[Response], error: MintError) -> None:
         for stream in sorted(self._streams.values(), key=lambda s: s.stream_id):
