@@ -61,6 +61,7 @@ _MESSAGES: dict[str, str] = {
     "not_active": "the connection is not in active mode",
     "unsupported_on_http1": "this operation needs an HTTP/2 connection",
     "protocol_error": "the peer violated the HTTP protocol",
+    "unexpected_data": "the server sent data that answers no request",
     "server_closed_request": "the server reset the request's stream (RST_STREAM)",
     "unprocessed": "the server went away (GOAWAY) without processing the request: "
     "safe to retry on another connection",

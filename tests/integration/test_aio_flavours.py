@@ -547,6 +547,124 @@ def test_a_loops_dropped_connections_end_with_it(
     assert sum(issubclass(w.category, ResourceWarning) for w in caught) >= 20
 
 
+def answer_then_watch(answer: bytes, saw_end: threading.Event) -> Any:
+    """A raw-server handler: read a request, send ``answer``, then set ``saw_end`` when
+    the client's side of the connection ends."""
+
+    def handler(conn: socket.socket) -> None:
+        if read_request(conn):
+            conn.sendall(answer)
+            drain(conn)
+            saw_end.set()
+
+    return handler
+
+
+GOOD = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ngood"
+EVIL = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nEVIL!"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_answer_nobody_asked_for_fails_and_closes(
+    flavour: Flavour, raw_server: Any, mode: str
+) -> None:
+    # RFC 9112 6.3: a second answer behind the first is not kept for the next request
+    # (it was handed out as its answer); Mint's {:unexpected_data, data}, and the
+    # connection is closed.
+    saw_end = threading.Event()
+    server = raw_server(answer_then_watch(GOOD + EVIL, saw_end))
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            client.conn, ref = await flavour.http.request(client.conn, "GET", "/1", [])
+            got: list[Any] = []
+            with pytest.raises(mint.HTTPError) as info:
+                while True:
+                    got += await client.responses(5.0)
+            got += info.value.responses
+            assert info.value.reason == ("unexpected_data", EVIL)
+            assert [r.data for r in got if isinstance(r, Data)] == [b"good"]
+            assert got[-1] == Done(ref)
+            assert not flavour.http.is_open(info.value.conn)
+            assert await asyncio.to_thread(saw_end.wait, 5.0)  # closed without close()
+            with pytest.raises(mint.HTTPError):
+                await flavour.http.request(info.value.conn, "GET", "/2", [])
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connection_close_answer_closes_the_socket(
+    flavour: Flavour, raw_server: Any, mode: str
+) -> None:
+    # RFC 9112 9.6: the client closes after a response with "Connection: close"; a
+    # caller that drops the connection then leaks nothing.
+    saw_end = threading.Event()
+    answer = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+    server = raw_server(answer_then_watch(answer, saw_end))
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            client.conn, ref = await flavour.http.request(client.conn, "GET", "/", [])
+            got: list[Any] = []
+            while Done(ref) not in got:
+                got += await client.responses(5.0)
+            assert not flavour.http.is_open(client.conn)
+            assert await asyncio.to_thread(saw_end.wait, 5.0)
+            assert flavour.http.open_request_count(client.conn) == 0
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_http2_connection_error_sends_goaway_and_closes(
+    flavour: Flavour, raw_server: Any, mode: str
+) -> None:
+    # RFC 9113 5.4.1: on a connection error the client sends GOAWAY and closes; both
+    # now happen at the read that met the error (the GOAWAY waited for the caller's
+    # next write, the socket for its close).
+    frame_types: list[int] = []
+    saw_end = threading.Event()
+
+    def handler(conn: socket.socket) -> None:
+        got = b""
+        while len(got) < 24:  # the client's preface
+            got += conn.recv(65536)
+        conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # SETTINGS
+        time.sleep(0.2)
+        # RST_STREAM on stream 0: a connection error (PROTOCOL_ERROR)
+        conn.sendall(b"\x00\x00\x04\x03\x00\x00\x00\x00\x00\x00\x00\x00\x01")
+        got += drain(conn)
+        at = 24
+        while at + 9 <= len(got):
+            frame_types.append(got[at + 3])
+            at += 9 + int.from_bytes(got[at : at + 3], "big")
+        saw_end.set()
+
+    server = raw_server(handler)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode, protocols=("http2",))
+        try:
+            with pytest.raises(mint.HTTPError) as info:
+                while True:
+                    await client.responses(5.0)
+            assert info.value.reason[0] == "protocol_error"
+            assert not flavour.http.is_open(info.value.conn)
+            assert await asyncio.to_thread(saw_end.wait, 5.0)  # without close()
+            assert frame_types[-1] == 7  # GOAWAY, the last thing sent
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 def test_active_receive_times_out(flavour: Flavour, raw_server: Any) -> None:
     server = raw_server(never_answer)
 

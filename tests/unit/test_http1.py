@@ -284,3 +284,115 @@ def test_response_bodies_survive_any_split(bodies: list[bytes], data: st.DataObj
     for ref, body in zip(refs, bodies, strict=True):
         assert b"".join(r.data for r in got if isinstance(r, Data) and r.ref == ref) == body
     assert [r.ref for r in got if isinstance(r, Done)] == refs
+
+
+# -- what the server may not say ------------------------------------------------------------
+
+
+def test_an_answer_nobody_asked_for_is_unexpected_data() -> None:
+    # RFC 9112 6.3: bytes after the last answer are never the next request's answer.
+    s = session()
+    with pytest.raises(HTTPError) as info:
+        s.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nEVIL!")
+    assert info.value.reason == (
+        "unexpected_data",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nEVIL!",
+    )
+    assert s.closing
+    assert not s.is_open("read_write")
+    with pytest.raises(HTTPError) as later:
+        s.request("GET", "/2", [], None)
+    assert later.value.reason == "closed"
+
+
+def test_a_second_answer_behind_the_first_is_unexpected_data() -> None:
+    s = session()
+    ref = s.request("GET", "/1", [], None)
+    Server().read_requests(s.data_to_send())
+    first = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ngood"
+    extra = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nEVIL!"
+    with pytest.raises(HTTPError) as info:
+        s.receive_data(first + extra)
+    assert info.value.reason == ("unexpected_data", extra)
+    assert info.value.responses == [
+        Status(ref, 200),
+        Headers(ref, [("content-length", "4")]),
+        Data(ref, b"good"),
+        Done(ref),
+    ]
+    assert s.closing
+
+
+def test_a_connection_close_answer_ends_the_session() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    Server().read_requests(s.data_to_send())
+    got = s.receive_data(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+    assert got[-1] == Done(ref)
+    assert s.closing  # the facade closes the socket (RFC 9112 9.6)
+    assert not s.is_open("write")
+
+
+def test_a_keep_alive_answer_does_not_end_the_session() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    Server().read_requests(s.data_to_send())
+    assert s.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")[-1] == Done(ref)
+    assert not s.closing
+    assert s.is_open("read_write")
+
+
+def test_nothing_is_sent_behind_an_upgrade_waiting_for_its_answer() -> None:
+    # RFC 6455 4.1: after a 101 those bytes would be the new protocol's.
+    s = session()
+    s.request(
+        "GET",
+        "/ws",
+        [("upgrade", "websocket"), ("connection", "upgrade")],
+        None,
+        upgrade="websocket",
+    )
+    s.data_to_send()
+    with pytest.raises(HTTPError) as info:
+        s.request("GET", "/after", [], None)
+    assert info.value.reason[0] == "invalid_request"
+    assert s.data_to_send() == b""
+    assert s.open_request_count() == 1
+
+
+def test_an_upgrade_may_follow_a_request() -> None:
+    s = session()
+    s.request("GET", "/", [], None)
+    s.request(
+        "GET",
+        "/ws",
+        [("upgrade", "websocket"), ("connection", "upgrade")],
+        None,
+        upgrade="websocket",
+    )
+    assert s.open_request_count() == 2
+
+
+@pytest.mark.parametrize("piece", [8192, 1 << 20])
+def test_a_large_head_reads_the_same_however_it_is_split(piece: int) -> None:
+    # h11 bounds only an incomplete head: one 64 KiB header passed in one read and
+    # failed in 8 KiB pieces. Both pass now.
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    wire = b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * 65536 + b"\r\ncontent-length: 0\r\n\r\n"
+    got: list[object] = []
+    for at in range(0, len(wire), piece):
+        got += s.receive_data(wire[at : at + piece])
+    assert got[0] == Status(ref, 200)
+    assert got[-1] == Done(ref)
+
+
+def test_a_head_beyond_the_bound_is_refused() -> None:
+    s = session()
+    s.request("GET", "/", [], None)
+    with pytest.raises(HTTPError) as info:
+        for _ in range(20):
+            s.receive_data(
+                b"HTTP/1.1 200 OK\r\n" if _ == 0 else b"x-big: " + b"a" * 65536 + b"\r\n"
+            )
+    assert info.value.reason[0] == "invalid_response"

@@ -37,6 +37,8 @@ from mint.http._types import (
 )
 
 USER_AGENT = "mint-websocket/0.1"
+# The largest response head (status line and headers) read before it is refused.
+_MAX_HEAD = 1 << 20
 
 
 @dataclass(slots=True)
@@ -81,7 +83,10 @@ class Http1Session:
     )
 
     def __init__(self, *, scheme: str, host: str, port: int) -> None:
-        self._h11 = h11.Connection(h11.CLIENT)
+        # h11 bounds a header block only while it is incomplete (16 KiB by default),
+        # so the same response would pass in one read and fail over several; a bound
+        # well above what servers send (nginx 32 KiB, Node 16 KiB) still caps memory.
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
         default_port = 443 if scheme == "https" else 80
         self._authority = host if port == default_port else f"{host}:{port}"
         if ":" in host and not host.startswith("["):
@@ -106,6 +111,13 @@ class Http1Session:
     @property
     def upgraded_ref(self) -> Ref | None:
         return self._upgraded
+
+    @property
+    def closing(self) -> bool:
+        """Done with for good (a ``Connection: close`` answer read, the server broke
+        HTTP, or it sent what nobody asked for): the facade closes the socket, as
+        Mint does (RFC 9112 9.6: the client closes after such a response)."""
+        return self._broken and self._upgraded is None
 
     def open_request_count(self) -> int:
         return len(self._requests)
@@ -138,6 +150,10 @@ class Http1Session:
             raise HTTPError("closed")
         if any(r.streaming for r in self._requests):
             raise HTTPError("request_body_is_streaming")
+        if any(r.upgrade for r in self._requests):
+            # RFC 6455 4.1: nothing more until the upgrade is answered; after a 101
+            # these bytes would be read as the new protocol's.
+            raise HTTPError(("invalid_request", "an upgrade request is waiting for its answer"))
         names = {name.lower() for name, _ in headers}
         full = list(headers)
         if "host" not in names:
@@ -254,8 +270,16 @@ class Http1Session:
         try:
             self._h11.receive_data(data)
         except RuntimeError as exc:  # data after the server closed its side
+            self._broken = True
             raise HTTPError(("invalid_response", str(exc)), responses=responses) from exc
         self._pump(responses)
+        if not self._requests and self._upgraded is None:
+            unasked, _ = self._h11.trailing_data
+            if unasked:
+                # RFC 9112 6.3: never taken as the answer to a later request (that is
+                # how caches get poisoned). Mint's {:unexpected_data, data}.
+                self._broken = True
+                raise HTTPError(("unexpected_data", unasked), responses=responses)
         return responses
 
     def _pump(self, responses: list[Response]) -> None:

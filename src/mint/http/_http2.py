@@ -446,6 +446,12 @@ class Http2Session:
     def open_request_count(self) -> int:
         return sum(1 for s in self._streams.values() if not s.remote_ended)
 
+    @property
+    def closing(self) -> bool:
+        """GOAWAY sent (a connection error, or ``close``): once it is written, the
+        facade closes the socket, as Mint does."""
+        return self._closed
+
     def is_open(self, kind: str) -> bool:
         readable = not self._read_closed and not self._closed
         if kind == "read":

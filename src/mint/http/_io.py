@@ -271,6 +271,8 @@ def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
         if "early" in conn._private:
             responses = conn._private.pop("early") + responses
     except MintError as exc:
+        if session.closing:
+            _end(conn)
         raise _attach(exc, conn) from exc.__cause__
     if session.direct_ref is not None:
         return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
@@ -283,7 +285,22 @@ def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
         # responses are the caller's all the same, so the next call returns them.
         conn._private["early"] = responses
         raise
+    if session.closing:
+        _end(conn)
     return conn, responses
+
+
+def _end(conn: Conn) -> None:
+    """The session is done with the connection for good (``Session.closing``): what it
+    still has to say (an HTTP/2 GOAWAY) goes out if the socket takes it, then the
+    socket is closed, so the server sees the end now, not when the caller closes."""
+    if conn._transport.closed:
+        return
+    try:
+        _flush(conn)
+    except MintError:
+        pass  # the peer is gone already: the close is all that is left to do
+    _drop_transport(conn)
 
 
 def _lost(conn: Conn, failure: MintError | None = None) -> tuple[list[Response], bool]:
