@@ -71,6 +71,7 @@ _MESSAGES: dict[str, str] = {
     "extended_connect_disabled": "the HTTP/2 server did not enable extended CONNECT (RFC 8441)",
     "invalid_nonce": "the server's Sec-WebSocket-Accept does not match the key sent",
     "invalid_scheme_ws": "the scheme must be 'ws' or 'wss'",
+    "subprotocol_not_offered": "the server chose a subprotocol the client did not offer",
     "extension_not_negotiated": "an accepted extension was not offered or not as offered",
     "invalid_extension": "the extension could not be used as given",
     "invalid_extensions_header": "the server's Sec-WebSocket-Extensions header is malformed",

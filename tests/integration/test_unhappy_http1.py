@@ -83,6 +83,40 @@ def test_garbage_instead_of_a_101(raw_server: Any, mode: str) -> None:
         client.close()
 
 
+@pytest.mark.parametrize(
+    ("offer", "answer", "ok"),
+    [
+        (None, "evil", False),  # nothing offered, one chosen
+        ("chat, superchat", "evil", False),  # not among those offered
+        ("chat, superchat", "chat, superchat", False),  # the server must choose one
+        ("chat, superchat", "superchat", True),
+        ("chat", None, True),  # the server may decline them all
+    ],
+)
+def test_the_answers_subprotocol_must_be_one_offered(
+    raw_server: Any, offer: str | None, answer: str | None, ok: bool
+) -> None:
+    # RFC 6455 4.1: a subprotocol not present in the client's handshake fails the
+    # WebSocket connection.
+    extra = [("Sec-WebSocket-Protocol", answer)] if answer else []
+    server = raw_server(upgrade_then(then_close=False, extra_headers=extra))
+    client = connect(server, mode="passive")
+    try:
+        headers = [("sec-websocket-protocol", offer)] if offer else []
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", headers)
+        status, resp_headers, _ = handshake(client)
+        assert status == 101
+        if ok:
+            mint.websocket.new(client.conn, client.ref, status, resp_headers, mode="passive")
+            return
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.new(client.conn, client.ref, status, resp_headers, mode="passive")
+        assert info.value.reason == ("subprotocol_not_offered", answer)
+        assert info.value.conn is client.conn
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_101_with_a_wrong_accept_key(raw_server: Any, mode: str) -> None:
     server = raw_server(upgrade_then(accept="dGhlIHNhbXBsZSBub25jZQ==", then_close=False))

@@ -44,6 +44,8 @@ class _Upgrade:
     protocol: str
     key: str | None
     extensions: tuple[Extension, ...]
+    # The subprotocols offered in the caller's Sec-WebSocket-Protocol (RFC 6455 4.1).
+    subprotocols: frozenset[str] = frozenset()
 
 
 def start_upgrade(
@@ -79,6 +81,9 @@ def start_upgrade(
             request_headers = list(headers) + _handshake.http1_upgrade_headers(key, offered)
             ref = session.request("GET", path, request_headers, None, upgrade="websocket")
             info = _Upgrade("http1", key, offered)
+        offered_protocols = _handshake.offered_subprotocols(headers)
+        if offered_protocols:
+            info = _Upgrade(info.protocol, info.key, info.extensions, offered_protocols)
         conn._private.setdefault("upgrades", {})[ref] = info
     except MintError as exc:
         exc.conn = conn
@@ -117,7 +122,9 @@ def new(
 
     Raises:
         UpgradeFailureError: the status is not 101 (HTTP/1.1) or 2xx (HTTP/2).
-        WebSocketError: ``"invalid_nonce"``, ``("extension_not_negotiated", ...)``, ...
+        WebSocketError: ``"invalid_nonce"``, ``("extension_not_negotiated", ...)``,
+            ``("subprotocol_not_offered", value)`` (a ``Sec-WebSocket-Protocol`` answer
+            that names none of those the request's header offered), ...
     """
     try:
         if mode not in ("active", "passive"):
@@ -133,6 +140,7 @@ def new(
                 raise UpgradeFailureError(status, list(headers))
             assert info.key is not None
             _handshake.check_http1_upgrade(status, list(headers), info.key)
+        _handshake.check_subprotocol(list(headers), info.subprotocols)
         accepted = _handshake.negotiate_extensions(info.extensions, list(headers))
         websocket = new_websocket(
             extensions=accepted,

@@ -25,12 +25,14 @@ from mint.websocket.extension import _ALL_RSV, Extension, is_token
 __all__ = [
     "accept_for",
     "check_http1_upgrade",
+    "check_subprotocol",
     "http1_upgrade_headers",
     "http2_connect_headers",
     "negotiate_extensions",
     "new_key",
     "normalize_extensions",
     "offer_header",
+    "offered_subprotocols",
     "parse_extensions_header",
 ]
 
@@ -191,6 +193,32 @@ def check_http1_upgrade(status: int, headers: list[tuple[str, str]], key: str) -
     accepts = [v.strip() for k, v in headers if k.lower() == "sec-websocket-accept"]
     if accepts != [accept_for(key)]:
         raise WebSocketError("invalid_nonce")
+
+
+def offered_subprotocols(headers: list[tuple[str, str]]) -> frozenset[str]:
+    """The subprotocols a request's ``Sec-WebSocket-Protocol`` fields offer."""
+    return frozenset(
+        token.strip()
+        for name, value in headers
+        if name.lower() == "sec-websocket-protocol"
+        for token in value.split(",")
+        if token.strip()
+    )
+
+
+def check_subprotocol(headers: list[tuple[str, str]], offered: frozenset[str]) -> None:
+    """RFC 6455 4.1: the server's answer names one of the offered subprotocols, or none.
+
+    Raises:
+        WebSocketError: ``("subprotocol_not_offered", value)``: the client must fail
+            the connection (RFC 6455 4.1, item 6), since the peers would disagree on
+            what the messages mean.
+    """
+    values = [v.strip() for k, v in headers if k.lower() == "sec-websocket-protocol"]
+    if not values:
+        return
+    if len(values) != 1 or values[0] not in offered:
+        raise WebSocketError(("subprotocol_not_offered", ", ".join(values)))
 
 
 def _not_ours(why: str) -> WebSocketError:
