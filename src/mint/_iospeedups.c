@@ -760,8 +760,9 @@ done:
 /* ---------------------------------------------------------------------------------
  * The mailbox (mint.mailbox.Mailbox.receive): its common case in C.
  *
- * An active connection's round trip goes through the mailbox: a poll over its sockets
- * and its wake-up socket, one read of the socket that is ready, a SocketData. As Python
+ * An active connection's round trip goes through the mailbox: a wait over its sockets
+ * and its wake-up socket (its epoll, registered once by the Python side; a poll where
+ * there is none), one read of the socket that is ready, a SocketData. As Python
  * that is a dozen calls between two system calls, paid on every wake-up; here it is
  * the two system calls. The case taken: nothing is queued, and the wait ends with the
  * input of one of the mailbox's sockets alone, one of a sync transport with nothing
@@ -776,12 +777,12 @@ done:
  * slots again on every wait: nothing is kept here between calls. */
 enum {
     MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_SD_SOCKET, MB_SD_DATA,
-    MB_QUEUE, MB_TRANSPORTS, MB_WAKE_FD, MB_N
+    MB_QUEUE, MB_TRANSPORTS, MB_WAKE_FD, MB_EPFD, MB_N
 };
 static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "socket", "data",
-                                     "_queue", "_transports", "_wake_fd"};
+                                     "_queue", "_transports", "_wake_fd", "_epfd"};
 /* 0 Transport, 1 SocketData, 2 Mailbox */
-static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1, 2, 2, 2};
+static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1, 2, 2, 2, 2};
 
 static struct {
     int ready;
@@ -1065,12 +1066,29 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         deadline = start + (int64_t)(secs * 1e9);
     }
     struct pollfd fds[MB_MAX_FDS];
-    int nfds;
+    int nfds = 0;
+    /* The mailbox's epoll (its sockets registered once, by the Python side), or -1:
+     * then a poll over its sockets, taken again on every wait. */
+    int epfd = -1, wake_fd = -1;
+#ifdef __linux__
+    PyObject *v = mb_get(MB_EPFD, box);
+    epfd = fd_of(v);
+    Py_XDECREF(v);
+    if (epfd >= 0) {
+        v = mb_get(MB_WAKE_FD, box);
+        wake_fd = fd_of(v);
+        Py_XDECREF(v);
+        if (wake_fd < 0) {
+            PyErr_Clear();
+            return Py_NewRef(mb.passed);
+        }
+    }
+#endif
+    PyErr_Clear();
     PyObject *tr = NULL;
     PyObject *result = NULL, *buf = NULL;
     for (;;) {
-        /* What to poll, taken again on every wait as the Python loop's poll object is. */
-        if (!queue_empty(box) || poll_set(box, fds, &nfds) < 0 || nfds < 2) {
+        if (!queue_empty(box) || (epfd < 0 && (poll_set(box, fds, &nfds) < 0 || nfds < 2))) {
             goto passed;
         }
         int ms = -1;
@@ -1084,8 +1102,17 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             ms = left <= 0 ? 0 : left >= (int64_t)INT_MAX * 1000000 ? INT_MAX
                                                                  : (int)((left + 999999) / 1000000);
         }
-        int ready, err;
-        int how = poll_once(fds, (nfds_t)nfds, ms, &ready, &err);
+        int ready, err, how, fd = -1;
+#ifdef __linux__
+        struct epoll_event evs[2];
+        if (epfd >= 0) {
+            how = epoll_once(epfd, evs, 2, ms, &ready, &err);
+        }
+        else
+#endif
+        {
+            how = poll_once(fds, (nfds_t)nfds, ms, &ready, &err);
+        }
         if (how == 1) {
             continue;  /* interrupted, its handlers ran: poll again with the time left */
         }
@@ -1105,14 +1132,23 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         /* Only one socket's input (a post wakes the wake-up socket; several sockets
          * ready are the Python loop's), and the mailbox as it was: another thread may
          * have posted, or given the socket away, while this one waited. */
-        if (ready != 1 || fds[0].revents != 0) {
+        if (ready != 1) {
             goto passed;
         }
-        int fd = -1;
-        for (int i = 1; i < nfds; i++) {
-            if (fds[i].revents != 0) {
-                fd = fds[i].revents == POLLIN ? fds[i].fd : -1;
-                break;
+#ifdef __linux__
+        if (epfd >= 0) {
+            if (evs[0].data.fd != wake_fd && evs[0].events == EPOLLIN) {
+                fd = evs[0].data.fd;
+            }
+        }
+        else
+#endif
+        if (fds[0].revents == 0) {
+            for (int i = 1; i < nfds; i++) {
+                if (fds[i].revents != 0) {
+                    fd = fds[i].revents == POLLIN ? fds[i].fd : -1;
+                    break;
+                }
             }
         }
         if (fd < 0 || !queue_empty(box)) {

@@ -9,6 +9,9 @@
 #include <Python.h>
 #include <errno.h>
 #include <poll.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -123,6 +126,25 @@ poll_once(struct pollfd *fds, nfds_t n, int ms, int *ready, int *err)
     }
     return PyErr_CheckSignals() < 0 ? -1 : 1;
 }
+
+#ifdef __linux__
+/* poll_once for an epoll descriptor (the mailbox's): the same outcomes. */
+static inline int
+epoll_once(int epfd, struct epoll_event *evs, int max, int ms, int *ready, int *err)
+{
+    Py_BEGIN_ALLOW_THREADS
+    *ready = epoll_wait(epfd, evs, max, ms);
+    *err = errno;
+    Py_END_ALLOW_THREADS
+    if (*ready >= 0) {
+        return 0;
+    }
+    if (*err != EINTR) {
+        return -2;
+    }
+    return PyErr_CheckSignals() < 0 ? -1 : 1;
+}
+#endif
 
 /* What a read that found no bytes gave (n: 0, or -1 with errno err), for the Python
  * path to end: b"" for the end of stream, else the OSError. NULL on failure. */

@@ -25,12 +25,23 @@ from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 MAILBOX_MODULE = sys.modules["mint.mailbox"]  # (``mint.mailbox`` is also the function)
 
 
-@pytest.fixture(params=["fast", "python"])
+EPOLL = hasattr(__import__("select"), "epoll")
+
+
+@pytest.fixture(
+    params=[("fast", "epoll"), ("python", "epoll"), ("fast", "poll"), ("python", "poll")],
+    ids=lambda p: "-".join(p),
+)
 def box(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mailbox]:
     """A new mailbox; "python" takes its C fast path away (both are the Python loop when
-    the extension is not built, or under MINT_NO_SPEEDUPS=1)."""
-    if request.param == "python":
+    the extension is not built, or under MINT_NO_SPEEDUPS=1); "poll" makes it wait with
+    ``poll`` where it would take ``epoll``."""
+    path, selector = request.param
+    if selector == "epoll" and not EPOLL:
+        pytest.skip("no epoll here")
+    if path == "python":
         monkeypatch.setattr(MAILBOX_MODULE, "_fast_receive", None)
+    monkeypatch.setattr(MAILBOX_MODULE, "_EPOLL", selector == "epoll")
     mailbox = Mailbox()
     yield mailbox
     mailbox.close()
@@ -195,22 +206,45 @@ def test_cancelled_areceive_loses_nothing(
     assert isinstance(message, SocketData) and message.data == b"kept"
 
 
-def test_a_socket_closed_under_the_mailbox_is_reported_once(
+def test_a_socket_closed_under_the_mailbox_neither_spins_nor_blocks_its_number(
     box: Mailbox, pair: tuple[Transport, socket.socket]
 ) -> None:
-    # Closed without going through the connection: poll reports the descriptor as
-    # invalid; the mailbox says so once (SocketError) and stops polling it, rather
-    # than spinning on it.
+    # Closed without going through the connection (a misuse): poll reports the
+    # descriptor as invalid, and the mailbox says so once (SocketError); epoll drops
+    # it without a word. Either way nothing spins, and a new socket that gets the same
+    # number is the mailbox's as any other (the closed one's end is said then).
     transport, _peer = pair
     box.register(transport)
     sock = transport.sock
+    fd = sock.fileno()
     sock.close()
-    message = box.receive(timeout=2)
-    assert isinstance(message, SocketError)
-    assert message.socket is sock
-    assert message.error.reason == "closed"
+    if not MAILBOX_MODULE._EPOLL:
+        message = box.receive(timeout=2)
+        assert isinstance(message, SocketError)
+        assert message.socket is sock
+        assert message.error.reason == "closed"
+    started = time.process_time()
     with pytest.raises(TimeoutError):
         box.receive(timeout=0.2)
+    assert time.process_time() - started < 0.1  # waited, did not spin
+    a, b = socket.socketpair()
+    try:
+        assert a.fileno() == fd  # the lowest free number: the closed socket's
+        a.setblocking(False)
+        fresh = Transport(a, tls=False)
+        box.register(fresh)
+        b.sendall(b"fresh")
+        messages = [box.receive(timeout=2)]
+        if MAILBOX_MODULE._EPOLL:
+            assert isinstance(messages[0], SocketError)
+            assert messages[0].socket is sock
+            messages = [box.receive(timeout=2)]
+        assert isinstance(messages[0], SocketData)
+        assert messages[0].socket is a
+        assert messages[0].data == b"fresh"
+    finally:
+        a.close()
+        b.close()
 
 
 def test_a_burst_beyond_one_read_comes_whole(
