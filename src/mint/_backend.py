@@ -43,11 +43,12 @@ import socket
 import ssl
 import struct
 import termios
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from mint.errors import TransportError
+from mint.errors import HTTPError, TransportError
 
 # Bytes asked of the kernel per read. 64 KiB matches the default loopback window
 # and one TLS read is at most one 16 KiB record anyway, so the loop below drains more.
@@ -171,28 +172,60 @@ def make_ssl_context(
     ssl_context: ssl.SSLContext | None,
     cafile: str | None,
     verify: bool,
-    alpn: Sequence[str],
 ) -> ssl.SSLContext:
-    """Build the client context: verification on unless ``verify=False``, ALPN as asked."""
-    if ssl_context is None:
+    """The client context: the caller's, or a new one with verification on unless
+    ``verify=False``. ALPN is set when the socket is wrapped (:func:`wrap_tls`).
+
+    Raises:
+        HTTPError: ``("invalid_transport_opts", "cafile", cafile, detail)``: the file
+            holds no certificate OpenSSL can load.
+    """
+    if ssl_context is not None:
+        return ssl_context
+    try:
         ctx = ssl.create_default_context(cafile=cafile)
-        if not verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx = ssl_context
-    if alpn:
-        ctx.set_alpn_protocols(list(alpn))
+    except ssl.SSLError as exc:
+        raise HTTPError(("invalid_transport_opts", "cafile", cafile, str(exc))) from exc
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+# ALPN is a context's setting in Python's ssl; OpenSSL copies it into each connection
+# as the socket is wrapped. Set right before the wrap and under this lock, connects
+# that share a caller's context (threads, or tasks between their awaits) each offer
+# their own protocols. The context keeps the last ones set.
+_ALPN_LOCK = threading.Lock()
+
+
+def wrap_tls(
+    ctx: ssl.SSLContext, raw: socket.socket, server_hostname: str, alpn: Sequence[str]
+) -> ssl.SSLSocket:
+    """``raw`` wrapped for a client handshake (not run yet) offering ``alpn``."""
+    with _ALPN_LOCK:
+        if alpn:
+            ctx.set_alpn_protocols(list(alpn))
+        return ctx.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
+
+
+def connect_timeout(timeout: float | None) -> float | None:
+    """A connect timeout as the socket layer takes it: ``None`` for one beyond any wait
+    (``inf``; ``settimeout`` overflows on those)."""
+    return None if timeout is not None and not timeout < 1e9 else timeout
 
 
 # -- the blocking backend ------------------------------------------------------------
 def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
     """A connected, non-blocking TCP socket with ``TCP_NODELAY`` (frames go out at once)."""
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=connect_timeout(timeout))
+    except BlockingIOError as exc:  # timeout 0: the connect could not finish at once
+        raise TransportError("timeout") from exc
     except OSError as exc:
         raise map_os_error(exc) from exc
+    except UnicodeError as exc:  # a name IDNA cannot encode: no such host
+        raise TransportError("nxdomain") from exc
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
@@ -538,7 +571,17 @@ class BaseTransport:
         self.closed = True
         self._unsent = b""
         self._waiter.close()
+        sock = self.sock
+        if self.tls:
+            # RFC 8446 6.1: close_notify before the close, so the peer can tell our
+            # end from a cut. One try, never a wait: the first SSL_shutdown writes it,
+            # the second (the peer's answer) wants a read on a non-blocking socket.
+            try:
+                sock.setblocking(False)
+                cast("ssl.SSLSocket", sock).unwrap()
+            except (OSError, ValueError):
+                pass  # the peer is gone, or the handshake never ran: nothing to say
         try:
-            self.sock.close()
+            sock.close()
         except OSError:
             pass

@@ -29,9 +29,11 @@ from mint._backend import (
     WRITE,
     BaseTransport,
     Waiter,
+    connect_timeout,
     make_ssl_context,
     map_os_error,
     open_tcp,
+    wrap_tls,
 )
 from mint.errors import TransportError
 
@@ -61,17 +63,14 @@ class Transport(BaseTransport):
         alpn: Sequence[str],
     ) -> Transport:
         """Open the TCP connection and, for ``https``, run the TLS handshake, within ``timeout``."""
+        timeout = connect_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         raw = open_tcp(host, port, timeout)
         if scheme != "https":
             return cls(raw, tls=False)
         assert ssl_context is not None
         try:
-            sock = ssl_context.wrap_socket(
-                raw,
-                server_hostname=server_hostname or host,
-                do_handshake_on_connect=False,
-            )
+            sock = wrap_tls(ssl_context, raw, server_hostname or host, alpn)
         except BaseException as exc:
             raw.close()
             if isinstance(exc, OSError):

@@ -360,7 +360,8 @@ class Mailbox:
 
     def _receive_loop(self, timeout: float | None) -> object:
         """:meth:`receive` in Python: after its C fast path passed, or without it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # (A timeout of about 31 years or more, inf, is none: the waits cannot take it.)
+        deadline = None if timeout is None or timeout >= 1e9 else time.monotonic() + timeout
         while True:
             found, message = self._pop()
             if found:

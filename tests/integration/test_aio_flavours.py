@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -661,6 +662,131 @@ def test_an_http2_connection_error_sends_goaway_and_closes(
             assert frame_types[-1] == 7  # GOAWAY, the last thing sent
         finally:
             await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("how", ["close", "connection: close answer"])
+def test_a_tls_close_sends_close_notify(flavour: Flavour, raw_server: Any, how: str) -> None:
+    # RFC 8446 6.1: close_notify before closing, so the peer can tell the end from a
+    # cut (a server reading with suppress_ragged_eofs=False sees the difference).
+    ends: list[str] = []
+    answer = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+
+    def handler(conn: socket.socket) -> None:
+        assert isinstance(conn, ssl.SSLSocket)
+        conn.suppress_ragged_eofs = False
+        if not read_request(conn):
+            return
+        if how != "close":
+            conn.sendall(answer)
+        try:
+            while conn.recv(4096):
+                pass
+            ends.append("close_notify")
+        except ssl.SSLEOFError:
+            ends.append("cut")
+
+    server = raw_server(handler, tls="good")
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="passive")
+        client.conn, ref = await flavour.http.request(client.conn, "GET", "/", [])
+        if how == "close":
+            await client.close()
+        else:
+            got: list[Any] = []
+            while Done(ref) not in got:
+                got += await client.responses(5.0)  # the library closes after it
+        for _ in range(100):
+            if ends:
+                break
+            await asyncio.sleep(0.05)
+        assert ends == ["close_notify"]
+        await client.close()
+
+    run(scenario())
+
+
+def test_connects_sharing_a_context_each_offer_their_protocols(
+    flavour: Flavour, hypercorn_tls: Any
+) -> None:
+    # ALPN lives on the context in Python's ssl: connects sharing the caller's context
+    # (tasks between their awaits, threads) each get the protocols they asked for.
+    context = ssl.create_default_context(cafile=hypercorn_tls.cafile)
+
+    async def one(protocols: tuple[str, ...]) -> str:
+        conn = await flavour.http.connect(
+            "https",
+            hypercorn_tls.server_hostname,
+            hypercorn_tls.port,
+            protocols=protocols,
+            mode="passive",
+            transport_opts={"ssl_context": context},
+        )
+        try:
+            return str(flavour.http.protocol(conn))
+        finally:
+            await flavour.http.close(conn)
+
+    async def scenario() -> None:
+        for _ in range(5):
+            got = await asyncio.gather(one(("http1",)), one(("http2",)), one(("http1",)))
+            assert list(got) == ["http1", "http2", "http1"]
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expect"),
+    [(0, "timeout"), (float("inf"), "open"), (1e300, "open")],
+)
+def test_connect_and_read_timeouts_at_the_ends(
+    flavour: Flavour, ws_server: Any, timeout: float, expect: str
+) -> None:
+    # 0 cannot connect (as asyncio's own timeout says, not an EINPROGRESS os_error);
+    # inf and other timeouts no clock can add mean no timeout, for connect and reads.
+    async def scenario() -> None:
+        options = {"timeout": timeout}
+        if expect == "timeout":
+            with pytest.raises(mint.TransportError) as info:
+                await flavour.http.connect(
+                    "http", ws_server.host, ws_server.port, transport_opts=options
+                )
+            assert info.value.reason == "timeout"
+            return
+        client = await connect(flavour, ws_server, mode="passive", transport_opts=options)
+        try:
+            await client.upgrade()
+            await client.send(Text("forever"))
+            client.conn, responses = await flavour.websocket.recv(client.conn, 0, timeout)
+            data = b"".join(r.data for r in responses if isinstance(r, Data))
+            assert flavour.websocket.decode(client.websocket, data)[1] == [Text("forever")]
+            client.conn = flavour.http.set_mode(client.conn, "active")
+            box = mint.Mailbox()
+            client.conn = flavour.http.controlling_process(client.conn, box)
+            await client.send(Text("again"))
+            assert isinstance(await flavour.receive(box, timeout), mint.SocketData)
+            box.close()
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_unusable_names_and_ca_files_are_typed(flavour: Flavour, tmp_path: Any) -> None:
+    not_a_cert = tmp_path / "not-a-cert.pem"
+    not_a_cert.write_text("this is no certificate\n")
+
+    async def scenario() -> None:
+        with pytest.raises(mint.TransportError) as info:
+            await flavour.http.connect("http", "a" * 64 + ".com", 80)  # IDNA refuses it
+        assert info.value.reason == "nxdomain"
+        with pytest.raises(mint.HTTPError) as bad:
+            await flavour.http.connect(
+                "https", "localhost", 443, transport_opts={"cafile": str(not_a_cert)}
+            )
+        assert bad.value.reason[:3] == ("invalid_transport_opts", "cafile", str(not_a_cert))
 
     run(scenario())
 

@@ -29,6 +29,7 @@ from mint._backend import (
     READ,
     WOULD_BLOCK,
     WRITE,
+    connect_timeout,
     error_pending,
     error_probe,
     map_os_error,
@@ -306,7 +307,7 @@ async def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket
     """
     loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(connect_timeout(timeout)):
             if _is_address(host):
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 infos: list[tuple[Any, Any, int, str, Any]] = [
@@ -332,5 +333,7 @@ async def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket
             raise error or OSError(f"getaddrinfo found no address for {host!r}")
     except TimeoutError as exc:
         raise TransportError("timeout") from exc
+    except UnicodeError as exc:  # a name IDNA cannot encode: no such host
+        raise TransportError("nxdomain") from exc
     except OSError as exc:
         raise map_os_error(exc) from exc

@@ -58,6 +58,9 @@ from mint.http._conn import (
 from mint.http._types import Ref, Response, new_data
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
+# A timeout at least this long (about 31 years; inf) is no timeout.
+_FOREVER = 1e9
+
 
 async def _flush(conn: Conn) -> None:
     data = conn._session.data_to_send()
@@ -110,7 +113,6 @@ async def connect(
             ssl_context=opts.get("ssl_context"),
             cafile=opts.get("cafile"),
             verify=opts.get("verify", True),
-            alpn=[ALPN_IDS[p] for p in protos],
         )
     transport = await AsyncTransport.connect(
         scheme,
@@ -119,7 +121,7 @@ async def connect(
         timeout=timeout,
         ssl_context=ctx,
         server_hostname=name,
-        alpn=(),
+        alpn=[ALPN_IDS[p] for p in protos],
     )
     if scheme == "https":
         selected = transport.alpn_protocol()
@@ -400,6 +402,8 @@ async def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
+    if timeout is not None and timeout >= _FOREVER:
+        timeout = None  # inf, or beyond what a clock can add: no deadline
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,
         # and through the transport, so that an exact byte_count counts it too.

@@ -26,8 +26,10 @@ from mint._backend import (
     WOULD_BLOCK,
     WRITE,
     BaseTransport,
+    connect_timeout,
     make_ssl_context,
     map_os_error,
+    wrap_tls,
 )
 from mint.aio._backend import AsyncWaiter, open_tcp
 from mint.errors import TransportError
@@ -58,17 +60,14 @@ class AsyncTransport(BaseTransport):
         alpn: Sequence[str],
     ) -> AsyncTransport:
         """Open the TCP connection and, for ``https``, run the TLS handshake, within ``timeout``."""
+        timeout = connect_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         raw = await open_tcp(host, port, timeout)
         if scheme != "https":
             return cls(raw, tls=False)
         assert ssl_context is not None
         try:
-            sock = ssl_context.wrap_socket(
-                raw,
-                server_hostname=server_hostname or host,
-                do_handshake_on_connect=False,
-            )
+            sock = wrap_tls(ssl_context, raw, server_hostname or host, alpn)
         except BaseException as exc:
             raw.close()
             if isinstance(exc, OSError):

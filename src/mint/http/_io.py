@@ -59,6 +59,9 @@ from mint.http._types import Ref, Response, new_data
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 from mint.mailbox import mailbox as _default_mailbox
 
+# A timeout at least this long (about 31 years; inf) is no timeout.
+_FOREVER = 1e9
+
 
 def _flush(conn: Conn) -> None:
     data = conn._session.data_to_send()
@@ -111,7 +114,6 @@ def connect(
             ssl_context=opts.get("ssl_context"),
             cafile=opts.get("cafile"),
             verify=opts.get("verify", True),
-            alpn=[ALPN_IDS[p] for p in protos],
         )
     transport = Transport.connect(
         scheme,
@@ -120,7 +122,7 @@ def connect(
         timeout=timeout,
         ssl_context=ctx,
         server_hostname=name,
-        alpn=(),
+        alpn=[ALPN_IDS[p] for p in protos],
     )
     if scheme == "https":
         selected = transport.alpn_protocol()
@@ -401,6 +403,8 @@ def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
+    if timeout is not None and timeout >= _FOREVER:
+        timeout = None  # inf, or beyond what a clock can add: no deadline
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,
         # and through the transport, so that an exact byte_count counts it too.
