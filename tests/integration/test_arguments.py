@@ -202,3 +202,11 @@ def test_recv_checks_its_arguments(
         assert mint.http.is_open(conn)
     finally:
         mint.http.close(conn)
+
+
+@pytest.mark.parametrize("protocols", ["http2", (), ("http3",), ("http1", "spdy")])
+def test_connect_checks_its_protocols(protocols: Any) -> None:
+    # A bare string is refused as given, not read as its letters.
+    with pytest.raises(mint.HTTPError) as info:
+        mint.http.connect("http", "127.0.0.1", 9, protocols=protocols)
+    assert info.value.reason == ("invalid_protocols", protocols)

@@ -205,6 +205,8 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
 
 
 def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(protocols, str):  # "http2" for ("http2",): refused as given
+        raise HTTPError(("invalid_protocols", protocols))
     protos = tuple(protocols)
     if not protos or any(p not in ALPN_IDS for p in protos):
         raise HTTPError(("invalid_protocols", protos))
