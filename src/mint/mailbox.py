@@ -224,14 +224,7 @@ class Mailbox:
         reset is reported once, and a TLS end was read off the socket already.
         """
         sock = transport.sock
-        fd = self._fd_of(transport)
-        if fd is not None:
-            del self._transports[fd]
-            try:
-                self._poll.unregister(fd)
-            except (KeyError, ValueError, OSError):
-                pass
-            self._unwatch(fd, transport)
+        self._forget(transport)
         kept: list[bytes] = []
         with self._lock:
             remaining: deque[object] = deque()
