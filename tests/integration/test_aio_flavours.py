@@ -791,6 +791,34 @@ def test_unusable_names_and_ca_files_are_typed(flavour: Flavour, tmp_path: Any) 
     run(scenario())
 
 
+@pytest.mark.parametrize("what", ["websocket", "request"])
+def test_a_close_ends_another_tasks_passive_wait(
+    flavour: Flavour, raw_server: Any, what: str
+) -> None:
+    # Sharing a connection between tasks is the caller's to order; still, a task
+    # waiting in recv when another closes the connection ends (TransportError
+    # "closed"), rather than wait for ever with no reader and no timer left.
+    if not flavour.name.startswith("aio"):
+        pytest.skip("one thread cannot close while it waits")
+    server = raw_server(upgrade_then(then_close=False) if what == "websocket" else never_answer)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="passive")
+        if what == "websocket":
+            await client.upgrade()
+        else:
+            client.conn, _ref = await flavour.http.request(client.conn, "GET", "/", [])
+        waiting = asyncio.ensure_future(flavour.websocket.recv(client.conn, 0, None))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await flavour.http.close(client.conn)
+        with pytest.raises(mint.TransportError) as info:
+            await asyncio.wait_for(waiting, 2.0)
+        assert info.value.reason == "closed"
+
+    run(scenario())
+
+
 def test_active_receive_times_out(flavour: Flavour, raw_server: Any) -> None:
     server = raw_server(never_answer)
 

@@ -462,6 +462,37 @@ def test_connection_window_shared_between_streams() -> None:
     assert pair.server_data(3) == b"b" * 60_000
 
 
+@pytest.mark.parametrize("busy_first", [True, False])
+def test_streams_waiting_for_the_connection_window_take_turns(busy_first: bool) -> None:
+    # A busy stream kept fed must not hold every WINDOW_UPDATE's room: a small body
+    # on another stream goes out within a round of turns, whichever id is lower.
+    pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 2**24})  # the connection's: 65,535
+    refs = {}
+    for name in ("busy", "small") if busy_first else ("small", "busy"):
+        refs[name] = pair.client.request("POST", f"/{name}", [], STREAM)
+    busy_id, small_id = (1, 3) if busy_first else (3, 1)
+    pair.client.stream_request_body(refs["busy"], os.urandom(200_000))
+    pair.pump()
+    assert pair.client.send_window() == 0
+    pair.client.stream_request_body(refs["small"], b"s" * 16_384)
+    steps = 0
+    while len(pair.server_data(small_id)) < 16_384:
+        pair.client.stream_request_body(refs["busy"], os.urandom(16_384))  # kept fed
+        pair.server.increment_flow_control_window(16_384)
+        pair.pump()
+        steps += 1
+        assert steps <= 2, "the small body waited behind the busy stream"
+    assert len(pair.server_data(busy_id)) >= 65_535
+    # Both go on sharing: with two streams waiting, each gets every other turn.
+    before = {sid: len(pair.server_data(sid)) for sid in (busy_id, small_id)}
+    pair.client.stream_request_body(refs["small"], b"t" * 100_000)
+    for _ in range(4):
+        pair.server.increment_flow_control_window(16_384)
+        pair.pump()
+    sent = {sid: len(pair.server_data(sid)) - before[sid] for sid in (busy_id, small_id)}
+    assert sent[busy_id] == sent[small_id] == 2 * 16_384
+
+
 def test_send_queue_full_queues_nothing() -> None:
     pair = Pair({SettingCodes.INITIAL_WINDOW_SIZE: 100}, max_send_queue=1000)
     ref = pair.client.request("POST", "/", [], STREAM)

@@ -89,6 +89,7 @@ class AsyncWaiter:
         "_timer",
         "_timer_at",
         "_timer_loop",
+        "_write_future",
     )
 
     def __init__(self, sock: socket.socket) -> None:
@@ -106,6 +107,8 @@ class AsyncWaiter:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._timer_loop: asyncio.AbstractEventLoop | None = None
+        # A send's wait for the socket to take more (see _wait_writable), or None.
+        self._write_future: asyncio.Future[bool] | None = None
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -251,9 +254,11 @@ class AsyncWaiter:
                 raise TransportError("timeout")
             timer = loop.call_later(remaining, _wake, future, False)
         loop.add_writer(fd, _wake, future, True)
+        self._write_future = future
         try:
             ready = await future
         finally:
+            self._write_future = None
             loop.remove_writer(fd)
             if timer is not None:
                 timer.cancel()
@@ -288,6 +293,12 @@ class AsyncWaiter:
         self.flush_later(None)
         self.release_reader()
         self.release_timer()
+        # A wait of another task's (a recv, a send into a full socket) would wait for
+        # ever once the reader and the timer are gone: it is woken, and its read or
+        # write finds the socket closed (TransportError "closed").
+        for future in (self._future, self._write_future):
+            if future is not None and not future.done():
+                future.set_result(True)
 
 
 def _is_address(host: str) -> bool:

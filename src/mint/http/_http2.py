@@ -399,6 +399,8 @@ class Http2Session:
         self._pings: dict[bytes, deque[Ref]] = {}
         self._stopped: dict[Ref, None] = {}  # ordered set, see _STOPPED_MEMORY
         self._queued = 0
+        # The stream that last sent queued bytes while others waited (see _pump_all).
+        self._last_served = 0
         self._max_send_queue = max_send_queue
         self._inbuf = bytearray()
         # The bytes of DATA frames read past h2, per stream (0: the connection), not
@@ -633,19 +635,29 @@ class Http2Session:
             self._queued += len(data)
         if end:
             stream.end_pending = True
-        self._pump(stream)
+        if self._queued > stream.queued:
+            # Other streams wait for the windows too: this one takes its turn among
+            # them, not the room before them.
+            self._pump_all()
+        else:
+            self._pump(stream)
 
-    def _pump(self, stream: _Stream) -> None:
-        """Send as much of ``stream``'s queue as the windows allow, then END_STREAM."""
+    def _pump(self, stream: _Stream, budget: int | None = None) -> None:
+        """Send as much of ``stream``'s queue as the windows allow (at most ``budget``
+        bytes: a turn of :meth:`_pump_all`), then END_STREAM."""
         if stream.local_ended:
             return
         h2conn = self._h2
         sid = stream.stream_id
         try:
             if stream.fast and stream.queue:
-                self._pump_fast(stream)
+                sent = self._pump_fast(stream, budget)
+                if budget is not None:
+                    budget -= sent
             while stream.queue:
                 room = min(h2conn.local_flow_control_window(sid), h2conn.max_outbound_frame_size)
+                if budget is not None:
+                    room = min(room, budget)
                 if room <= 0:
                     return
                 head = stream.queue[0]
@@ -656,6 +668,8 @@ class Http2Session:
                     stream.queue[0] = head[room:]
                 stream.queued -= len(piece)
                 self._queued -= len(piece)
+                if budget is not None:
+                    budget -= len(piece)
                 last = not stream.queue and stream.end_pending and stream.trailers is None
                 h2conn.send_data(sid, piece.tobytes(), end_stream=last)
                 if last:
@@ -672,7 +686,7 @@ class Http2Session:
         except h2.exceptions.ProtocolError as exc:
             raise HTTPError(("invalid_request", str(exc))) from exc
 
-    def _pump_fast(self, stream: _Stream) -> None:
+    def _pump_fast(self, stream: _Stream, budget: int | None = None) -> int:
         """Write a WebSocket's queued bytes as DATA frames of our own, as far as the
         windows let them go, taking them from h2's windows as h2's ``send_data`` does.
 
@@ -680,7 +694,7 @@ class Http2Session:
         at most, as most servers ask: a 1 MiB message is 64 of them), and ``h2``'s
         ``send_data`` costs about 40 Python calls a frame. The frame that ends the
         stream is left to h2 (:meth:`_pump`'s loop), so that its state machine sees
-        END_STREAM.
+        END_STREAM. Returns the bytes sent (at most ``budget``).
         """
         h2conn = self._h2
         h2stream = h2conn.streams.get(stream.stream_id)
@@ -689,7 +703,7 @@ class Http2Session:
             or h2stream.state_machine.state not in _FAST_STATES
             or h2conn.state_machine.state is not ConnectionState.CLIENT_OPEN
         ):
-            return
+            return 0
         conn_left = h2conn.outbound_flow_control_window
         stream_left = h2stream.outbound_flow_control_window
         frame_max = h2conn.max_outbound_frame_size
@@ -697,8 +711,9 @@ class Http2Session:
         tail = b"\x00\x00" + stream.stream_id.to_bytes(4, "big")  # DATA, no flags
         out: bytearray | None = None
         sent = 0
+        left = budget if budget is not None else conn_left
         while queue:
-            room = min(conn_left, stream_left, frame_max)
+            room = min(conn_left, stream_left, frame_max, left - sent)
             if room <= 0:
                 break
             head = queue[0]
@@ -723,11 +738,40 @@ class Http2Session:
             h2stream.outbound_flow_control_window = stream_left
             stream.queued -= sent
             self._queued -= sent
+        return sent
 
     def _pump_all(self) -> None:
-        for stream in list(self._streams.values()):
-            if stream.queue or (stream.end_pending and not stream.local_ended):
-                self._pump(stream)
+        """Share the windows among the streams with bytes queued: a frame each in
+        turn, the turns going round from the stream after the one served last.
+
+        Each draining its queue in stream order (as before) let a busy stream with a
+        low id take every WINDOW_UPDATE's room while the caller kept it fed: a 16 KiB
+        message on another WebSocket of the connection waited 3.5 s, until the busy
+        one stopped. RFC 9113 5.3 leaves the order to the sender.
+        """
+        waiting = [
+            s for s in self._streams.values() if s.queue or (s.end_pending and not s.local_ended)
+        ]
+        if len(waiting) <= 1:
+            if waiting:
+                self._pump(waiting[0])
+            return
+        waiting.sort(key=lambda s: s.stream_id)
+        after = next((i for i, s in enumerate(waiting) if s.stream_id > self._last_served), 0)
+        waiting = waiting[after:] + waiting[:after]
+        turn = self._h2.max_outbound_frame_size
+        while waiting:
+            going: list[_Stream] = []
+            for stream in waiting:
+                before = stream.queued
+                self._pump(stream, turn)
+                if stream.queued != before:
+                    self._last_served = stream.stream_id
+                if stream.queue and stream.queued != before:
+                    going.append(stream)  # sent a turn and has more: another round
+                elif stream.end_pending and not stream.local_ended and not stream.queue:
+                    self._pump(stream)  # only its END_STREAM (or trailers) left
+            waiting = going
 
     def _drop_queue(self, stream: _Stream) -> None:
         self._queued -= stream.queued
