@@ -11,7 +11,6 @@ If the server did not enable extended CONNECT (RFC 8441 SETTINGS_ENABLE_CONNECT_
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import mint
 from mint.http import Data, Done, Headers, Status
@@ -53,6 +52,7 @@ def main() -> None:
         return
 
     status, headers = None, None
+    early = b""  # WebSocket bytes read with the answer: decoded after new()
     while headers is None:  # on HTTP/2 a 2xx answer has no Done: the stream stays open
         conn, responses = mint.websocket.recv(conn, 0, 5)
         for response in responses:
@@ -61,12 +61,14 @@ def main() -> None:
                     status = s
                 case Headers(ref=r, headers=h) if r == ref:
                     headers = h
+                case Data(ref=r, data=d) if r == ref:
+                    early += d
     assert status is not None
     conn, websocket = mint.websocket.new(conn, ref, status, headers, mode="passive")
+    websocket, frames = mint.websocket.decode(websocket, early)
 
     websocket, data = mint.websocket.encode(websocket, Text("hello over HTTP/2"))
     conn = mint.websocket.stream_request_body(conn, ref, data)
-    frames: list[Any] = []
     while not any(isinstance(f, Text) for f in frames):
         conn, responses = mint.websocket.recv(conn, 0, 5)
         for response in responses:

@@ -11,7 +11,7 @@ matches on: a snake_case ``str`` (Mint's atom) or a tuple whose first item is on
     ├── WebSocketError         WebSocket level, with .close_code for inline decode errors
     └── UpgradeFailureError    the server answered the upgrade with another status
 
-The human-readable message of every reason comes from one table per family
+The human-readable message of every reason comes from one table
 (``_MESSAGES``), so ``str(error)`` is always an explanation, never a bare atom.
 """
 

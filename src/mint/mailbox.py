@@ -13,7 +13,7 @@ runs, on the caller's thread::
     message = mint.receive(timeout=5)            # SocketData(socket, b"HTTP/1.1 200 ...")
     conn, responses = mint.http.stream(conn, message)
 
-``send`` may be called from any thread; it wakes a ``receive`` blocked in ``select``.
+``send`` may be called from any thread; it wakes a ``receive`` blocked in its wait.
 
 An active connection pays for the mailbox on every message: a wait over the sockets, a
 read, a ``SocketData``. With the C extension ``mint._iospeedups`` built, the common
@@ -22,8 +22,9 @@ alone) runs in C, and hands anything else to the Python loop before reading a by
 with the same outcome as the loop's own. Measured in paired slices of 16-byte round
 trips against a C echo server, that took an active client from 1.36-1.47x to about
 1.3x the CPU of a bare blocking socket, and reading the mailbox's state through its
-slots (a load each, not a getattr) to about 1.2x. The rest is mostly the ``poll``:
-in C, ``poll`` then ``recv`` costs 1.13x a blocking ``recv`` round trip.
+slots (a load each, not a getattr) to about 1.2x. The rest is mostly the wait (then
+``poll``, now ``epoll_wait``): in C, a wait then ``recv`` costs 1.11-1.13x a blocking
+``recv`` round trip.
 """
 
 from __future__ import annotations

@@ -399,6 +399,9 @@ def recv(
 
     Raises:
         TransportError: ``"timeout"``, or ``"closed"`` with ``.responses``.
+        HTTPError: the server broke HTTP (``("invalid_response", ...)``,
+            ``("unexpected_data", data)``, ``("protocol_error", ...)``), with
+            ``.responses``; ``"not_passive"``; invalid arguments.
     """
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
