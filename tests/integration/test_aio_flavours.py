@@ -819,6 +819,52 @@ def test_a_close_ends_another_tasks_passive_wait(
     run(scenario())
 
 
+def test_a_request_the_socket_could_not_take_was_never_made(
+    flavour: Flavour, raw_server: Any
+) -> None:
+    # The server answers the first request with "Connection: close" and closes; the
+    # second request's bytes draw its reset, and the third's write fails. That one
+    # raised and gave no ref: it is not counted, and no Error comes for it later.
+    def handler(conn: socket.socket) -> None:
+        if read_request(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+            conn.shutdown(socket.SHUT_WR)
+            time.sleep(0.2)
+
+    server = raw_server(handler)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="passive")
+        try:
+            refs = []
+            client.conn, ref = await flavour.http.request(client.conn, "GET", "/a", [])
+            refs.append(ref)
+            await asyncio.sleep(0.5)  # the server has answered and closed
+            failed = None
+            for path in ("/b", "/c", "/d"):
+                try:
+                    client.conn, ref = await flavour.http.request(client.conn, "GET", path, [])
+                    refs.append(ref)
+                    await asyncio.sleep(0.2)  # its reset comes back
+                except mint.TransportError as exc:
+                    failed = exc
+                    break
+            assert failed is not None, "no write failed"
+            client.conn = failed.conn
+            assert flavour.http.open_request_count(client.conn) == len(refs)
+            got: list[Any] = []
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    got += await client.responses(5.0)
+            got += info.value.responses
+            assert {r.ref for r in got} <= set(refs)
+            assert Done(refs[0]) in got
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 def test_active_receive_times_out(flavour: Flavour, raw_server: Any) -> None:
     server = raw_server(never_answer)
 

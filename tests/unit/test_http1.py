@@ -396,3 +396,20 @@ def test_a_head_beyond_the_bound_is_refused() -> None:
                 b"HTTP/1.1 200 OK\r\n" if _ == 0 else b"x-big: " + b"a" * 65536 + b"\r\n"
             )
     assert info.value.reason[0] == "invalid_response"
+
+
+def test_a_request_whose_write_failed_is_forgotten() -> None:
+    s = session()
+    first = s.request("GET", "/1", [], None)
+    second = s.request("GET", "/2", [], None)  # pipelined
+    s.data_to_send()
+    s.abandon(second)
+    assert s.open_request_count() == 1
+    got = s.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+    assert got[-1] == Done(first)
+    assert s.is_open("write")  # a pipelined one leaves the connection usable
+    s.abandon(first)  # none left: a no-op
+    lone = session()
+    ref = lone.request("GET", "/", [], None)
+    lone.abandon(ref)  # h11 saw it go out: the connection cannot go on
+    assert not lone.is_open("write")

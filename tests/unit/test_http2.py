@@ -1021,3 +1021,17 @@ def test_websocket_send_waits_for_the_connection_window() -> None:
     pair.pump()
     assert pair.server_data(1) == body
     assert pair.client.send_window() == 2**20 + 65_535 + 2000 - len(body)
+
+
+def test_a_request_whose_write_failed_is_forgotten() -> None:
+    # The facade abandons a request whose HEADERS the socket would not take: it is
+    # not counted, and nothing is reported for it.
+    pair = Pair()
+    kept = pair.client.request("GET", "/kept", [], None)
+    pair.pump()
+    lost = pair.client.request("GET", "/lost", [], None)
+    pair.client.data_to_send()  # what the failed write took
+    pair.client.abandon(lost)
+    assert pair.client.open_request_count() == 1
+    pair.respond(1, 200, b"ok")
+    assert {r.ref for r in pair.pump()} == {kept}

@@ -68,6 +68,17 @@ async def _flush(conn: Conn) -> None:
         await conn._transport.send(data)
 
 
+async def _sent_or_abandoned(conn: Conn, ref: Ref) -> None:
+    """Write a new request (``ref``); if the socket fails under the write, the request
+    was never made: the session forgets it (Mint gives no ref for it either), so it
+    is not counted and no ``Error`` comes later for a ref the caller never got."""
+    try:
+        await _flush(conn)
+    except MintError:
+        conn._session.abandon(ref)
+        raise
+
+
 async def connect(
     scheme: str,
     host: str,
@@ -191,7 +202,7 @@ async def request(
     try:
         _check_open(conn)
         ref = conn._session.request(method, path, headers, body)
-        await _flush(conn)
+        await _sent_or_abandoned(conn, ref)
         if WINDOW_HIGH_WATER is not None and body is not None:
             await _await_window(conn, WINDOW_HIGH_WATER)
     except MintError as exc:

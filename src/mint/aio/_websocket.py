@@ -56,8 +56,9 @@ async def upgrade(
     """
     ref = start_upgrade(scheme, conn, path, headers, extensions)
     try:
-        await _http._flush(conn)
+        await _http._sent_or_abandoned(conn, ref)
     except MintError as exc:
+        conn._private.get("upgrades", {}).pop(ref, None)
         exc.conn = conn
         raise
     return conn, ref

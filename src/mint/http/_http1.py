@@ -194,6 +194,17 @@ class Http1Session:
         self._requests.append(req)
         return req.ref
 
+    def abandon(self, ref: Ref) -> None:
+        """``ref``'s bytes could not be written (the socket failed under the write):
+        the request was never made, so it is not counted and gets no ``Error`` later.
+        One that h11 saw go out (no request before it) leaves h11 unable to go on."""
+        for req in self._requests:
+            if req.ref is ref:
+                self._requests.remove(req)
+                if req.sent_on_main:
+                    self._broken = True
+                return
+
     def _start_on_main(self, req: _Request) -> None:
         """Send ``req``'s events through the main h11 connection (its turn to read).
 

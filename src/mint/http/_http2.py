@@ -788,6 +788,13 @@ class Http2Session:
         if stream.local_ended and stream.remote_ended:
             self._forget(stream)
 
+    def abandon(self, ref: Ref) -> None:
+        """``ref``'s HEADERS could not be written (the socket failed under the write):
+        the request was never made, so it is not counted and gets no ``Error`` later."""
+        stream = self._refs.get(ref)
+        if stream is not None:
+            self._forget(stream)
+
     def cancel(self, ref: Ref) -> None:
         """Reset ``ref``'s stream with CANCEL (RFC 9113 8.7); unknown refs are ignored.
 

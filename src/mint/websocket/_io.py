@@ -58,8 +58,9 @@ def upgrade(
     """
     ref = start_upgrade(scheme, conn, path, headers, extensions)
     try:
-        _http._flush(conn)
+        _http._sent_or_abandoned(conn, ref)
     except MintError as exc:
+        conn._private.get("upgrades", {}).pop(ref, None)
         exc.conn = conn
         raise
     return conn, ref
