@@ -209,17 +209,21 @@ def wrap_tls(
         return ctx.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
 
 
+# A timeout at least this long (about 31 years; inf) is none: the waits cannot take it
+# (``settimeout`` and the poll calls overflow, a clock cannot add it).
+FOREVER = 1e9
+
+
 def connect_timeout(timeout: float | None) -> float | None:
-    """A connect timeout as the socket layer takes it: ``None`` for one beyond any wait
-    (``inf``; ``settimeout`` overflows on those)."""
-    return None if timeout is not None and not timeout < 1e9 else timeout
+    """A connect timeout as the socket layer takes it: ``None`` from :data:`FOREVER` on."""
+    return None if timeout is not None and not timeout < FOREVER else timeout
 
 
 # -- the blocking backend ------------------------------------------------------------
 def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
     """A connected, non-blocking TCP socket with ``TCP_NODELAY`` (frames go out at once)."""
     try:
-        sock = socket.create_connection((host, port), timeout=connect_timeout(timeout))
+        sock = socket.create_connection((host, port), timeout=timeout)
     except BlockingIOError as exc:  # timeout 0: the connect could not finish at once
         raise TransportError("timeout") from exc
     except OSError as exc:

@@ -107,42 +107,47 @@ recv_retrying(int fd, char *buf, size_t size, int flags, int *err)
     }
 }
 
-/* One poll (GIL released): 0 with *ready set; 1 when a signal interrupted it and its
- * handlers ran (the caller polls again, with the time then left); -1 when a handler
- * raised (its exception set: the wait ends with it); -2 for another failure (errno
- * in *err). */
+/* The outcome of one wait (poll_once, epoll_once) that returned ready with errno err:
+ * 0 with *ready set; 1 when a signal interrupted it and its handlers ran (the caller
+ * waits again, with the time then left); -1 when a handler raised (its exception set:
+ * the wait ends with it); -2 for another failure (errno in *err). */
 static inline int
-poll_once(struct pollfd *fds, nfds_t n, int ms, int *ready, int *err)
+waited(int ready_now, int err_now, int *ready, int *err)
 {
-    Py_BEGIN_ALLOW_THREADS
-    *ready = poll(fds, n, ms);
-    *err = errno;
-    Py_END_ALLOW_THREADS
-    if (*ready >= 0) {
+    *ready = ready_now;
+    *err = err_now;
+    if (ready_now >= 0) {
         return 0;
     }
-    if (*err != EINTR) {
+    if (err_now != EINTR) {
         return -2;
     }
     return PyErr_CheckSignals() < 0 ? -1 : 1;
 }
 
+/* One poll, GIL released (see waited). */
+static inline int
+poll_once(struct pollfd *fds, nfds_t n, int ms, int *ready, int *err)
+{
+    int r, e;
+    Py_BEGIN_ALLOW_THREADS
+    r = poll(fds, n, ms);
+    e = errno;
+    Py_END_ALLOW_THREADS
+    return waited(r, e, ready, err);
+}
+
 #ifdef __linux__
-/* poll_once for an epoll descriptor (the mailbox's): the same outcomes. */
+/* One epoll_wait on the mailbox's epoll descriptor, GIL released (see waited). */
 static inline int
 epoll_once(int epfd, struct epoll_event *evs, int max, int ms, int *ready, int *err)
 {
+    int r, e;
     Py_BEGIN_ALLOW_THREADS
-    *ready = epoll_wait(epfd, evs, max, ms);
-    *err = errno;
+    r = epoll_wait(epfd, evs, max, ms);
+    e = errno;
     Py_END_ALLOW_THREADS
-    if (*ready >= 0) {
-        return 0;
-    }
-    if (*err != EINTR) {
-        return -2;
-    }
-    return PyErr_CheckSignals() < 0 ? -1 : 1;
+    return waited(r, e, ready, err);
 }
 #endif
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from mint._backend import (
+    FOREVER,
     READ_BURST,
     error_pending,
     error_probe,
@@ -354,8 +355,7 @@ class Mailbox:
 
     def _receive_loop(self, timeout: float | None) -> object:
         """:meth:`receive` in Python: after its C fast path passed, or without it."""
-        # (A timeout of about 31 years or more, inf, is none: the waits cannot take it.)
-        deadline = None if timeout is None or timeout >= 1e9 else time.monotonic() + timeout
+        deadline = None if timeout is None or timeout >= FOREVER else time.monotonic() + timeout
         while True:
             found, message = self._pop()
             if found:
@@ -414,8 +414,7 @@ class Mailbox:
 
     def _watch(self, loop: asyncio.AbstractEventLoop, fd: int, transport: Transport) -> None:
         # One reader per socket and loop: a passive wait's reader, kept between
-        # waits, gives way to the mailbox's.
-        transport._waiter.release_reader()
+        # waits, gave way to the mailbox's when the socket was registered.
         loop.add_reader(fd, self._on_readable_async, transport)
         transport.reader_busy = True
 

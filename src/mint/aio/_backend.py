@@ -29,7 +29,6 @@ from mint._backend import (
     READ,
     WOULD_BLOCK,
     WRITE,
-    connect_timeout,
     error_pending,
     error_probe,
     map_os_error,
@@ -318,7 +317,7 @@ async def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket
     """
     loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(connect_timeout(timeout)):
+        async with asyncio.timeout(timeout):
             if _is_address(host):
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 infos: list[tuple[Any, Any, int, str, Any]] = [

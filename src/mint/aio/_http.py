@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, make_ssl_context, map_os_error
+from mint._backend import ALPN_IDS, FOREVER, make_ssl_context, map_os_error
 from mint.aio._backend import WINDOW_HIGH_WATER
 from mint.aio._mailbox import mailbox as _default_mailbox
 from mint.aio._transport import AsyncTransport
@@ -57,9 +57,6 @@ from mint.http._conn import (
 )
 from mint.http._types import Ref, Response, new_data
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
-
-# A timeout at least this long (about 31 years; inf) is no timeout.
-_FOREVER = 1e9
 
 
 async def _flush(conn: Conn) -> None:
@@ -416,7 +413,7 @@ async def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
-    if timeout is not None and timeout >= _FOREVER:
+    if timeout is not None and timeout >= FOREVER:
         timeout = None  # inf, or beyond what a clock can add: no deadline
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,

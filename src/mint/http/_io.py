@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, WINDOW_HIGH_WATER, make_ssl_context, map_os_error
+from mint._backend import ALPN_IDS, FOREVER, WINDOW_HIGH_WATER, make_ssl_context, map_os_error
 from mint._transport import Transport
 from mint.errors import HTTPError, MintError, TransportError
 from mint.http._conn import (
@@ -58,9 +58,6 @@ from mint.http._conn import (
 from mint.http._types import Ref, Response, new_data
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 from mint.mailbox import mailbox as _default_mailbox
-
-# A timeout at least this long (about 31 years; inf) is no timeout.
-_FOREVER = 1e9
 
 
 def _flush(conn: Conn) -> None:
@@ -417,7 +414,7 @@ def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
-    if timeout is not None and timeout >= _FOREVER:
+    if timeout is not None and timeout >= FOREVER:
         timeout = None  # inf, or beyond what a clock can add: no deadline
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,
