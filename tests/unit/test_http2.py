@@ -460,6 +460,8 @@ def test_connection_window_shared_between_streams() -> None:
     pair.pump()
     assert pair.server_data(1) == b"a" * 60_000
     assert pair.server_data(3) == b"b" * 60_000
+    # Both ended as their turns emptied their queues.
+    assert sorted(e.stream_id for e in pair.server_events(h2.events.StreamEnded)) == [1, 3]
 
 
 @pytest.mark.parametrize("busy_first", [True, False])

@@ -769,8 +769,7 @@ class Http2Session:
                     self._last_served = stream.stream_id
                 if stream.queue and stream.queued != before:
                     going.append(stream)  # sent a turn and has more: another round
-                elif stream.end_pending and not stream.local_ended and not stream.queue:
-                    self._pump(stream)  # only its END_STREAM (or trailers) left
+                # (One whose queue emptied has had its END_STREAM sent by _pump.)
             waiting = going
 
     def _drop_queue(self, stream: _Stream) -> None:
