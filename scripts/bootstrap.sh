@@ -11,7 +11,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 STAMP="$VENV/.mint-installed"
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ] || [ "$ROOT/src/mint/_speedups.c" -nt "$STAMP" ]; then
+# Any C source newer than the stamp means the extensions must be rebuilt (an editable install
+# does not rebuild them on import).
+stale_c() { [ -n "$(find "$ROOT/src/mint" -maxdepth 1 \( -name '*.c' -o -name '*.h' \) -newer "$STAMP" -print -quit)" ]; }
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ] || stale_c; then
     echo "==> installing mint-websocket[dev] into $VENV"
     "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
     touch "$STAMP"
