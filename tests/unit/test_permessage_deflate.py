@@ -687,6 +687,78 @@ def test_decode_message_that_ends_the_deflate_stream() -> None:
     assert frames == [Text(""), Text("")]
 
 
+def _streams(*texts: bytes, finish: bool = True) -> bytes:
+    """One payload of several DEFLATE streams: each but the last ends with BFINAL."""
+    out = b""
+    for i, text in enumerate(texts):
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        if i < len(texts) - 1 or finish:
+            out += deflater.compress(text) + deflater.flush(zlib.Z_FINISH)
+        else:
+            out += (deflater.compress(text) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    return out
+
+
+@pytest.mark.parametrize("no_takeover", [False, True])
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+@pytest.mark.parametrize("size", [10, 100_000])  # one zlib call; the chunked path
+def test_streams_after_bfinal_inside_a_message_are_inflated(
+    no_takeover: bool, opcode: int, size: int
+) -> None:
+    # RFC 7692 7.2.3.4: a sender may flush with BFINAL blocks, and its example
+    # payload goes on after one. What followed the first stream was dropped.
+    params = ["server_no_context_takeover"] if no_takeover else []
+    answer = "server_no_context_takeover" if no_takeover else ""
+    parts = [b"first " * size, bytes(range(256)) * (size // 100 + 1), b"third"]
+    payload = _streams(*parts, finish=False)
+    expected = b"".join(parts)
+    want = Text(expected.decode("latin-1")) if opcode == 0x1 else Binary(expected)
+    if opcode == 0x1:
+        parts = [p.decode("latin-1").encode() for p in parts]
+        payload = _streams(*parts, finish=False)
+        want = Text(b"".join(parts).decode())
+    ext = negotiated(params, answer)
+    ws = websocket(ext)
+    half = len(payload) // 2
+    data = (
+        srv(opcode, payload, rsv=RSV1)
+        + srv(opcode, payload[:half], fin=False, rsv=RSV1)
+        + srv(0x0, payload[half:])
+    )
+    for step in (7, len(data)):
+        ws, frames = _fed(websocket(negotiated(params, answer)), data, step)
+        assert frames == [want, want]
+    # The RFC's own example: "Hello" in a BFINAL block, then one more 0x00.
+    ws, frames = decode(
+        websocket(negotiated(params, answer)),
+        srv(opcode, bytes.fromhex("f348cdc9c90700 00"), rsv=RSV1) * 2,
+    )
+    hello = Text("Hello") if opcode == 0x1 else Binary(b"Hello")
+    assert frames == [hello, hello]
+
+
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_junk_after_bfinal_inside_a_message_is_an_error(opcode: int) -> None:
+    # Ignored before, with the message handed out as if whole.
+    payload = _streams(b"complete") + b"\xde\xad\xbe\xef"
+    _, frames = decode(websocket(negotiated()), srv(opcode, payload, rsv=RSV1))
+    [error] = frames
+    assert isinstance(error, WebSocketError)
+    assert reason_tag(error.reason) == "compression_error" and error.close_code == 1007
+
+
+def test_streams_after_bfinal_count_against_the_limit() -> None:
+    payload = _streams(bytes(600), bytes(600))
+    ws = websocket(negotiated(), max_message_size=1200)
+    ws, frames = decode(ws, srv(0x2, payload, rsv=RSV1))
+    assert frames == [Binary(bytes(1200))]
+    for opcode in (0x1, 0x2):
+        ws = websocket(negotiated(), max_message_size=1199)
+        _, frames = decode(ws, srv(opcode, payload, rsv=RSV1))
+        [error] = frames
+        assert isinstance(error, WebSocketError) and error.reason == "payload_too_large"
+
+
 # ------------------------------------------------------------------ limits and bombs
 
 

@@ -924,17 +924,18 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     """Inflate, validate and decode one part of a compressed text message.
 
     Raises what the whole message would get when it ends (bad UTF-8, over the limit,
-    data zlib rejects) as soon as this part shows it. Input past the DEFLATE stream's
-    end (BFINAL) is ignored, as the whole-message path ignores it.
+    data zlib rejects) as soon as this part shows it. Input past the end of a DEFLATE
+    stream (BFINAL) starts a new one, as the whole-message path does.
     """
     assert msg.inflating is not None
-    inflater, limit, _ = msg.inflating
+    inflating = msg.inflating
+    inflater, limit, deflate = inflating
     tail = msg.tail
     inflated = msg.inflated
     parts = msg.parts
     chunk: bytes | memoryview = part
     try:
-        while not inflater.eof:
+        while True:
             out = inflater.decompress(chunk, _CHUNK)
             if out:
                 inflated += len(out)
@@ -946,13 +947,34 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                     raise _error(("invalid_utf8", out), CLOSE_INVALID_DATA) from None
                 if text:
                     parts = (parts, text)
+            if inflater.eof:
+                chunk = inflater.unused_data
+                if not chunk or chunk == _TAIL:
+                    break  # nothing, or only the tail added to a message that ended so
+                # A new DEFLATE stream inside the message (RFC 7692 7.2.3.4).
+                inflater = deflate._restarted(inflater, _recent(parts, tail))
+                inflating = (inflater, limit, deflate)
+                continue
             chunk = inflater.unconsumed_tail
             # A full output may leave output pending in zlib with no input left.
             if not chunk and len(out) < _CHUNK:
                 break
     except zlib.error as exc:
         raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
-    return _Message(OP_TEXT, RSV1, size, parts, tail, False, msg.inflating, inflated)
+    return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
+
+
+def _recent(parts: _Parts, tail: bytes) -> bytes:
+    """The last bytes of a text message inflated so far (a DEFLATE window's worth, at
+    most 32 KiB, and more), for the dictionary of a stream that starts inside it."""
+    texts: list[str] = []
+    count = 0
+    while parts is not None and count < 1 << 15:
+        parts, text = parts
+        texts.append(text)
+        count += len(text)
+    texts.reverse()
+    return "".join(texts).encode() + tail
 
 
 def _joined(parts: _Parts) -> list[Any]:
@@ -973,11 +995,12 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
     if msg.inflating is not None:
         if not msg.size:  # lenient, as _inflate: nothing was compressed
             return Text("")
-        inflater, _, deflate = msg.inflating
         msg = _inflate_part(msg, msg.size, _TAIL)
         if msg.tail:
             raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
         text = "".join(_joined(msg.parts))
+        assert msg.inflating is not None
+        inflater, _, deflate = msg.inflating
         deflate._streamed(inflater, text)
         return Text(text)
     return _message_frame(cfg, msg.opcode, msg.rsv, b"".join(_joined(msg.parts)))

@@ -49,7 +49,10 @@ Decisions where RFC 7692 leaves a choice:
   ``"payload_too_large"`` (close code 1009), and never held whole in memory.
 - A message that ends the DEFLATE stream (a block with BFINAL set, RFC 7692 7.2.3.3) is
   accepted; the next message starts a new stream, with this message's last window of bytes
-  as its dictionary so that context takeover keeps working.
+  as its dictionary so that context takeover keeps working. A message that goes on after
+  such a block (a sender flushing with BFINAL blocks, RFC 7692 7.2.3.4) goes on in a new
+  stream there, as browsers inflate it; bytes there that are not DEFLATE data are a
+  ``compression_error``, never dropped.
 - zlib errors become ``("compression_error", detail)`` with close code 1007.
 
 The zlib contexts are the one mutable part of a WebSocket that negotiated this extension:
@@ -298,7 +301,16 @@ class PerMessageDeflate(Extension):
         if not data:  # lenient: nothing was compressed
             return b""
         try:
-            out = _inflate(inflater, data, limit)
+            out, rest = _inflate(inflater, data, limit, _TAIL)
+            # Only the tail left: the message ended with its stream, nothing follows.
+            while rest and rest != _TAIL:
+                # The server ended a DEFLATE stream (BFINAL) inside the message and
+                # went on: the rest is a new stream (RFC 7692 7.2.3.4), inflated as
+                # browsers do, never dropped.
+                inflater = self._restarted(inflater, out)
+                left = None if limit is None else limit - len(out)
+                more, rest = _inflate(inflater, rest, left, b"")
+                out += more
             self._streamed(inflater, out)
         except zlib.error as exc:
             raise WebSocketError(
@@ -328,24 +340,33 @@ class PerMessageDeflate(Extension):
         or its text). If the server ended its DEFLATE stream (BFINAL) while keeping its
         context, the next message starts a new stream that may still refer back to this
         message's last window of bytes."""
-        agreement = self.agreement
-        if inflater.eof and inflater is self._inflater and agreement is not None:
-            wbits = agreement.server_max_window_bits
-            size = 1 << wbits
+        if inflater.eof and inflater is self._inflater and self.agreement is not None:
             # The last `size` characters of a text encode to at least `size` bytes.
-            tail = output[-size:]
-            window = (tail.encode() if isinstance(tail, str) else tail)[-size:]
-            self._inflater = (
-                zlib.decompressobj(-wbits, zdict=window) if window else zlib.decompressobj(-wbits)
-            )
+            tail = output[-(1 << self.agreement.server_max_window_bits) :]
+            self._restarted(inflater, tail.encode() if isinstance(tail, str) else tail)
+
+    def _restarted(self, inflater: Any, recent: bytes) -> Any:
+        """The inflater that follows ``inflater``, whose DEFLATE stream ended (BFINAL),
+        with the end of ``recent`` (the bytes it gave last) as its dictionary; it
+        replaces the connection's inflater when ``inflater`` was that (context
+        takeover). A fresh inflater costs about as little as zlib's reset would."""
+        assert self.agreement is not None
+        wbits = self.agreement.server_max_window_bits
+        window = recent[-(1 << wbits) :]
+        new = zlib.decompressobj(-wbits, zdict=window) if window else zlib.decompressobj(-wbits)
+        if inflater is self._inflater:
+            self._inflater = new
+        return new
 
     def __repr__(self) -> str:
         shown = f" agreement={self.agreement!r}" if self.agreement is not None else ""
         return f"<PerMessageDeflate params={self.params!r}{shown}>"
 
 
-def _inflate(inflater: Any, data: bytes, limit: int | None) -> bytes:
-    """Inflate ``data`` plus the removed tail into at most ``limit`` bytes.
+def _inflate(inflater: Any, data: bytes, limit: int | None, tail: bytes) -> tuple[bytes, bytes]:
+    """Inflate ``data`` plus ``tail`` (the removed ``00 00 ff ff``, or nothing) into at
+    most ``limit`` bytes: the bytes, and the input left over if the DEFLATE stream ended
+    (BFINAL) before it (``b""`` when all was taken).
 
     Input and output go through zlib ``_CHUNK`` bytes at a time: zlib is never asked for more
     than what is left of ``limit + 1`` (getting that many proves the message too large), so a
@@ -354,46 +375,50 @@ def _inflate(inflater: Any, data: bytes, limit: int | None) -> bytes:
     ``limit + 1`` at most: it cannot inflate to more than about 1,032 times its size.
     """
     small = len(data) <= _SMALL
-    if limit is None:
-        if small:
-            return bytes(inflater.decompress(data + _TAIL))
-        out: bytes = inflater.decompress(data)
-        if not inflater.eof:
-            rest = inflater.decompress(_TAIL)
-            if rest:
-                out += rest
-        return out
-    budget = limit + 1
+    if limit is None and small:
+        out = bytes(inflater.decompress(data + tail))
+        return out, _left_over(inflater, b"")
+    budget = None if limit is None else limit + 1
     if small:
-        out = inflater.decompress(data + _TAIL, budget)
+        assert budget is not None
+        out = inflater.decompress(data + tail, budget)
         if len(out) >= budget:
             raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
-        return out
+        return out, _left_over(inflater, b"")
     parts: list[bytes] = []
-    pieces: list[bytes | memoryview]
-    if len(data) <= _CHUNK:
-        pieces = [data, _TAIL]
-    else:
-        view = memoryview(data)
-        pieces = [view[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
-        pieces.append(_TAIL)
-    for piece in pieces:
+    view = memoryview(data)
+    pieces: list[bytes | memoryview] = [view[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+    if tail:
+        pieces.append(tail)
+    for n, piece in enumerate(pieces):
         chunk: bytes | memoryview = piece
-        while not inflater.eof:
-            asked = min(budget, _CHUNK)
+        while True:
+            asked = _CHUNK if budget is None else min(budget, _CHUNK)
             out = inflater.decompress(chunk, asked)
-            budget -= len(out)
-            if budget <= 0:
-                raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
+            if budget is not None:
+                budget -= len(out)
+                if budget <= 0:
+                    raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
             if out:
                 parts.append(out)
+            if inflater.eof:
+                rest = b"".join(bytes(p) for p in pieces[n + 1 :])
+                return b"".join(parts), _left_over(inflater, rest)
             chunk = inflater.unconsumed_tail
             # A full output may leave output pending in zlib even with no input left.
             if not chunk and len(out) < asked:
                 break
     if len(parts) == 1:
-        return parts[0]
-    return b"".join(parts)
+        return parts[0], b""
+    return b"".join(parts), b""
+
+
+def _left_over(inflater: Any, rest: bytes) -> bytes:
+    """The input ``inflater`` did not take (past its stream's end), then ``rest``."""
+    if not inflater.eof:
+        return b""
+    unused: bytes = inflater.unused_data
+    return unused + rest if rest else unused
 
 
 def _answered_bits(value: str | None) -> int | None:
