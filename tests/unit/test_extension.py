@@ -14,7 +14,7 @@ from mint.errors import WebSocketError, reason_tag
 from mint.websocket._frame import _mask_py, decode, encode, new_websocket
 from mint.websocket._frames import Binary, Close, Ping, Text
 from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
-from mint.websocket.extension import RSV2, RSV3, Extension, RawMessage
+from mint.websocket.extension import RSV1, RSV2, RSV3, Extension, RawMessage
 
 
 class Reverse(Extension):
@@ -128,6 +128,12 @@ class Buggy(Extension):
             return None  # type: ignore[return-value]
         if mode == "str":
             return RawMessage(message.opcode, 0, "text")  # type: ignore[arg-type]
+        if mode == "opcode":
+            return RawMessage(3 - message.opcode, message.rsv, message.data)
+        if mode == "rsv1":  # a bit that is not its own (RSV3 is)
+            return RawMessage(message.opcode, message.rsv | RSV1, message.data)
+        if mode == "all":
+            return RawMessage(message.opcode, -1, message.data)
         return RawMessage(message.opcode, message.rsv ^ RSV3, message.data)
 
     def encode(self, message: RawMessage) -> RawMessage:
@@ -344,6 +350,8 @@ def test_extension_without_bits_sees_every_message() -> None:
         ("raise", "ValueError: codec bug"),
         ("none", "TypeError: returned NoneType, not RawMessage"),
         ("str", "TypeError: returned RawMessage data of str, not bytes"),
+        ("opcode", "TypeError: changed the opcode from 2 to 1"),
+        ("rsv1", "TypeError: set RSV bits it does not own: 80 (owns 0x10)"),
     ],
 )
 def test_extension_bug_in_decode_is_inline_1011(mode: str, detail: str) -> None:
@@ -363,8 +371,10 @@ def test_extension_bug_in_decode_is_inline_1011(mode: str, detail: str) -> None:
     assert decode(ws2, srv(1, b"y"))[1] == [error]  # the WebSocket stays failed
 
 
-@pytest.mark.parametrize("mode", ["raise", "none", "str"])
+@pytest.mark.parametrize("mode", ["raise", "none", "str", "opcode", "rsv1", "all"])
 def test_extension_bug_in_encode_raises_typed_with_websocket(mode: str) -> None:
+    # An opcode changed, or RSV bits the extension does not own (RFC 6455 5.2), went
+    # out on the wire as they were (or were silently ignored) before.
     ws = new_websocket(extensions=accepted(Buggy(opts={"mode": mode}), header="x-buggy"))
     with pytest.raises(WebSocketError) as info:
         encode(ws, Binary(b"x"))

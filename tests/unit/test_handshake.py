@@ -106,15 +106,32 @@ def test_offer_header(items: list[object], header: str | None) -> None:
     assert offer_header(normalize_extensions(items)) == header
 
 
-def test_offer_quotes_non_token_values() -> None:
-    class Quoting(Extension):
+@pytest.mark.parametrize(
+    "item",
+    [("p", 'a b"c'), ("b", "1,2"), ("d", ""), ("e", "\xe9"), ("bad name", None), ("p", 12), "p"],
+)
+def test_offer_refuses_what_is_not_a_token(item: object) -> None:
+    # RFC 6455 9.1: a parameter's value is a token, quoted or not. A custom
+    # offer_params put any text on the wire (quoted), a raw latin-1 byte included.
+    class Offering(Extension):
         name = "x-q"
 
         def offer_params(self) -> list[tuple[str, str | None]]:
-            return [("p", 'a b"c')]
+            return [("ok", "1"), item]  # type: ignore[list-item]
 
-    header = offer_header([Quoting()])
-    assert header == 'x-q; p="a b\\"c"'
+    with pytest.raises(WebSocketError) as info:
+        offer_header([Offering()])
+    assert info.value.reason == ("invalid_extension", item)
+
+
+def test_offer_renders_token_values_bare() -> None:
+    class Offering(Extension):
+        name = "x-q"
+
+        def offer_params(self) -> list[tuple[str, str | None]]:
+            return [("p", "v1"), ("flag", None)]
+
+    assert offer_header([Offering()]) == "x-q; p=v1; flag"
 
 
 # ------------------------------------------------------------------ normalize

@@ -499,7 +499,7 @@ def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         message = RawMessage(opcode, 0, payload)
         for ext in cfg.extensions:
             try:
-                message = _checked(ext.encode(message))
+                message = _checked(ext.encode(message), message, type(ext).rsv_bits)
             except WebSocketError as exc:
                 exc.websocket = ws
                 raise
@@ -1039,7 +1039,7 @@ def _decode_extensions(cfg: _Config, message: RawMessage) -> bytes:
         if bits and not message.rsv & bits:
             continue
         try:
-            message = _checked(ext.decode(message, limit))
+            message = _checked(ext.decode(message, limit), message, bits)
         except WebSocketError as exc:
             if exc.close_code is None:
                 exc.close_code = CLOSE_PROTOCOL_ERROR
@@ -1056,12 +1056,24 @@ def _decode_extensions(cfg: _Config, message: RawMessage) -> bytes:
     return bytes(message.data)
 
 
-def _checked(message: object) -> RawMessage:
-    """An extension's result; ``TypeError`` (its bug, see below) unless a message of bytes."""
+def _checked(message: object, given: RawMessage, bits: int) -> RawMessage:
+    """An extension's result for ``given``; ``TypeError`` (its bug, see below) unless a
+    message of bytes of the same opcode, whose RSV bits are those it was given plus, at
+    most, its own ``bits``.
+
+    The opcode and the bits go on the wire as the extensions leave them: a changed
+    opcode was ignored, and a bit no negotiated extension owns went out, which RFC 6455
+    5.2 forbids (the peer fails the connection).
+    """
     if not isinstance(message, RawMessage):
         raise TypeError(f"returned {type(message).__name__}, not RawMessage")
     if not isinstance(message.data, bytes | bytearray | memoryview):
         raise TypeError(f"returned RawMessage data of {type(message.data).__name__}, not bytes")
+    if message.opcode != given.opcode:
+        raise TypeError(f"changed the opcode from {given.opcode!r} to {message.opcode!r}")
+    rsv = message.rsv
+    if type(rsv) is not int or rsv & ~(given.rsv | bits):
+        raise TypeError(f"set RSV bits it does not own: {rsv!r} (owns {bits:#x})")
     return message
 
 

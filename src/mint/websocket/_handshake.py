@@ -118,25 +118,31 @@ def _build(item: object, cls: type[Extension], params: Any, opts: Any) -> Extens
 # the request
 
 
-def _quote(value: str) -> str:
-    if is_token(value):
-        return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
 def offer_header(extensions: Sequence[Extension]) -> str | None:
     """The ``Sec-WebSocket-Extensions`` value offering ``extensions`` (``None``: none).
 
     E.g. ``permessage-deflate; client_max_window_bits=12, x-reverse``.
+
+    Raises:
+        WebSocketError: ``("invalid_extension", item)`` for an item of an extension's
+            ``offer_params`` that is not a token name with no value or a token value
+            (RFC 6455 9.1: a quoted value is a token once unquoted, so quoting is never
+            needed). A custom ``offer_params`` put any text on the wire.
     """
     if not extensions:
         return None
     offers = []
     for ext in extensions:
         pieces = [type(ext).name]
-        for name, value in ext.offer_params():
-            pieces.append(name if value is None else f"{name}={_quote(value)}")
+        for item in ext.offer_params():
+            if not (type(item) is tuple and len(item) == 2):
+                raise WebSocketError(("invalid_extension", item))
+            name, value = item
+            if not (isinstance(name, str) and is_token(name)) or not (
+                value is None or (isinstance(value, str) and is_token(value))
+            ):
+                raise WebSocketError(("invalid_extension", item))
+            pieces.append(name if value is None else f"{name}={value}")
         offers.append("; ".join(pieces))
     return ", ".join(offers)
 

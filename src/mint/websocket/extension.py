@@ -171,7 +171,9 @@ class Extension:
         """The parameters to offer in ``Sec-WebSocket-Extensions``.
 
         The default renders :attr:`params`: a name ``"x"`` becomes ``("x", None)``,
-        a pair ``("x", 12)`` becomes ``("x", "12")``.
+        a pair ``("x", 12)`` becomes ``("x", "12")``. Whatever an override returns, each
+        name and value must be a token (RFC 6455 9.1): ``upgrade`` refuses anything else
+        with ``("invalid_extension", item)`` before a byte is written.
 
         Raises:
             WebSocketError: ``("invalid_extension", param)`` for a malformed item.
