@@ -413,3 +413,75 @@ def test_a_request_whose_write_failed_is_forgotten() -> None:
     ref = lone.request("GET", "/", [], None)
     lone.abandon(ref)  # h11 saw it go out: the connection cannot go on
     assert not lone.is_open("write")
+
+
+def test_a_body_answered_early_can_still_be_finished_then_the_connection_goes_on() -> None:
+    # RFC 9112 9.3: an early answer on a kept-alive connection (a 200, a 417 to
+    # Expect: 100-continue). The body could not be finished (unknown_request_to_stream)
+    # and the next request failed with h11's internal state as the reason.
+    s = session()
+    ref = s.request("POST", "/up", [], STREAM)
+    s.stream_request_body(ref, b"abc")
+    server = Server()
+    server.read_requests(s.data_to_send())
+    got = s.receive_data(server.respond(200, b"ok"))
+    assert got == [
+        Status(ref, 200),
+        Headers(ref, [("content-length", "2")]),
+        Data(ref, b"ok"),
+        Done(ref),
+    ]
+    assert s.open_request_count() == 0 and not s.closing and s.is_open("read_write")
+    with pytest.raises(HTTPError) as info:
+        s.request("GET", "/next", [], None)
+    assert info.value.reason == "request_body_is_streaming"
+    s.stream_request_body(ref, b"def")
+    s.stream_request_body(ref, EOF)
+    events = server.read_requests(s.data_to_send())
+    assert b"".join(e.data for e in events if isinstance(e, h11.Data)) == b"def"
+    assert isinstance(events[-1], h11.EndOfMessage)
+    server.h11.start_next_cycle()
+    with pytest.raises(HTTPError) as info:
+        s.stream_request_body(ref, b"late")
+    assert info.value.reason == "unknown_request_to_stream"
+    ref2 = s.request("GET", "/next", [], None)
+    [req, _eom] = server.read_requests(s.data_to_send())
+    assert req.target == b"/next"
+    assert s.receive_data(server.respond(204, b""))[-1] == Done(ref2)
+
+
+def test_a_body_answered_early_with_connection_close_ends_the_session() -> None:
+    # RFC 9112 9.6: the server closes (a 413 with Connection: close); the socket was
+    # left open and is_open said True.
+    s = session()
+    ref = s.request("POST", "/up", [], STREAM)
+    s.stream_request_body(ref, b"abc")
+    Server().read_requests(s.data_to_send())
+    got = s.receive_data(
+        b"HTTP/1.1 413 Too Large\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbig"
+    )
+    assert got[-1] == Done(ref)
+    assert s.closing and not s.is_open("write")
+
+
+def test_an_answer_with_length_and_chunked_is_read_then_the_session_ends() -> None:
+    # RFC 9112 6.3: read as chunked, but a smuggling sign: nothing more is read from
+    # this connection, and a request pipelined behind it fails.
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    ref2 = s.request("GET", "/2", [], None)
+    got = s.receive_data(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    assert got[2:] == [Data(ref, b"ok"), Done(ref), Error(ref2, TransportError("closed"))]
+    assert s.closing
+
+
+@pytest.mark.parametrize("method", ["get", "Foo", "M-SEARCH"])
+def test_the_method_goes_out_as_given(method: str) -> None:
+    # RFC 9110 9.1: case-sensitive, and Mint sends it as given; it was upper-cased.
+    s = session()
+    s.request(method, "/", [], None)
+    [req, _eom] = Server().read_requests(s.data_to_send())
+    assert req.method == method.encode()

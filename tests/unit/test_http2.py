@@ -174,7 +174,7 @@ def test_request_pseudo_headers(
     scheme: str, host: str, port: int, headers: list[tuple[str, str]], authority: bytes
 ) -> None:
     pair = Pair(scheme=scheme, host=host, port=port)
-    pair.client.request("get", "/a?b=c", headers, None)
+    pair.client.request("GET", "/a?b=c", headers, None)
     pair.pump()
     sent = pair.request_headers(1)
     assert sent[:4] == [
@@ -610,6 +610,41 @@ def test_an_upper_case_header_name_fails_only_its_stream() -> None:
     assert pair.client.open_request_count() == 0
 
 
+@pytest.mark.parametrize("status", [b"abc", b"", b"20a", b"2000", b"-200", b"099", b"20"])
+def test_an_invalid_status_fails_only_its_stream(status: bytes) -> None:
+    # RFC 9113 8.3.2, RFC 9110 15: three digits. "abc" failed the whole connection
+    # (and the stream's DATA then came out with a Done for it on the next read);
+    # "2000", "-200" were handed out as statuses.
+    pair = Pair()
+    a = pair.client.request("GET", "/a", [], None)
+    b = pair.client.request("GET", "/b", [], None)
+    pair.pump()
+    pair.server.config.validate_outbound_headers = False
+    pair.server.send_headers(1, [(b":status", status)])
+    pair.server.config.validate_outbound_headers = True
+    pair.respond(3, 200, b"ok")
+    responses = pair.pump()
+    assert responses[0] == Error(
+        a, HTTPError(("protocol_error", f"invalid :status {status.decode()!r}"))
+    )
+    assert responses[1:] == [Status(b, 200), Headers(b, []), Data(b, b"ok"), Done(b)]
+    assert [e.stream_id for e in pair.server_events(h2.events.StreamReset)] == [1]
+    assert pair.client.is_open("read_write")
+    assert pair.client.open_request_count() == 0
+
+
+@pytest.mark.parametrize("status", [b"100", b"200", b"599", b"999"])
+def test_a_three_digit_status_is_handed_out(status: bytes) -> None:
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.server.send_headers(1, [(b":status", status)])
+    if status != b"100":
+        pair.server.end_stream(1)
+    responses = pair.pump()
+    assert responses[0] == Status(ref, int(status))
+
+
 def test_reset_with_no_error_is_the_end() -> None:
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
     ws, _ = open_websocket(pair)
@@ -1037,3 +1072,11 @@ def test_a_request_whose_write_failed_is_forgotten() -> None:
     assert pair.client.open_request_count() == 1
     pair.respond(1, 200, b"ok")
     assert {r.ref for r in pair.pump()} == {kept}
+
+
+def test_the_method_goes_out_as_given() -> None:
+    # RFC 9110 9.1: case-sensitive, and Mint sends it as given; it was upper-cased.
+    pair = Pair()
+    pair.client.request("get", "/", [], None)
+    pair.pump()
+    assert pair.request_headers(1)[0] == (b":method", b"get")

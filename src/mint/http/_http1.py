@@ -49,6 +49,7 @@ class _Request:
     streaming: bool = False  # body still being streamed by the caller
     upgrade: bool = False
     sent_on_main: bool = False
+    close_after: bool = False  # the answer's framing was ambiguous: close after it
     # The throw-away h11 connection that serialises a pipelined request's body.
     scratch: Any = None
 
@@ -72,6 +73,7 @@ class Http1Session:
     # direct_ref_of), and a slot is one load where an instance attribute is a dict
     # lookup after a type lookup.
     __slots__ = (
+        "_answered",
         "_authority",
         "_broken",
         "_h11",
@@ -98,6 +100,10 @@ class Http1Session:
         # its chunks straight to the socket and skips the flush after a read.
         self.direct_ref: Ref | None = None
         self._broken = False  # a protocol error or EOF: no more requests
+        # A request answered while the caller still streams its body (an early 413, a
+        # 417 to Expect: 100-continue): its body may still be finished, and the next
+        # request waits for that (RFC 9112 9.3: h11 starts the next cycle only then).
+        self._answered: _Request | None = None
         self._read_closed = False
 
     # -- state ---------------------------------------------------------------------
@@ -145,10 +151,10 @@ class Http1Session:
         upgrade: str | None = None,
     ) -> Ref:
         """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
-        headers = check_request(method, path, headers)
+        headers = check_request(method, path, headers, body)
         if self._upgraded is not None or self._broken or not self.is_open("write"):
             raise HTTPError("closed")
-        if any(r.streaming for r in self._requests):
+        if self._answered is not None or any(r.streaming for r in self._requests):
             raise HTTPError("request_body_is_streaming")
         if any(r.upgrade for r in self._requests):
             # RFC 6455 4.1: nothing more until the upgrade is answered; after a 101
@@ -169,11 +175,13 @@ class Http1Session:
                 raise HTTPError(("invalid_request", "body must be bytes, None or STREAM"))
             if "content-length" not in names and "transfer-encoding" not in names:
                 full.append(("content-length", str(len(body))))
-        elif method.upper() in ("POST", "PUT", "PATCH") and "content-length" not in names:
+        elif method in ("POST", "PUT", "PATCH") and "content-length" not in names:
             full.append(("content-length", "0"))
         try:
             head = h11.Request(
-                method=method.upper().encode("ascii"),
+                # As given: RFC 9110 9.1 makes the method case-sensitive (and Mint
+                # sends it as given); "get" is not GET.
+                method=method.encode("ascii"),
                 target=path.encode("ascii"),
                 headers=_encode_headers(full),
             )
@@ -240,6 +248,9 @@ class Http1Session:
                 self._out += cast("bytes", chunk)
             return  # the end of a body means nothing on an upgraded connection
         req = next((r for r in self._requests if r.ref == ref), None)
+        if req is None and self._answered is not None and self._answered.ref == ref:
+            self._finish_answered(chunk, trailers)
+            return
         if req is None:
             raise HTTPError("unknown_request_to_stream")
         if not req.streaming:
@@ -265,6 +276,33 @@ class Http1Session:
             # Pipelined behind another request: write it now, replay it on h11 later.
             self._out += self._serialise(req.scratch, [event])
             req.events.append(event)
+
+    def _finish_answered(
+        self, chunk: bytes | object, trailers: list[tuple[str, str]] | None
+    ) -> None:
+        """A chunk of the body of a request already answered (see ``_answered``): h11
+        still wants the body whole before the connection can carry another request."""
+        event: Any
+        if trailers is not None:
+            try:
+                event = h11.EndOfMessage(headers=trailers)
+            except h11.LocalProtocolError as exc:
+                raise HTTPError(("invalid_request", str(exc))) from exc
+        elif not chunk:
+            return
+        else:
+            event = h11.Data(data=bytes(cast("bytes", chunk)))
+        try:
+            self._out += self._h11.send(event) or b""
+        except h11.LocalProtocolError as exc:
+            raise HTTPError(("invalid_request", str(exc))) from exc
+        if trailers is not None:
+            self._answered = None
+            conn = self._h11
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+            else:
+                self._broken = True  # h11 cannot go on (an HTTP/1.0 server, say)
 
     # -- responses -----------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Response]:
@@ -320,7 +358,13 @@ class Http1Session:
                     return
             elif isinstance(event, h11.Response):
                 responses.append(Status(ref, event.status_code))
-                responses.append(Headers(ref, _decode_headers(event.headers)))
+                headers = _decode_headers(event.headers)
+                responses.append(Headers(ref, headers))
+                names = {name for name, _ in headers}
+                if "content-length" in names and "transfer-encoding" in names:
+                    # RFC 9112 6.3: read as chunked, but a sign of smuggling or
+                    # splitting; the connection is closed after this answer.
+                    req.close_after = True
             elif isinstance(event, h11.Data):
                 if event.data:
                     responses.append(Data(ref, bytes(event.data)))
@@ -328,16 +372,25 @@ class Http1Session:
                 if event.headers:
                     responses.append(Headers(ref, _decode_headers(event.headers)))
                 responses.append(Done(ref))
-                if req.streaming:
-                    # The server answered before the body ended (e.g. 413); the
-                    # caller's later chunks have nowhere to go.
-                    req.streaming = False
+                self._requests.popleft()
+                if req.close_after:
+                    # The answer's framing was ambiguous (RFC 9112 6.3): nothing more
+                    # is read from this connection.
+                    self._broken = True
+                    self._fail_pending(responses, TransportError("closed"))
+                    return
                 if conn.our_state is h11.DONE or conn.our_state is h11.MUST_CLOSE:
-                    self._requests.popleft()
                     if not self._next_cycle(responses):
                         return
+                elif conn.their_state is h11.MUST_CLOSE:
+                    # Answered early, and the server closes (a 413 with Connection:
+                    # close): RFC 9112 9.6, stop sending the body; the connection ends.
+                    self._broken = True
+                    return
                 else:
-                    self._requests.popleft()
+                    # Answered early on a connection kept alive: the caller may still
+                    # finish the body (stream_request_body), then the next cycle starts.
+                    self._answered = req
                     return
             elif isinstance(event, h11.ConnectionClosed):
                 self._read_closed = True

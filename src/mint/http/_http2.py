@@ -165,8 +165,22 @@ class _CheckedStream(H2Stream):
     """
 
     _initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
-    _process_received_headers = _malformed_if_refused(H2Stream._process_received_headers)
     _track_content_length = _malformed_if_refused(H2Stream._track_content_length)
+    _h2_process_received_headers = _malformed_if_refused(H2Stream._process_received_headers)
+
+    def _process_received_headers(self, headers: Any, flags: Any, encoding: Any) -> Any:
+        """``h2``'s checks, and one it leaves out: a response's ``:status`` is three
+        digits (RFC 9113 8.3.2, RFC 9110 15), as h11 asks of HTTP/1.1. ``h2`` only
+        looks at its first digit, so ``abc`` failed the whole connection later and
+        ``2000`` or ``-200`` were handed out as statuses."""
+        out = self._h2_process_received_headers(headers, flags, encoding)
+        if flags.is_response_header and not flags.is_trailer:
+            for name, value in out:
+                if name in (b":status", ":status"):
+                    text = value.decode("latin-1") if isinstance(value, bytes) else value
+                    if not (len(text) == 3 and text.isascii() and text.isdigit()) or text < "100":
+                        raise _MalformedResponse(f"invalid :status {text!r}")
+        return out
 
 
 class _MalformedResponseReceived(h2.events.Event):
@@ -502,7 +516,7 @@ class Http2Session:
                 ``"too_many_concurrent_requests"`` at the server's
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
-        headers = check_request(method, path, headers)
+        headers = check_request(method, path, headers, body)
         if not self.is_open("write"):
             raise HTTPError("closed_for_writing" if self.is_open("read") else "closed")
         streaming = body is STREAM
@@ -540,7 +554,7 @@ class Http2Session:
             ]
         else:
             pseudo = [
-                (":method", method.upper()),
+                (":method", method),  # as given: RFC 9110 9.1, case-sensitive
                 (":scheme", self._scheme),
                 (":path", path),
                 (":authority", authority),

@@ -8,6 +8,7 @@ statements can destructure them.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias, cast
@@ -120,7 +121,9 @@ _TOKEN: Final = frozenset(
 _VALUE_FORBIDDEN: Final = frozenset("\r\n\x00")
 
 
-def check_request(method: object, path: object, headers: object) -> list[tuple[str, str]]:
+def check_request(
+    method: object, path: object, headers: object, body: object = None
+) -> list[tuple[str, str]]:
     """The request's headers as a list of ``(name, value)`` pairs, checked.
 
     Both protocols check a request here, before anything is queued: HTTP/1.1's h11 would
@@ -134,7 +137,56 @@ def check_request(method: object, path: object, headers: object) -> list[tuple[s
         raise HTTPError(("invalid_request", f"the method must be a token: {method!r}"))
     if type(path) is not str or not path or not all("\x21" <= c <= "\x7e" for c in path):
         raise HTTPError(("invalid_request", f"the path must be visible ASCII: {path!r}"))
-    return check_fields(headers, "headers")
+    if method != "CONNECT" and not (
+        path[0] == "/" or path == "*" or _ABSOLUTE_FORM.match(path) is not None
+    ):
+        # RFC 9112 3.2: origin-form, absolute-form (to a proxy) or "*"; authority-form
+        # is CONNECT's. "echo" went out as a request line no server can route (and
+        # HTTP/2 servers reset the stream, RFC 9113 8.3.1).
+        raise HTTPError(
+            ("invalid_request", f"the path must start with / (or be absolute, or *): {path!r}")
+        )
+    pairs = check_fields(headers, "headers")
+    _check_framing(pairs, body)
+    return pairs
+
+
+# RFC 3986 3.1: scheme ":" then "//" authority, the absolute-form's start.
+_ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
+    """A request whose own headers misstate its body: refused on both protocols alike.
+
+    ``Content-Length`` beside ``Transfer-Encoding`` is the request-smuggling shape
+    RFC 9112 6.2 forbids a sender to make (a hop that reads the length splits the body
+    into a second request). A length that does not match a body given whole is refused
+    too: h11 catches it on HTTP/1.1 only after writing the head, and h2 sends it, so the
+    server resets the stream as malformed (RFC 9113 8.1.1).
+    """
+    lengths: set[str] = set()
+    chunked = False
+    for name, value in pairs:
+        key = name.lower()
+        if key == "content-length":
+            lengths.update(part.strip() for part in value.split(","))
+        elif key == "transfer-encoding":
+            chunked = True
+    if not lengths:
+        return
+    if chunked:
+        raise HTTPError(
+            ("invalid_request", "content-length and transfer-encoding together (RFC 9112 6.2)")
+        )
+    if len(lengths) != 1 or not all(v.isascii() and v.isdigit() for v in lengths):
+        raise HTTPError(("invalid_request", f"invalid content-length: {sorted(lengths)!r}"))
+    declared = int(lengths.pop())
+    if body is None or isinstance(body, bytes | bytearray | memoryview):
+        actual = 0 if body is None else len(body)
+        if declared != actual:
+            raise HTTPError(
+                ("invalid_request", f"content-length {declared} for a body of {actual} bytes")
+            )
 
 
 def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
@@ -155,6 +207,15 @@ def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
         if not _VALUE_FORBIDDEN.isdisjoint(value):
             raise HTTPError(
                 ("invalid_request", f"a field value must not hold CR, LF or NUL: {name!r}")
+            )
+        if value and (value[0] in " \t" or value[-1] in " \t"):
+            # RFC 9110 5.5, RFC 9113 8.2.1: no whitespace around a value. h11 refused it
+            # and h2 trimmed it: the same request now fares alike on both.
+            raise HTTPError(
+                (
+                    "invalid_request",
+                    f"a field value must not start or end with whitespace: {name!r}",
+                )
             )
     return pairs
 
