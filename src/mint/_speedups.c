@@ -758,13 +758,56 @@ message(long opcode, Py_ssize_t size, PyObject *parts, PyObject *tail)
     return record(msg_type, items, M_N);
 }
 
+/* A part shorter than this is merged with a short part before it (_frame._with). */
+#define SMALL_PART 512
+
+static Py_ssize_t
+part_length(PyObject *part)
+{
+    if (PyBytes_CheckExact(part)) {
+        return PyBytes_GET_SIZE(part);
+    }
+    if (PyUnicode_CheckExact(part)) {
+        return PyUnicode_GET_LENGTH(part);
+    }
+    return SMALL_PART; /* a view: never merged */
+}
+
 /* The parts with one more: (parts, part) (parts: a new reference or NULL, consumed;
- * part borrowed). An empty str part is not added, as _feed adds none. */
+ * part borrowed), two short neighbours merged into one, as _frame._with: a part costs
+ * a tuple and an object, and a frame trickled a byte per read held some 56 times its
+ * size. An empty str part is not added, as _feed adds none. */
 static PyObject *
 parts_with(PyObject *parts, PyObject *part)
 {
     if (parts == NULL || (PyUnicode_CheckExact(part) && PyUnicode_GET_LENGTH(part) == 0)) {
         return parts;
+    }
+    if (PyTuple_CheckExact(parts) && PyTuple_GET_SIZE(parts) == 2
+        && part_length(part) < SMALL_PART) {
+        PyObject *last = PyTuple_GET_ITEM(parts, 1);
+        if (Py_TYPE(last) == Py_TYPE(part) && part_length(last) < SMALL_PART) {
+            PyObject *merged;
+            if (PyUnicode_CheckExact(part)) {
+                merged = PyUnicode_Concat(last, part);
+            }
+            else {
+                Py_ssize_t a = PyBytes_GET_SIZE(last), b = PyBytes_GET_SIZE(part);
+                merged = PyBytes_FromStringAndSize(NULL, a + b);
+                if (merged != NULL) {
+                    memcpy(PyBytes_AS_STRING(merged), PyBytes_AS_STRING(last), (size_t)a);
+                    memcpy(PyBytes_AS_STRING(merged) + a, PyBytes_AS_STRING(part), (size_t)b);
+                }
+            }
+            if (merged == NULL) {
+                Py_DECREF(parts);
+                return NULL;
+            }
+            PyObject *cell = PyTuple_Pack(2, PyTuple_GET_ITEM(parts, 0), merged);
+            Py_DECREF(merged);
+            Py_DECREF(parts);
+            return cell;
+        }
     }
     PyObject *cell = PyTuple_Pack(2, parts, part);
     Py_DECREF(parts);

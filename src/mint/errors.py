@@ -87,6 +87,7 @@ _MESSAGES: dict[str, str] = {
     "fragmented_control_frame": "a control frame is fragmented (RFC 6455 5.5 forbids it)",
     "control_frame_too_large": "a control frame's payload exceeds 125 bytes (RFC 6455 5.5)",
     "invalid_frame": "the frame cannot be encoded",
+    "invalid_data": "decode takes bytes (a bytes-like object)",
     "invalid_length": "the frame's payload length is not minimally encoded or too large",
     "compression_error": "the compressed payload could not be inflated",
     "not_upgraded": "the request reference does not name a WebSocket",

@@ -1152,3 +1152,110 @@ def test_max_frame_size_bounds_control_frames_too(opcode: int) -> None:
     error = frames[1]
     assert isinstance(error, WebSocketError)
     assert error.reason == "payload_too_large" and error.close_code == 1009
+
+
+# ------------------------------------------------------------------ memory per buffered byte
+
+
+def _held(feed: Callable[[], Any]) -> tuple[int, Any]:
+    """The bytes still allocated after ``feed()`` (its result kept alive), and its result."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = feed()
+        gc.collect()
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return held, result
+
+
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_a_message_of_tiny_fragments_holds_about_its_size(opcode: int) -> None:
+    # One-byte fragments held some 56 bytes each (a tuple and an object per part):
+    # a server could pin 56 times max_message_size before the limit was reached.
+    size = 200_000
+    data = srv(opcode, b"a", fin=False) + srv(0x0, b"a", fin=False) * (size - 1)
+
+    def feed() -> Any:
+        ws = new_websocket(max_message_size=size + 1)
+        for i in range(0, len(data), 30_000):  # reads of 30,000 bytes, as a socket's
+            ws, frames = decode(ws, data[i : i + 30_000])
+            assert frames == []
+        return ws
+
+    held, ws = _held(feed)
+    assert held < 2 * size, f"{held / size:.1f} bytes held per payload byte"
+    _, frames = decode(ws, srv(0x0, b"a"))
+    assert frames == [Text("a" * (size + 1)) if opcode == 0x1 else Binary(b"a" * (size + 1))]
+
+
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_a_frame_trickled_a_byte_per_read_holds_about_its_size(opcode: int) -> None:
+    # The same through the partial-frame path (a frame arriving in tiny reads).
+    size = 100_000
+    payload = "é".encode() * (size // 2)  # two-byte characters: reads split them too
+    data = srv(opcode, payload)
+
+    def feed() -> Any:
+        ws = new_websocket()
+        for i in range(len(data) - 1):
+            ws, frames = decode(ws, data[i : i + 1])
+            assert frames == []
+        return ws
+
+    held, ws = _held(feed)
+    assert held < 2 * size, f"{held / size:.1f} bytes held per payload byte"
+    _, frames = decode(ws, data[-1:])
+    assert frames == [Text(payload.decode()) if opcode == 0x1 else Binary(payload)]
+
+
+def test_an_older_value_keeps_its_own_parts_when_parts_are_merged() -> None:
+    # Merging builds new objects: decoding on from one partial value twice gives each
+    # branch its own message.
+    ws = new_websocket()
+    ws, _ = decode(ws, srv(0x2, b"ab", fin=False) + srv(0x0, b"cd", fin=False))
+    one, _ = decode(ws, srv(0x0, b"ef", fin=False))
+    _, frames_two = decode(ws, srv(0x0, b"XY"))
+    _, frames_one = decode(one, srv(0x0, b"gh"))
+    assert frames_two == [Binary(b"abcdXY")]
+    assert frames_one == [Binary(b"abcdefgh")]
+
+
+def test_decode_refuses_what_is_not_bytes_with_a_typed_error() -> None:
+    ws = new_websocket()
+    for data in ("text", None, 42, [1, 2]):
+        with pytest.raises(WebSocketError) as info:
+            decode(ws, data)  # type: ignore[arg-type]
+        assert info.value.reason == ("invalid_data", data)
+        assert info.value.websocket is ws
+    assert decode(ws, bytearray(srv(0x2, b"ok")))[1] == [Binary(b"ok")]
+
+
+def test_subclasses_of_frames_and_of_str_are_encoded_as_their_base() -> None:
+    import enum
+
+    class Cmd(enum.StrEnum):
+        SUBSCRIBE = "subscribe"
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Tagged(Binary):
+        pass
+
+    ws = new_websocket()
+    for frame, plain in [
+        (Text(Cmd.SUBSCRIBE), Text("subscribe")),
+        (Tagged(b"x"), Binary(b"x")),
+    ]:
+        _, data = encode(ws, frame)
+        _, expected = encode(ws, plain)
+        assert data[0] == expected[0] and unmask_payload(data) == unmask_payload(expected)
+
+
+def unmask_payload(data: bytes) -> bytes:
+    n = data[1] & 0x7F
+    pos = 2 if n < 126 else 4 if n == 126 else 10
+    return _mask_py(data[pos + 4 :], data[pos : pos + 4])

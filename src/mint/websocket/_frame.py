@@ -462,6 +462,8 @@ def encode(websocket: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, b
 
 def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
     """Every frame :func:`encode` does not take its fast path for (same contract)."""
+    if type(frame) not in _FRAME_TYPES and isinstance(frame, _FRAME_BASES):
+        frame = _as_base_frame(frame)  # a subclass of a frame: encoded as that frame
     if type(frame) is Binary:
         payload = frame.data
         if type(payload) is not bytes:
@@ -469,10 +471,12 @@ def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
         opcode = OP_BINARY
     elif type(frame) is Text:
         text = frame.data
-        if type(text) is not str:
+        if not isinstance(text, str):
             raise WebSocketError(("invalid_frame", frame), websocket=ws)
         try:
-            payload = text.encode()
+            # str.encode, not text.encode: a subclass (a StrEnum member) is its
+            # characters, whatever its methods do.
+            payload = str.encode(text)
         except UnicodeEncodeError as exc:
             raise WebSocketError(("invalid_utf8", text), websocket=ws) from exc
         opcode = OP_TEXT
@@ -520,6 +524,25 @@ def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
     if _frame_c is not None:
         return ws, _frame_c(_FIN | rsv | opcode, payload, pool, at)
     return ws, _frame_py(_FIN | rsv | opcode, payload, pool, at)
+
+
+_FRAME_BASES = (Text, Binary, Ping, Pong, Close)
+_FRAME_TYPES = frozenset(_FRAME_BASES)
+
+
+def _as_base_frame(frame: Frame) -> Frame:
+    """``frame``, an instance of a subclass of a frame class, as that frame class."""
+    if isinstance(frame, Close):
+        return Close(frame.code, frame.reason)
+    if isinstance(frame, Text):
+        return Text(frame.data)
+    if isinstance(frame, Binary):
+        return Binary(frame.data)
+    if isinstance(frame, Ping):
+        return Ping(frame.data)
+    if isinstance(frame, Pong):
+        return Pong(frame.data)
+    return frame
 
 
 def _frame_py(b0: int, payload: bytes, pool: bytes, at: int) -> bytes:
@@ -591,7 +614,10 @@ def decode(websocket: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | W
     if type(data) is not bytes:
         # Any bytes-like object (bytearray, memoryview...); memoryview() refuses what
         # bytes() would misread, such as an int (that many NULs) or a list of ints.
-        data = memoryview(data).tobytes()
+        try:
+            data = memoryview(data).tobytes()
+        except TypeError:
+            raise WebSocketError(("invalid_data", data), websocket=websocket) from None
     cfg = websocket._cfg
     rx = websocket._rx
     out: list[Frame | WebSocketError] = []
@@ -913,11 +939,13 @@ def _feed(msg: _Message, part: bytes | memoryview) -> _Message:
             text, tail = decode_part(msg.tail, part)
         except UnicodeDecodeError:
             raise _error(("invalid_utf8", bytes(part)), CLOSE_INVALID_DATA) from None
-        parts = (msg.parts, text) if text else msg.parts
+        parts = _with(msg.parts, text) if text else msg.parts
         return _Message(OP_TEXT, 0, size, parts, tail, True)
     if msg.inflating is not None:
         return _inflate_part(msg, size, part)
-    return _Message(msg.opcode, msg.rsv, size, (msg.parts, part) if part else msg.parts, b"", False)
+    return _Message(
+        msg.opcode, msg.rsv, size, _with(msg.parts, part) if part else msg.parts, b"", False
+    )
 
 
 def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Message:
@@ -946,7 +974,7 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                 except UnicodeDecodeError:
                     raise _error(("invalid_utf8", out), CLOSE_INVALID_DATA) from None
                 if text:
-                    parts = (parts, text)
+                    parts = _with(parts, text)
             if inflater.eof:
                 chunk = inflater.unused_data
                 if not chunk or chunk == _TAIL:
@@ -962,6 +990,26 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     except zlib.error as exc:
         raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
     return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
+
+
+# A part this short is merged with a short part before it (see _with).
+_SMALL_PART = 512
+
+
+def _with(parts: _Parts, part: Any) -> _Parts:
+    """``parts`` with one more at the end, two short neighbours merged into one.
+
+    Each part costs a tuple and an object (about 56 bytes beside its own): a message
+    sent as one-byte fragments (or a frame trickled a byte per read) held some 56 times
+    ``max_message_size`` before the limit was reached. Merged, a part costs at most
+    about a tenth of its bytes more, and the copies stay short. Only new objects are
+    made: an older WebSocket value still sees its own parts.
+    """
+    if parts is not None and len(part) < _SMALL_PART:
+        head, last = parts
+        if len(last) < _SMALL_PART and type(last) is type(part):
+            return (head, last + part)
+    return (parts, part)
 
 
 def _recent(parts: _Parts, tail: bytes) -> bytes:
