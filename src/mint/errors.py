@@ -67,6 +67,11 @@ _MESSAGES: dict[str, str] = {
     "safe to retry on another connection",
     "send_queue_full": "the connection's send queue for flow-controlled data is full",
     "too_many_concurrent_requests": "the server's limit of concurrent streams is reached",
+    "max_header_list_size_exceeded": "the request's headers exceed the server's "
+    "SETTINGS_MAX_HEADER_LIST_SIZE",
+    "server_closed_connection": "the server ended the connection with an error (GOAWAY)",
+    "frame_size_error": "a frame's size is invalid (HTTP/2 FRAME_SIZE_ERROR)",
+    "flow_control_error": "the peer broke HTTP/2 flow control (FLOW_CONTROL_ERROR)",
     # websocket
     "extended_connect_disabled": "the HTTP/2 server did not enable extended CONNECT (RFC 8441)",
     "invalid_nonce": "the server's Sec-WebSocket-Accept does not match the key sent",
@@ -89,7 +94,8 @@ _MESSAGES: dict[str, str] = {
     "invalid_frame": "the frame cannot be encoded",
     "invalid_data": "decode takes bytes (a bytes-like object)",
     "invalid_length": "the frame's payload length is not minimally encoded or too large",
-    "compression_error": "the compressed payload could not be inflated",
+    "compression_error": "compressed data could not be decoded (a permessage-deflate "
+    "payload, or an HTTP/2 header block)",
     "not_upgraded": "the request reference does not name a WebSocket",
     "invalid_limit": "max_frame_size and max_message_size must be None or an int >= 0",
     # upgrade failure

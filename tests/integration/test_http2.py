@@ -241,7 +241,8 @@ def test_prior_knowledge_to_an_http1_server_fails_at_once(raw_server: Any) -> No
         mint.http.connect(
             "http", "127.0.0.1", server.port, protocols=("http2",), transport_opts={"timeout": 30}
         )
-    assert info.value.reason[0] == "protocol_error"
+    # Mint's reason: the connection error's code (FRAME_SIZE_ERROR), by name.
+    assert info.value.reason[0] == "frame_size_error"
     assert "HTTP/1.x" in info.value.reason[1]
 
 

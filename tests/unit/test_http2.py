@@ -907,12 +907,13 @@ def test_websocket_data_beyond_the_window_is_a_flow_control_error() -> None:
     wire = big * (DEFAULT_RECEIVE_WINDOW // 2**20) + frame(0x0, 0, 1, b"one too many")
     with pytest.raises(HTTPError) as info:
         pair.client.receive_data(wire)
-    assert info.value.reason[0] == "protocol_error"
+    # Mint's reason: the error code of the GOAWAY, by name.
+    assert info.value.reason[0] == "flow_control_error"
     assert "flow-control window" in info.value.reason[1]
     # What came within the window was handed out before the error; the stream failed.
     data = [r for r in info.value.responses if isinstance(r, Data)]
     assert sum(len(r.data) for r in data) == DEFAULT_RECEIVE_WINDOW
-    failed = Error(ref, HTTPError(("protocol_error", info.value.reason[1])))
+    failed = Error(ref, HTTPError(("flow_control_error", info.value.reason[1])))
     assert info.value.responses[-1] == failed
     events = pair.server.receive_data(pair.client.data_to_send())
     (goaway,) = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
@@ -925,7 +926,7 @@ def test_websocket_data_larger_than_our_max_frame_size_is_refused() -> None:
     too_large = frame(0x0, 0, 1, b"x" * (2**20 + 1))  # SETTINGS_MAX_FRAME_SIZE is 2**20
     with pytest.raises(HTTPError) as info:
         pair.client.receive_data(frame(0x0, 0, 1, b"ok") + too_large)
-    assert info.value.reason[0] == "protocol_error"
+    assert info.value.reason[0] == "frame_size_error"
     assert info.value.responses[0] == Data(ref, b"ok")
     assert not any(isinstance(r, Data) and len(r.data) > 2 for r in info.value.responses)
 
@@ -937,7 +938,7 @@ def test_a_frame_header_over_our_max_frame_size_is_refused_at_once() -> None:
     header = frame(0x0, 0, 1, b"")[3:]  # DATA on stream 1, then a 16 MiB - 1 length
     with pytest.raises(HTTPError) as info:
         pair.client.receive_data(frame(0x0, 0, 1, b"ok") + b"\xff\xff\xff" + header)
-    assert info.value.reason[0] == "protocol_error"
+    assert info.value.reason[0] == "frame_size_error"
     assert "16777215" in info.value.reason[1]
     assert info.value.responses[0] == Data(ref, b"ok")
     events = pair.server.receive_data(pair.client.data_to_send())
@@ -950,7 +951,7 @@ def test_an_http1_answer_to_prior_knowledge_is_refused_at_once() -> None:
     pair = Pair(send_settings=False)
     with pytest.raises(HTTPError) as info:
         pair.client.receive_data(b"HTTP/1.1 400 Bad Request\r\n")
-    assert info.value.reason[0] == "protocol_error"
+    assert info.value.reason[0] == "frame_size_error"
     assert "HTTP/1.x" in info.value.reason[1]
 
 
@@ -995,10 +996,12 @@ def test_websocket_window_updates_overflow_as_h2_says() -> None:
     too_much = (2**31 - 1).to_bytes(4, "big")
     with pytest.raises(HTTPError) as info:
         pair.client.receive_data(frame(0x8, 0, 0, too_much))
-    assert info.value.reason[0] == "protocol_error"
+    assert info.value.reason[0] == "flow_control_error"
     pair, ref = open_fast_websocket()
     responses = pair.client.receive_data(frame(0x8, 0, 1, too_much))  # a stream error
-    assert responses == [Error(ref, HTTPError(("server_closed_request", "flow_control_error")))]
+    # Mint's {:flow_control_error, "window size too big"}: the client reset it, not
+    # the server (it was ("server_closed_request", ...)).
+    assert responses == [Error(ref, HTTPError(("flow_control_error", "window size too big")))]
     assert pair.client.is_open("read_write")
 
 
@@ -1080,3 +1083,81 @@ def test_the_method_goes_out_as_given() -> None:
     pair.client.request("get", "/", [], None)
     pair.pump()
     assert pair.request_headers(1)[0] == (b":method", b"get")
+
+
+def _frame_kinds(wire: bytes) -> list[tuple[int, int]]:
+    """(type, stream id) of each frame in ``wire``."""
+    out, pos = [], 0
+    while pos + 9 <= len(wire):
+        size = int.from_bytes(wire[pos : pos + 3], "big")
+        out.append((wire[pos + 3], int.from_bytes(wire[pos + 5 : pos + 9], "big") & 0x7FFFFFFF))
+        pos += 9 + size
+    return out
+
+
+def test_frames_in_flight_on_a_stream_we_reset_get_no_reset_each() -> None:
+    # RFC 9113 5.1: ignored. h2 answered each DATA frame with a RST_STREAM of its own
+    # (769 for a stream cancelled with 12 MiB in flight); the window still comes back.
+    pair, ref = open_fast_websocket()
+    pair.client.cancel(ref)
+    first = pair.client.data_to_send()
+    assert _frame_kinds(first).count((0x3, 1)) == 1
+    late = b"".join(frame(0x0, 0, 1, b"x" * 16_384) for _ in range(20))
+    assert pair.client.receive_data(late) == []
+    assert (0x3, 1) not in _frame_kinds(pair.client.data_to_send())
+    # A stream the server half-closed still gets its one RST_STREAM(STREAM_CLOSED).
+    pair, ref = open_fast_websocket()
+    pair.server.send_data(1, b"bye", end_stream=True)
+    pair.pump()
+    pair.client.receive_data(frame(0x0, 0, 1, b"late") * 3)
+    assert _frame_kinds(pair.client.data_to_send()).count((0x3, 1)) == 1
+
+
+def test_a_goaway_with_an_error_is_raised_once_after_its_frames() -> None:
+    # Mint's {:server_closed_connection, error_code, debug_data}: the code and debug
+    # data were never shown (the read gave [] and only the TCP close was seen).
+    pair, ref = open_fast_websocket()
+    pair.server.send_data(1, ws_frame(1, b"last words"))
+    pair.server.close_connection(
+        error_code=h2.errors.ErrorCodes.INTERNAL_ERROR, additional_data=b"oops", last_stream_id=1
+    )
+    with pytest.raises(HTTPError) as info:
+        pair.pump()
+    assert info.value.reason == ("server_closed_connection", "internal_error", b"oops")
+    assert info.value.responses == [Data(ref, ws_frame(1, b"last words"))]
+    assert pair.client.is_open("read") and not pair.client.is_open("write")
+    assert pair.client.receive_data(frame(0x0, 0, 1, b"more")) == [Data(ref, b"more")]
+    # A GOAWAY with NO_ERROR is no error.
+    pair = Pair()
+    pair.server.close_connection()
+    assert pair.pump() == []
+
+
+def test_a_header_block_hpack_cannot_decode_is_a_compression_error() -> None:
+    # RFC 9113 4.3: COMPRESSION_ERROR, on the GOAWAY too (h2 said PROTOCOL_ERROR).
+    pair = Pair()
+    pair.client.request("GET", "/", [], None)
+    pair.pump()
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(frame(0x1, 0x4 | 0x1, 1, b"\xfe"))  # index 126: none
+    assert info.value.reason[0] == "compression_error"
+    events = pair.server.receive_data(pair.client.data_to_send())
+    (goaway,) = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway.error_code == h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
+def test_headers_over_the_servers_max_header_list_size_are_refused() -> None:
+    # Mint's {:max_header_list_size_exceeded, size, max}, before anything is sent; the
+    # server reset the stream (or, past h2's own bound, ended the connection).
+    pair = Pair({SettingCodes.MAX_HEADER_LIST_SIZE: 1000})
+    before = pair.client.data_to_send()
+    with pytest.raises(HTTPError) as info:
+        pair.client.request("GET", "/", [("x-token", "t" * 2000)], None)
+    reason = info.value.reason
+    assert reason[0] == "max_header_list_size_exceeded" and reason[2] == 1000
+    assert reason[1] > 2000
+    assert pair.client.data_to_send() == before == b""
+    assert pair.client.open_request_count() == 0
+    pair.client.request("GET", "/", [("x-token", "t" * 500)], None)
+    pair.pump()
+    assert pair.server_events(h2.events.RequestReceived)

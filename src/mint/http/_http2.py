@@ -54,7 +54,7 @@ import h2.settings
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
 from h2.stream import H2Stream, StreamState
-from hyperframe.frame import DataFrame, Frame
+from hyperframe.frame import DataFrame, Frame, RstStreamFrame
 
 from mint.errors import HTTPError, MintError, Reason, TransportError
 from mint.http._types import (
@@ -183,6 +183,13 @@ class _CheckedStream(H2Stream):
         return out
 
 
+class _CompressionError(h2.exceptions.ProtocolError):
+    """A header block HPACK cannot decode: RFC 9113 4.3 makes it a connection error of
+    type COMPRESSION_ERROR (``h2`` says PROTOCOL_ERROR)."""
+
+    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
 class _MalformedResponseReceived(h2.events.Event):
     """Our event: the stream's response was malformed, and we reset the stream."""
 
@@ -207,6 +214,8 @@ class _ClientConnection(h2.connection.H2Connection):
     sent_goaway = False
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
+        # The streams we sent a RST_STREAM on (an ordered set): see _prepare_for_sending.
+        self.reset_sent: dict[int, None] = {}
         super().__init__(config=config)
         table = getattr(self, "_frame_dispatch_table", None)
         if (
@@ -228,6 +237,35 @@ class _ClientConnection(h2.connection.H2Connection):
             return super()._receive_headers_frame(frame)
         except _MalformedResponse as exc:
             return self._malformed(frame.stream_id, exc, 0)
+        except h2.exceptions.ProtocolError as exc:
+            if type(exc) is h2.exceptions.ProtocolError and str(exc).startswith(
+                "Error decoding header block"
+            ):
+                raise _CompressionError(str(exc)) from exc
+            raise
+
+    def _prepare_for_sending(self, frames: list[Frame]) -> None:
+        """``h2``'s, less the RST_STREAM it answers each frame with on a stream that
+        already had one from us.
+
+        RFC 9113 5.1: frames the peer sent before it saw our RST_STREAM are to be
+        ignored. ``h2`` answered each with another RST_STREAM(STREAM_CLOSED): a stream
+        cancelled with 12 MiB in flight cost 769 of them. The streams that had one are
+        remembered (the last ``_STOPPED_MEMORY``), as ``h2`` remembers closed streams.
+        """
+        if frames:
+            reset = self.reset_sent
+            kept = []
+            for f in frames:
+                if f.__class__ is RstStreamFrame:
+                    if f.stream_id in reset and f.error_code == h2.errors.ErrorCodes.STREAM_CLOSED:
+                        continue
+                    reset[f.stream_id] = None
+                    if len(reset) > _STOPPED_MEMORY:
+                        del reset[next(iter(reset))]
+                kept.append(f)
+            frames = kept
+        super()._prepare_for_sending(frames)
 
     def _receive_data_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
         try:
@@ -428,6 +466,8 @@ class Http2Session:
         self._in_header_block = False
         self.settings_received = False
         self._goaway = False  # the server sent GOAWAY: no new requests
+        # A GOAWAY's error (its code's name and debug data), to raise once its read ends.
+        self._goaway_error: tuple[str | int, bytes] | None = None
         self._closed = False  # we sent GOAWAY (close) or the connection failed
         self._read_closed = False
 
@@ -560,6 +600,13 @@ class Http2Session:
                 (":authority", authority),
             ]
         encoded = _encode_headers(pseudo + regular)
+        most = self._h2.remote_settings.max_header_list_size
+        if most is not None:
+            # RFC 9113 6.5.2: names and values plus 32 octets a field, as Mint counts
+            # it; the server would reset the stream (or end the connection) instead.
+            size = sum(len(name) + len(value) + 32 for name, value in encoded)
+            if size > most:
+                raise HTTPError(("max_header_list_size_exceeded", size, most))
         has_body = bool(body) and not streaming
         if has_body:
             assert isinstance(body, bytes | bytearray | memoryview)
@@ -900,9 +947,12 @@ class Http2Session:
         except h2.exceptions.ProtocolError as exc:
             del buf[:]
             pos = end = 0
-            self._fail_all(responses, HTTPError(("protocol_error", str(exc))))
+            # Mint's reasons: the error code of the GOAWAY h2 sent, by name
+            # (protocol_error, frame_size_error, flow_control_error, compression_error).
+            reason = (_error_code_name(exc.error_code), str(exc))
+            self._fail_all(responses, HTTPError(reason))
             self._closed = True
-            raise HTTPError(("protocol_error", str(exc)), responses=responses) from exc
+            raise HTTPError(reason, responses=responses) from exc
         except MintError as exc:
             exc.responses = responses
             raise
@@ -915,6 +965,12 @@ class Http2Session:
             if self._unacked:
                 self._window_updates()
         self._pump_all()
+        if self._goaway_error is not None:
+            # Mint's {:server_closed_connection, error_code, debug_data}, once, after
+            # the frames of the read (the streams it let finish go on).
+            code, debug = self._goaway_error
+            self._goaway_error = None
+            raise HTTPError(("server_closed_connection", code, debug), responses=responses)
         return responses
 
     def _frame_too_large(self, src: bytes | bytearray, pos: int, length: int) -> NoReturn:
@@ -1099,6 +1155,16 @@ class Http2Session:
                         self._stopped[stream.ref] = None
                         if len(self._stopped) > _STOPPED_MEMORY:
                             del self._stopped[next(iter(self._stopped))]
+                    elif not event.remote_reset:
+                        # h2 reset it for the server's error on it (a WINDOW_UPDATE
+                        # past 2^31 - 1): Mint's {:flow_control_error, detail}, say.
+                        code = _error_code_name(event.error_code)
+                        detail = (
+                            "window size too big"
+                            if code == "flow_control_error"
+                            else "the server broke HTTP/2 on this stream: reset"
+                        )
+                        responses.append(Error(stream.ref, HTTPError((code, detail))))
                     else:
                         # Mint's reason: {:server_closed_request, error_code}.
                         reason = ("server_closed_request", _error_code_name(event.error_code))
@@ -1130,6 +1196,11 @@ class Http2Session:
     def _on_goaway(self, event: h2.events.ConnectionTerminated, responses: list[Response]) -> None:
         """RFC 9113 6.8: streams above ``last_stream_id`` were not processed."""
         self._goaway = True
+        if event.error_code:
+            self._goaway_error = (
+                _error_code_name(event.error_code),
+                bytes(event.additional_data or b""),
+            )
         last = event.last_stream_id if event.last_stream_id is not None else 2**31 - 1
         for stream in sorted(self._streams.values(), key=lambda s: s.stream_id):
             if stream.stream_id > last:
