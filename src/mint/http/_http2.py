@@ -176,10 +176,17 @@ class _CheckedStream(H2Stream):
         out = self._h2_process_received_headers(headers, flags, encoding)
         if flags.is_response_header and not flags.is_trailer:
             for name, value in out:
-                if name in (b":status", ":status"):
-                    text = value.decode("latin-1") if isinstance(value, bytes) else value
-                    if not (len(text) == 3 and text.isascii() and text.isdigit()) or text < "100":
-                        raise _MalformedResponse(f"invalid :status {text!r}")
+                # (bytes or str, as h2 was configured: never compared across, -bb)
+                if isinstance(name, bytes):
+                    if name != b":status":
+                        continue
+                    text = value.decode("latin-1")
+                elif name == ":status":
+                    text = value
+                else:
+                    continue
+                if not (len(text) == 3 and text.isascii() and text.isdigit()) or text < "100":
+                    raise _MalformedResponse(f"invalid :status {text!r}")
         return out
 
 
