@@ -47,19 +47,19 @@
 enum {
     CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
     TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_TLS, TR_SOCK,
-    W_FD, W_FUTURE, W_READER_LOOP, W_TIMER, W_TIMER_AT, W_TIMER_LOOP,
+    W_FD, W_FUTURE, W_READER_LOOP, W_TIMER, W_TIMER_AT, W_TIMER_LOOP, W_WRITER,
     DATA_REF, DATA_DATA,
     N_SLOTS
 };
 static const char *slot_names[N_SLOTS] = {
     "_held", "_mode", "_private", "_session", "_transport",
     "closed", "_drained", "_unread", "_unsent", "_waiter", "tls", "sock",
-    "_fd", "_future", "_reader_loop", "_timer", "_timer_at", "_timer_loop",
+    "_fd", "_future", "_reader_loop", "_timer", "_timer_at", "_timer_loop", "_writer",
     "ref", "data",
 };
 /* Which type each slot belongs to: 0 Conn, 1 AsyncTransport, 2 AsyncWaiter, 3 Data. */
 static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
-                                        2, 2, 2, 2, 2, 2, 3, 3};
+                                        2, 2, 2, 2, 2, 2, 2, 3, 3};
 
 #define N_TYPES 4
 enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, PY_RUNNING_LOOP, PY_SEND_FAILED, N_CALLS };
@@ -721,7 +721,12 @@ srb_start(OpObject *op, PyObject **result)
     PyObject *unsent = get(TR_UNSENT, op->transport); /* a cancelled send's bytes go first */
     int owed = unsent == NULL || !PyBytes_CheckExact(unsent) || PyBytes_GET_SIZE(unsent) != 0;
     Py_XDECREF(unsent);
-    if (owed) {
+    /* another task's send under way (AsyncWaiter.write_turn): wait for it in Python */
+    PyObject *writer = get(W_WRITER, op->waiter);
+    int busy = writer != Py_None;
+    Py_XDECREF(writer);
+    if (owed || busy) {
+        PyErr_Clear();
         goto python;
     }
     const char *p = PyBytes_AS_STRING(data);

@@ -320,6 +320,15 @@ class Waiter:
             if self._poll.poll(wait_ms):
                 return
 
+    def write_turn(self) -> None:
+        """Blocking code writes from the one thread that owns the connection."""
+
+    def start_write(self) -> None:
+        """(see ``AsyncWaiter.write_turn``)"""
+
+    def end_write(self) -> None:
+        """(see ``AsyncWaiter.write_turn``)"""
+
     def flush_later(self, flush: Callable[[], bool] | None) -> None:
         """Blocking code has no loop to finish an interrupted write: the next send does."""
 

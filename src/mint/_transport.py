@@ -101,6 +101,8 @@ class Transport(BaseTransport):
     # -- I/O -----------------------------------------------------------------------
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data``, waiting for the socket as long as it takes."""
+        waiter = self._waiter
+        waiter.write_turn()
         if not self._unsent:
             # The common case: the socket takes it all at once, from the caller's bytes.
             sent = self.send_now(data)
@@ -115,6 +117,7 @@ class Transport(BaseTransport):
         view = memoryview(data)
         sock = self.sock
         nowait = self._nowait
+        waiter.start_write()
         try:
             while view:
                 try:
@@ -137,6 +140,8 @@ class Transport(BaseTransport):
                 self._unsent = bytes(view)
                 self._waiter.flush_later(self._flush_unsent)
             raise
+        finally:
+            waiter.end_write()
 
     def recv(self, byte_count: int, timeout: float | None) -> bytes:
         """Read up to ``byte_count`` bytes (0: whatever is there), waiting up to ``timeout``.

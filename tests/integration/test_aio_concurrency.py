@@ -114,6 +114,36 @@ def test_cancelled_big_send_keeps_the_stream_whole(ws_server: Any, mode: str) ->
     run(scenario())
 
 
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_two_tasks_sending_at_once_take_turns(ws_server: Any, mode: str) -> None:
+    """Two tasks write big frames on one connection at once: both arrive whole.
+
+    The second send went straight to the socket while the first waited for it to
+    drain: its bytes landed inside the first frame (the server saw garbage) and the
+    first writer hung. Sends now take turns (AsyncWaiter.write_turn).
+    """
+
+    async def scenario() -> None:
+        client = await connect(AIO, ws_server, mode=mode)
+        try:
+            await client.upgrade("/echo")
+            big = [bytes([65 + i]) * (4 * 2**20) for i in range(3)]
+            datas = []
+            for payload in big:
+                client.websocket, data = mint.websocket.encode(client.websocket, Binary(payload))
+                datas.append(data)
+            conn, ref = client.conn, client.ref
+            sends = [mint.aio.websocket.stream_request_body(conn, ref, data) for data in datas]
+            done = await asyncio.wait_for(asyncio.gather(*sends), 30)
+            assert len(done) == 3
+            frames = await client.frames(3, timeout=30)
+            assert sorted(frames, key=lambda f: f.data[:1]) == [Binary(p) for p in big]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 # -- backpressure -------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["active", "passive"])
 def test_http2_body_awaits_the_peers_windows(h2_fault: Any, mode: str) -> None:  # noqa: F811

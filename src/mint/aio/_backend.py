@@ -89,6 +89,7 @@ class AsyncWaiter:
         "_timer_at",
         "_timer_loop",
         "_write_future",
+        "_writer",
     )
 
     def __init__(self, sock: socket.socket) -> None:
@@ -108,6 +109,8 @@ class AsyncWaiter:
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         # A send's wait for the socket to take more (see _wait_writable), or None.
         self._write_future: asyncio.Future[bool] | None = None
+        # Set while a send is under way past its first write (see write_turn).
+        self._writer: asyncio.Future[None] | None = None
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -263,6 +266,28 @@ class AsyncWaiter:
                 timer.cancel()
         if not ready:
             raise TransportError("timeout")
+
+    async def write_turn(self) -> None:
+        """Return once no other task's send is under way on this socket.
+
+        A send that waits for the socket to take more holds the rest of its bytes; a
+        send from another task in that time went straight to the socket, into the
+        middle of the first one's frame (the peer saw garbage, and one writer hung).
+        Sends now take turns. Sharing a connection between tasks stays the caller's
+        to order; this keeps the byte stream whole when they do.
+        """
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    def start_write(self) -> None:
+        """A send goes on past its first write: others wait (:meth:`write_turn`)."""
+        self._writer = asyncio.get_running_loop().create_future()
+
+    def end_write(self) -> None:
+        """The send under way has ended (done, failed or cancelled)."""
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.done():
+            writer.set_result(None)
 
     def flush_later(self, flush: Callable[[], bool] | None) -> None:
         """Finish an interrupted write from the loop, or (``None``) stop doing so.

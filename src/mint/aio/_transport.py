@@ -98,6 +98,8 @@ class AsyncTransport(BaseTransport):
     # -- I/O -----------------------------------------------------------------------
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data``, waiting for the socket as long as it takes."""
+        waiter = self._waiter
+        await waiter.write_turn()
         if not self._unsent:
             # The common case: the socket takes it all at once, from the caller's bytes.
             sent = self.send_now(data)
@@ -112,6 +114,7 @@ class AsyncTransport(BaseTransport):
         view = memoryview(data)
         sock = self.sock
         nowait = self._nowait
+        waiter.start_write()
         try:
             while view:
                 try:
@@ -134,6 +137,8 @@ class AsyncTransport(BaseTransport):
                 self._unsent = bytes(view)
                 self._waiter.flush_later(self._flush_unsent)
             raise
+        finally:
+            waiter.end_write()
 
     async def recv(self, byte_count: int, timeout: float | None) -> bytes:
         """Read up to ``byte_count`` bytes (0: whatever is there), waiting up to ``timeout``.
