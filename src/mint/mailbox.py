@@ -52,7 +52,7 @@ from mint._backend import (
 from mint._backend import BaseTransport as Transport
 from mint._speedup import load_speedup
 from mint._transport import Transport as SyncTransport
-from mint.errors import TransportError
+from mint.errors import HTTPError, TransportError
 
 # asyncio: bytes a loop-fed mailbox reads ahead of its consumer before its readers pause.
 ASYNC_HIGH_WATER = 4 * 2**20
@@ -355,6 +355,7 @@ class Mailbox:
 
     def _receive_loop(self, timeout: float | None) -> object:
         """:meth:`receive` in Python: after its C fast path passed, or without it."""
+        _check_timeout(timeout)
         deadline = None if timeout is None or timeout >= FOREVER else time.monotonic() + timeout
         while True:
             found, message = self._pop()
@@ -489,6 +490,8 @@ class Mailbox:
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
         """
+        if timeout is not None and (timeout.__class__ is not float or timeout != timeout):
+            _check_timeout(timeout)  # (a float that is not NaN needs no call)
         loop = self._bind_loop()
         deadline = None if timeout is None else loop.time() + timeout
         waited = False
@@ -539,6 +542,24 @@ def mailbox() -> Mailbox:
         box = Mailbox()
         _local.mailbox = box
     return box
+
+
+def _check_timeout(timeout: object) -> None:
+    """``receive``'s and ``areceive``'s timeout, as ``recv``'s: ``None`` or a number of
+    seconds (negative: at once). NaN waited for ever on asyncio's loop and raised a raw
+    ``ValueError`` elsewhere; a str a raw ``TypeError``.
+
+    Raises:
+        HTTPError: ``("invalid_timeout", timeout)``.
+    """
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or timeout != timeout  # NaN
+    ):
+        raise HTTPError(("invalid_timeout", timeout))
 
 
 def _receive(timeout: float | None = None) -> object:

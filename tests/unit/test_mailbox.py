@@ -20,6 +20,7 @@ import pytest
 
 import mint
 from mint._transport import Transport
+from mint.errors import HTTPError
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
 MAILBOX_MODULE = sys.modules["mint.mailbox"]  # (``mint.mailbox`` is also the function)
@@ -433,3 +434,24 @@ def test_module_receive_on_every_path(pair: tuple[Transport, socket.socket]) -> 
     assert isinstance(second, SocketData) and second.data == b"two"
     assert waited is True
     assert isinstance(closed, SocketClosed) and closed.socket is transport.sock
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), "1", b"1", True, [1]])
+def test_a_timeout_that_is_not_a_number_is_a_typed_error(timeout: object) -> None:
+    # As recv's: NaN waited for ever in areceive on asyncio's loop and raised a raw
+    # ValueError elsewhere; a str raised a raw TypeError.
+    box = Mailbox()
+    for call in (box.receive, mint.receive):
+        with pytest.raises(HTTPError) as info:
+            call(timeout)  # type: ignore[arg-type]
+        assert info.value.reason == ("invalid_timeout", timeout)
+
+    async def scenario() -> None:
+        with pytest.raises(HTTPError) as info:
+            await asyncio.wait_for(box.areceive(timeout), 2)  # type: ignore[arg-type]
+        assert info.value.reason == ("invalid_timeout", timeout)
+
+    asyncio.run(scenario())
+    for ok in (0, 0.0, -1, 1e-9):
+        with pytest.raises(TimeoutError):
+            box.receive(ok)
