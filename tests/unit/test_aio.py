@@ -16,6 +16,7 @@ import pytest
 import mint
 import mint.aio
 from mint.aio._transport import AsyncTransport
+from mint.errors import HTTPError
 from mint.mailbox import Mailbox, SocketClosed, SocketData
 
 mailbox_module = importlib.import_module("mint.mailbox")  # ``mint.mailbox`` is the function
@@ -455,3 +456,52 @@ def test_a_wake_up_that_finds_nothing_keeps_the_deadline(
 
     took = asyncio.run(main())
     assert 0.15 <= took < 0.22
+
+
+def test_a_connection_of_the_other_flavour_is_refused_before_anything_is_sent() -> None:
+    # A mint.aio connection given to mint.http sent nothing (its coroutines were never
+    # awaited) while the request counted as made; the other way round broke with a
+    # raw TypeError once the bytes were out.
+    import mint.aio.http
+    import mint.http
+    import mint.websocket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    try:
+        sync_conn = mint.http.connect("http", "127.0.0.1", port, mode="passive")
+        aio_conn = asyncio.run(mint.aio.http.connect("http", "127.0.0.1", port, mode="passive"))
+        peer, _ = server.accept()
+        peer2, _ = server.accept()
+        peer.settimeout(0.2)
+        peer2.settimeout(0.2)
+        calls = [
+            lambda c: mint.http.request(c, "GET", "/", []),
+            lambda c: mint.websocket.upgrade("ws", c, "/", []),
+            lambda c: mint.http.recv(c, 0, 0.1),
+            lambda c: mint.http.close(c),
+        ]
+        for call in calls:
+            with pytest.raises(HTTPError) as info:
+                call(aio_conn)
+            assert info.value.reason[0] == "invalid_conn"
+        acalls = [
+            lambda c: mint.aio.http.request(c, "GET", "/", []),
+            lambda c: mint.aio.http.recv(c, 0, 0.1),
+            lambda c: mint.aio.http.close(c),
+        ]
+        for acall in acalls:
+            with pytest.raises(HTTPError) as info:
+                asyncio.run(acall(sync_conn))
+            assert info.value.reason[0] == "invalid_conn"
+        for p in (peer, peer2):
+            with pytest.raises(TimeoutError):
+                p.recv(100)  # nothing was sent on either
+        assert mint.http.open_request_count(aio_conn) == 0
+        assert mint.http.open_request_count(sync_conn) == 0
+        mint.http.close(sync_conn)
+        asyncio.run(mint.aio.http.close(aio_conn))
+        peer.close()
+        peer2.close()
+    finally:
+        server.close()

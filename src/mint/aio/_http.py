@@ -59,6 +59,21 @@ from mint.http._types import Ref, Response, new_data
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
 
+def _check_flavour(conn: Conn) -> None:
+    """``conn`` is a connection of this flavour (``mint.aio.http`` or ``mint.http``).
+
+    One made by the other flavour went through: the asyncio one's writes, called
+    without ``await``, sent nothing while the request was counted as made, and the
+    blocking one's broke with a raw ``TypeError`` once its bytes were out.
+
+    Raises:
+        HTTPError: ``("invalid_conn", why)``.
+    """
+    if getattr(conn, "_transport", None).__class__ is not AsyncTransport:
+        why = f"not a connection of this flavour (blocking or asyncio): {conn!r}"
+        raise HTTPError(("invalid_conn", why))
+
+
 async def _flush(conn: Conn) -> None:
     data = conn._session.data_to_send()
     if data:
@@ -196,6 +211,7 @@ async def request(
         HTTPError: the connection cannot take it (closed, a body still streaming).
         TransportError: writing failed.
     """
+    _check_flavour(conn)
     try:
         _check_open(conn)
         ref = conn._session.request(method, path, headers, body)
@@ -213,6 +229,7 @@ async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Co
     Also ``mint.websocket.stream_request_body``: on an upgraded HTTP/1.1 WebSocket
     the encoded frames are written as they are.
     """
+    _check_flavour(conn)
     try:
         transport = conn._transport
         if transport.closed:
@@ -274,6 +291,7 @@ async def _await_window(conn: Conn, high_water: int) -> None:
 
 
 async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
+    _check_flavour(conn)  # (stream's way in; what it writes must be this flavour's)
     session = conn._session
     try:
         responses = session.receive_data(data)
@@ -410,6 +428,7 @@ async def recv(
             ``("unexpected_data", data)``, ``("protocol_error", ...)``), with
             ``.responses``; ``"not_passive"``; invalid arguments.
     """
+    _check_flavour(conn)
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
@@ -446,6 +465,7 @@ async def recv(
 
 async def close(conn: Conn) -> Conn:
     """Close the connection; also takes its socket off its mailbox with its queued input."""
+    _check_flavour(conn)
     if conn._mailbox is not None:
         conn._mailbox.unregister(conn._transport, drop=True)
     closer = getattr(conn._session, "close", None)
@@ -482,6 +502,7 @@ def set_mode(conn: Conn, mode: str) -> Conn:
 
 async def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
     """Send an HTTP/2 PING; its answer arrives as ``Pong(ref)``."""
+    _check_flavour(conn)
     if protocol(conn) != "http2":
         raise HTTPError("unsupported_on_http1", conn=conn)
     try:

@@ -54,6 +54,7 @@ async def upgrade(
             enable extended CONNECT; ``("invalid_extension", item)`` for a bad item.
         HTTPError, TransportError: as :func:`mint.aio.http.request`.
     """
+    _http._check_flavour(conn)
     ref = start_upgrade(scheme, conn, path, headers, extensions)
     try:
         await _http._sent_or_abandoned(conn, ref)

@@ -60,6 +60,21 @@ from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 from mint.mailbox import mailbox as _default_mailbox
 
 
+def _check_flavour(conn: Conn) -> None:
+    """``conn`` is a connection of this flavour (``mint.http`` or ``mint.http``).
+
+    One made by the other flavour went through: the asyncio one's writes, called
+    without ``await``, sent nothing while the request was counted as made, and the
+    blocking one's broke with a raw ``TypeError`` once its bytes were out.
+
+    Raises:
+        HTTPError: ``("invalid_conn", why)``.
+    """
+    if getattr(conn, "_transport", None).__class__ is not Transport:
+        why = f"not a connection of this flavour (blocking or asyncio): {conn!r}"
+        raise HTTPError(("invalid_conn", why))
+
+
 def _flush(conn: Conn) -> None:
     data = conn._session.data_to_send()
     if data:
@@ -197,6 +212,7 @@ def request(
         HTTPError: the connection cannot take it (closed, a body still streaming).
         TransportError: writing failed.
     """
+    _check_flavour(conn)
     try:
         _check_open(conn)
         ref = conn._session.request(method, path, headers, body)
@@ -214,6 +230,7 @@ def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
     Also ``mint.websocket.stream_request_body``: on an upgraded HTTP/1.1 WebSocket
     the encoded frames are written as they are.
     """
+    _check_flavour(conn)
     try:
         transport = conn._transport
         if transport.closed:
@@ -275,6 +292,7 @@ def _await_window(conn: Conn, high_water: int) -> None:
 
 
 def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
+    _check_flavour(conn)  # (stream's way in; what it writes must be this flavour's)
     session = conn._session
     try:
         responses = session.receive_data(data)
@@ -411,6 +429,7 @@ def recv(
             ``("unexpected_data", data)``, ``("protocol_error", ...)``), with
             ``.responses``; ``"not_passive"``; invalid arguments.
     """
+    _check_flavour(conn)
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
@@ -447,6 +466,7 @@ def recv(
 
 def close(conn: Conn) -> Conn:
     """Close the connection; also takes its socket off its mailbox with its queued input."""
+    _check_flavour(conn)
     if conn._mailbox is not None:
         conn._mailbox.unregister(conn._transport, drop=True)
     closer = getattr(conn._session, "close", None)
@@ -483,6 +503,7 @@ def set_mode(conn: Conn, mode: str) -> Conn:
 
 def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
     """Send an HTTP/2 PING; its answer arrives as ``Pong(ref)``."""
+    _check_flavour(conn)
     if protocol(conn) != "http2":
         raise HTTPError("unsupported_on_http1", conn=conn)
     try:

@@ -56,6 +56,7 @@ def upgrade(
             enable extended CONNECT; ``("invalid_extension", item)`` for a bad item.
         HTTPError, TransportError: as :func:`mint.http.request`.
     """
+    _http._check_flavour(conn)
     ref = start_upgrade(scheme, conn, path, headers, extensions)
     try:
         _http._sent_or_abandoned(conn, ref)
