@@ -133,10 +133,13 @@ def test_two_tasks_sending_at_once_take_turns(ws_server: Any, mode: str) -> None
                 client.websocket, data = mint.websocket.encode(client.websocket, Binary(payload))
                 datas.append(data)
             conn, ref = client.conn, client.ref
+            # The echoes are read meanwhile (one reading task): a server whose replies
+            # nobody reads stops reading too, and the sends would wait for ever.
+            reading = asyncio.ensure_future(client.frames(3, timeout=30))
             sends = [mint.aio.websocket.stream_request_body(conn, ref, data) for data in datas]
             done = await asyncio.wait_for(asyncio.gather(*sends), 30)
             assert len(done) == 3
-            frames = await client.frames(3, timeout=30)
+            frames = await reading
             assert sorted(frames, key=lambda f: f.data[:1]) == [Binary(p) for p in big]
         finally:
             await client.close()

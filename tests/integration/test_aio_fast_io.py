@@ -396,7 +396,7 @@ def test_a_coroutine_never_awaited_says_so(path: str) -> None:
             warnings.simplefilter("error")
             function(None, None, None).close()
             started = function(None, None, None)
-            with pytest.raises(AttributeError):  # (None is no connection)
+            with pytest.raises(mint.HTTPError):  # (None is no connection: invalid_conn)
                 started.send(None)
             del started
             gc.collect()

@@ -62,15 +62,15 @@ from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 def _check_flavour(conn: Conn) -> None:
     """``conn`` is a connection of this flavour (``mint.aio.http`` or ``mint.http``).
 
-    One made by the other flavour went through: the asyncio one's writes, called
-    without ``await``, sent nothing while the request was counted as made, and the
-    blocking one's broke with a raw ``TypeError`` once its bytes were out.
+    One made by the other flavour went through: the event-loop one's writes, left
+    unawaited, sent nothing while the request was counted as made, and the blocking
+    one's broke with a raw ``TypeError`` once its bytes were out.
 
     Raises:
         HTTPError: ``("invalid_conn", why)``.
     """
     if getattr(conn, "_transport", None).__class__ is not AsyncTransport:
-        why = f"not a connection of this flavour (blocking or asyncio): {conn!r}"
+        why = f"not a connection of this flavour (blocking, or event loop): {conn!r}"
         raise HTTPError(("invalid_conn", why))
 
 
