@@ -94,6 +94,7 @@ _MESSAGES: dict[str, str] = {
     "control_frame_too_large": "a control frame's payload exceeds 125 bytes (RFC 6455 5.5)",
     "invalid_frame": "the frame cannot be encoded",
     "invalid_data": "decode takes bytes (a bytes-like object)",
+    "invalid_websocket": "not a WebSocket (the value new, encode or decode returned)",
     "invalid_length": "the frame's payload length is not minimally encoded or too large",
     "compression_error": "compressed data could not be decoded (a permessage-deflate "
     "payload, or an HTTP/2 header block)",

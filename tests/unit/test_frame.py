@@ -1259,3 +1259,17 @@ def unmask_payload(data: bytes) -> bytes:
     n = data[1] & 0x7F
     pos = 2 if n < 126 else 4 if n == 126 else 10
     return _mask_py(data[pos + 4 :], data[pos : pos + 4])
+
+
+def test_encode_and_decode_refuse_what_is_not_a_websocket() -> None:
+    # A raw AttributeError before ('NoneType' object has no attribute '_tx').
+    for value in (None, 42, "ws"):
+        with pytest.raises(WebSocketError) as info:
+            encode(value, Text("x"))  # type: ignore[arg-type]
+        assert info.value.reason == ("invalid_websocket", value)
+        with pytest.raises(WebSocketError) as info:
+            encode(value, Close(1000, "bye"))  # type: ignore[arg-type]
+        assert info.value.reason == ("invalid_websocket", value)
+        with pytest.raises(WebSocketError) as info:
+            decode(value, b"\x81\x00")  # type: ignore[arg-type]
+        assert info.value.reason == ("invalid_websocket", value)

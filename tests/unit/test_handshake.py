@@ -393,3 +393,13 @@ def test_negotiate_must_return_an_extension() -> None:
     with pytest.raises(WebSocketError) as info:
         negotiate_extensions([Bad()], [("sec-websocket-extensions", "x-bad")])
     assert reason_tag(info.value.reason) == "extension_not_negotiated"
+
+
+def test_new_refuses_what_is_not_a_connection() -> None:
+    # A raw AttributeError before ('NoneType' object has no attribute '_private').
+    import mint.websocket
+    from mint.errors import HTTPError
+
+    with pytest.raises(HTTPError) as info:
+        mint.websocket.new(None, None, 101, [])  # type: ignore[arg-type]
+    assert info.value.reason[0] == "invalid_conn"

@@ -441,7 +441,10 @@ def encode(websocket: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, b
         heads = _HEAD_TEXT
     else:
         return _encode(websocket, frame)
-    keys = websocket._tx
+    try:
+        keys = websocket._tx
+    except AttributeError:
+        raise _not_a_websocket(websocket) from None
     if type(payload) is not bytes or not keys.plain:
         return _encode(websocket, frame)
     at = keys.at
@@ -460,8 +463,16 @@ def encode(websocket: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, b
     return websocket, _frame_py(b0, payload, keys.pool, at)
 
 
+def _not_a_websocket(value: object) -> WebSocketError:
+    """What ``encode``/``decode`` raise for a first argument that is no WebSocket (a
+    raw ``AttributeError`` before)."""
+    return WebSocketError(("invalid_websocket", value))
+
+
 def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
     """Every frame :func:`encode` does not take its fast path for (same contract)."""
+    if not isinstance(ws, WebSocket):
+        raise _not_a_websocket(ws)
     if type(frame) not in _FRAME_TYPES and isinstance(frame, _FRAME_BASES):
         frame = _as_base_frame(frame)  # a subclass of a frame: encoded as that frame
     if type(frame) is Binary:
@@ -618,7 +629,10 @@ def decode(websocket: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | W
             data = memoryview(data).tobytes()
         except TypeError:
             raise WebSocketError(("invalid_data", data), websocket=websocket) from None
-    cfg = websocket._cfg
+    try:
+        cfg = websocket._cfg
+    except AttributeError:
+        raise _not_a_websocket(websocket) from None
     rx = websocket._rx
     out: list[Frame | WebSocketError] = []
     msg: _Message | None = None
