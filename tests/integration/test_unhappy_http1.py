@@ -257,3 +257,35 @@ def test_mid_stream_reset_is_closed(raw_server: Any) -> None:
         assert info.value.reason == "closed"
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_a_server_closing_an_idle_connection_is_transport_error_closed(
+    raw_server: Any, mode: str
+) -> None:
+    # Mint's handle_close: {:error, conn, %TransportError{reason: :closed}, []} when no
+    # body runs until the close; the idle close came out as (conn, []).
+    import time
+
+    server = raw_server(reply(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+    conn = mint.http.connect("http", "127.0.0.1", server.port, mode=mode)
+    conn, _ = mint.http.request(conn, "GET", "/", [])
+    seen: list[Any] = []
+    deadline = time.monotonic() + 10
+    with pytest.raises(mint.TransportError) as info:
+        while time.monotonic() < deadline:
+            if mode == "passive":
+                conn, responses = mint.http.recv(conn, 0, 5)
+            else:
+                result = mint.http.stream(conn, mint.receive(5))
+                if result is mint.UNKNOWN:
+                    continue
+                conn, responses = result
+            done = any(type(r).__name__ == "Done" for r in seen)
+            assert responses or not done, "the close came out as (conn, []), not as the error"
+            seen += responses
+    assert info.value.reason == "closed"
+    assert info.value.responses == []
+    assert [type(r).__name__ for r in seen] == ["Status", "Headers", "Data", "Done"]
+    assert not mint.http.is_open(info.value.conn)
+    mint.http.close(info.value.conn)

@@ -485,3 +485,15 @@ def test_the_method_goes_out_as_given(method: str) -> None:
     s.request(method, "/", [], None)
     [req, _eom] = Server().read_requests(s.data_to_send())
     assert req.method == method.encode()
+
+
+def test_a_close_with_no_request_in_flight_is_an_error_as_in_mint() -> None:
+    # Mint's handle_close: {:error, conn, %TransportError{reason: :closed}, []} unless a
+    # body delimited by the close ends there; an idle close gave (conn, []).
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    Server().read_requests(s.data_to_send())
+    assert s.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")[-1] == Done(ref)
+    responses, clean = s.connection_lost()
+    assert responses == [] and not clean
+    assert not s.is_open("read_write")

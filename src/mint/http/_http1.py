@@ -444,8 +444,10 @@ class Http1Session:
             return [], False
         responses: list[Response] = []
         if not self._requests:
+            # Idle, as Mint's handle_close: {:error, conn, %TransportError{reason:
+            # :closed}, []} (only a body delimited by the close ends cleanly).
             self._broken = True
-            return responses, True
+            return responses, False
         try:
             self._h11.receive_data(b"")
         except RuntimeError:
