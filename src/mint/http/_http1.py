@@ -248,9 +248,11 @@ class Http1Session:
                 self._out += cast("bytes", chunk)
             return  # the end of a body means nothing on an upgraded connection
         req = next((r for r in self._requests if r.ref == ref), None)
-        if req is None and self._answered is not None and self._answered.ref == ref:
-            self._finish_answered(chunk, trailers)
-            return
+        answered = req is None and self._answered is not None and self._answered.ref == ref
+        if answered:
+            # Answered already (see _answered): h11 still wants the body whole before
+            # the connection can carry another request.
+            req = self._answered
         if req is None:
             raise HTTPError("unknown_request_to_stream")
         if not req.streaming:
@@ -276,27 +278,7 @@ class Http1Session:
             # Pipelined behind another request: write it now, replay it on h11 later.
             self._out += self._serialise(req.scratch, [event])
             req.events.append(event)
-
-    def _finish_answered(
-        self, chunk: bytes | object, trailers: list[tuple[str, str]] | None
-    ) -> None:
-        """A chunk of the body of a request already answered (see ``_answered``): h11
-        still wants the body whole before the connection can carry another request."""
-        event: Any
-        if trailers is not None:
-            try:
-                event = h11.EndOfMessage(headers=trailers)
-            except h11.LocalProtocolError as exc:
-                raise HTTPError(("invalid_request", str(exc))) from exc
-        elif not chunk:
-            return
-        else:
-            event = h11.Data(data=bytes(cast("bytes", chunk)))
-        try:
-            self._out += self._h11.send(event) or b""
-        except h11.LocalProtocolError as exc:
-            raise HTTPError(("invalid_request", str(exc))) from exc
-        if trailers is not None:
+        if answered and not req.streaming:
             self._answered = None
             conn = self._h11
             if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
