@@ -209,6 +209,18 @@ def wrap_tls(
         return ctx.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
 
 
+def is_number(value: object) -> bool:
+    """A real number of seconds (or bytes): an int or a float, not a bool, not NaN.
+
+    The one check of a timeout (``recv``, ``connect``, ``receive``, ``areceive``).
+    """
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and value == value  # NaN is the one value not equal to itself
+    )
+
+
 # A timeout at least this long (about 31 years; inf) is none: the waits cannot take it
 # (``settimeout`` and the poll calls overflow, a clock cannot add it).
 FOREVER = 1e9
@@ -320,8 +332,12 @@ class Waiter:
             if self._poll.poll(wait_ms):
                 return
 
+    # Blocking code writes from the one thread that owns the connection: no send is
+    # ever under way when another starts (see ``AsyncWaiter.write_turn``).
+    writing = False
+
     def write_turn(self) -> None:
-        """Blocking code writes from the one thread that owns the connection."""
+        """(see ``AsyncWaiter.write_turn``)"""
 
     def start_write(self) -> None:
         """(see ``AsyncWaiter.write_turn``)"""

@@ -102,7 +102,8 @@ class Transport(BaseTransport):
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data``, waiting for the socket as long as it takes."""
         waiter = self._waiter
-        waiter.write_turn()
+        if waiter.writing:
+            waiter.write_turn()
         if not self._unsent:
             # The common case: the socket takes it all at once, from the caller's bytes.
             sent = self.send_now(data)
@@ -138,7 +139,7 @@ class Transport(BaseTransport):
             # would see a frame cut short. It goes out as the socket drains.
             if view and not self.closed:
                 self._unsent = bytes(view)
-                self._waiter.flush_later(self._flush_unsent)
+                waiter.flush_later(self._flush_unsent)
             raise
         finally:
             waiter.end_write()

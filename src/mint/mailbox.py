@@ -46,6 +46,7 @@ from mint._backend import (
     READ_BURST,
     error_pending,
     error_probe,
+    is_number,
     map_os_error,
     reader_dies_on_error,
 )
@@ -552,13 +553,7 @@ def _check_timeout(timeout: object) -> None:
     Raises:
         HTTPError: ``("invalid_timeout", timeout)``.
     """
-    if timeout is None:
-        return
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or timeout != timeout  # NaN
-    ):
+    if timeout is not None and not is_number(timeout):
         raise HTTPError(("invalid_timeout", timeout))
 
 

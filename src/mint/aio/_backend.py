@@ -267,6 +267,11 @@ class AsyncWaiter:
         if not ready:
             raise TransportError("timeout")
 
+    @property
+    def writing(self) -> bool:
+        """Another send is under way on this socket (see :meth:`write_turn`)."""
+        return self._writer is not None
+
     async def write_turn(self) -> None:
         """Return once no other task's send is under way on this socket.
 

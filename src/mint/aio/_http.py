@@ -291,7 +291,6 @@ async def _await_window(conn: Conn, high_water: int) -> None:
 
 
 async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
-    _check_flavour(conn)  # (stream's way in; what it writes must be this flavour's)
     session = conn._session
     try:
         responses = session.receive_data(data)
@@ -396,12 +395,14 @@ async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _
         ref = conn._session.direct_ref
         if ref is not None and data and "early" not in conn._private:
             return conn, [new_data(ref, data)]
+        _check_flavour(conn)  # (what _process writes must be this flavour's)
         return await _process(conn, data)
     if not isinstance(message, SocketData | SocketClosed | SocketError):
         return UNKNOWN
     if message.socket is not conn._transport.sock:
         return UNKNOWN
     if isinstance(message, SocketData):
+        _check_flavour(conn)
         return await _process(conn, message.data)
     if isinstance(message, SocketClosed):
         return _closed(conn)

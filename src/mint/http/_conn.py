@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from mint._backend import ALPN_IDS
+from mint._backend import ALPN_IDS, is_number
 from mint.errors import HTTPError, MintError, Reason
 from mint.http._http1 import Http1Session
 from mint.http._types import Ref, Response
@@ -139,15 +139,6 @@ def _check_open(conn: Conn) -> None:
         raise HTTPError("closed")
 
 
-def _is_number(value: object) -> bool:
-    """A real number of seconds (or bytes): an int or a float, not a bool, not NaN."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and value == value  # NaN is the one value not equal to itself
-    )
-
-
 # The exact types of the timeouts recv is called with (subclasses take the long way).
 _PLAIN_TIMEOUTS = frozenset({float, int, type(None)})
 
@@ -166,9 +157,9 @@ def _check_recv_args(conn: Conn, byte_count: object, timeout: object) -> None:
         and timeout == timeout  # not NaN
     ):
         return  # the common call, checked without a function call
-    if not (_is_number(byte_count) and isinstance(byte_count, int) and byte_count >= 0):
+    if not (is_number(byte_count) and isinstance(byte_count, int) and byte_count >= 0):
         raise HTTPError(("invalid_byte_count", byte_count), conn=conn)
-    if timeout is not None and not _is_number(timeout):
+    if timeout is not None and not is_number(timeout):
         raise HTTPError(("invalid_timeout", timeout), conn=conn)
 
 
@@ -189,7 +180,7 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
         raise HTTPError(("invalid_transport_opts", None, opts))
     checked = dict(opts)
     timeout = checked.get("timeout")
-    if timeout is not None and not (_is_number(timeout) and timeout >= 0):
+    if timeout is not None and not (is_number(timeout) and timeout >= 0):
         raise HTTPError(("invalid_transport_opts", "timeout", timeout))
     context = checked.get("ssl_context")
     if context is not None and not isinstance(context, ssl.SSLContext):

@@ -103,8 +103,17 @@ _FAST_STATES = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
 _RECEIVING_STATES = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 # How many streams the peer stopped with RST_STREAM(NO_ERROR) are remembered, so
-# that bytes the caller still sends on them are dropped instead of failing.
+# that bytes the caller still sends on them are dropped instead of failing (and how
+# many we sent a RST_STREAM on: see _ClientConnection._prepare_for_sending).
 _STOPPED_MEMORY = 1024
+
+
+def _remember(seen: dict[Any, None], key: object) -> None:
+    """Add ``key`` to ``seen``, an ordered set of the last ``_STOPPED_MEMORY`` keys."""
+    seen[key] = None
+    if len(seen) > _STOPPED_MEMORY:
+        del seen[next(iter(seen))]
+
 
 # RFC 6455 5.2: opcode of a Close frame.
 _WS_OPCODE_CLOSE = 0x8
@@ -267,9 +276,7 @@ class _ClientConnection(h2.connection.H2Connection):
                 if f.__class__ is RstStreamFrame:
                     if f.stream_id in reset and f.error_code == h2.errors.ErrorCodes.STREAM_CLOSED:
                         continue
-                    reset[f.stream_id] = None
-                    if len(reset) > _STOPPED_MEMORY:
-                        del reset[next(iter(reset))]
+                    _remember(reset, f.stream_id)
                 kept.append(f)
             frames = kept
         super()._prepare_for_sending(frames)
@@ -1159,9 +1166,7 @@ class Http2Session:
                         # answer (Node ends WebSocket streams this way): the end, as Mint.
                         # What the caller still sends on it (a Close reply) is dropped.
                         responses.append(Done(stream.ref))
-                        self._stopped[stream.ref] = None
-                        if len(self._stopped) > _STOPPED_MEMORY:
-                            del self._stopped[next(iter(self._stopped))]
+                        _remember(self._stopped, stream.ref)
                     elif not event.remote_reset:
                         # h2 reset it for the server's error on it (a WINDOW_UPDATE
                         # past 2^31 - 1): Mint's {:flow_control_error, detail}, say.

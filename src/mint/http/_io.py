@@ -292,7 +292,6 @@ def _await_window(conn: Conn, high_water: int) -> None:
 
 
 def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
-    _check_flavour(conn)  # (stream's way in; what it writes must be this flavour's)
     session = conn._session
     try:
         responses = session.receive_data(data)
@@ -397,12 +396,14 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         ref = conn._session.direct_ref
         if ref is not None and data and "early" not in conn._private:
             return conn, [new_data(ref, data)]
+        _check_flavour(conn)  # (what _process writes must be this flavour's)
         return _process(conn, data)
     if not isinstance(message, SocketData | SocketClosed | SocketError):
         return UNKNOWN
     if message.socket is not conn._transport.sock:
         return UNKNOWN
     if isinstance(message, SocketData):
+        _check_flavour(conn)
         return _process(conn, message.data)
     if isinstance(message, SocketClosed):
         return _closed(conn)

@@ -165,16 +165,16 @@ def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
     server resets the stream as malformed (RFC 9113 8.1.1).
     """
     lengths: set[str] = set()
-    chunked = False
+    transfer_coded = False
     for name, value in pairs:
         key = name.lower()
         if key == "content-length":
             lengths.update(part.strip() for part in value.split(","))
         elif key == "transfer-encoding":
-            chunked = True
+            transfer_coded = True
     if not lengths:
         return
-    if chunked:
+    if transfer_coded:
         raise HTTPError(
             ("invalid_request", "content-length and transfer-encoding together (RFC 9112 6.2)")
         )

@@ -60,7 +60,7 @@ from mint.websocket._frames import _set_binary_data as _set_binary
 from mint.websocket._frames import _set_text_data as _set_text
 from mint.websocket._utf8 import decode_part
 from mint.websocket.extension import RSV1, Extension, RawMessage
-from mint.websocket.permessage_deflate import _CHUNK, _TAIL, PerMessageDeflate
+from mint.websocket.permessage_deflate import _CHUNK, _TAIL, PerMessageDeflate, goes_on
 
 __all__ = ["WebSocket", "decode", "encode", "mask", "new_websocket"]
 
@@ -542,18 +542,10 @@ _FRAME_TYPES = frozenset(_FRAME_BASES)
 
 
 def _as_base_frame(frame: Frame) -> Frame:
-    """``frame``, an instance of a subclass of a frame class, as that frame class."""
-    if isinstance(frame, Close):
-        return Close(frame.code, frame.reason)
-    if isinstance(frame, Text):
-        return Text(frame.data)
-    if isinstance(frame, Binary):
-        return Binary(frame.data)
-    if isinstance(frame, Ping):
-        return Ping(frame.data)
-    if isinstance(frame, Pong):
-        return Pong(frame.data)
-    return frame
+    """``frame``, an instance of a subclass of a frame class, as that frame class (its
+    fields, in the order ``match`` takes them)."""
+    base = next(b for b in _FRAME_BASES if isinstance(frame, b))
+    return base(*(getattr(frame, name) for name in base.__match_args__))
 
 
 def _frame_py(b0: int, payload: bytes, pool: bytes, at: int) -> bytes:
@@ -990,9 +982,10 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                 if text:
                     parts = _with(parts, text)
             if inflater.eof:
-                chunk = inflater.unused_data
-                if not chunk or chunk == _TAIL:
-                    break  # nothing, or only the tail added to a message that ended so
+                unused: bytes = inflater.unused_data
+                if not goes_on(unused):
+                    break
+                chunk = unused
                 # A new DEFLATE stream inside the message (RFC 7692 7.2.3.4).
                 inflater = deflate._restarted(inflater, _recent(parts, tail))
                 inflating = (inflater, limit, deflate)

@@ -302,8 +302,7 @@ class PerMessageDeflate(Extension):
             return b""
         try:
             out, rest = _inflate(inflater, data, limit, _TAIL)
-            # Only the tail left: the message ended with its stream, nothing follows.
-            while rest and rest != _TAIL:
+            while goes_on(rest):
                 # The server ended a DEFLATE stream (BFINAL) inside the message and
                 # went on: the rest is a new stream (RFC 7692 7.2.3.4), inflated as
                 # browsers do, never dropped.
@@ -374,15 +373,10 @@ def _inflate(inflater: Any, data: bytes, limit: int | None, tail: bytes) -> tupl
     call, stays one input chunk long. A small input (``_SMALL``) takes one call, asked for
     ``limit + 1`` at most: it cannot inflate to more than about 1,032 times its size.
     """
-    small = len(data) <= _SMALL
-    if limit is None and small:
-        out = bytes(inflater.decompress(data + tail))
-        return out, _left_over(inflater, b"")
     budget = None if limit is None else limit + 1
-    if small:
-        assert budget is not None
-        out = inflater.decompress(data + tail, budget)
-        if len(out) >= budget:
+    if len(data) <= _SMALL:
+        out: bytes = inflater.decompress(data + tail, budget or 0)  # (0: no bound)
+        if budget is not None and len(out) >= budget:
             raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
         return out, _left_over(inflater, b"")
     parts: list[bytes] = []
@@ -411,6 +405,13 @@ def _inflate(inflater: Any, data: bytes, limit: int | None, tail: bytes) -> tupl
     if len(parts) == 1:
         return parts[0], b""
     return b"".join(parts), b""
+
+
+def goes_on(rest: bytes) -> bool:
+    """Whether input left past the end of a DEFLATE stream (BFINAL) inside a message is
+    more of the message (a new stream, RFC 7692 7.2.3.4) rather than nothing, or only
+    the ``00 00 ff ff`` added to a message that ended with its stream."""
+    return bool(rest) and rest != _TAIL
 
 
 def _left_over(inflater: Any, rest: bytes) -> bytes:
