@@ -70,8 +70,7 @@ static struct {
     PyTypeObject *types[N_TYPES]; /* Conn, AsyncTransport, AsyncWaiter, Data */
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
-    PyObject *s_passive, *s_early, *s_direct_ref, *s_create_future, *s_arm, *s_own_reader,
-        *s_await;
+    PyObject *s_passive, *s_early, *s_direct_ref, *s_arm, *s_own_reader;
     struct tls_io tls; /* what the TLS paths call and catch (see _sockio.h) */
 } st;
 
@@ -96,6 +95,412 @@ monotonic(void)
 }
 
 /* ---------------------------------------------------------------------------------
+ * The wake-up: what a waiting operation yields to its task instead of a loop future.
+ *
+ * Why: with a loop future, the loop reader's set_result schedules the task's wake-up
+ * with call_soon, and the task resumes one loop iteration later, through a second
+ * Handle (and, on asyncio's own loop, a second pass of its Python _run_once). A
+ * wake-up is future-like, as a task accepts one (_asyncio_future_blocking, get_loop,
+ * add_done_callback, result, cancel), and the reader resolves it *eagerly*: it calls
+ * the task's wake-up callback at once, in the task's context, so the task resumes
+ * inside the reader's own callback (16 B ping-pong: bench/_ab.py figures in the
+ * commit). The loop runs no task at that point (a loop calls readers between task
+ * steps); were one running, the resolution falls back to call_soon, as does every
+ * other resolution (the timer, close(), a cancellation): those may come from inside
+ * another task, which a task step must never run within.
+ *
+ * One wake-up serves one wait; the operation makes a new one per wait, as it made a
+ * future, so a late resolution of an old wait cannot reach a new one. */
+
+enum { WK_PENDING, WK_DONE, WK_CANCELLED };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *loop;
+    PyObject *callback, *context; /* the first callback (a task's wake-up), or NULL */
+    PyObject *callbacks;          /* any more: a list of (callback, context) pairs */
+    PyObject *value;     /* WK_DONE: the result (True: readable; False: the timer) */
+    PyObject *cancel_msg;
+    int state;
+    int blocking; /* _asyncio_future_blocking */
+} WakeupObject;
+
+static PyTypeObject Wakeup_Type;
+static PyObject *s_call_soon, *s_context, *w_cancelled_error, *w_invalid_state, *w_current_task;
+/* asyncio's dict of the task running on each loop, where it is one (3.11 to 3.13):
+ * asyncio.current_task is a Python function on 3.11, twice the cost of the lookup. */
+static PyObject *w_current_tasks;
+
+/* The task running on loop (a new reference, or None), or NULL with an exception. */
+static PyObject *
+current_task_of(PyObject *loop)
+{
+    if (w_current_tasks != NULL) {
+        PyObject *task = PyDict_GetItemWithError(w_current_tasks, loop);
+        if (task == NULL) {
+            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        }
+        return Py_NewRef(task);
+    }
+    return PyObject_CallOneArg(w_current_task, loop);
+}
+
+static int
+wakeup_traverse(WakeupObject *w, visitproc visit, void *arg)
+{
+    Py_VISIT(w->loop);
+    Py_VISIT(w->callback);
+    Py_VISIT(w->context);
+    Py_VISIT(w->callbacks);
+    Py_VISIT(w->value);
+    Py_VISIT(w->cancel_msg);
+    return 0;
+}
+
+static int
+wakeup_clear(WakeupObject *w)
+{
+    Py_CLEAR(w->loop);
+    Py_CLEAR(w->callback);
+    Py_CLEAR(w->context);
+    Py_CLEAR(w->callbacks);
+    Py_CLEAR(w->value);
+    Py_CLEAR(w->cancel_msg);
+    return 0;
+}
+
+static void
+wakeup_dealloc(WakeupObject *w)
+{
+    PyObject_GC_UnTrack(w);
+    wakeup_clear(w);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static PyObject *
+wakeup_new(PyObject *loop)
+{
+    WakeupObject *w = PyObject_GC_New(WakeupObject, &Wakeup_Type);
+    if (w == NULL) {
+        return NULL;
+    }
+    w->loop = Py_NewRef(loop);
+    w->callback = w->context = w->callbacks = w->value = w->cancel_msg = NULL;
+    w->state = WK_PENDING;
+    w->blocking = 0;
+    PyObject_GC_Track(w);
+    return (PyObject *)w;
+}
+
+/* loop.call_soon(callback, w, context=context), as a future schedules its callbacks. */
+static int
+wakeup_schedule(WakeupObject *w, PyObject *callback, PyObject *context)
+{
+    PyObject *call_soon = PyObject_GetAttr(w->loop, s_call_soon);
+    if (call_soon == NULL) {
+        return -1;
+    }
+    PyObject *args[3] = {callback, (PyObject *)w, context};
+    PyObject *kwnames = PyTuple_Pack(1, s_context);
+    PyObject *v = kwnames == NULL ? NULL : PyObject_Vectorcall(call_soon, args, 2, kwnames);
+    Py_XDECREF(kwnames);
+    Py_DECREF(call_soon);
+    if (v == NULL) {
+        return -1;
+    }
+    Py_DECREF(v);
+    return 0;
+}
+
+/* Whether a task runs on the wake-up's loop now (then no callback may run at once). */
+static int
+wakeup_task_running(WakeupObject *w)
+{
+    PyObject *task = current_task_of(w->loop);
+    if (task == NULL) {
+        return -1;
+    }
+    int running = task != Py_None;
+    Py_DECREF(task);
+    return running;
+}
+
+/* Run one callback: at once, in its context, or (not eager) scheduled. */
+static int
+wakeup_run(WakeupObject *w, PyObject *callback, PyObject *context, int eager)
+{
+    if (!eager) {
+        return wakeup_schedule(w, callback, context);
+    }
+    if (context != Py_None && PyContext_Enter(context) < 0) {
+        return -1;
+    }
+    PyObject *v = PyObject_CallOneArg(callback, (PyObject *)w);
+    if (context != Py_None && PyContext_Exit(context) < 0) {
+        Py_XDECREF(v);
+        return -1;
+    }
+    if (v == NULL) {
+        return -1;
+    }
+    Py_DECREF(v);
+    return 0;
+}
+
+/* Resolve: state and value set, then every callback run at once (eager, and no task
+ * running) or scheduled. An error of an eager callback is the caller's (the loop
+ * reports a reader's); the task's own errors stay in the task, as always. */
+static int
+wakeup_resolve(WakeupObject *w, int state, PyObject *value, int eager)
+{
+    w->state = state;
+    Py_XSETREF(w->value, Py_XNewRef(value));
+    PyObject *callback = w->callback, *context = w->context, *callbacks = w->callbacks;
+    w->callback = w->context = w->callbacks = NULL;
+    if (callback == NULL && callbacks == NULL) {
+        return 0;
+    }
+    int rc = 0;
+    if (eager) {
+        eager = wakeup_task_running(w);
+        rc = eager < 0 ? -1 : 0;
+        eager = !eager;
+    }
+    if (rc == 0 && callback != NULL) {
+        rc = wakeup_run(w, callback, context, eager);
+    }
+    Py_ssize_t n = callbacks == NULL ? 0 : PyList_GET_SIZE(callbacks);
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *pair = PyList_GET_ITEM(callbacks, i);
+        rc = wakeup_run(w, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), eager);
+    }
+    Py_XDECREF(callback);
+    Py_XDECREF(context);
+    Py_XDECREF(callbacks);
+    return rc;
+}
+
+static PyObject *
+wakeup_get_loop(WakeupObject *w, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(w->loop);
+}
+
+static PyObject *
+wakeup_add_done_callback(WakeupObject *w, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
+{
+    PyObject *context = Py_None;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs != 1 || nkw > 1
+        || (nkw == 1
+            && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "context") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "add_done_callback(fn, *, context=None)");
+        return NULL;
+    }
+    if (nkw == 1) {
+        context = args[1];
+    }
+    if (w->state != WK_PENDING) {
+        if (wakeup_schedule(w, args[0], context) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (w->callback == NULL && w->callbacks == NULL) { /* (in order: first, then the list) */
+        w->callback = Py_NewRef(args[0]);
+        w->context = Py_NewRef(context);
+        Py_RETURN_NONE;
+    }
+    if (w->callbacks == NULL && (w->callbacks = PyList_New(0)) == NULL) {
+        return NULL;
+    }
+    PyObject *pair = PyTuple_Pack(2, args[0], context);
+    if (pair == NULL || PyList_Append(w->callbacks, pair) < 0) {
+        Py_XDECREF(pair);
+        return NULL;
+    }
+    Py_DECREF(pair);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+wakeup_remove_done_callback(WakeupObject *w, PyObject *fn)
+{
+    Py_ssize_t removed = 0;
+    if (w->callback != NULL) {
+        int eq = PyObject_RichCompareBool(w->callback, fn, Py_EQ);
+        if (eq < 0) {
+            return NULL;
+        }
+        if (eq) {
+            Py_CLEAR(w->callback);
+            Py_CLEAR(w->context);
+            removed++;
+        }
+    }
+    if (w->callbacks != NULL) {
+        for (Py_ssize_t i = PyList_GET_SIZE(w->callbacks) - 1; i >= 0; i--) {
+            PyObject *cb = PyTuple_GET_ITEM(PyList_GET_ITEM(w->callbacks, i), 0);
+            int eq = PyObject_RichCompareBool(cb, fn, Py_EQ);
+            if (eq < 0) {
+                return NULL;
+            }
+            if (eq) {
+                if (PySequence_DelItem(w->callbacks, i) < 0) {
+                    return NULL;
+                }
+                removed++;
+            }
+        }
+    }
+    return PyLong_FromSsize_t(removed);
+}
+
+static PyObject *
+wakeup_cancelled_error(WakeupObject *w)
+{
+    if (w->cancel_msg == NULL || w->cancel_msg == Py_None) {
+        PyErr_SetNone(w_cancelled_error);
+    }
+    else {
+        PyErr_SetObject(w_cancelled_error, w->cancel_msg);
+    }
+    return NULL;
+}
+
+static PyObject *
+wakeup_result(WakeupObject *w, PyObject *Py_UNUSED(ignored))
+{
+    if (w->state == WK_CANCELLED) {
+        return wakeup_cancelled_error(w);
+    }
+    if (w->state == WK_PENDING) {
+        PyErr_SetString(w_invalid_state, "Result is not set.");
+        return NULL;
+    }
+    return Py_NewRef(w->value);
+}
+
+static PyObject *
+wakeup_exception(WakeupObject *w, PyObject *Py_UNUSED(ignored))
+{
+    if (w->state == WK_CANCELLED) {
+        return wakeup_cancelled_error(w);
+    }
+    if (w->state == WK_PENDING) {
+        PyErr_SetString(w_invalid_state, "Exception is not set.");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+wakeup_done(WakeupObject *w, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(w->state != WK_PENDING);
+}
+
+static PyObject *
+wakeup_cancelled(WakeupObject *w, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(w->state == WK_CANCELLED);
+}
+
+/* cancel(msg=None): as Future.cancel (a task cancelled while it waits calls it). */
+static PyObject *
+wakeup_cancel(WakeupObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *msg = Py_None;
+    if (nargs + nkw > 1
+        || (nkw == 1
+            && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "cancel(msg=None)");
+        return NULL;
+    }
+    if (nargs + nkw == 1) {
+        msg = args[0];
+    }
+    if (w->state != WK_PENDING) {
+        Py_RETURN_FALSE;
+    }
+    Py_XSETREF(w->cancel_msg, Py_NewRef(msg));
+    if (wakeup_resolve(w, WK_CANCELLED, NULL, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* set_result(value): a resolution by Python code (the timer, close()), never eager. */
+static PyObject *
+wakeup_set_result(WakeupObject *w, PyObject *value)
+{
+    if (w->state != WK_PENDING) {
+        PyErr_SetString(w_invalid_state, "invalid state");
+        return NULL;
+    }
+    if (wakeup_resolve(w, WK_DONE, value, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+wakeup_get_blocking(WakeupObject *w, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(w->blocking);
+}
+
+static int
+wakeup_set_blocking(WakeupObject *w, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _asyncio_future_blocking");
+        return -1;
+    }
+    int b = PyObject_IsTrue(value);
+    if (b < 0) {
+        return -1;
+    }
+    w->blocking = b;
+    return 0;
+}
+
+static PyGetSetDef wakeup_getset[] = {
+    {"_asyncio_future_blocking", (getter)wakeup_get_blocking, (setter)wakeup_set_blocking,
+     "Set while the wake-up is yielded to a task (asyncio's future protocol).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef wakeup_methods[] = {
+    {"get_loop", (PyCFunction)wakeup_get_loop, METH_NOARGS, NULL},
+    {"add_done_callback", (PyCFunction)(void (*)(void))wakeup_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_done_callback", (PyCFunction)wakeup_remove_done_callback, METH_O, NULL},
+    {"result", (PyCFunction)wakeup_result, METH_NOARGS, NULL},
+    {"exception", (PyCFunction)wakeup_exception, METH_NOARGS, NULL},
+    {"done", (PyCFunction)wakeup_done, METH_NOARGS, NULL},
+    {"cancelled", (PyCFunction)wakeup_cancelled, METH_NOARGS, NULL},
+    {"cancel", (PyCFunction)(void (*)(void))wakeup_cancel, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"set_result", (PyCFunction)wakeup_set_result, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject Wakeup_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mint._aiospeedups.Wakeup",
+    .tp_doc = "What a waiting recv yields to its task: a future its loop reader resolves "
+              "by resuming the task at once.",
+    .tp_basicsize = sizeof(WakeupObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)wakeup_dealloc,
+    .tp_traverse = (traverseproc)wakeup_traverse,
+    .tp_clear = (inquiry)wakeup_clear,
+    .tp_methods = wakeup_methods,
+    .tp_getset = wakeup_getset,
+};
+
+/* ---------------------------------------------------------------------------------
  * The operation: a C coroutine. */
 
 enum { OP_RECV, OP_SRB };
@@ -107,8 +512,7 @@ typedef struct {
     int state;
     PyObject *args[3];   /* the call's: conn, then byte_count and timeout, or ref and data */
     PyObject *inner;     /* S_DELEGATING: the Python coroutine */
-    PyObject *future;    /* S_WAITING: the loop's future, and its iterator */
-    PyObject *fut_iter;
+    PyObject *future;    /* S_WAITING: the wake-up yielded to the task */
     PyObject *transport, *waiter, *ref, *loop;
     PyObject *sock;      /* TLS: the transport's SSLSocket */
     double deadline;
@@ -127,7 +531,6 @@ op_traverse(OpObject *op, visitproc visit, void *arg)
     }
     Py_VISIT(op->inner);
     Py_VISIT(op->future);
-    Py_VISIT(op->fut_iter);
     Py_VISIT(op->transport);
     Py_VISIT(op->waiter);
     Py_VISIT(op->ref);
@@ -144,7 +547,6 @@ op_clear(OpObject *op)
     }
     Py_CLEAR(op->inner);
     Py_CLEAR(op->future);
-    Py_CLEAR(op->fut_iter);
     Py_CLEAR(op->transport);
     Py_CLEAR(op->waiter);
     Py_CLEAR(op->ref);
@@ -211,7 +613,7 @@ op_new(int kind, PyObject *const *args)
         Py_INCREF(args[i]);
         op->args[i] = args[i];
     }
-    op->inner = op->future = op->fut_iter = NULL;
+    op->inner = op->future = NULL;
     op->transport = op->waiter = op->ref = op->loop = op->sock = NULL;
     op->deadline = 0.0;
     op->has_deadline = 0;
@@ -570,13 +972,39 @@ failed:
     return 0;
 }
 
-/* Wait for the socket: a new future of the loop, the waiter's (its reader resolves
- * it), our timer armed when it would fire after the deadline; yield the future
- * through its own iterator, as "await future" does. */
+/* The running loop (a new reference), or NULL with an exception. A task of ours runs
+ * on the loop our reader is registered on, in the steady state: then that is the
+ * running loop, found by one dict lookup (asyncio.current_task(loop)), where
+ * asyncio.get_running_loop() makes a getpid() system call on every call (its fork
+ * check; one per message, on a host where a system call costs about a microsecond).
+ * (A task of that loop running in another thread while we run in this one would make
+ * this the wrong loop: the task then refuses our wake-up, "attached to a different
+ * loop", a RuntimeError rather than a hang; one connection used from two threads at
+ * once is outside the contract anyway.) */
+static PyObject *
+running_loop(PyObject *reader_loop)
+{
+    if (reader_loop != NULL && reader_loop != Py_None) {
+        PyObject *task = current_task_of(reader_loop);
+        if (task == NULL) {
+            return NULL;
+        }
+        int ours = task != Py_None;
+        Py_DECREF(task);
+        if (ours) {
+            return Py_NewRef(reader_loop);
+        }
+    }
+    return PyObject_CallNoArgs(st.calls[PY_RUNNING_LOOP]);
+}
+
+/* Wait for the socket: a new wake-up, the waiter's future (its reader resolves it,
+ * and resumes our task at once), our timer armed when it would fire after the
+ * deadline; yield the wake-up to the task, as "await future" yields a future. */
 static PySendResult
 recv_wait(OpObject *op, PyObject **result)
 {
-    PyObject *fut = PyObject_CallMethodNoArgs(op->loop, st.s_create_future);
+    PyObject *fut = wakeup_new(op->loop);
     if (fut == NULL) {
         return returned(op, NULL, result);
     }
@@ -606,21 +1034,8 @@ recv_wait(OpObject *op, PyObject **result)
             Py_DECREF(v);
         }
     }
-    PyAsyncMethods *am = Py_TYPE(fut)->tp_as_async;
-    op->fut_iter = am != NULL && am->am_await != NULL ? am->am_await(fut)
-                                                      : PyObject_CallMethodNoArgs(fut, st.s_await);
-    if (op->fut_iter == NULL) {
-        return returned(op, NULL, result);
-    }
-    PySendResult r = PyIter_Send(op->fut_iter, Py_None, result);
-    if (r != PYGEN_NEXT) {
-        /* A future done at once (a loop of its own kind?): not what a wait does. */
-        if (r == PYGEN_RETURN) {
-            Py_DECREF(*result);
-            PyErr_SetString(PyExc_RuntimeError, "a new future was already done");
-        }
-        return returned(op, NULL, result);
-    }
+    ((WakeupObject *)fut)->blocking = 1;
+    *result = Py_NewRef(fut);
     return PYGEN_NEXT;
 }
 
@@ -650,12 +1065,12 @@ recv_start(OpObject *op, PyObject **result)
     if (!was_drained && !read_now(op, result, &r)) {
         return r; /* the last read left bytes behind: they came without a wait */
     }
-    op->loop = PyObject_CallNoArgs(st.calls[PY_RUNNING_LOOP]);
+    PyObject *rl = get(W_READER_LOOP, op->waiter);
+    Py_XDECREF(rl); /* compared by identity only */
+    op->loop = running_loop(rl);
     if (op->loop == NULL) {
         return returned(op, NULL, result);
     }
-    PyObject *rl = get(W_READER_LOOP, op->waiter);
-    Py_XDECREF(rl); /* compared by identity only */
     if (rl != op->loop) {
         PyObject *v = PyObject_CallMethodOneArg(op->waiter, st.s_own_reader, op->loop);
         if (v == NULL) {
@@ -675,22 +1090,27 @@ python:
     return delegate(op, st.calls[PY_RECV], op->args, result);
 }
 
-/* Sent into while waiting: the future's iterator gives its result (True: the reader
- * fired; False: our timer did) or raises (a cancelled future). */
+/* Sent into while waiting: the task resumes us once the wake-up is resolved (True:
+ * the reader fired; False: our timer did, or close() woke us). A cancellation is
+ * thrown in instead (op_throw); a send before the resolution yields the wake-up again,
+ * as a pending future's iterator does. */
 static PySendResult
 recv_resume(OpObject *op, PyObject *value, PyObject **result)
 {
-    PyObject *ready;
-    PySendResult r = PyIter_Send(op->fut_iter, value, &ready);
-    if (r == PYGEN_NEXT) {
-        *result = ready;
-        return r;
+    WakeupObject *w = (WakeupObject *)op->future;
+    (void)value; /* (ignored, as a future's iterator ignores it) */
+    if (w->state == WK_PENDING) {
+        w->blocking = 1;
+        *result = Py_NewRef(op->future);
+        return PYGEN_NEXT;
     }
-    if (r == PYGEN_ERROR) {
+    if (w->state == WK_CANCELLED) {
+        wakeup_cancelled_error(w);
         return returned(op, NULL, result);
     }
-    Py_CLEAR(op->fut_iter);
+    PyObject *ready = Py_NewRef(w->value);
     Py_CLEAR(op->future);
+    PySendResult r;
     int woken = ready == Py_True;
     Py_DECREF(ready);
     if (woken) {
@@ -1077,11 +1497,9 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&st.s_passive,       &st.s_early, &st.s_direct_ref,
-                                  &st.s_create_future, &st.s_arm,   &st.s_own_reader,
-                                  &st.s_await};
-    const char *const names[] = {"passive", "early",      "direct_ref", "create_future",
-                                 "_arm",    "own_reader", "__await__"};
+    PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref, &st.s_arm,
+                                  &st.s_own_reader};
+    const char *const names[] = {"passive", "early", "direct_ref", "_arm", "own_reader"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }
@@ -1167,6 +1585,18 @@ reader_vectorcall(ReaderObject *r, PyObject *const *args, size_t nargsf, PyObjec
     }
     PyObject *future = PyObject_GetAttr(waiter, s_future_attr);
     if (future == NULL) {
+        goto done;
+    }
+    if (Py_IS_TYPE(future, &Wakeup_Type)) {
+        /* our recv's wait: resume its task now, inside this callback (see Wakeup) */
+        WakeupObject *w = (WakeupObject *)future;
+        if (w->state == WK_PENDING) {
+            result = wakeup_resolve(w, WK_DONE, Py_True, 1) < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        else {
+            result = PyObject_CallMethodNoArgs(waiter, s_release_reader);
+        }
+        Py_DECREF(future);
         goto done;
     }
     int waiting = 0;
@@ -1260,13 +1690,41 @@ PyMODINIT_FUNC
 PyInit__aiospeedups(void)
 {
     if (PyType_Ready(&Op_Type) < 0 || PyType_Ready(&Entry_Type) < 0
-        || PyType_Ready(&Reader_Type) < 0) {
+        || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Wakeup_Type) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&s_future_attr, &s_done, &s_set_result, &s_release_reader};
-    const char *const names[] = {"_future", "done", "set_result", "release_reader"};
+    PyObject **const strings[] = {&s_future_attr, &s_done,      &s_set_result,
+                                  &s_release_reader, &s_call_soon, &s_context};
+    const char *const names[] = {"_future", "done", "set_result", "release_reader", "call_soon",
+                                 "context"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
+    }
+    if (w_cancelled_error == NULL) {
+        PyObject *asyncio = PyImport_ImportModule("asyncio");
+        if (asyncio == NULL) {
+            return NULL;
+        }
+        w_cancelled_error = PyObject_GetAttrString(asyncio, "CancelledError");
+        w_current_task = PyObject_GetAttrString(asyncio, "current_task");
+        w_invalid_state = PyObject_GetAttrString(asyncio, "InvalidStateError");
+        PyObject *tasks = PyObject_GetAttrString(asyncio, "tasks");
+        PyObject *current = tasks == NULL ? NULL : PyObject_GetAttrString(tasks, "_current_tasks");
+        Py_XDECREF(tasks);
+        PyErr_Clear(); /* (no such dict: current_task is called) */
+        if (current != NULL && PyDict_CheckExact(current)) {
+            w_current_tasks = current;
+        }
+        else {
+            Py_XDECREF(current);
+        }
+        Py_DECREF(asyncio);
+        if (w_cancelled_error == NULL || w_current_task == NULL || w_invalid_state == NULL) {
+            Py_CLEAR(w_cancelled_error);
+            Py_CLEAR(w_current_task);
+            Py_CLEAR(w_invalid_state);
+            return NULL;
+        }
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import inspect
 import os
@@ -383,6 +384,200 @@ def test_a_cancelled_wait_leaves_the_connection_as_it_was(
     run(loop, body)
 
 
+def send_on(*steps: tuple[threading.Event, bytes]) -> Callable[[socket.socket], None]:
+    """A server script: each payload as a binary frame once its event is set, then the
+    socket open until the client closes it."""
+
+    def script(conn: socket.socket) -> None:
+        for event, payload in steps:
+            event.wait(10)
+            conn.sendall(frame(OP_BINARY, payload))
+        with contextlib.suppress(OSError):
+            drain(conn)
+
+    return script
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_the_woken_task_runs_as_itself(open_ws: Any, path: str, loop: str) -> None:
+    """The C path resumes a waiting task inside the loop's reader callback (a Wakeup,
+    not a future and a second callback): the task must run in its own context (not in
+    the reader callback's, a copy made when the reader was registered: a value set
+    there right after the resume would be gone at the task's next step), as the
+    current task, and what it raises must be the task's, not the loop's exception
+    handler's."""
+    go = [threading.Event(), threading.Event()]
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+
+    async def body() -> None:
+        ws = await open_ws(path, send_on((go[0], b"one"), (go[1], b"two")))
+        loop_errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
+        second_wait = asyncio.Event()
+
+        async def reader() -> None:
+            me = asyncio.current_task()
+            who.set("first")
+            assert await ws.frames(1) == [Binary(b"one")]
+            assert (who.get(), asyncio.current_task()) == ("first", me)
+            who.set("second")
+            await asyncio.sleep(0)  # a step resumed the usual way: the same context
+            assert who.get() == "second"
+            second_wait.set()
+            assert await ws.frames(1) == [Binary(b"two")]
+            assert (who.get(), asyncio.current_task()) == ("second", me)
+            who.set("third")
+            await asyncio.sleep(0)
+            assert who.get() == "third"
+            raise ValueError("the task's own")
+
+        who.set("main")
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0.05)
+        go[0].set()
+        await second_wait.wait()
+        await asyncio.sleep(0.05)
+        assert ws.waiting is not None  # the second wait is on the loop
+        go[1].set()
+        with pytest.raises(ValueError, match="the task's own"):
+            await task
+        assert who.get() == "main"
+        assert loop_errors == []
+
+    run(loop, body)
+
+
+@pytest.mark.skipif(
+    load_speedup("mint._aiospeedups") is None, reason="the C speedups are not in use"
+)
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_reader_called_inside_a_task_only_schedules_the_wake_up(open_ws: Any, loop: str) -> None:
+    """A task step must never run inside another task's: the Wakeup resumes its task at
+    once only when no task runs on the loop (a loop calls readers between steps).
+    Called from inside a task, the reader schedules the wake-up instead; the woken
+    recv finds nothing to read and waits on."""
+    import mint._aiospeedups as c
+
+    go = threading.Event()
+
+    async def body() -> None:
+        ws = await open_ws("public", send_on((go, b"late")))
+        task = asyncio.create_task(ws.frames(1))
+        await asyncio.sleep(0.05)
+        first = ws.waiting
+        assert first is not None and not first.done()
+        waiter = ws.conn._transport._waiter
+        reader = c.reader(waiter, waiter._fd, False)
+        assert reader() is None  # (run at once, the step would raise RuntimeError here)
+        assert first.done() and not task.done()
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        assert ws.waiting is not None and ws.waiting is not first  # waiting again
+        go.set()
+        assert await task == [Binary(b"late")]
+
+    run(loop, body)
+
+
+@pytest.mark.skipif(
+    load_speedup("mint._aiospeedups") is None, reason="the C speedups are not in use"
+)
+def test_the_wake_up_is_a_future_as_a_task_takes_it(open_ws: Any) -> None:
+    """What a Task asks of what a coroutine yields (asyncio's future protocol), and what
+    the waiter's Python code asks of its read wait (done, set_result), with the
+    semantics of asyncio.Future: callbacks scheduled, never run at once, by every
+    resolution but the loop reader's."""
+    go = threading.Event()
+
+    async def body() -> None:
+        ws = await open_ws("public", send_on((go, b"after")))
+        loop = asyncio.get_running_loop()
+        coroutine = ws.recv(ws.conn, 0, 10.0)
+        wake = coroutine.send(None)
+        assert type(wake).__name__ == "Wakeup" and ws.waiting is wake
+        assert asyncio.isfuture(wake) and wake._asyncio_future_blocking
+        assert wake.get_loop() is loop
+        assert (wake.done(), wake.cancelled()) == (False, False)
+        for method in (wake.result, wake.exception):
+            with pytest.raises(asyncio.InvalidStateError):
+                method()
+        called: list[tuple[str, Any]] = []
+        context = contextvars.copy_context()
+        wake.add_done_callback(lambda w: called.append(("first", w)))
+        wake.add_done_callback(lambda w: called.append(("second", w)), context=context)
+
+        def dropped(_: Any) -> None:
+            called.append(("dropped", None))
+
+        wake.add_done_callback(dropped)
+        assert wake.remove_done_callback(dropped) == 1
+        assert wake.remove_done_callback(dropped) == 0
+        with pytest.raises(TypeError):
+            wake.add_done_callback(dropped, nonsense=1)
+        assert wake.cancel("why") is True
+        assert wake.cancel() is False
+        assert (wake.done(), wake.cancelled()) == (True, True)
+        assert called == []  # scheduled, as a future's callbacks are
+        await asyncio.sleep(0)
+        assert called == [("first", wake), ("second", wake)]
+        with pytest.raises(asyncio.CancelledError, match="why"):
+            wake.result()
+        with pytest.raises(asyncio.InvalidStateError):
+            wake.set_result(True)
+        wake.add_done_callback(lambda w: called.append(("late", w)))  # done: scheduled
+        assert len(called) == 2
+        await asyncio.sleep(0)
+        assert called[2] == ("late", wake)
+        # A task's cancellation is thrown in: the operation ends, its wait is dropped.
+        with pytest.raises(asyncio.CancelledError):
+            coroutine.throw(asyncio.CancelledError("why"))
+        assert ws.waiting is None
+        # The timer's and close()'s resolution: set_result, scheduled too.
+        coroutine = ws.recv(ws.conn, 0, 10.0)
+        wake = coroutine.send(None)
+        wake.add_done_callback(lambda w: called.append(("set", w.result())))
+        wake.set_result(False)
+        assert wake.done() and wake.result() is False and called[3:] == []
+        await asyncio.sleep(0)
+        assert called[3:] == [("set", False)]
+        coroutine.close()
+        go.set()
+        assert await ws.frames(1) == [Binary(b"after")]
+
+    run("asyncio", body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_connection_goes_on_under_the_next_loop(open_ws: Any, path: str, loop: str) -> None:
+    """A connection read under one loop, then (that loop closed) under another: the read
+    wait finds the loop it runs on, not the loop its reader was left registered on."""
+    go = [threading.Event(), threading.Event()]
+    kept: list[WS] = []
+
+    async def first() -> None:
+        ws = await open_ws(path, send_on((go[0], b"one"), (go[1], b"two")))
+        kept.append(ws)
+        go[0].set()
+        assert await ws.frames(1) == [Binary(b"one")]
+        # The reader stays registered after a wait (unless it fired again with nobody
+        # waiting, which is a matter of timing): left on this loop, as a wait leaves it.
+        ws.conn._transport._waiter.own_reader(asyncio.get_running_loop())
+
+    async def second() -> None:
+        ws = kept[0]
+        left_on = ws.conn._transport._waiter._reader_loop
+        assert left_on is not None and left_on is not asyncio.get_running_loop()
+        task = asyncio.create_task(ws.frames(1))
+        await asyncio.sleep(0.05)
+        go[1].set()
+        assert await task == [Binary(b"two")]
+
+    run(loop, first)
+    run(loop, second)
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_a_coroutine_never_awaited_says_so(path: str) -> None:
     # A forgotten ``await`` loses a send or a read: dropped unstarted, the C coroutine
@@ -413,10 +608,12 @@ def test_the_coroutine_protocol_by_hand(open_ws: Any, path: str) -> None:
 
     async def body() -> None:
         ws = await open_ws(path, script)
-        # Sent into by hand: the first send yields the loop's future; close ends the wait.
+        # Sent into by hand: the first send yields a future of the loop (the C path's is
+        # a Wakeup, future-like as a task takes one); close ends the wait.
         coroutine = ws.recv(ws.conn, 0, 10.0)
         future = coroutine.send(None)
-        assert isinstance(future, asyncio.Future)
+        assert asyncio.isfuture(future) and future.get_loop() is asyncio.get_running_loop()
+        assert not future.done()
         assert ws.waiting is future
         coroutine.close()
         assert ws.waiting is None
