@@ -365,6 +365,7 @@ class BaseTransport:
     __slots__ = (
         "_drained",
         "_failure",
+        "_flush_failure",
         "_nowait",
         "_unread",
         "_unsent",
@@ -386,6 +387,8 @@ class BaseTransport:
         self.closed = False
         # Bytes a cancelled (or interrupted) send still owes the peer: they go first.
         self._unsent = b""
+        # How writing them failed, if it did (see send_failure).
+        self._flush_failure: TransportError | None = None
         # Bytes a cancelled (or timed-out) recv had read: the next read returns them.
         # ``b""`` is an end a read met after its bytes (see keep_end); ``_failure``
         # then says whether it was a failure rather than the end of stream.
@@ -517,12 +520,24 @@ class BaseTransport:
         except WOULD_BLOCK:
             return 0
         except OSError as exc:
-            raise map_os_error(exc) from exc
+            raise self.send_failure(exc) from exc
+
+    def send_failure(self, exc: OSError) -> TransportError:
+        """What a failed send reports: why the background write of an interrupted send
+        failed, once one did, else ``exc`` mapped.
+
+        After that write failed (the peer reset the connection, say), a TLS socket
+        still holds OpenSSL's half-done write, and the next ``SSL_write`` of other
+        bytes fails with OpenSSL's ``BAD_LENGTH``: ``("tls_alert", "bad_length")``
+        would then be reported for a connection the peer closed.
+        """
+        return self._flush_failure or map_os_error(exc)
 
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.
 
-        A failure drops the bytes: the connection is gone and the next call reports it.
+        A failure drops the bytes: the connection is gone and the next send reports
+        that failure (send_failure).
         """
         if self.closed or not self._unsent:
             self._unsent = b""
@@ -531,8 +546,9 @@ class BaseTransport:
             sent = self.sock.send(self._unsent, self._nowait)
         except WOULD_BLOCK:
             return False
-        except OSError:
+        except OSError as exc:
             self._unsent = b""
+            self._flush_failure = map_os_error(exc)
             return True
         self._unsent = self._unsent[sent:]
         return not self._unsent

@@ -11,8 +11,11 @@ import asyncio
 import hashlib
 import os
 import resource
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from typing import Any
 import pytest
 from aio_client import Client, Flavour, connect, run
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
+from servers.raw import OP_BINARY, OP_TEXT, drain, parse_frames
+from test_fast_io import upgraded
 
 import mint
 import mint.aio
@@ -81,33 +86,106 @@ def test_receive_timeout_then_the_message_still_comes(ws_server: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["active", "passive"])
-def test_cancelled_big_send_keeps_the_stream_whole(ws_server: Any, mode: str) -> None:
-    """A 16 MiB frame's send is cancelled half-way: the rest still goes, then the next frame."""
+def test_cancelled_big_send_keeps_the_stream_whole(raw_server: Any, mode: str) -> None:
+    """A 16 MiB frame's send is cancelled half-way: the rest still goes, then the next frame.
+
+    The server reads nothing until the cancel, so the socket fills and the send must
+    wait half-way (with a peer reading as fast as we write, loopback can take all 16
+    MiB in one step: the receive buffer grows to 32 MiB here).
+    """
+    big = os.urandom(16 << 20)
+    go, opened = threading.Event(), threading.Event()
+    received: list[Any] = []
+    expected = (2 + 8 + 4 + len(big)) + (2 + 4 + len(b"after"))  # both frames, masked
+
+    def script(conn: socket.socket) -> None:
+        go.wait(30)
+        data = bytearray()
+        while len(data) < expected and (more := conn.recv(1 << 20)):
+            data += more
+        received.append(parse_frames(bytes(data)))
+        drain(conn)
+
+    server = raw_server(upgraded(script, opened))
 
     async def scenario() -> None:
-        client = await connect(AIO, ws_server, mode=mode)
+        client = await connect(AIO, server, mode=mode)
         try:
-            await client.upgrade("/echo")
-            big = os.urandom(16 * 2**20)
-            # 16 MiB rarely leave in a millisecond, but a host that stalls this
-            # process for longer lets them: such a try is echoed, read and made again.
-            for _ in range(5):
-                client.websocket, data = mint.websocket.encode(client.websocket, Binary(big))
-                sending = asyncio.ensure_future(
-                    mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
-                )
-                await asyncio.sleep(0.001)
-                if not sending.done():
-                    break
-                client.conn = await sending
-                assert await client.frames(1, timeout=30) == [Binary(big)]
-            assert not sending.done(), "every try's 16 MiB left before the cancel"
+            await client.upgrade("/")
+            opened.set()
+            client.websocket, data = mint.websocket.encode(client.websocket, Binary(big))
+            sending = asyncio.ensure_future(
+                mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
+            )
+            waiter = client.conn._transport._waiter
+            while not waiter.writing:  # half-way: it waits for the socket to take more
+                assert not sending.done()
+                await asyncio.sleep(0)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
+            go.set()
             await client.send(Text("after"))
-            frames = await client.frames(2, timeout=30)
-            assert frames == [Binary(big), Text("after")]
+            for _ in range(3000):
+                if received:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await client.close()
+
+    run(scenario())
+    frames, rest = received[0]
+    assert [(f.fin, f.opcode, f.payload) for f in frames] == [
+        (True, OP_BINARY, big),
+        (True, OP_TEXT, b"after"),
+    ]
+    assert rest == b""
+
+
+@pytest.mark.parametrize("tls", [None, "good"])
+def test_a_failed_background_write_is_what_the_next_send_reports(
+    raw_server: Any, tls: str | None
+) -> None:
+    """The rest of a cancelled send goes out in the background; the peer resets the
+    connection before it does. The next send reports the connection closed: over TLS
+    it used to report OpenSSL's complaint about a write retried with other bytes,
+    ``("tls_alert", "bad_length", ...)``."""
+    opened, reset = threading.Event(), threading.Event()
+
+    def script(conn: socket.socket) -> None:  # reads nothing, then resets
+        reset.wait(30)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    server = raw_server(upgraded(script, opened), tls=tls)
+
+    async def scenario() -> None:
+        client = await connect(AIO, server, mode="passive")
+        try:
+            await client.upgrade("/", scheme="wss" if tls else "ws")
+            opened.set()
+            big = os.urandom(16 << 20)
+            client.websocket, data = mint.websocket.encode(client.websocket, Binary(big))
+            sending = asyncio.ensure_future(
+                mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
+            )
+            transport = client.conn._transport
+            while not transport._waiter.writing:
+                assert not sending.done()
+                await asyncio.sleep(0)
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            assert transport._unsent  # the rest waits for the socket, in the background
+            reset.set()
+            for _ in range(1000):  # the background write meets the reset
+                if not transport._unsent:
+                    break
+                await asyncio.sleep(0.01)
+            assert not transport._unsent
+            with pytest.raises(mint.TransportError) as info:
+                await client.send(Text("after"))
+            assert info.value.reason == "closed"
         finally:
             await client.close()
 

@@ -130,7 +130,7 @@ class AsyncTransport(BaseTransport):
                     continue
                 view = view[sent:]
         except OSError as exc:
-            raise map_os_error(exc) from exc
+            raise self.send_failure(exc) from exc
         except BaseException:
             # Cancelled (or interrupted) while waiting: keep the rest, or the peer
             # would see a frame cut short. It goes out as the socket drains.

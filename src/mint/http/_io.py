@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, FOREVER, WINDOW_HIGH_WATER, make_ssl_context, map_os_error
+from mint._backend import ALPN_IDS, FOREVER, WINDOW_HIGH_WATER, make_ssl_context
 from mint._transport import Transport
 from mint.errors import HTTPError, MintError, TransportError
 from mint.http._conn import (
@@ -371,7 +371,7 @@ def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
     """A send failed (not a wait): the mapped error, with the connection attached, as
     ``stream_request_body`` raises it. The end of the C sends' TLS failures
     (``mint.websocket._fastio``, ``mint.aio._fastio``)."""
-    raise _attach(map_os_error(exc), conn) from exc
+    raise _attach(conn._transport.send_failure(exc), conn) from exc
 
 
 def _drop_transport(conn: Conn) -> None:
