@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import struct
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -1273,3 +1275,31 @@ def test_encode_and_decode_refuse_what_is_not_a_websocket() -> None:
         with pytest.raises(WebSocketError) as info:
             decode(value, b"\x81\x00")  # type: ignore[arg-type]
         assert info.value.reason == ("invalid_websocket", value)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_draws_new_mask_keys() -> None:
+    """Keys come from a pool per WebSocket: a child forked with the value in hand would
+    hand out the parent's next keys (RFC 6455 10.3: keys must not be predictable from
+    frames already seen). The child drops every pool at the fork."""
+    ws, _ = encode(new_websocket(), Binary(b"x"))  # the pool is filled now
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (3.12+: fork with threads)
+        pid = os.fork()
+    if pid == 0:  # the child: its next frame's key to the parent, and out
+        try:
+            os.write(write_end, encode(ws, Binary(b"y"))[1][2:6])
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        child_key = os.read(read_end, 4)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    ws, parent_frame = encode(ws, Binary(b"y"))
+    assert len(child_key) == 4
+    assert child_key != parent_frame[2:6]
+    # The parent's own keys go on from its pool, unchanged by the fork.
+    assert encode(ws, Binary(b"z"))[1][2:6] != parent_frame[2:6]

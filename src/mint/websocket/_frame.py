@@ -40,6 +40,7 @@ Decisions where RFC 6455 and Mint leave a choice:
 from __future__ import annotations
 
 import os
+import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -228,11 +229,16 @@ class _Keys:
     builder works on ints; unpacking 1,024 keys at once beats one per frame).
     """
 
-    __slots__ = ("at", "ints", "plain", "pool", "random_bytes", "size")
+    __slots__ = ("__weakref__", "at", "ints", "plain", "pool", "random_bytes", "size")
 
     def __init__(self, random_bytes: Callable[[int], bytes], plain: bool) -> None:
         self.random_bytes = random_bytes
         self.plain = plain
+        self.forget()
+        _LIVE_KEYS.add(self)
+
+    def forget(self) -> None:
+        """Drop the pool: the next key comes from a new one."""
         self.pool = b""
         self.size = 0
         self.ints: tuple[int, ...] = ()
@@ -248,6 +254,22 @@ class _Keys:
         self.ints = unpack_from(f"!{count}I", pool)
         self.at = 0
         return pool
+
+
+# Every live key source, so that a forked child can drop their pools: both processes
+# would otherwise hand out the same next keys (RFC 6455 10.3 asks for keys an attacker
+# cannot predict; one who sees the parent's frames would know the child's). One weak
+# reference per WebSocket made by new(); nothing on the path of a frame.
+_LIVE_KEYS: weakref.WeakSet[_Keys] = weakref.WeakSet()
+
+
+def _forget_keys_after_fork() -> None:
+    for keys in list(_LIVE_KEYS):
+        keys.forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_keys_after_fork)
 
 
 # An immutable cons list, ``(previous, item)`` or ``None``: O(1) append, joined once.
