@@ -505,15 +505,16 @@ class BaseTransport:
 
     def send_now(self, data: bytes | bytearray | memoryview) -> int:
         """Write what the socket takes of ``data`` at once: how many bytes it took (0
-        when it would wait, or when an interrupted send still owes the peer bytes,
-        which must go first). The caller hands the rest to ``send``.
+        when it would wait, when an interrupted send still owes the peer bytes, which
+        must go first, or when another task's send is under way, whose frame must not
+        be cut into). The caller hands the rest to ``send``, which waits its turn.
 
         ``send``'s common case without entering it: on the asyncio flavour that is one
         coroutine less per message sent.
         """
         if self.closed:
             raise TransportError("closed")
-        if self._unsent:
+        if self._unsent or self._waiter.writing:
             return 0
         try:
             return self.sock.send(data, self._nowait)

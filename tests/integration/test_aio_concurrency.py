@@ -193,6 +193,71 @@ def test_a_failed_background_write_is_what_the_next_send_reports(
 
 
 @pytest.mark.parametrize("mode", ["active", "passive"])
+def test_a_send_does_not_cut_into_a_send_that_waits(raw_server: Any, mode: str) -> None:
+    """One task's 16 MiB frame waits for the socket; the server then reads some, so the
+    socket has room before that task is woken; another send now must wait its turn.
+
+    It did not: the send that found the first one under way went to the Python
+    ``stream_request_body``, whose first write (``send_now``) did not look whether a
+    send was under way, and put its frame into the middle of the big one (the peer
+    saw an invalid opcode; with the echo test above, 2 runs in 40).
+    """
+    big = os.urandom(16 << 20)
+    opened, some, read_some, rest = (threading.Event() for _ in range(4))
+    received: list[Any] = []
+    expected = (2 + 8 + 4 + len(big)) + (2 + 4 + len(b"second"))
+
+    def script(conn: socket.socket) -> None:
+        some.wait(30)
+        data = bytearray()
+        while len(data) < (1 << 20) and (more := conn.recv(1 << 20)):
+            data += more
+        read_some.set()
+        rest.wait(30)
+        while len(data) < expected and (more := conn.recv(1 << 20)):
+            data += more
+        received.append(parse_frames(bytes(data)))
+        drain(conn)
+
+    server = raw_server(upgraded(script, opened))
+
+    async def scenario() -> None:
+        client = await connect(AIO, server, mode=mode)
+        try:
+            await client.upgrade("/")
+            opened.set()
+            client.websocket, first = mint.websocket.encode(client.websocket, Binary(big))
+            client.websocket, second = mint.websocket.encode(client.websocket, Text("second"))
+            conn, ref = client.conn, client.ref
+            srb = mint.aio.websocket.stream_request_body
+            sending = asyncio.ensure_future(srb(conn, ref, first))
+            waiter = conn._transport._waiter
+            while not waiter.writing:  # the first send waits for the socket
+                await asyncio.sleep(0)
+            some.set()
+            assert read_some.wait(30)  # (the loop is held: the first send is not woken)
+            time.sleep(0.05)  # (the read's room reaches our side of the socket)
+            second_send = asyncio.ensure_future(srb(conn, ref, second))
+            await asyncio.sleep(0)
+            rest.set()
+            await asyncio.wait_for(asyncio.gather(sending, second_send), 30)
+            for _ in range(3000):
+                if received:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await client.close()
+
+    run(scenario())
+    frames, tail = received[0]
+    assert [(f.fin, f.opcode, f.payload) for f in frames] == [
+        (True, OP_BINARY, big),
+        (True, OP_TEXT, b"second"),
+    ]
+    assert tail == b""
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
 def test_two_tasks_sending_at_once_take_turns(ws_server: Any, mode: str) -> None:
     """Two tasks write big frames on one connection at once: both arrive whole.
 
