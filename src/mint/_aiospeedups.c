@@ -11,8 +11,9 @@
  * Transport.recv_parts, AsyncWaiter.wait_and_recv; stream_request_body twice) that is
  * created, and resumed through, on every message, plus a StopIteration per level. An
  * operation is one object: the caller's "await" sends into it through am_send, which
- * returns its value without raising StopIteration, and it yields the loop's future
- * through the future's own iterator, as "await future" does.
+ * returns its value without raising StopIteration, and it yields a Wakeup to the task
+ * (a future-like object its loop reader resolves by resuming the task at once; see
+ * below), as "await future" yields a future.
  *
  * The operation behaves as the coroutine it stands for:
  * - nothing happens until it is first sent into: the checks and the I/O are made
@@ -233,7 +234,9 @@ wakeup_run(WakeupObject *w, PyObject *callback, PyObject *context, int eager)
         return wakeup_schedule(w, callback, context);
     }
     if (context != Py_None && PyContext_Enter(context) < 0) {
-        return -1;
+        /* (entered already: not a step to take here; the loop takes it, as always) */
+        PyErr_Clear();
+        return wakeup_schedule(w, callback, context);
     }
     PyObject *v = PyObject_CallOneArg(callback, (PyObject *)w);
     if (context != Py_None && PyContext_Exit(context) < 0) {
@@ -262,9 +265,11 @@ wakeup_resolve(WakeupObject *w, int state, PyObject *value, int eager)
     }
     int rc = 0;
     if (eager) {
-        eager = wakeup_task_running(w);
-        rc = eager < 0 ? -1 : 0;
-        eager = !eager;
+        int running = wakeup_task_running(w);
+        if (running < 0) {
+            PyErr_Clear(); /* (not known: scheduled, which is always safe) */
+        }
+        eager = running == 0;
     }
     if (rc == 0 && callback != NULL) {
         rc = wakeup_run(w, callback, context, eager);

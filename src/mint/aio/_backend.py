@@ -98,7 +98,8 @@ class AsyncWaiter:
         # The loop of a pending background flush (see flush_later), else None.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         # The loop our reader is registered on (None: none is), the read wait's
-        # future, its timer and the deadline that timer fires at.
+        # future (on the C path a mint._aiospeedups.Wakeup, which answers done() and
+        # set_result() as a future does), its timer and the deadline that timer fires at.
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         # When that loop's reader stops at a socket error (uvloop): the poll that says
         # whether one is pending (mint._backend.reader_dies_on_error).
