@@ -85,6 +85,34 @@ def test_receive_timeout_then_the_message_still_comes(ws_server: Any) -> None:
     run(scenario())
 
 
+async def half_way(waiter: Any, sending: asyncio.Future[Any]) -> None:
+    """Return once ``sending`` waits for the socket to take more (a send under way)."""
+    while not waiter.writing:
+        assert not sending.done()
+        await asyncio.sleep(0)
+
+
+async def arrived(received: list[Any]) -> None:
+    """Give the raw server's script up to 30 s to have parsed what it reads."""
+    for _ in range(3000):
+        if received:
+            return
+        await asyncio.sleep(0.01)
+
+
+def read_into(conn: socket.socket, data: bytearray, size: int) -> None:
+    """The raw server's read: ``data`` up to ``size`` bytes (fewer at the end)."""
+    while len(data) < size and (more := conn.recv(1 << 20)):
+        data += more
+
+
+def assert_whole(received: list[Any], *expected: tuple[int, bytes]) -> None:
+    """The server read exactly these frames, each whole (FIN), and nothing else."""
+    frames, rest = received[0]
+    assert [(f.fin, f.opcode, f.payload) for f in frames] == [(True, *e) for e in expected]
+    assert rest == b""
+
+
 @pytest.mark.parametrize("mode", ["active", "passive"])
 def test_cancelled_big_send_keeps_the_stream_whole(raw_server: Any, mode: str) -> None:
     """A 16 MiB frame's send is cancelled half-way: the rest still goes, then the next frame.
@@ -101,8 +129,7 @@ def test_cancelled_big_send_keeps_the_stream_whole(raw_server: Any, mode: str) -
     def script(conn: socket.socket) -> None:
         go.wait(30)
         data = bytearray()
-        while len(data) < expected and (more := conn.recv(1 << 20)):
-            data += more
+        read_into(conn, data, expected)
         received.append(parse_frames(bytes(data)))
         drain(conn)
 
@@ -117,29 +144,18 @@ def test_cancelled_big_send_keeps_the_stream_whole(raw_server: Any, mode: str) -
             sending = asyncio.ensure_future(
                 mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
             )
-            waiter = client.conn._transport._waiter
-            while not waiter.writing:  # half-way: it waits for the socket to take more
-                assert not sending.done()
-                await asyncio.sleep(0)
+            await half_way(client.conn._transport._waiter, sending)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
             go.set()
             await client.send(Text("after"))
-            for _ in range(3000):
-                if received:
-                    break
-                await asyncio.sleep(0.01)
+            await arrived(received)
         finally:
             await client.close()
 
     run(scenario())
-    frames, rest = received[0]
-    assert [(f.fin, f.opcode, f.payload) for f in frames] == [
-        (True, OP_BINARY, big),
-        (True, OP_TEXT, b"after"),
-    ]
-    assert rest == b""
+    assert_whole(received, (OP_BINARY, big), (OP_TEXT, b"after"))
 
 
 @pytest.mark.parametrize("tls", [None, "good"])
@@ -170,9 +186,7 @@ def test_a_failed_background_write_is_what_the_next_send_reports(
                 mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
             )
             transport = client.conn._transport
-            while not transport._waiter.writing:
-                assert not sending.done()
-                await asyncio.sleep(0)
+            await half_way(transport._waiter, sending)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
@@ -210,12 +224,10 @@ def test_a_send_does_not_cut_into_a_send_that_waits(raw_server: Any, mode: str) 
     def script(conn: socket.socket) -> None:
         some.wait(30)
         data = bytearray()
-        while len(data) < (1 << 20) and (more := conn.recv(1 << 20)):
-            data += more
+        read_into(conn, data, 1 << 20)
         read_some.set()
         rest.wait(30)
-        while len(data) < expected and (more := conn.recv(1 << 20)):
-            data += more
+        read_into(conn, data, expected)
         received.append(parse_frames(bytes(data)))
         drain(conn)
 
@@ -231,9 +243,7 @@ def test_a_send_does_not_cut_into_a_send_that_waits(raw_server: Any, mode: str) 
             conn, ref = client.conn, client.ref
             srb = mint.aio.websocket.stream_request_body
             sending = asyncio.ensure_future(srb(conn, ref, first))
-            waiter = conn._transport._waiter
-            while not waiter.writing:  # the first send waits for the socket
-                await asyncio.sleep(0)
+            await half_way(conn._transport._waiter, sending)
             some.set()
             assert read_some.wait(30)  # (the loop is held: the first send is not woken)
             time.sleep(0.05)  # (the read's room reaches our side of the socket)
@@ -241,20 +251,12 @@ def test_a_send_does_not_cut_into_a_send_that_waits(raw_server: Any, mode: str) 
             await asyncio.sleep(0)
             rest.set()
             await asyncio.wait_for(asyncio.gather(sending, second_send), 30)
-            for _ in range(3000):
-                if received:
-                    break
-                await asyncio.sleep(0.01)
+            await arrived(received)
         finally:
             await client.close()
 
     run(scenario())
-    frames, tail = received[0]
-    assert [(f.fin, f.opcode, f.payload) for f in frames] == [
-        (True, OP_BINARY, big),
-        (True, OP_TEXT, b"second"),
-    ]
-    assert tail == b""
+    assert_whole(received, (OP_BINARY, big), (OP_TEXT, b"second"))
 
 
 @pytest.mark.parametrize("mode", ["active", "passive"])
