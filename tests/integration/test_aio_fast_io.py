@@ -750,6 +750,24 @@ def test_an_exact_byte_count_and_keyword_calls(open_ws: Any, path: str, loop: st
     run(loop, body)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_byte_count_past_any_read_gets_what_comes(open_ws: Any, path: str, loop: str) -> None:
+    """As the blocking flavour's (test_fast_io): bounded reads, not a raw OverflowError
+    (past ssize_t) or MemoryError (2**40: each read allocated the whole count)."""
+    message = frame(OP_BINARY, b"abcdef")
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(message)  # then the end of stream: the count is never reached
+
+    async def body() -> None:
+        ws = await open_ws(path, script)
+        ws.conn, responses = await ws.recv(ws.conn, 2**70, 10.0)
+        assert [r.data for r in responses] == [message]
+
+    run(loop, body)
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_a_zero_timeout_reads_only_what_is_there(open_ws: Any, path: str) -> None:
     go = threading.Event()

@@ -395,6 +395,25 @@ def test_an_exact_byte_count(open_passive: Any, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("byte_count", [2**40, 2**70])
+def test_a_byte_count_past_any_read_gets_what_comes(
+    open_passive: Any, path: str, byte_count: int
+) -> None:
+    """An exact count larger than one read can ask for is read in bounded reads: it
+    raised a raw OverflowError past ssize_t, and MemoryError at 2**40 (each read
+    allocated the whole count up front), with 8 bytes waiting."""
+    message = frame(OP_BINARY, b"abcdef")
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(message)  # then the end of stream: the count is never reached
+
+    client = open_passive(script)
+    recv, _ = io_of(path)
+    client.conn, responses = recv(client.conn, byte_count, 10.0)
+    assert responses == [Data(client.ref, message)]
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_keyword_calls_with_the_contracts_names(open_passive: Any, path: str) -> None:
     """API.md names them ``stream_request_body(conn, ref, data)``, ``recv(conn, byte_count,
     timeout)``, ``encode(websocket, frame)`` and ``decode(websocket, data)``: code that

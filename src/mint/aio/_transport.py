@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from mint._backend import (
     ALPN_IDS,
     READ,
+    READ_BURST,
     READ_SIZE,
     WOULD_BLOCK,
     WRITE,
@@ -203,7 +204,7 @@ class AsyncTransport(BaseTransport):
                     await self._waiter.wait(READ, deadline)
             while not data:
                 try:
-                    data = sock.recv(byte_count or READ_SIZE, self._nowait)
+                    data = sock.recv(min(byte_count, READ_BURST) or READ_SIZE, self._nowait)
                 except WOULD_BLOCK as exc:
                     writing = isinstance(exc, ssl.SSLWantWriteError)
                     await self._waiter.wait(WRITE if writing else READ, deadline)
@@ -228,14 +229,19 @@ class AsyncTransport(BaseTransport):
             raise map_os_error(exc) from exc
 
     async def _recv_exactly(self, byte_count: int, first: bytes, deadline: float | None) -> bytes:
-        """Mint's ``recv(byte_count)`` returns exactly that many bytes (fewer at the end)."""
+        """Mint's ``recv(byte_count)`` returns exactly that many bytes (fewer at the end).
+
+        Each read asks for at most ``READ_BURST`` bytes: a read allocates what it asks
+        for up front, and a ``byte_count`` past ``ssize_t`` would not even convert
+        (a raw ``OverflowError``; ``MemoryError`` for 2**40 with 5 bytes waiting).
+        """
         sock = self.sock
         parts: list[bytes | memoryview] = [first]
         got = len(first)
         try:
             while got < byte_count:
                 try:
-                    more = sock.recv(byte_count - got, self._nowait)
+                    more = sock.recv(min(byte_count - got, READ_BURST), self._nowait)
                 except WOULD_BLOCK as exc:
                     writing = isinstance(exc, ssl.SSLWantWriteError)
                     await self._waiter.wait(WRITE if writing else READ, deadline)
