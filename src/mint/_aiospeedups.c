@@ -1383,6 +1383,20 @@ static PyMethodDef op_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* __name__ and __qualname__: the function's, as a Python coroutine's are; a task's repr
+ * then names the call ("recv()"), not "<Operation without __name__>()". */
+static PyObject *
+op_get_name(OpObject *op, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(op->kind == OP_RECV ? "recv" : "stream_request_body");
+}
+
+static PyGetSetDef op_getset[] = {
+    {"__name__", (getter)op_get_name, NULL, "The coroutine function's name.", NULL},
+    {"__qualname__", (getter)op_get_name, NULL, "The coroutine function's name.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyAsyncMethods op_async = {
     .am_await = (unaryfunc)op_await,
     .am_send = (sendfunc)op_am_send,
@@ -1399,6 +1413,7 @@ static PyTypeObject Op_Type = {
     .tp_as_async = &op_async,
     .tp_iternext = (iternextfunc)op_iternext,
     .tp_methods = op_methods,
+    .tp_getset = op_getset,
 };
 
 /* ---------------------------------------------------------------------------------

@@ -177,6 +177,11 @@ def test_the_public_names_are_c_coroutine_functions_when_built() -> None:
         assert public.__module__ == "mint.aio.websocket"
         operation = public(None, None, None)  # does nothing until awaited
         assert type(operation) is c.Operation
+        # Named as the Python coroutine is (a task's repr names the call).
+        assert (operation.__name__, operation.__qualname__) == (
+            python.__name__,
+            python.__qualname__,
+        )
         assert asyncio.iscoroutine(operation)
         assert inspect.isawaitable(operation)
         operation.close()
@@ -369,6 +374,7 @@ def test_a_cancelled_wait_leaves_the_connection_as_it_was(
         task = asyncio.create_task(ws.recv(ws.conn, 0, None))
         await asyncio.sleep(0.05)
         assert ws.waiting is not None  # it waits on the loop
+        assert "coro=<recv()" in repr(task)  # (named, on either path)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
