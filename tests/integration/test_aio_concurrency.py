@@ -85,11 +85,21 @@ def test_receive_timeout_then_the_message_still_comes(ws_server: Any) -> None:
     run(scenario())
 
 
-async def half_way(waiter: Any, sending: asyncio.Future[Any]) -> None:
-    """Return once ``sending`` waits for the socket to take more (a send under way)."""
-    while not waiter.writing:
+async def big_send_half_way(
+    client: Client, opened: threading.Event, payload: bytes, scheme: str = "ws"
+) -> asyncio.Future[Any]:
+    """Upgrade on a raw server that reads nothing yet, start sending ``payload`` as one
+    binary frame, and return that send once it waits for the socket to take more."""
+    await client.upgrade("/", scheme=scheme)
+    opened.set()
+    client.websocket, data = mint.websocket.encode(client.websocket, Binary(payload))
+    sending = asyncio.ensure_future(
+        mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
+    )
+    while not client.conn._transport._waiter.writing:
         assert not sending.done()
         await asyncio.sleep(0)
+    return sending
 
 
 async def arrived(received: list[Any]) -> None:
@@ -138,13 +148,7 @@ def test_cancelled_big_send_keeps_the_stream_whole(raw_server: Any, mode: str) -
     async def scenario() -> None:
         client = await connect(AIO, server, mode=mode)
         try:
-            await client.upgrade("/")
-            opened.set()
-            client.websocket, data = mint.websocket.encode(client.websocket, Binary(big))
-            sending = asyncio.ensure_future(
-                mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
-            )
-            await half_way(client.conn._transport._waiter, sending)
+            sending = await big_send_half_way(client, opened, big)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
@@ -178,15 +182,9 @@ def test_a_failed_background_write_is_what_the_next_send_reports(
     async def scenario() -> None:
         client = await connect(AIO, server, mode="passive")
         try:
-            await client.upgrade("/", scheme="wss" if tls else "ws")
-            opened.set()
             big = os.urandom(16 << 20)
-            client.websocket, data = mint.websocket.encode(client.websocket, Binary(big))
-            sending = asyncio.ensure_future(
-                mint.aio.websocket.stream_request_body(client.conn, client.ref, data)
-            )
+            sending = await big_send_half_way(client, opened, big, "wss" if tls else "ws")
             transport = client.conn._transport
-            await half_way(transport._waiter, sending)
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
@@ -236,18 +234,14 @@ def test_a_send_does_not_cut_into_a_send_that_waits(raw_server: Any, mode: str) 
     async def scenario() -> None:
         client = await connect(AIO, server, mode=mode)
         try:
-            await client.upgrade("/")
-            opened.set()
-            client.websocket, first = mint.websocket.encode(client.websocket, Binary(big))
+            sending = await big_send_half_way(client, opened, big)
             client.websocket, second = mint.websocket.encode(client.websocket, Text("second"))
-            conn, ref = client.conn, client.ref
-            srb = mint.aio.websocket.stream_request_body
-            sending = asyncio.ensure_future(srb(conn, ref, first))
-            await half_way(conn._transport._waiter, sending)
             some.set()
             assert read_some.wait(30)  # (the loop is held: the first send is not woken)
             time.sleep(0.05)  # (the read's room reaches our side of the socket)
-            second_send = asyncio.ensure_future(srb(conn, ref, second))
+            second_send = asyncio.ensure_future(
+                mint.aio.websocket.stream_request_body(client.conn, client.ref, second)
+            )
             await asyncio.sleep(0)
             rest.set()
             await asyncio.wait_for(asyncio.gather(sending, second_send), 30)
