@@ -127,23 +127,28 @@ typedef struct {
 } WakeupObject;
 
 static PyTypeObject Wakeup_Type;
-static PyObject *s_call_soon, *s_context, *w_cancelled_error, *w_invalid_state, *w_current_task;
+static PyObject *s_call_soon, *s_context, *w_cancelled_error, *w_invalid_state,
+    *w_current_task;
+static PyObject *w_context_kw; /* ("context",): call_soon's keyword */
 /* asyncio's dict of the task running on each loop, where it is one (3.11 to 3.13):
  * asyncio.current_task is a Python function on 3.11, twice the cost of the lookup. */
 static PyObject *w_current_tasks;
 
-/* The task running on loop (a new reference, or None), or NULL with an exception. */
-static PyObject *
-current_task_of(PyObject *loop)
+/* Whether a task runs on loop now: 1, 0, or -1 with an exception. */
+static int
+task_runs_on(PyObject *loop)
 {
     if (w_current_tasks != NULL) {
         PyObject *task = PyDict_GetItemWithError(w_current_tasks, loop);
-        if (task == NULL) {
-            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        }
-        return Py_NewRef(task);
+        return task != NULL ? 1 : PyErr_Occurred() ? -1 : 0;
     }
-    return PyObject_CallOneArg(w_current_task, loop);
+    PyObject *task = PyObject_CallOneArg(w_current_task, loop);
+    if (task == NULL) {
+        return -1;
+    }
+    int running = task != Py_None;
+    Py_DECREF(task);
+    return running;
 }
 
 static int
@@ -202,28 +207,13 @@ wakeup_schedule(WakeupObject *w, PyObject *callback, PyObject *context)
         return -1;
     }
     PyObject *args[3] = {callback, (PyObject *)w, context};
-    PyObject *kwnames = PyTuple_Pack(1, s_context);
-    PyObject *v = kwnames == NULL ? NULL : PyObject_Vectorcall(call_soon, args, 2, kwnames);
-    Py_XDECREF(kwnames);
+    PyObject *v = PyObject_Vectorcall(call_soon, args, 2, w_context_kw);
     Py_DECREF(call_soon);
     if (v == NULL) {
         return -1;
     }
     Py_DECREF(v);
     return 0;
-}
-
-/* Whether a task runs on the wake-up's loop now (then no callback may run at once). */
-static int
-wakeup_task_running(WakeupObject *w)
-{
-    PyObject *task = current_task_of(w->loop);
-    if (task == NULL) {
-        return -1;
-    }
-    int running = task != Py_None;
-    Py_DECREF(task);
-    return running;
 }
 
 /* Run one callback: at once, in its context, or (not eager) scheduled. */
@@ -263,17 +253,15 @@ wakeup_resolve(WakeupObject *w, int state, PyObject *value, int eager)
     if (callback == NULL && callbacks == NULL) {
         return 0;
     }
-    int rc = 0;
     if (eager) {
-        int running = wakeup_task_running(w);
+        /* (no callback runs at once while a task runs; not known: scheduled, always safe) */
+        int running = task_runs_on(w->loop);
         if (running < 0) {
-            PyErr_Clear(); /* (not known: scheduled, which is always safe) */
+            PyErr_Clear();
         }
         eager = running == 0;
     }
-    if (rc == 0 && callback != NULL) {
-        rc = wakeup_run(w, callback, context, eager);
-    }
+    int rc = callback == NULL ? 0 : wakeup_run(w, callback, context, eager);
     Py_ssize_t n = callbacks == NULL ? 0 : PyList_GET_SIZE(callbacks);
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
         PyObject *pair = PyList_GET_ITEM(callbacks, i);
@@ -990,12 +978,10 @@ static PyObject *
 running_loop(PyObject *reader_loop)
 {
     if (reader_loop != NULL && reader_loop != Py_None) {
-        PyObject *task = current_task_of(reader_loop);
-        if (task == NULL) {
+        int ours = task_runs_on(reader_loop);
+        if (ours < 0) {
             return NULL;
         }
-        int ours = task != Py_None;
-        Py_DECREF(task);
         if (ours) {
             return Py_NewRef(reader_loop);
         }
@@ -1728,22 +1714,26 @@ PyInit__aiospeedups(void)
         w_cancelled_error = PyObject_GetAttrString(asyncio, "CancelledError");
         w_current_task = PyObject_GetAttrString(asyncio, "current_task");
         w_invalid_state = PyObject_GetAttrString(asyncio, "InvalidStateError");
+        w_context_kw = PyTuple_Pack(1, s_context);
+        if (w_cancelled_error == NULL || w_current_task == NULL || w_invalid_state == NULL
+            || w_context_kw == NULL) {
+            Py_DECREF(asyncio);
+            Py_CLEAR(w_cancelled_error);
+            Py_CLEAR(w_current_task);
+            Py_CLEAR(w_invalid_state);
+            Py_CLEAR(w_context_kw);
+            return NULL;
+        }
         PyObject *tasks = PyObject_GetAttrString(asyncio, "tasks");
         PyObject *current = tasks == NULL ? NULL : PyObject_GetAttrString(tasks, "_current_tasks");
         Py_XDECREF(tasks);
+        Py_DECREF(asyncio);
         PyErr_Clear(); /* (no such dict: current_task is called) */
         if (current != NULL && PyDict_CheckExact(current)) {
             w_current_tasks = current;
         }
         else {
             Py_XDECREF(current);
-        }
-        Py_DECREF(asyncio);
-        if (w_cancelled_error == NULL || w_current_task == NULL || w_invalid_state == NULL) {
-            Py_CLEAR(w_cancelled_error);
-            Py_CLEAR(w_current_task);
-            Py_CLEAR(w_invalid_state);
-            return NULL;
         }
     }
     PyObject *m = PyModule_Create(&module);
