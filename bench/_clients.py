@@ -143,6 +143,42 @@ class PlainSocket:
         self.sock.close()
 
 
+class PlainSocketPoll(PlainSocket):
+    """The active client's floor: PlainSocket's bytes, each read after an ``epoll_wait``.
+
+    mint's active mode waits on its mailbox (an epoll of its sockets) and then reads:
+    three system calls a round trip (``epoll_wait``, ``recv``, ``send``), as picows on
+    uvloop makes, where the blocking plain socket makes two (its ``recv`` sleeps).
+    This is that pattern with no WebSocket and no mailbox work: what the poll costs
+    by itself. The socket stays blocking; epoll only says when a read will not sleep.
+    """
+
+    name = "plain socket, epoll then recv"
+
+    def connect(self, port: int) -> None:
+        import select
+
+        PlainSocket.connect(self, port)
+        self.ep = select.epoll()
+        self.ep.register(self.sock.fileno(), select.EPOLLIN)
+
+    def recv(self) -> bytes:
+        view, want, got, recv_into = self.view, self.rlen, 0, self.sock.recv_into
+        poll = self.ep.poll
+        while got < want:
+            if not poll(RECV_TIMEOUT):
+                raise TimeoutError("no echo")
+            k = recv_into(view[got:], want - got)
+            if not k:
+                raise ConnectionError("closed")
+            got += k
+        return self.payload_view
+
+    def close(self) -> None:
+        self.ep.close()
+        PlainSocket.close(self)
+
+
 # mint's functions and frame classes as user code holds them (``from mint.websocket
 # import decode``): module names, bound by the first mint client's connect (mint is
 # imported there). Held as attributes of the client object and called through it,
@@ -369,6 +405,7 @@ SYNC = {
     "mint_h2": MintH2,
     "mint_h1node": MintH1Node,
     "plain_socket": PlainSocket,
+    "plain_poll": PlainSocketPoll,
     "mint_passive": MintPassive,
     "mint_passive_tuned": MintPassive,  # run.py sets GLIBC_TUNABLES for it
     "mint_active": MintActive,
@@ -494,6 +531,10 @@ class Aiohttp:
 
 class MintAio:
     name = "mint asyncio"
+    mode = "passive"
+
+    async def _read(self, conn):
+        return await self.aio.websocket.recv(conn, 0, RECV_TIMEOUT)
 
     async def connect(self, port: int) -> None:
         import mint
@@ -504,12 +545,12 @@ class MintAio:
         aio = mint.aio
         self.aio = aio
         scheme, ws_scheme, options = mint_target()
-        conn = await aio.http.connect(scheme, HOST, port, mode="passive", **options)
+        conn = await aio.http.connect(scheme, HOST, port, mode=self.mode, **options)
         conn, ref = await aio.websocket.upgrade(ws_scheme, conn, "/", [])
         status = headers = None
         early, done = [], False
         while not done:
-            conn, responses = await aio.websocket.recv(conn, 0, RECV_TIMEOUT)
+            conn, responses = await self._read(conn)
             for r in responses:
                 if isinstance(r, Status):
                     status = r.status
@@ -520,7 +561,7 @@ class MintAio:
                 elif isinstance(r, Done):
                     done = True
         conn, ws = aio.websocket.new(
-            conn, ref, status, headers, mode="passive", max_message_size=None
+            conn, ref, status, headers, mode=self.mode, max_message_size=None
         )
         self.conn, self.ref, self.ws = conn, ref, ws
         self.pending: deque = deque()
@@ -544,6 +585,29 @@ class MintAio:
 
     async def close(self) -> None:
         await self.aio.http.close(self.conn)
+
+
+class MintAioActive(MintAio):
+    """asyncio, active mode: the loop's mailbox is fed by a loop reader, read with
+    ``mint.aio.receive`` and handed to ``stream``."""
+
+    name = "mint asyncio active"
+    mode = "active"
+
+    async def _read(self, conn):
+        aio = self.aio
+        result = await aio.websocket.stream(conn, await aio.receive(RECV_TIMEOUT))
+        return (conn, []) if result is aio.http.UNKNOWN else result
+
+    async def recv(self) -> bytes:
+        pending = self.pending
+        while not pending:
+            self.conn, responses = await self._read(self.conn)
+            for r in responses:
+                if type(r) is Data:
+                    self.ws, frames = decode(self.ws, r.data)
+                    pending.extend(frames)
+        return pending.popleft().data
 
 
 class AsyncPlainSocket(PlainSocket):
@@ -631,6 +695,7 @@ ASYNC = {
     "websockets_async": WebsocketsAsync,
     "aiohttp": Aiohttp,
     "mint_aio": MintAio,
+    "mint_aio_active": MintAioActive,
     "plain_aio": AsyncPlainSocket,
 }
 

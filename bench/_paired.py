@@ -36,12 +36,15 @@ from _clients import ASYNC, RECV_TIMEOUT, SYNC, payload_of, ssl_context, ws_url
 # key -> (label, kind): kind picks the driver.
 CLIENTS: list[tuple[str, str, str]] = [
     ("plain_socket", "plain socket (no WS work)", "sync"),
+    ("plain_poll", "plain socket, epoll then recv (no WS work)", "sync"),
     ("plain_aio", "asyncio plain socket (no WS work)", "asyncio"),
     ("plain_aio_uvloop", "asyncio plain socket + uvloop (no WS work)", "uvloop"),
     ("mint_passive", "mint sync passive", "sync"),
     ("mint_active", "mint sync active (mailbox)", "sync"),
     ("mint_aio", "mint asyncio", "asyncio"),
     ("mint_aio_uvloop", "mint asyncio + uvloop", "uvloop"),
+    ("mint_aio_active", "mint asyncio active (mailbox)", "asyncio"),
+    ("mint_aio_active_uvloop", "mint asyncio active (mailbox) + uvloop", "uvloop"),
     ("websockets_sync", "websockets sync", "sync"),
     ("websockets_async", "websockets asyncio", "asyncio"),
     ("wsproto", "wsproto (blocking socket)", "sync"),

@@ -47,7 +47,14 @@ LABEL = dict(CLIENTS)
 MINTS = ("mint_passive", "mint_active", "mint_aio")
 # The interleaved ping-pong (bench/_paired.py): mint's rows, and mint asyncio on uvloop
 # beside them (picows runs on uvloop too).
-PAIRED_MINTS = ("mint_passive", "mint_active", "mint_aio", "mint_aio_uvloop")
+PAIRED_MINTS = (
+    "mint_passive",
+    "mint_active",
+    "mint_aio",
+    "mint_aio_uvloop",
+    "mint_aio_active",
+    "mint_aio_active_uvloop",
+)
 # Clients run with extra environment: not peers (no ratio rows), shown for what a user
 # can set. glibc gives a freed buffer above its trim threshold back to the kernel and
 # faults the pages in again for the next one; a process that moves large messages can
@@ -953,18 +960,27 @@ def summary(res: dict) -> tuple[list[str], list[dict]]:
     return lines, checks
 
 
-# mint's asyncio rows of the interleaved run, each beside the client that does the same
-# awaits with no WebSocket work on the same loop (_clients.AsyncPlainSocket).
-AIO_FLOORS = (("mint_aio", "plain_aio"), ("mint_aio_uvloop", "plain_aio_uvloop"))
+# mint's rows of the interleaved run that wait on a poll, each beside the client that
+# waits the same way with no WebSocket work: the active (mailbox) client beside a plain
+# socket read after an epoll_wait (_clients.PlainSocketPoll), the asyncio ones beside a
+# plain socket awaited on the same loop (_clients.AsyncPlainSocket).
+FLOORS = (
+    ("mint_active", "plain_poll"),
+    ("mint_aio", "plain_aio"),
+    ("mint_aio_uvloop", "plain_aio_uvloop"),
+    ("mint_aio_active", "plain_aio"),
+    ("mint_aio_active_uvloop", "plain_aio_uvloop"),
+)
 
 
 def floors(small: dict, res: dict) -> list[str]:
-    """What the asyncio rows above are made of: mint's asyncio flavour against a
-    plain socket awaited per message the cheapest way found, on the same loop. The
-    gap to the sync plain socket and to picows (callbacks, no task wake-up) that is
-    left above is the await's, not the WebSocket's."""
+    """What the active and asyncio rows above are made of: each mint flavour against a
+    plain socket that waits the same way (an epoll then a read; an await on the same
+    loop) the cheapest way found. The gap to the blocking plain socket (a read that
+    sleeps: two system calls a round trip, not three) and to picows (callbacks, no
+    task wake-up) left above is the wait's, not the WebSocket's."""
     rows = []
-    for m, floor in AIO_FLOORS:
+    for m, floor in FLOORS:
         r = small.get("ratios", {}).get(f"{m}/{floor}")
         if r is None:
             continue
@@ -979,14 +995,17 @@ def floors(small: dict, res: dict) -> list[str]:
         )
     if not rows:
         return []
-    head = ["mint", "CPU µs/rt", "floor: same loop, no WS work", "CPU µs/rt", "ratio"]
+    head = ["mint", "CPU µs/rt", "floor: same wait, no WS work", "CPU µs/rt", "ratio"]
     return [
-        "### The asyncio rows against their floor (16 B ping-pong, interleaved)",
+        "### The active and asyncio rows against their floor (16 B ping-pong, interleaved)",
         "",
-        "Not a target of the issue: what is left of the asyncio gaps above once the "
-        "await itself is paid. The floor sends pre-built frame bytes and awaits a future "
-        "set by a loop reader per reply, with no WebSocket work (`AsyncPlainSocket` in "
-        "`bench/_clients.py`); picows is callback-driven and pays no task wake-up.",
+        "Not a target of the issue: what is left of the gaps above once the wait itself "
+        "is paid. Each floor sends pre-built frame bytes and reads a fixed-size reply with "
+        "no WebSocket work, waiting as the mint flavour beside it does: the active one "
+        "calls `epoll_wait` before each read (`PlainSocketPoll`), as a mailbox does and "
+        "as picows on uvloop does, where the blocking plain socket's read sleeps by itself; "
+        "the asyncio ones await a future set by a loop reader (`AsyncPlainSocket`, both in "
+        "`bench/_clients.py`). picows is callback-driven and pays no task wake-up.",
         "",
         *md_table(head, rows),
         "",

@@ -480,9 +480,44 @@ static PyMethodDef wakeup_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* "await w" from Python code (the mailbox's areceive), as "await future": the wake-up
+ * is its own iterator, which yields itself to the task while pending, then returns its
+ * value (or raises the cancellation). A task throws a cancellation into the awaiting
+ * coroutine itself (no throw() here: it is raised at the await). */
+static PyObject *
+wakeup_await(WakeupObject *w)
+{
+    return Py_NewRef(w);
+}
+
+static PyObject *
+wakeup_iternext(WakeupObject *w)
+{
+    if (w->state == WK_PENDING) {
+        w->blocking = 1;
+        return Py_NewRef(w);
+    }
+    if (w->state == WK_CANCELLED) {
+        return wakeup_cancelled_error(w);
+    }
+    if (w->value == NULL || w->value == Py_None) {
+        return NULL; /* StopIteration: None */
+    }
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, w->value);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return NULL;
+}
+
+static PyAsyncMethods wakeup_as_async = {
+    .am_await = (unaryfunc)wakeup_await,
+};
+
 static PyTypeObject Wakeup_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mint._aiospeedups.Wakeup",
-    .tp_doc = "What a waiting recv yields to its task: a future its loop reader resolves "
+    .tp_doc = "What a wait yields to its task: a future its loop reader resolves "
               "by resuming the task at once.",
     .tp_basicsize = sizeof(WakeupObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -491,7 +526,35 @@ static PyTypeObject Wakeup_Type = {
     .tp_clear = (inquiry)wakeup_clear,
     .tp_methods = wakeup_methods,
     .tp_getset = wakeup_getset,
+    .tp_as_async = &wakeup_as_async,
+    .tp_iter = (getiterfunc)wakeup_await,
+    .tp_iternext = (iternextfunc)wakeup_iternext,
 };
+
+/* wakeup(loop) -> a pending wake-up on loop, for Python code to await. */
+static PyObject *
+wakeup(PyObject *self, PyObject *loop)
+{
+    (void)self;
+    return wakeup_new(loop);
+}
+
+/* wake(w): resolve w (if still pending) with None, resuming its task at once when no
+ * task runs on its loop (a loop callback: the mailbox's reader), else scheduled. */
+static PyObject *
+wake(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!Py_IS_TYPE(arg, &Wakeup_Type)) {
+        PyErr_SetString(PyExc_TypeError, "wake(wakeup)");
+        return NULL;
+    }
+    WakeupObject *w = (WakeupObject *)arg;
+    if (w->state == WK_PENDING && wakeup_resolve(w, WK_DONE, Py_None, 1) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
 
 /* ---------------------------------------------------------------------------------
  * The operation: a C coroutine. */
@@ -1677,6 +1740,11 @@ static PyMethodDef methods[] = {
     {"reader", (PyCFunction)(void (*)(void))reader, METH_FASTCALL,
      "reader(waiter, fd, fragile) -> an AsyncWaiter's loop reader (its _on_readable in "
      "C); fragile: the loop's readers stop at a socket error (uvloop)."},
+    {"wakeup", (PyCFunction)wakeup, METH_O,
+     "wakeup(loop) -> a pending wake-up (a future-like object) on loop, to await."},
+    {"wake", (PyCFunction)wake, METH_O,
+     "wake(wakeup): resolve it with None, resuming its task at once where no task runs "
+     "on its loop (from a loop callback), else scheduled as a future's callbacks are."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(Conn, AsyncTransport, AsyncWaiter, Data, read_burst, recv, stream_request_body, "
      "recv_tail, send_rest, get_running_loop, send_failed) -> (recv, stream_request_body): "

@@ -37,9 +37,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from mint._backend import (
     FOREVER,
@@ -60,6 +60,36 @@ ASYNC_HIGH_WATER = 4 * 2**20
 # The selector of Mailbox.receive: epoll (Linux), else poll. MINT_MAILBOX_POLL=1 takes
 # poll where epoll exists too (tests run both).
 _EPOLL = hasattr(select, "epoll") and not os.environ.get("MINT_MAILBOX_POLL")
+
+
+class _Waiter(Protocol):
+    """What ``areceive`` awaits: a loop future, or with the C module its Wakeup."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, value: None, /) -> None: ...
+
+    def __await__(self) -> Generator[Any, None, object]: ...
+
+
+def _future_waiter(loop: asyncio.AbstractEventLoop) -> _Waiter:
+    return loop.create_future()
+
+
+def _set_none(waiter: _Waiter) -> None:
+    waiter.set_result(None)
+
+
+# An ``areceive`` waits on a Wakeup of mint._aiospeedups where it is built: the loop
+# reader that queued the input resumes the waiting task at once, inside its own
+# callback (``wake``), where a loop future's set_result had the loop resume it one
+# iteration later, through a second callback. Any other resolution (the timer, a
+# ``send`` from a task) is scheduled, as a future's. See the Wakeup in the C file.
+_aio = load_speedup("mint._aiospeedups")
+_new_waiter: Callable[[asyncio.AbstractEventLoop], _Waiter] = (
+    _future_waiter if _aio is None else _aio.wakeup
+)
+_wake: Callable[[_Waiter], None] = _set_none if _aio is None else _aio.wake
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -157,7 +187,7 @@ class Mailbox:
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._fragile = False  # that loop's readers stop at a socket error (uvloop)
         self._probes: dict[int, Any] = {}  # then, a poll of each watched socket's errors
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: set[_Waiter] = set()
         self._unread_bytes = 0
         self._paused = False
 
@@ -474,9 +504,10 @@ class Mailbox:
                 self._watch(loop, fd, transport)
 
     def _wake_async(self) -> None:
-        for waiter in self._waiters:
+        # (a copy: a task resumed at once may wait again, adding to the set)
+        for waiter in tuple(self._waiters):
             if not waiter.done():
-                waiter.set_result(None)
+                _wake(waiter)
 
     async def areceive(self, timeout: float | None = None) -> object:
         """Await the next message without blocking the event loop.
@@ -486,7 +517,9 @@ class Mailbox:
         a BEAM process one task should own it.
 
         Cancelling this call loses nothing: input is queued before any waiter is
-        woken, and a message is taken off the queue only when it is returned.
+        woken, and a message is taken off the queue only when it is returned. With the
+        C module built, the reader that queued it resumes the waiting task at once,
+        inside its own callback (see ``_new_waiter``), as a passive ``recv``'s does.
 
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
@@ -503,7 +536,7 @@ class Mailbox:
             self._resume(loop)
             if waited and deadline is not None and loop.time() >= deadline:
                 raise TimeoutError("no message arrived in the mailbox in time")
-            waiter: asyncio.Future[None] = loop.create_future()
+            waiter = _new_waiter(loop)
             self._waiters.add(waiter)
             timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
@@ -522,7 +555,7 @@ class Mailbox:
         self._finalizer()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
 

@@ -1,0 +1,381 @@
+"""asyncio active mode: how a task awaiting ``areceive`` is woken.
+
+With ``mint._aiospeedups`` built, ``Mailbox.areceive`` awaits a C ``Wakeup`` rather
+than a loop future, and the mailbox's loop reader, having queued what it read, resumes
+the waiting task at once inside its own callback (``_aiospeedups.wake``); a loop
+future's ``set_result`` had the loop resume it one iteration later. Every other
+resolution (the timer, a ``send`` from inside a task) is scheduled, as a future's, and
+a task step never runs inside another task's. Each test runs with the waiter the build
+gives ("built") and with a loop future ("future", the fallback's), on asyncio's loop and
+on uvloop, against a raw server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import importlib
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from servers.raw import OP_BINARY, drain, frame
+from test_fast_io import upgraded
+
+import mint
+import mint.aio
+from mint._speedup import load_speedup
+from mint.http import Data, Done, Headers, Status
+from mint.websocket import Binary
+
+T = TypeVar("T")
+
+# (the module: ``mint.mailbox`` the attribute is the default-mailbox function)
+mailbox_module = importlib.import_module("mint.mailbox")
+
+_c = load_speedup("mint._aiospeedups")
+LOOPS = ["asyncio", "uvloop"]
+WAITERS = [
+    pytest.param(
+        "built",
+        marks=pytest.mark.skipif(_c is None, reason="the C speedups are not in use"),
+    ),
+    "future",
+]
+
+
+def run(loop: str, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(body(), 60)
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(bounded())
+
+
+@pytest.fixture(params=WAITERS)
+def waiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The kind of wait ``areceive`` makes: the build's (a Wakeup where the C module is
+    built), or a loop future resolved by ``set_result`` (the fallback's)."""
+    if request.param == "future":
+        monkeypatch.setattr(mailbox_module, "_new_waiter", mailbox_module._future_waiter)
+        monkeypatch.setattr(mailbox_module, "_wake", mailbox_module._set_none)
+    return str(request.param)
+
+
+class Active:
+    """An active asyncio WebSocket on a raw server, on a mailbox of its own."""
+
+    def __init__(self) -> None:
+        self.box = mint.Mailbox()
+        self.conn: Any = None
+        self.ref: Any = None
+        self.websocket: Any = None
+
+    async def message(self, timeout: float = 10.0) -> object:
+        return await self.box.areceive(timeout)
+
+    async def frames(self, count: int, timeout: float = 10.0) -> list[Any]:
+        out: list[Any] = []
+        while len(out) < count:
+            self.conn, responses = await mint.aio.websocket.stream(
+                self.conn, await self.message(timeout)
+            )
+            for response in responses:
+                assert type(response) is Data
+                self.websocket, frames = mint.websocket.decode(self.websocket, response.data)
+                out += frames
+        return out
+
+    def transport(self) -> Any:
+        return self.conn._transport
+
+
+@pytest.fixture
+def open_active(raw_server: Any) -> Iterator[Callable[..., Coroutine[Any, Any, Active]]]:
+    """``await open_active(script)``: an active WebSocket whose server runs ``script``."""
+    opened_all: list[Active] = []
+
+    async def start(script: Callable[[socket.socket], None]) -> Active:
+        opened = threading.Event()
+        server = raw_server(upgraded(script, opened))
+        ws = Active()
+        opened_all.append(ws)
+        ws.conn = await mint.aio.http.connect(
+            "http", "127.0.0.1", server.port, mode="active", mailbox=ws.box
+        )
+        ws.conn, ws.ref = await mint.aio.websocket.upgrade("ws", ws.conn, "/", [])
+        status = headers = None
+        done = False
+        while not done:
+            ws.conn, responses = await mint.aio.websocket.stream(ws.conn, await ws.message())
+            for r in responses:
+                if isinstance(r, Status):
+                    status = r.status
+                elif isinstance(r, Headers):
+                    headers = r.headers
+                elif isinstance(r, Done):
+                    done = True
+        ws.conn, ws.websocket = mint.aio.websocket.new(
+            ws.conn, ws.ref, status, headers, mode="active"
+        )
+        opened.set()
+        return ws
+
+    yield start
+    for ws in opened_all:
+        if ws.conn is not None:
+            ws.conn._transport.close()
+        ws.box.close()
+
+
+def send_on(*steps: tuple[threading.Event, bytes]) -> Callable[[socket.socket], None]:
+    """A server script: each payload as a binary frame once its event is set."""
+
+    def script(conn: socket.socket) -> None:
+        for event, payload in steps:
+            event.wait(10)
+            conn.sendall(frame(OP_BINARY, payload))
+        with contextlib.suppress(OSError):
+            drain(conn)
+
+    return script
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_woken_task_runs_as_itself(open_active: Any, waiter: str, loop: str) -> None:
+    """Resumed inside the reader's callback, the task runs in its own context (not the
+    reader's, a copy made when it was registered: a value set right after the resume
+    would be gone at the task's next step), as the current task, and what it raises is
+    the task's, not the loop's exception handler's."""
+    go = [threading.Event(), threading.Event()]
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+
+    async def body() -> None:
+        ws = await open_active(send_on((go[0], b"one"), (go[1], b"two")))
+        loop_errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
+        waiting_again = asyncio.Event()
+
+        async def reader() -> None:
+            me = asyncio.current_task()
+            who.set("first")
+            assert await ws.frames(1) == [Binary(b"one")]
+            assert (who.get(), asyncio.current_task()) == ("first", me)
+            who.set("second")
+            await asyncio.sleep(0)  # a step resumed the usual way: the same context
+            assert who.get() == "second"
+            waiting_again.set()
+            assert await ws.frames(1) == [Binary(b"two")]
+            assert (who.get(), asyncio.current_task()) == ("second", me)
+            who.set("third")
+            await asyncio.sleep(0)
+            assert who.get() == "third"
+            raise ValueError("the task's own")
+
+        who.set("main")
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0.05)
+        go[0].set()
+        await waiting_again.wait()
+        await asyncio.sleep(0.05)
+        assert ws.box._waiters  # the second wait is on the loop
+        go[1].set()
+        with pytest.raises(ValueError, match="the task's own"):
+            await task
+        assert who.get() == "main"
+        assert loop_errors == []
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_reader_resumes_the_task_within_its_callback(
+    open_active: Any, waiter: str, loop: str
+) -> None:
+    """What the Wakeup is for: the reader, called by the loop (between task steps),
+    has the waiting task take the message before it returns; with a loop future the
+    task takes it at a later step. Called from inside a task, the reader only
+    schedules the wake-up (a task step inside another's raised RuntimeError, and the
+    woken task hung): the message comes all the same, once."""
+    go = [threading.Event(), threading.Event()]
+
+    async def body() -> None:
+        ws = await open_active(send_on((go[0], b"one"), (go[1], b"two")))
+        loop = asyncio.get_running_loop()
+        got: list[Any] = []
+
+        async def consumer() -> None:
+            for _ in range(2):
+                got.extend(await ws.frames(1))
+
+        task = asyncio.create_task(consumer())
+        transport = ws.transport()
+        fd = transport.sock.fileno()
+        seen: list[int] = []
+        called = asyncio.Event()
+
+        def from_the_loop() -> None:
+            ws.box._on_readable_async(transport)
+            seen.append(len(got))  # the task ran (or not) inside that call
+            called.set()
+
+        async def arrive(event: threading.Event, already: int) -> None:
+            """The next frame sent and in the socket, the loop no longer reading it."""
+            await asyncio.sleep(0.05)
+            assert ws.box._waiters and len(got) == already
+            loop.remove_reader(fd)  # the test calls the reader itself
+            event.set()
+            assert await asyncio.to_thread(wait_readable, fd)
+
+        await arrive(go[0], 0)
+        loop.call_soon(from_the_loop)
+        await called.wait()
+        assert seen == [1 if waiter == "built" else 0]
+        await asyncio.sleep(0.05)
+        assert got == [Binary(b"one")]
+        ws.box._watch(loop, fd, transport)  # the loop reads again
+
+        await arrive(go[1], 1)
+        ws.box._on_readable_async(transport)  # inside this task: scheduled
+        assert len(got) == 1
+        await asyncio.sleep(0.05)
+        ws.box._watch(loop, fd, transport)
+        await task
+        assert got == [Binary(b"one"), Binary(b"two")]
+
+    run(loop, body)
+
+
+def wait_readable(fd: int) -> bool:
+    import select
+
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(10_000))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tasks_waiting_on_one_mailbox_share_its_messages(waiter: str, loop: str) -> None:
+    """Several tasks await one mailbox; messages posted from another thread (the loop
+    runs the wake-up as a callback: each waiting task resumed at once, in turn) and
+    from a task (scheduled) go one to each taker: none lost, none twice, and a task
+    resumed with nothing left waits on (a resumed task waits again before the wake-up
+    is through with the waiters: they are taken from a copy)."""
+
+    async def body() -> None:
+        box = mint.Mailbox()
+        loop_errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
+        try:
+            taken: list[tuple[int, object]] = []
+
+            async def taker(i: int) -> None:
+                while True:
+                    message = await box.areceive(10.0)
+                    if message is None:
+                        return
+                    taken.append((i, message))
+
+            tasks = [asyncio.create_task(taker(i)) for i in range(3)]
+            await asyncio.sleep(0.01)
+            assert len(box._waiters) == 3
+
+            def post(first: int, count: int) -> None:
+                for k in range(first, first + count):
+                    box.send(k)
+
+            await asyncio.to_thread(post, 0, 200)
+            post(200, 100)  # from this task: scheduled wake-ups
+            await asyncio.sleep(0.05)
+            await asyncio.to_thread(post, 300, 1)
+            for _ in tasks:
+                box.send(None)
+            await asyncio.gather(*tasks)
+            assert sorted(int(str(m)) for _, m in taken) == list(range(301))
+            assert not box._waiters
+            assert loop_errors == []
+        finally:
+            box.close()
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_cancelled_or_timed_out_wait_loses_nothing(
+    open_active: Any, waiter: str, loop: str
+) -> None:
+    """A cancelled areceive raises CancelledError, a timed-out one TimeoutError; their
+    waits are gone, and the next areceive has the message that came meanwhile."""
+    go = threading.Event()
+
+    async def body() -> None:
+        ws = await open_active(send_on((go, b"later")))
+        task = asyncio.create_task(ws.message())
+        await asyncio.sleep(0.05)
+        assert len(ws.box._waiters) == 1
+        task.cancel("why")
+        with pytest.raises(asyncio.CancelledError, match="why"):
+            await task
+        assert not ws.box._waiters
+        with pytest.raises(TimeoutError):
+            await ws.message(0.05)
+        assert not ws.box._waiters
+        go.set()
+        await asyncio.sleep(0.1)  # read and queued while nobody waits
+        assert await ws.frames(1, timeout=0.0) == [Binary(b"later")]
+
+    run(loop, body)
+
+
+@pytest.mark.skipif(_c is None, reason="the C speedups are not in use")
+def test_the_wake_up_awaited_from_python() -> None:
+    """``await`` of a Wakeup, as of a future: pending, it yields itself to the task;
+    resolved, it gives its value (``wake``: None; ``set_result``: the value), or raises
+    the cancellation; a task cancelled while it waits gets CancelledError at the await."""
+    assert _c is not None
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        w = _c.wakeup(loop)
+        iterator = w.__await__()
+        assert next(iterator) is w and w._asyncio_future_blocking
+        w.set_result(5)
+        with pytest.raises(StopIteration) as stop:
+            next(iterator)
+        assert stop.value.value == 5
+
+        w = _c.wakeup(loop)
+        loop.call_soon(_c.wake, w)
+        assert await w is None
+        _c.wake(w)  # resolved already: nothing happens
+        assert w.result() is None
+
+        w = _c.wakeup(loop)
+        w.set_result((1, 2))
+        assert await w == (1, 2)  # a tuple stays one value
+
+        w = _c.wakeup(loop)
+        task = asyncio.create_task(_await(w))
+        await asyncio.sleep(0)
+        task.cancel("stop")
+        with pytest.raises(asyncio.CancelledError, match="stop"):
+            await task
+        assert w.cancelled()
+
+        with pytest.raises(TypeError):
+            _c.wake(loop.create_future())
+
+    asyncio.run(body())
+
+
+async def _await(w: Any) -> object:
+    return await w
