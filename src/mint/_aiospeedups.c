@@ -1052,12 +1052,23 @@ running_loop(PyObject *reader_loop)
     return PyObject_CallNoArgs(st.calls[PY_RUNNING_LOOP]);
 }
 
-/* Wait for the socket: a new wake-up, the waiter's future (its reader resolves it,
- * and resumes our task at once), our timer armed when it would fire after the
- * deadline; yield the wake-up to the task, as "await future" yields a future. */
+/* Wait for the socket: our reader registered on the loop (again, when a reader that
+ * fired on a wake-up already resolved, by the timer, took itself off), a new wake-up,
+ * the waiter's future (its reader resolves it, and resumes our task at once), our
+ * timer armed when it would fire after the deadline; yield the wake-up to the task, as
+ * "await future" yields a future. */
 static PySendResult
 recv_wait(OpObject *op, PyObject **result)
 {
+    PyObject *rl = get(W_READER_LOOP, op->waiter);
+    Py_XDECREF(rl); /* compared by identity only */
+    if (rl != op->loop) {
+        PyObject *v = PyObject_CallMethodOneArg(op->waiter, st.s_own_reader, op->loop);
+        if (v == NULL) {
+            return returned(op, NULL, result);
+        }
+        Py_DECREF(v);
+    }
     PyObject *fut = wakeup_new(op->loop);
     if (fut == NULL) {
         return returned(op, NULL, result);
@@ -1124,13 +1135,6 @@ recv_start(OpObject *op, PyObject **result)
     op->loop = running_loop(rl);
     if (op->loop == NULL) {
         return returned(op, NULL, result);
-    }
-    if (rl != op->loop) {
-        PyObject *v = PyObject_CallMethodOneArg(op->waiter, st.s_own_reader, op->loop);
-        if (v == NULL) {
-            return returned(op, NULL, result);
-        }
-        Py_DECREF(v);
     }
     return recv_wait(op, result);
 python:

@@ -283,6 +283,54 @@ def test_timeouts_and_the_timer_a_longer_wait_finds_armed(
 
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("path", PATHS)
+def test_a_wait_woken_by_an_earlier_timer_watches_the_socket_again(
+    open_ws: Any, path: str, loop: str
+) -> None:
+    """The timer an earlier, shorter deadline left armed wakes a wait, which then waits
+    on. When the loop reader fires in between (bytes came in the same iteration, or a
+    stale readiness), it finds the wait woken already, nobody to hand the readiness to,
+    and takes itself off the loop. The wait that goes on must put it back: it waited
+    for its deadline with nobody watching the socket, then timed out with the bytes
+    there (both paths, either loop)."""
+    go = threading.Event()
+    c = load_speedup("mint._aiospeedups")
+
+    async def body() -> None:
+        ws = await open_ws(path, send_when(go, b"after"))
+        task = asyncio.create_task(ws.recv(ws.conn, 0, 3.0))
+        await asyncio.sleep(0.05)
+        waiter = ws.conn._transport._waiter
+        woken = ws.waiting
+        assert woken is not None and waiter._reader_loop is not None
+        reader = waiter._on_readable if c is None else c.reader(waiter, waiter._fd, False)
+        called = asyncio.Event()
+        gone: list[bool] = []
+
+        def timer_then_reader() -> None:
+            waiter._on_timer()  # as the earlier deadline's timer: a wake-up with False
+            reader()  # the wait is woken already: the reader goes
+            gone.append(woken.done() and waiter._reader_loop is None)
+            called.set()
+
+        asyncio.get_running_loop().call_soon(timer_then_reader)
+        await called.wait()
+        assert gone == [True]
+        await asyncio.sleep(0.05)
+        assert not task.done() and ws.waiting is not None  # waiting on, its deadline ahead
+        assert waiter._reader_loop is asyncio.get_running_loop()  # watching again
+        go.set()
+        ws.conn, responses = await task
+        frames: list[Any] = []
+        for response in responses:
+            ws.websocket, more = mint.websocket.decode(ws.websocket, response.data)
+            frames += more
+        assert frames == [Binary(b"after")]
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
 def test_the_end_of_stream_after_a_frame(open_ws: Any, path: str, loop: str) -> None:
     def script(conn: socket.socket) -> None:
         conn.sendall(frame(OP_BINARY, b"last"))

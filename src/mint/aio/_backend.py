@@ -140,10 +140,13 @@ class AsyncWaiter:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         loop = asyncio.get_running_loop()
-        if self._reader_loop is not loop:
-            self.own_reader(loop)
         try:
             while True:
+                if self._reader_loop is not loop:
+                    # The first wait on this loop; or a wait going on after our timer
+                    # woke it, whose reader, firing before the task resumed, found the
+                    # wait woken already and took itself off (see _on_readable).
+                    self.own_reader(loop)
                 future: asyncio.Future[bool] = loop.create_future()
                 self._future = future
                 if deadline is not None and (
