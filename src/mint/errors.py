@@ -53,7 +53,7 @@ _MESSAGES: dict[str, str] = {
     "invalid_mode": "the mode must be 'active' or 'passive'",
     "invalid_protocols": "protocols must be drawn from 'http1' and 'http2'",
     "invalid_transport_opts": "a transport option is not of the documented kind",
-    "invalid_mailbox": "the mailbox must be a mint.Mailbox",
+    "invalid_mailbox": "the mailbox must be an open mint.Mailbox",
     "invalid_conn": "the connection is not one of this flavour's (mint.http or mint.aio.http)",
     "invalid_type": "is_open's type must be 'read', 'write' or 'read_write'",
     "invalid_byte_count": "recv's byte_count must be an int >= 0",

@@ -210,7 +210,9 @@ class Mailbox:
             except RuntimeError:
                 running = None
             if running is loop:
-                self._wake_async()
+                # (the caller may be any code of the loop's thread, a task or a callback:
+                # the waiting task resumes after it, as a future's callbacks run)
+                self._wake_async(eager=False)
             else:
                 try:
                     loop.call_soon_threadsafe(self._wake_async)
@@ -218,8 +220,27 @@ class Mailbox:
                     pass  # the loop closed meanwhile: nobody is waiting on it
 
     # -- ownership -----------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` released this mailbox: it takes no connection any more,
+        and a wait on it is refused once its queue is empty."""
+        return not self._finalizer.alive
+
+    def _refuse_closed(self) -> None:
+        """Raises:
+        HTTPError: ``("invalid_mailbox", self)``: it is closed (its epoll is gone;
+            a raw ``ValueError`` came out of it).
+        """
+        if not self._finalizer.alive:
+            raise HTTPError(("invalid_mailbox", self))
+
     def register(self, transport: Transport) -> None:
-        """Start delivering ``transport``'s input here (the connection went active)."""
+        """Start delivering ``transport``'s input here (the connection went active).
+
+        Raises:
+            HTTPError: ``("invalid_mailbox", self)`` once the mailbox is closed.
+        """
+        self._refuse_closed()
         fd = transport.sock.fileno()
         owner = self._transports.get(fd)
         if owner is transport:
@@ -392,6 +413,11 @@ class Mailbox:
             found, message = self._pop()
             if found:
                 return message
+            if not self._finalizer.alive:
+                if getattr(_local, "mailbox", None) is self:
+                    # The thread's default, closed from another thread: a new one.
+                    return mailbox().receive(timeout)
+                self._refuse_closed()
             if deadline is None:
                 ready = self._poll.poll(-1 if _EPOLL else None)
             elif _EPOLL:  # seconds, which epoll rounds up to its milliseconds
@@ -503,11 +529,15 @@ class Mailbox:
             for fd, transport in self._transports.items():
                 self._watch(loop, fd, transport)
 
-    def _wake_async(self) -> None:
+    def _wake_async(self, eager: bool = True) -> None:
+        """Wake the tasks awaiting ``areceive``: resumed at once (``eager``, from a
+        callback the loop runs: our reader, or a ``send`` from another thread), or
+        scheduled (a ``send`` on the loop's thread, whose caller goes on first)."""
+        wake = _wake if eager else _set_none
         # (a copy: a task resumed at once may wait again, adding to the set)
         for waiter in tuple(self._waiters):
             if not waiter.done():
-                _wake(waiter)
+                wake(waiter)
 
     async def areceive(self, timeout: float | None = None) -> object:
         """Await the next message without blocking the event loop.
@@ -527,12 +557,14 @@ class Mailbox:
         if timeout is not None and (timeout.__class__ is not float or timeout != timeout):
             _check_timeout(timeout)  # (a float that is not NaN needs no call)
         loop = self._bind_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        # (about 31 years or more is no deadline, as for receive: 10**400 overflowed)
+        deadline = None if timeout is None or timeout >= FOREVER else loop.time() + timeout
         waited = False
         while True:
             found, message = self._pop()
             if found:
                 return message
+            self._refuse_closed()
             self._resume(loop)
             if waited and deadline is not None and loop.time() >= deadline:
                 raise TimeoutError("no message arrived in the mailbox in time")
@@ -548,11 +580,22 @@ class Mailbox:
             waited = True
 
     def close(self) -> None:
-        """Release the selector and wake-up sockets (the connections stay as they are)."""
+        """Release the selector and wake-up sockets (the connections stay as they are).
+
+        A closed mailbox takes no connection (``connect``, ``controlling_process`` and
+        ``set_mode`` refuse it with ``HTTPError(("invalid_mailbox", mailbox))``), and a
+        wait on it, once its queue is empty, raises the same. A default mailbox
+        (``mint.mailbox()``, ``mint.aio.mailbox()``) that was closed is replaced by a
+        new one the next time it is asked for.
+        """
         for fd, transport in self._transports.items():
             self._unwatch(fd, transport)
         self._transports.clear()
         self._finalizer()
+        # The C fast path of receive reads these: -1 makes it pass to the Python loop.
+        self._epfd = self._wake_fd = -1
+        if getattr(_local, "mailbox", None) is self:
+            del _local.mailbox
 
 
 def _expire(waiter: _Waiter) -> None:
@@ -572,7 +615,7 @@ _local = threading.local()
 def mailbox() -> Mailbox:
     """The calling thread's default mailbox (created on first use)."""
     box: Mailbox | None = getattr(_local, "mailbox", None)
-    if box is None:
+    if box is None or box.closed:
         box = Mailbox()
         _local.mailbox = box
     return box

@@ -879,3 +879,61 @@ def test_active_receive_times_out(flavour: Flavour, raw_server: Any) -> None:
             await client.close()
 
     run(scenario())
+
+
+def test_a_closed_mailbox_is_refused_and_loses_nothing(flavour: Flavour, ws_server: Any) -> None:
+    """A mailbox closed by the caller: ``connect(mailbox=)`` raised a raw ValueError
+    after connecting (the socket stayed open, unreachable), ``controlling_process``
+    the same after taking the connection off its mailbox (nothing delivered any more),
+    and ``set_mode`` the same. Each is now ``HTTPError(("invalid_mailbox", box))``
+    before anything is done: no socket opened, the connection where it was."""
+
+    def client_sockets() -> int:
+        gc.collect()
+        return sum(
+            1
+            for obj in gc.get_objects()
+            if isinstance(obj, socket.socket)
+            and obj.fileno() >= 0
+            and obj.type == socket.SOCK_STREAM
+            and _peer_port(obj) == ws_server.port
+        )
+
+    async def scenario() -> None:
+        closed = mint.Mailbox()
+        closed.close()
+        before = client_sockets()
+        with pytest.raises(mint.HTTPError) as info:
+            await flavour.http.connect(
+                "http", ws_server.host, ws_server.port, mode="active", mailbox=closed
+            )
+        assert info.value.reason == ("invalid_mailbox", closed)
+        assert client_sockets() == before
+        client = await connect(flavour, ws_server, mode="active")
+        try:
+            await client.upgrade("/echo")
+            with pytest.raises(mint.HTTPError) as info:
+                flavour.http.controlling_process(client.conn, closed)
+            assert info.value.reason == ("invalid_mailbox", closed)
+            await client.send(Text("still here"))
+            assert await client.frames() == [Text("still here")]  # from its own mailbox
+            assert client.mailbox is not None
+            client.conn = flavour.http.set_mode(client.conn, "passive")
+            client.mailbox.close()
+            with pytest.raises(mint.HTTPError) as info:
+                flavour.http.set_mode(client.conn, "active")
+            assert info.value.reason == ("invalid_mailbox", client.mailbox)
+            assert flavour.http.is_open(client.conn)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def _peer_port(sock: socket.socket) -> int | None:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        return int(sock.getpeername()[1])
+    except OSError:
+        return None

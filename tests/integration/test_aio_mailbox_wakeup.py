@@ -310,6 +310,61 @@ def test_tasks_waiting_on_one_mailbox_share_its_messages(waiter: str, loop: str)
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_a_send_from_a_loop_callback_resumes_the_task_after_it(waiter: str, loop: str) -> None:
+    """``Mailbox.send`` on the loop's thread from code that is no task (a callback, a
+    protocol's ``data_received``) wakes the waiting task the scheduled way: the task
+    ran inside the ``send`` call (the caller's next statement came after it, an
+    exception of the task's came out of ``send``, and a lock the caller held was held
+    against the task). Only the loop's own callbacks resume a task at once."""
+
+    class Stop(BaseException):
+        pass
+
+    async def body() -> None:
+        box = mint.Mailbox()
+        try:
+            order: list[str] = []
+            lock = threading.Lock()
+
+            async def consumer() -> None:
+                order.append(f"task got {await box.areceive(10.0)!r}")
+                order.append(f"task took the lock: {lock.acquire(timeout=0.5)}")
+                lock.release()
+                await box.areceive(10.0)
+                raise Stop("the task's own")
+
+            task = asyncio.create_task(consumer())
+            await asyncio.sleep(0.01)
+            done = asyncio.Event()
+            raised: list[BaseException] = []
+
+            def callback(message: str) -> None:
+                try:
+                    with lock:
+                        box.send(message)
+                        order.append("after send")
+                except BaseException as exc:  # (what send must not raise)
+                    raised.append(exc)
+                done.set()
+
+            loop = asyncio.get_running_loop()
+            loop.call_soon(callback, "msg")
+            await done.wait()
+            await asyncio.sleep(0.05)
+            assert order == ["after send", "task got 'msg'", "task took the lock: True"]
+            done.clear()
+            loop.call_soon(callback, "stop")
+            await done.wait()
+            with pytest.raises(Stop, match="the task's own"):
+                await task
+            assert raised == []
+        finally:
+            box.close()
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 def test_a_cancelled_or_timed_out_wait_loses_nothing(
     open_active: Any, waiter: str, loop: str
 ) -> None:

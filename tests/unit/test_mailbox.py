@@ -455,3 +455,96 @@ def test_a_timeout_that_is_not_a_number_is_a_typed_error(timeout: object) -> Non
     for ok in (0, 0.0, -1, 1e-9):
         with pytest.raises(TimeoutError):
             box.receive(ok)
+
+
+def test_a_closed_mailbox_takes_no_connection_and_refuses_a_wait(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    """After ``close``, its epoll is gone: ``register`` (what ``connect``,
+    ``controlling_process`` and ``set_mode`` call) and a wait on it raised a raw
+    ``ValueError`` ("I/O operation on closed epoll object"); the C path would have
+    waited on a descriptor number that may be another file's by then. Now both are
+    ``HTTPError(("invalid_mailbox", box))``; what was queued still comes out first, and
+    a timeout of about 31 years or more is no deadline for ``areceive`` either (a huge
+    int overflowed)."""
+    transport, _peer = pair
+    box.send("queued")
+    box.close()
+    assert box.closed
+    with pytest.raises(HTTPError) as info:
+        box.register(transport)
+    assert info.value.reason == ("invalid_mailbox", box)
+    assert box.receive(0) == "queued"
+    for timeout in (0, 1.0, None):
+        with pytest.raises(HTTPError) as info:
+            box.receive(timeout)
+        assert info.value.reason == ("invalid_mailbox", box)
+
+    async def main() -> None:
+        with pytest.raises(HTTPError) as info:
+            await box.areceive(1.0)
+        assert info.value.reason == ("invalid_mailbox", box)
+        fresh = Mailbox()
+        try:
+            fresh.send("posted")
+            assert await fresh.areceive(10**400) == "posted"
+            asyncio.get_running_loop().call_later(0.01, fresh.send, "later")
+            assert await fresh.areceive(10**400) == "later"
+        finally:
+            fresh.close()
+
+    asyncio.run(main())
+
+
+def test_a_closed_default_mailbox_is_replaced() -> None:
+    """``mint.mailbox()`` and ``mint.aio.mailbox()`` hand out a new mailbox once their
+    default was closed (``mint.receive`` too, by its C entry and its Python function),
+    also when another thread closed it."""
+    errors: list[BaseException] = []
+    defaults: list[Mailbox] = []
+    closed_elsewhere = threading.Event()
+
+    def run() -> None:
+        try:
+            first = mint.mailbox()
+            first.close()
+            second = mint.mailbox()
+            assert second is not first and not second.closed
+            second.send(1)
+            assert mint.receive(1) == 1
+            defaults.append(second)
+            assert closed_elsewhere.wait(10)  # the main thread closed ``second``
+            assert second.closed
+            with pytest.raises(TimeoutError):
+                mint.receive(0.01)  # a new default's timeout, not the closed one's refusal
+            third = mint.mailbox()
+            assert third is not second and not third.closed
+            third.send(3)
+            assert mint.receive(timeout=1) == 3
+            third.close()
+        except BaseException as exc:  # reported by the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not defaults and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert defaults, errors
+    defaults[0].close()
+    closed_elsewhere.set()
+    thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+
+    async def main() -> None:
+        import mint.aio
+
+        first = mint.aio.mailbox()
+        first.close()
+        second = mint.aio.mailbox()
+        assert second is not first and not second.closed
+        second.send("x")
+        assert await mint.aio.receive(1) == "x"
+        second.close()
+
+    asyncio.run(main())

@@ -24,7 +24,7 @@ def mailbox() -> Mailbox:
     """
     loop = asyncio.get_running_loop()
     box = _boxes.get(loop)
-    if box is None:
+    if box is None or box.closed:
         box = Mailbox()
         _boxes[loop] = box
     return box

@@ -172,7 +172,7 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
         HTTPError: ``("invalid_transport_opts", key, value)`` (key ``None``: the
             options are not a mapping), ``("invalid_mailbox", mailbox)``.
     """
-    if mailbox is not None and not isinstance(mailbox, Mailbox):
+    if mailbox is not None and (not isinstance(mailbox, Mailbox) or mailbox.closed):
         raise HTTPError(("invalid_mailbox", mailbox))
     if opts is None:
         return {}
@@ -236,9 +236,10 @@ def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
     """Move an active connection's input, queued messages included, to ``mailbox``.
 
     Raises:
-        HTTPError: ``("invalid_mailbox", mailbox)`` when it is not a :class:`mint.Mailbox`.
+        HTTPError: ``("invalid_mailbox", mailbox)`` when it is not an open
+            :class:`mint.Mailbox` (the connection then stays where it was).
     """
-    if not isinstance(mailbox, Mailbox):
+    if not isinstance(mailbox, Mailbox) or mailbox.closed:
         raise HTTPError(("invalid_mailbox", mailbox), conn=conn)
     old = conn._mailbox
     conn._mailbox = mailbox
