@@ -144,7 +144,7 @@ class PlainSocket:
 
 
 class PlainSocketPoll(PlainSocket):
-    """The active client's floor: PlainSocket's bytes, each read after an ``epoll_wait``.
+    """The active client's floor: PlainSocket's bytes, each reply read after an ``epoll_wait``.
 
     mint's active mode waits on its mailbox (an epoll of its sockets) and then reads:
     three system calls a round trip (``epoll_wait``, ``recv``, ``send``), as picows on
@@ -163,16 +163,10 @@ class PlainSocketPoll(PlainSocket):
         self.ep.register(self.sock.fileno(), select.EPOLLIN)
 
     def recv(self) -> bytes:
-        view, want, got, recv_into = self.view, self.rlen, 0, self.sock.recv_into
-        poll = self.ep.poll
-        while got < want:
-            if not poll(RECV_TIMEOUT):
-                raise TimeoutError("no echo")
-            k = recv_into(view[got:], want - got)
-            if not k:
-                raise ConnectionError("closed")
-            got += k
-        return self.payload_view
+        # (before the first read of a reply: a large one's further reads sleep in recv)
+        if not self.ep.poll(RECV_TIMEOUT):
+            raise TimeoutError("no echo")
+        return PlainSocket.recv(self)
 
     def close(self) -> None:
         self.ep.close()

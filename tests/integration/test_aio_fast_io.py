@@ -452,6 +452,50 @@ def send_on(*steps: tuple[threading.Event, bytes]) -> Callable[[socket.socket], 
     return script
 
 
+async def woken_task_runs_as_itself(
+    frames: Callable[[int], Awaitable[list[Any]]],
+    waiting: Callable[[], bool],
+    go: list[threading.Event],
+) -> None:
+    """The scenario of the test below, shared with active mode's
+    (``test_aio_mailbox_wakeup``): ``frames(1)`` takes the next frame, ``waiting()``
+    says a wait is on the loop, and each ``go`` event has the server send one frame
+    (``b"one"``, then ``b"two"``)."""
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
+    second_wait = asyncio.Event()
+
+    async def reader() -> None:
+        me = asyncio.current_task()
+        who.set("first")
+        assert await frames(1) == [Binary(b"one")]
+        assert (who.get(), asyncio.current_task()) == ("first", me)
+        who.set("second")
+        await asyncio.sleep(0)  # a step resumed the usual way: the same context
+        assert who.get() == "second"
+        second_wait.set()
+        assert await frames(1) == [Binary(b"two")]
+        assert (who.get(), asyncio.current_task()) == ("second", me)
+        who.set("third")
+        await asyncio.sleep(0)
+        assert who.get() == "third"
+        raise ValueError("the task's own")
+
+    who.set("main")
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0.05)
+    go[0].set()
+    await second_wait.wait()
+    await asyncio.sleep(0.05)
+    assert waiting()  # the second wait is on the loop
+    go[1].set()
+    with pytest.raises(ValueError, match="the task's own"):
+        await task
+    assert who.get() == "main"
+    assert loop_errors == []
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("path", PATHS)
 def test_the_woken_task_runs_as_itself(open_ws: Any, path: str, loop: str) -> None:
@@ -462,42 +506,10 @@ def test_the_woken_task_runs_as_itself(open_ws: Any, path: str, loop: str) -> No
     current task, and what it raises must be the task's, not the loop's exception
     handler's."""
     go = [threading.Event(), threading.Event()]
-    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
 
     async def body() -> None:
         ws = await open_ws(path, send_on((go[0], b"one"), (go[1], b"two")))
-        loop_errors: list[dict[str, Any]] = []
-        asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
-        second_wait = asyncio.Event()
-
-        async def reader() -> None:
-            me = asyncio.current_task()
-            who.set("first")
-            assert await ws.frames(1) == [Binary(b"one")]
-            assert (who.get(), asyncio.current_task()) == ("first", me)
-            who.set("second")
-            await asyncio.sleep(0)  # a step resumed the usual way: the same context
-            assert who.get() == "second"
-            second_wait.set()
-            assert await ws.frames(1) == [Binary(b"two")]
-            assert (who.get(), asyncio.current_task()) == ("second", me)
-            who.set("third")
-            await asyncio.sleep(0)
-            assert who.get() == "third"
-            raise ValueError("the task's own")
-
-        who.set("main")
-        task = asyncio.create_task(reader())
-        await asyncio.sleep(0.05)
-        go[0].set()
-        await second_wait.wait()
-        await asyncio.sleep(0.05)
-        assert ws.waiting is not None  # the second wait is on the loop
-        go[1].set()
-        with pytest.raises(ValueError, match="the task's own"):
-            await task
-        assert who.get() == "main"
-        assert loop_errors == []
+        await woken_task_runs_as_itself(ws.frames, lambda: ws.waiting is not None, go)
 
     run(loop, body)
 

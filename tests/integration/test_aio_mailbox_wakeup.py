@@ -13,16 +13,14 @@ on uvloop, against a raw server on loopback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import importlib
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from servers.raw import OP_BINARY, drain, frame
+from test_aio_fast_io import run, send_on, woken_task_runs_as_itself
 from test_fast_io import upgraded
 
 import mint
@@ -30,8 +28,6 @@ import mint.aio
 from mint._speedup import load_speedup
 from mint.http import Data, Done, Headers, Status
 from mint.websocket import Binary
-
-T = TypeVar("T")
 
 # (the module: ``mint.mailbox`` the attribute is the default-mailbox function)
 mailbox_module = importlib.import_module("mint.mailbox")
@@ -45,20 +41,6 @@ WAITERS = [
     ),
     "future",
 ]
-
-
-def run(loop: str, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    factory = None
-    if loop == "uvloop":
-        import uvloop
-
-        factory = uvloop.new_event_loop
-
-    async def bounded() -> T:
-        return await asyncio.wait_for(body(), 60)
-
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(bounded())
 
 
 @pytest.fixture(params=WAITERS)
@@ -137,62 +119,17 @@ def open_active(raw_server: Any) -> Iterator[Callable[..., Coroutine[Any, Any, A
         ws.box.close()
 
 
-def send_on(*steps: tuple[threading.Event, bytes]) -> Callable[[socket.socket], None]:
-    """A server script: each payload as a binary frame once its event is set."""
-
-    def script(conn: socket.socket) -> None:
-        for event, payload in steps:
-            event.wait(10)
-            conn.sendall(frame(OP_BINARY, payload))
-        with contextlib.suppress(OSError):
-            drain(conn)
-
-    return script
-
-
 @pytest.mark.parametrize("loop", LOOPS)
 def test_the_woken_task_runs_as_itself(open_active: Any, waiter: str, loop: str) -> None:
     """Resumed inside the reader's callback, the task runs in its own context (not the
     reader's, a copy made when it was registered: a value set right after the resume
     would be gone at the task's next step), as the current task, and what it raises is
-    the task's, not the loop's exception handler's."""
+    the task's, not the loop's exception handler's (the passive recv's scenario)."""
     go = [threading.Event(), threading.Event()]
-    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
 
     async def body() -> None:
         ws = await open_active(send_on((go[0], b"one"), (go[1], b"two")))
-        loop_errors: list[dict[str, Any]] = []
-        asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
-        waiting_again = asyncio.Event()
-
-        async def reader() -> None:
-            me = asyncio.current_task()
-            who.set("first")
-            assert await ws.frames(1) == [Binary(b"one")]
-            assert (who.get(), asyncio.current_task()) == ("first", me)
-            who.set("second")
-            await asyncio.sleep(0)  # a step resumed the usual way: the same context
-            assert who.get() == "second"
-            waiting_again.set()
-            assert await ws.frames(1) == [Binary(b"two")]
-            assert (who.get(), asyncio.current_task()) == ("second", me)
-            who.set("third")
-            await asyncio.sleep(0)
-            assert who.get() == "third"
-            raise ValueError("the task's own")
-
-        who.set("main")
-        task = asyncio.create_task(reader())
-        await asyncio.sleep(0.05)
-        go[0].set()
-        await waiting_again.wait()
-        await asyncio.sleep(0.05)
-        assert ws.box._waiters  # the second wait is on the loop
-        go[1].set()
-        with pytest.raises(ValueError, match="the task's own"):
-            await task
-        assert who.get() == "main"
-        assert loop_errors == []
+        await woken_task_runs_as_itself(ws.frames, lambda: bool(ws.box._waiters), go)
 
     run(loop, body)
 
