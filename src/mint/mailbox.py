@@ -77,7 +77,10 @@ def _future_waiter(loop: asyncio.AbstractEventLoop) -> _Waiter:
 
 
 def _set_none(waiter: _Waiter) -> None:
-    waiter.set_result(None)
+    """Resolve ``waiter`` the scheduled way, unless it is resolved already (the timer
+    of a wait that a message ended, or a second wake-up)."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 # An ``areceive`` waits on a Wakeup of mint._aiospeedups where it is built: the loop
@@ -231,7 +234,7 @@ class Mailbox:
         HTTPError: ``("invalid_mailbox", self)``: it is closed (its epoll is gone;
             a raw ``ValueError`` came out of it).
         """
-        if not self._finalizer.alive:
+        if self.closed:
             raise HTTPError(("invalid_mailbox", self))
 
     def register(self, transport: Transport) -> None:
@@ -413,7 +416,7 @@ class Mailbox:
             found, message = self._pop()
             if found:
                 return message
-            if not self._finalizer.alive:
+            if self.closed:
                 if getattr(_local, "mailbox", None) is self:
                     # The thread's default, closed from another thread: a new one.
                     return mailbox().receive(timeout)
@@ -533,11 +536,10 @@ class Mailbox:
         """Wake the tasks awaiting ``areceive``: resumed at once (``eager``, from a
         callback the loop runs: our reader, or a ``send`` from another thread), or
         scheduled (a ``send`` on the loop's thread, whose caller goes on first)."""
-        wake = _wake if eager else _set_none
+        wake = _wake if eager else _set_none  # (either leaves a resolved waiter be)
         # (a copy: a task resumed at once may wait again, adding to the set)
         for waiter in tuple(self._waiters):
-            if not waiter.done():
-                wake(waiter)
+            wake(waiter)
 
     async def areceive(self, timeout: float | None = None) -> object:
         """Await the next message without blocking the event loop.
@@ -570,7 +572,7 @@ class Mailbox:
                 raise TimeoutError("no message arrived in the mailbox in time")
             waiter = _new_waiter(loop)
             self._waiters.add(waiter)
-            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
+            timer = None if deadline is None else loop.call_at(deadline, _set_none, waiter)
             try:
                 await waiter
             finally:
@@ -594,13 +596,6 @@ class Mailbox:
         self._finalizer()
         # The C fast path of receive reads these: -1 makes it pass to the Python loop.
         self._epfd = self._wake_fd = -1
-        if getattr(_local, "mailbox", None) is self:
-            del _local.mailbox
-
-
-def _expire(waiter: _Waiter) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _release(*closables: Any) -> None:

@@ -20,13 +20,13 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
+from aio_client import Client, Flavour, connect
 from test_aio_fast_io import run, send_on, woken_task_runs_as_itself
 from test_fast_io import upgraded
 
 import mint
 import mint.aio
 from mint._speedup import load_speedup
-from mint.http import Data, Done, Headers, Status
 from mint.websocket import Binary
 
 # (the module: ``mint.mailbox`` the attribute is the default-mailbox function)
@@ -53,70 +53,28 @@ def waiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return str(request.param)
 
 
-class Active:
-    """An active asyncio WebSocket on a raw server, on a mailbox of its own."""
-
-    def __init__(self) -> None:
-        self.box = mint.Mailbox()
-        self.conn: Any = None
-        self.ref: Any = None
-        self.websocket: Any = None
-
-    async def message(self, timeout: float = 10.0) -> object:
-        return await self.box.areceive(timeout)
-
-    async def frames(self, count: int, timeout: float = 10.0) -> list[Any]:
-        out: list[Any] = []
-        while len(out) < count:
-            self.conn, responses = await mint.aio.websocket.stream(
-                self.conn, await self.message(timeout)
-            )
-            for response in responses:
-                assert type(response) is Data
-                self.websocket, frames = mint.websocket.decode(self.websocket, response.data)
-                out += frames
-        return out
-
-    def transport(self) -> Any:
-        return self.conn._transport
+AIO = Flavour("aio")  # (mint.aio's functions; each test picks its loop with run())
 
 
 @pytest.fixture
-def open_active(raw_server: Any) -> Iterator[Callable[..., Coroutine[Any, Any, Active]]]:
-    """``await open_active(script)``: an active WebSocket whose server runs ``script``."""
-    opened_all: list[Active] = []
+def open_active(raw_server: Any) -> Iterator[Callable[..., Coroutine[Any, Any, Client]]]:
+    """``await open_active(script)``: an active WebSocket on a mailbox of its own, whose
+    raw server runs ``script`` once the client has it."""
+    opened_all: list[Client] = []
 
-    async def start(script: Callable[[socket.socket], None]) -> Active:
+    async def start(script: Callable[[socket.socket], None]) -> Client:
         opened = threading.Event()
-        server = raw_server(upgraded(script, opened))
-        ws = Active()
-        opened_all.append(ws)
-        ws.conn = await mint.aio.http.connect(
-            "http", "127.0.0.1", server.port, mode="active", mailbox=ws.box
-        )
-        ws.conn, ws.ref = await mint.aio.websocket.upgrade("ws", ws.conn, "/", [])
-        status = headers = None
-        done = False
-        while not done:
-            ws.conn, responses = await mint.aio.websocket.stream(ws.conn, await ws.message())
-            for r in responses:
-                if isinstance(r, Status):
-                    status = r.status
-                elif isinstance(r, Headers):
-                    headers = r.headers
-                elif isinstance(r, Done):
-                    done = True
-        ws.conn, ws.websocket = mint.aio.websocket.new(
-            ws.conn, ws.ref, status, headers, mode="active"
-        )
+        client = await connect(AIO, raw_server(upgraded(script, opened)), mode="active")
+        opened_all.append(client)
+        await client.upgrade("/")
         opened.set()
-        return ws
+        return client
 
     yield start
-    for ws in opened_all:
-        if ws.conn is not None:
-            ws.conn._transport.close()
-        ws.box.close()
+    for client in opened_all:  # (the loop is gone: closed without it)
+        client.conn._transport.close()
+        assert client.mailbox is not None
+        client.mailbox.close()
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -129,7 +87,7 @@ def test_the_woken_task_runs_as_itself(open_active: Any, waiter: str, loop: str)
 
     async def body() -> None:
         ws = await open_active(send_on((go[0], b"one"), (go[1], b"two")))
-        await woken_task_runs_as_itself(ws.frames, lambda: bool(ws.box._waiters), go)
+        await woken_task_runs_as_itself(ws.frames, lambda: bool(ws.mailbox._waiters), go)
 
     run(loop, body)
 
@@ -155,20 +113,20 @@ def test_a_reader_resumes_the_task_within_its_callback(
                 got.extend(await ws.frames(1))
 
         task = asyncio.create_task(consumer())
-        transport = ws.transport()
+        transport = ws.conn._transport
         fd = transport.sock.fileno()
         seen: list[int] = []
         called = asyncio.Event()
 
         def from_the_loop() -> None:
-            ws.box._on_readable_async(transport)
+            ws.mailbox._on_readable_async(transport)
             seen.append(len(got))  # the task ran (or not) inside that call
             called.set()
 
         async def arrive(event: threading.Event, already: int) -> None:
             """The next frame sent and in the socket, the loop no longer reading it."""
             await asyncio.sleep(0.05)
-            assert ws.box._waiters and len(got) == already
+            assert ws.mailbox._waiters and len(got) == already
             loop.remove_reader(fd)  # the test calls the reader itself
             event.set()
             assert await asyncio.to_thread(wait_readable, fd)
@@ -179,13 +137,13 @@ def test_a_reader_resumes_the_task_within_its_callback(
         assert seen == [1 if waiter == "built" else 0]
         await asyncio.sleep(0.05)
         assert got == [Binary(b"one")]
-        ws.box._watch(loop, fd, transport)  # the loop reads again
+        ws.mailbox._watch(loop, fd, transport)  # the loop reads again
 
         await arrive(go[1], 1)
-        ws.box._on_readable_async(transport)  # inside this task: scheduled
+        ws.mailbox._on_readable_async(transport)  # inside this task: scheduled
         assert len(got) == 1
         await asyncio.sleep(0.05)
-        ws.box._watch(loop, fd, transport)
+        ws.mailbox._watch(loop, fd, transport)
         await task
         assert got == [Binary(b"one"), Binary(b"two")]
 
@@ -311,16 +269,16 @@ def test_a_cancelled_or_timed_out_wait_loses_nothing(
 
     async def body() -> None:
         ws = await open_active(send_on((go, b"later")))
-        task = asyncio.create_task(ws.message())
+        task = asyncio.create_task(ws.mailbox.areceive(10.0))
         await asyncio.sleep(0.05)
-        assert len(ws.box._waiters) == 1
+        assert len(ws.mailbox._waiters) == 1
         task.cancel("why")
         with pytest.raises(asyncio.CancelledError, match="why"):
             await task
-        assert not ws.box._waiters
+        assert not ws.mailbox._waiters
         with pytest.raises(TimeoutError):
-            await ws.message(0.05)
-        assert not ws.box._waiters
+            await ws.mailbox.areceive(0.05)
+        assert not ws.mailbox._waiters
         go.set()
         await asyncio.sleep(0.1)  # read and queued while nobody waits
         assert await ws.frames(1, timeout=0.0) == [Binary(b"later")]
