@@ -226,6 +226,14 @@ def is_number(value: object) -> bool:
 FOREVER = 1e9
 
 
+def wait_timeout(timeout: float | None) -> float | None:
+    """A checked wait timeout as a clock can add it: ``None`` from :data:`FOREVER` on,
+    and no less than ``-FOREVER`` (negative is "at once"; ``-10**400`` overflowed)."""
+    if timeout is None or timeout >= FOREVER:
+        return None
+    return timeout if timeout > -FOREVER else -FOREVER
+
+
 def connect_timeout(timeout: float | None) -> float | None:
     """A connect timeout as the socket layer takes it: ``None`` from :data:`FOREVER` on."""
     return None if timeout is not None and not timeout < FOREVER else timeout

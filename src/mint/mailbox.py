@@ -42,13 +42,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from mint._backend import (
-    FOREVER,
     READ_BURST,
     error_pending,
     error_probe,
     is_number,
     map_os_error,
     reader_dies_on_error,
+    wait_timeout,
 )
 from mint._backend import BaseTransport as Transport
 from mint._speedup import load_speedup
@@ -411,7 +411,8 @@ class Mailbox:
     def _receive_loop(self, timeout: float | None) -> object:
         """:meth:`receive` in Python: after its C fast path passed, or without it."""
         _check_timeout(timeout)
-        deadline = None if timeout is None or timeout >= FOREVER else time.monotonic() + timeout
+        timeout = wait_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found, message = self._pop()
             if found:
@@ -559,8 +560,8 @@ class Mailbox:
         if timeout is not None and (timeout.__class__ is not float or timeout != timeout):
             _check_timeout(timeout)  # (a float that is not NaN needs no call)
         loop = self._bind_loop()
-        # (about 31 years or more is no deadline, as for receive: 10**400 overflowed)
-        deadline = None if timeout is None or timeout >= FOREVER else loop.time() + timeout
+        timeout = wait_timeout(timeout)
+        deadline = None if timeout is None else loop.time() + timeout
         waited = False
         while True:
             found, message = self._pop()

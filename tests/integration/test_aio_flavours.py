@@ -739,7 +739,8 @@ def test_connects_sharing_a_context_each_offer_their_protocols(
 
 @pytest.mark.parametrize(
     ("timeout", "expect"),
-    [(0, "timeout"), (float("inf"), "open"), (1e300, "open")],
+    [(0, "timeout"), (float("inf"), "open"), (1e300, "open"), (10**400, "open")],
+    ids=["0", "inf", "1e300", "10**400"],
 )
 def test_connect_and_read_timeouts_at_the_ends(
     flavour: Flavour, ws_server: Any, timeout: float, expect: str
@@ -769,6 +770,34 @@ def test_connect_and_read_timeouts_at_the_ends(
             assert isinstance(await flavour.receive(box, timeout), mint.SocketData)
             box.close()
         finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "timeout", [-1, -1e300, -(10**400), float("-inf")], ids=["-1", "-1e300", "-10**400", "-inf"]
+)
+def test_negative_read_timeouts_are_at_once(
+    flavour: Flavour, ws_server: Any, timeout: float
+) -> None:
+    # Negative is "at once", however large: -10**400 raised a raw OverflowError from
+    # recv and receive (a clock cannot add it), where -1 timed out.
+    async def scenario() -> None:
+        client = await connect(flavour, ws_server, mode="passive")
+        box = mint.Mailbox()
+        try:
+            await client.upgrade()
+            with pytest.raises(mint.TransportError) as info:
+                await flavour.websocket.recv(client.conn, 0, timeout)
+            assert info.value.reason == "timeout"
+            client.conn = info.value.conn
+            with pytest.raises(TimeoutError):
+                await flavour.receive(box, timeout)
+            box.send("queued")  # what is there is still handed out
+            assert await flavour.receive(box, timeout) == "queued"
+        finally:
+            box.close()
             await client.close()
 
     run(scenario())

@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, FOREVER, make_ssl_context
+from mint._backend import ALPN_IDS, make_ssl_context, wait_timeout
 from mint.aio._backend import WINDOW_HIGH_WATER
 from mint.aio._mailbox import mailbox as _default_mailbox
 from mint.aio._transport import AsyncTransport
@@ -433,8 +433,7 @@ async def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
-    if timeout is not None and timeout >= FOREVER:
-        timeout = None  # inf, or beyond what a clock can add: no deadline
+    timeout = wait_timeout(timeout)
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,
         # and through the transport, so that an exact byte_count counts it too.

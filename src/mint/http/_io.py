@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, FOREVER, WINDOW_HIGH_WATER, make_ssl_context
+from mint._backend import ALPN_IDS, WINDOW_HIGH_WATER, make_ssl_context, wait_timeout
 from mint._transport import Transport
 from mint.errors import HTTPError, MintError, TransportError
 from mint.http._conn import (
@@ -434,8 +434,7 @@ def recv(
     if conn._mode != "passive":
         raise HTTPError("not_passive", conn=conn)
     _check_recv_args(conn, byte_count, timeout)
-    if timeout is not None and timeout >= FOREVER:
-        timeout = None  # inf, or beyond what a clock can add: no deadline
+    timeout = wait_timeout(timeout)
     if conn._held:
         # What the mailbox had queued when the connection went passive: read first,
         # and through the transport, so that an exact byte_count counts it too.
