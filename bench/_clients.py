@@ -409,6 +409,17 @@ SYNC = {
 }
 
 
+# Bytes a pipelined run lets out before it reads: 100 MiB of 1 MiB messages written
+# ahead once stalled loopback TCP for minutes (the client's receive queue past 32 MiB,
+# a zero window, the server's ACKs dropped as beyond it, retransmission backing off).
+IN_FLIGHT_BYTES = 8 << 20
+
+
+def in_flight(window: int, size: int) -> int:
+    """The messages a pipelined run keeps in flight: ``window``, or fewer of a large size."""
+    return max(1, min(window, IN_FLIGHT_BYTES // max(size, 1)))
+
+
 def measure(
     before, after, n: int, size: int, mode: str, pid: int, wall: float, cpu: float, ticks: int
 ):
@@ -462,7 +473,7 @@ def run_sync(client, sizes, duration, window, pid, modes):
             t0 = clock()
             deadline = t0 + duration
             sent = got = 0
-            for _ in range(window):
+            for _ in range(in_flight(window, size)):
                 send(payload)
                 sent += 1
             while got < sent:
@@ -728,7 +739,7 @@ async def run_async(client, sizes, duration, window, pid, modes):
             t0 = clock()
             deadline = t0 + duration
             sent = got = 0
-            for _ in range(window):
+            for _ in range(in_flight(window, size)):
                 await send(payload)
                 sent += 1
             while got < sent:
@@ -833,7 +844,7 @@ async def run_picows(port, sizes, duration, window, pid, modes):
                 c0 = time.process_time()
                 t0 = clock()
                 st["deadline"] = t0 + duration
-                for _ in range(window):
+                for _ in range(in_flight(window, size)):
                     transport.send(BIN, payload)
                     st["sent"] += 1
                 await asyncio.wait_for(fut, duration + RECV_TIMEOUT * 4)

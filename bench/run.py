@@ -1061,13 +1061,13 @@ def write_report(cfg, raw: dict, res: dict, started: float) -> Path:
         )
         lines += echo_section(echo, "pingpong", "rate", "Ping-pong: round trips/s", False)
         lines += echo_section(
-            echo, "pipelined", "rate", "Pipelined (100 in flight): messages/s", False
+            echo, "pipelined", "rate", "Pipelined (100 in flight, at most 8 MiB): messages/s", False
         )
         lines += echo_section(
             echo,
             "pipelined",
             "mbps",
-            "Pipelined (100 in flight): MB/s (payload, one direction)",
+            "Pipelined (100 in flight, at most 8 MiB): MB/s (payload, one direction)",
             False,
         )
         lines += echo_section(
