@@ -199,32 +199,49 @@ def run_json(argv: list[str], timeout: float, env: dict | None = None) -> dict:
 
 # ------------------------------------------------------------------------- benchmarks
 def bench_echo(cfg, raw) -> None:
+    """Each client in its own process, one process per size: within a repetition, the
+    clients of one size run back to back (a few seconds in all, the order rotating from
+    one repetition to the next), so the figures a ratio compares are seconds apart, not
+    the minutes a process measuring every size took (the same 16 B code moved by 10%
+    between such windows). A repetition's processes are merged into one run per client."""
     exe = build_server()
     server = Server([str(exe), "0"], "C echo server")
     try:
         for rep in range(cfg.reps):
-            for key, label in CLIENTS:
-                log(f"echo run {rep + 1}/{cfg.reps}: {label}")
-                out = run_json(
-                    [
-                        "bench/_clients.py",
-                        "--client",
-                        key,
-                        "--port",
-                        str(server.ports[0]),
-                        "--server-pid",
-                        str(server.pid),
-                        "--duration",
-                        str(cfg.echo_duration),
-                        "--window",
-                        "100",
-                    ],
-                    timeout=300,
-                    env=CLIENT_ENV.get(key),
-                )
-                raw.setdefault("echo", {}).setdefault(key, []).append(out)
-                if "error" in out:
-                    log(f"  {key}: {out['error']}")
+            merged: dict = {}
+            shift = rep % len(CLIENTS)
+            order = CLIENTS[shift:] + CLIENTS[:shift]
+            for size in SIZES:
+                log(f"echo run {rep + 1}/{cfg.reps}: {human_size(size)}")
+                for key, label in order:
+                    out = run_json(
+                        [
+                            "bench/_clients.py",
+                            "--client",
+                            key,
+                            "--port",
+                            str(server.ports[0]),
+                            "--server-pid",
+                            str(server.pid),
+                            "--sizes",
+                            str(size),
+                            "--duration",
+                            str(cfg.echo_duration),
+                            "--window",
+                            "100",
+                        ],
+                        timeout=300,
+                        env=CLIENT_ENV.get(key),
+                    )
+                    if "error" in out:
+                        log(f"  {key} ({label}), {human_size(size)}: {out['error']}")
+                    run = merged.setdefault(key, {"client": key, "results": []})
+                    if "results" in out:
+                        run["results"].extend(out["results"])
+                    else:
+                        run.update({k: v for k, v in out.items() if k != "results"})
+            for key, _label in CLIENTS:
+                raw.setdefault("echo", {}).setdefault(key, []).append(merged[key])
     finally:
         server.stop()
 
@@ -447,7 +464,7 @@ def reduce_echo(raw_echo: dict) -> dict:
     out = {}
     for key, runs in raw_echo.items():
         cells: dict = {}
-        notes = [r.get("error") or r.get("skip") for r in runs if "results" not in r]
+        notes = [r.get("error") or r.get("skip") for r in runs]
         for r in runs:
             for m in r.get("results", []):
                 cell = cells.setdefault(f"{m['mode']}:{m['size']}", {})
