@@ -7,6 +7,7 @@ is enough to build an extension outside the package.
 from __future__ import annotations
 
 import struct
+import zlib
 
 import pytest
 
@@ -324,6 +325,102 @@ def test_extension_encode_error_raises_with_websocket() -> None:
         encode(ws, Text("x"))
     assert info.value.reason == "compression_error"
     assert info.value.websocket is ws
+
+
+class Refuser(Extension):
+    """Refuses every message while ``refusing`` is set (a policy extension, after
+    permessage-deflate in the chain, sees compressed bytes), and counts the messages it
+    was told were not sent."""
+
+    name = "x-refuser"
+    rsv_bits = 0
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        ext = Refuser(self.params, self.opts)
+        ext.state = 0
+        ext.refusing = self.refusing
+        return ext
+
+    refusing = False
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        if self.refusing:
+            raise WebSocketError(("forbidden", self.name), close_code=1008)
+        return message
+
+    def encode_aborted(self) -> None:
+        self.state += 1
+
+
+def test_a_refused_message_leaves_no_trace_in_the_deflate_context() -> None:
+    # The refusal came after permessage-deflate had compressed the message into its
+    # context: the next message referred back to bytes the peer never received, and
+    # the peer failed the connection, though the caller went on with e.websocket.
+    from mint.websocket.permessage_deflate import PerMessageDeflate
+
+    exts = accepted(PerMessageDeflate(), Refuser(), header="permessage-deflate, x-refuser")
+    ws = new_websocket(extensions=exts)
+    first = "the quick brown fox jumps over the lazy dog " * 3
+    refused = "secret words nobody may read, said twice: secret words nobody may read"
+    last = "secret words nobody may read".replace("secret", "public") + " " + refused[6:]
+    ws, one = encode(ws, Text(first))
+    exts[1].refusing = True
+    with pytest.raises(WebSocketError) as info:
+        encode(ws, Text(refused))
+    exts[1].refusing = False
+    assert info.value.reason == ("forbidden", "x-refuser")
+    ws = info.value.websocket
+    ws, three = encode(ws, Text(last))
+    assert exts[1].state == 1
+    # The server's side: one inflater over the messages it received (RFC 7692 7.2.2).
+    inflater = zlib.decompressobj(-15)
+    got = []
+    for data in (one, three):
+        b0, payload = unmask(data)
+        assert b0 == 0x80 | RSV1 | 1
+        got.append(inflater.decompress(payload + b"\x00\x00\xff\xff").decode())
+    assert got == [first, last]
+    # And the client's own later messages still refer back to what was sent.
+    ws, four = encode(ws, Text(last))
+    assert len(unmask(four)[1]) < len(unmask(three)[1])
+    assert inflater.decompress(unmask(four)[1] + b"\x00\x00\xff\xff").decode() == last
+
+
+def test_every_extension_that_ran_is_told_the_message_was_not_sent() -> None:
+    # The one that refused included; one after it never saw the message.
+    class Counting(Refuser):
+        name = "x-counting"
+
+        def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+            ext = Counting(self.params, self.opts)
+            ext.state = 0
+            return ext
+
+        def encode(self, message: RawMessage) -> RawMessage:
+            return message
+
+    class Failing(Counting):
+        name = "x-failing"
+
+        def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+            ext = Failing(self.params, self.opts)
+            ext.state = 0
+            return ext
+
+        def encode_aborted(self) -> None:
+            raise RuntimeError("a bug in the hook: the refusal is still what is raised")
+
+    exts = accepted(Counting(), Refuser(), Failing(), header="x-counting, x-refuser, x-failing")
+    ws = new_websocket(extensions=exts)
+    exts[1].refusing = True
+    with pytest.raises(WebSocketError) as info:
+        encode(ws, Binary(b"a secret"))
+    exts[1].refusing = False
+    assert info.value.reason == ("forbidden", "x-refuser")
+    assert [exts[0].state, exts[1].state, exts[2].state] == [1, 1, 0]
+    ws, data = encode(ws, Binary(b"public"))
+    assert unmask(data) == (0x82, b"public")
+    assert [exts[0].state, exts[1].state, exts[2].state] == [1, 1, 0]
 
 
 def test_bit_left_set_is_malformed_reserved() -> None:

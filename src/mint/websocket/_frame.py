@@ -485,6 +485,22 @@ def encode(websocket: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, b
     return websocket, _frame_py(b0, payload, keys.pool, at)
 
 
+def _abort_encode(ran: Sequence[Extension]) -> None:
+    """Tell the extensions that ran on a message that it will not be sent.
+
+    Without this, a refusal by a later extension left permessage-deflate's context
+    holding a message the peer never saw: every later message referred back to it,
+    and the peer failed the connection ("decompression failed"), though the caller had
+    gone on with the WebSocket the error carried, as it is told to. A hook that fails
+    is the extension's bug: the encode error the caller gets says what happened.
+    """
+    for ext in ran:
+        try:
+            ext.encode_aborted()
+        except Exception:  # the original error is the one to raise
+            continue
+
+
 def _not_a_websocket(value: object) -> WebSocketError:
     """What ``encode``/``decode`` raise for a first argument that is no WebSocket (a
     raw ``AttributeError`` before)."""
@@ -534,13 +550,15 @@ def _encode(ws: WebSocket, frame: Frame | Shorthand) -> tuple[WebSocket, bytes]:
             raise WebSocketError("control_frame_too_large", websocket=ws)
     elif cfg.extensions:
         message = RawMessage(opcode, 0, payload)
-        for ext in cfg.extensions:
+        for i, ext in enumerate(cfg.extensions):
             try:
                 message = _checked(ext.encode(message), message, type(ext).rsv_bits)
             except WebSocketError as exc:
                 exc.websocket = ws
+                _abort_encode(cfg.extensions[: i + 1])
                 raise
             except Exception as exc:
+                _abort_encode(cfg.extensions[: i + 1])
                 raise _extension_error(ext, exc, websocket=ws) from exc
         payload = message.data
         rsv = message.rsv & _RSV_MASK

@@ -63,6 +63,9 @@ The rules the codec relies on:
   cause: inline with close code 1011 (internal error) from ``decode``, so the frames
   before it are still delivered; raised from ``encode`` and from ``new``
   (``negotiate``), with ``.websocket`` or ``.conn`` as any other error there.
+- When ``encode`` raises (in any extension of the chain), every extension whose
+  ``encode`` ran for that message is told with ``encode_aborted()``: the message is not
+  sent, and state an extension keeps across messages must not remember it.
 - ``WebSocket`` values are immutable, but an extension may keep mutable state of its
   own (a zlib context) on the instance ``negotiate`` returned: that instance belongs
   to one connection. ``negotiate`` must therefore return a new instance, never
@@ -220,6 +223,17 @@ class Extension:
     def encode(self, message: RawMessage) -> RawMessage:
         """Transform an outgoing data message; the default returns it unchanged."""
         return message
+
+    def encode_aborted(self) -> None:
+        """The message the last :meth:`encode` call was given will not be sent.
+
+        Called on every extension whose ``encode`` ran for a message (the one that
+        failed included) when an extension in the chain raised: the caller goes on with
+        the WebSocket the error carries, so an extension that keeps state across
+        messages must forget what that call recorded (permessage-deflate starts a new
+        compression context: a message the peer never received must not be referred
+        back to). The default does nothing.
+        """
 
     def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
         """Transform an incoming data message; the default returns it unchanged.

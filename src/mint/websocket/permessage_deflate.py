@@ -275,6 +275,20 @@ class PerMessageDeflate(Extension):
         data = head + end[:-4] if head else end[:-4]
         return RawMessage(message.opcode, message.rsv | RSV1, data)
 
+    def encode_aborted(self) -> None:
+        """Forget the message just compressed: it will not be sent.
+
+        A later extension refused it (or zlib failed on it), and with context takeover
+        the next message would refer back to bytes the peer never inflated. A deflate
+        stream made by a new compressor refers to nothing before it, so the peer's
+        inflater, whatever its window holds, reads it right: no copy of the context
+        per message (a quarter of a megabyte at 15 window bits) to roll back to.
+        """
+        agreement = self.agreement
+        if self._deflater is not None and agreement is not None:
+            wbits = max(agreement.client_max_window_bits, _MIN_DEFLATE_BITS)
+            self._deflater = zlib.compressobj(self._level, zlib.DEFLATED, -wbits, self._mem_level)
+
     def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
         """Inflate a whole incoming message with RSV1 (RFC 7692 7.2.2), at most ``limit`` bytes.
 
