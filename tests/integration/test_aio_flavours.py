@@ -820,32 +820,61 @@ def test_unusable_names_and_ca_files_are_typed(flavour: Flavour, tmp_path: Any) 
     run(scenario())
 
 
-@pytest.mark.parametrize("what", ["websocket", "request"])
+def _upgrade_and_hold(release: threading.Event) -> Any:
+    """A 101, then nothing read until ``release``: a client's big send fills the socket."""
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            conn.sendall(handshake_response(request))
+            release.wait(10.0)
+
+    return handler
+
+
+@pytest.mark.parametrize("what", ["websocket", "request", "send"])
 def test_a_close_ends_another_tasks_passive_wait(
     flavour: Flavour, raw_server: Any, what: str
 ) -> None:
     # Sharing a connection between tasks is the caller's to order; still, a task
     # waiting in recv when another closes the connection ends (TransportError
-    # "closed"), rather than wait for ever with no reader and no timer left.
+    # "closed"), rather than wait for ever with no reader and no timer left. A send
+    # waiting for the socket to drain too: its loop writer was taken off only when
+    # the woken send ran, after the socket had closed, and uvloop aborted the process
+    # on the watcher of a closed descriptor ("Fatal Python error: Aborted").
     if not flavour.name.startswith("aio"):
         pytest.skip("one thread cannot close while it waits")
-    server = raw_server(upgrade_then(then_close=False) if what == "websocket" else never_answer)
+    release = threading.Event()
+    if what == "websocket":
+        server = raw_server(upgrade_then(then_close=False))
+    elif what == "send":
+        server = raw_server(_upgrade_and_hold(release))
+    else:
+        server = raw_server(never_answer)
 
     async def scenario() -> None:
         client = await connect(flavour, server, mode="passive")
-        if what == "websocket":
-            await client.upgrade()
-        else:
+        if what == "request":
             client.conn, _ref = await flavour.http.request(client.conn, "GET", "/", [])
-        waiting = asyncio.ensure_future(flavour.websocket.recv(client.conn, 0, None))
+        else:
+            await client.upgrade()
+        if what == "send":
+            waiting = asyncio.ensure_future(client.send(Binary(bytes(64 << 20))))
+        else:
+            waiting = asyncio.ensure_future(flavour.websocket.recv(client.conn, 0, None))
         await asyncio.sleep(0.1)
         assert not waiting.done()
         await flavour.http.close(client.conn)
         with pytest.raises(mint.TransportError) as info:
             await asyncio.wait_for(waiting, 2.0)
         assert info.value.reason == "closed"
+        await asyncio.sleep(0.05)  # loop iterations with the descriptor closed
+        release.set()
 
-    run(scenario())
+    try:
+        run(scenario())
+    finally:
+        release.set()
 
 
 def test_a_request_the_socket_could_not_take_was_never_made(

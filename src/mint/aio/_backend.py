@@ -89,6 +89,7 @@ class AsyncWaiter:
         "_timer_at",
         "_timer_loop",
         "_write_future",
+        "_write_loop",
         "_writer",
     )
 
@@ -110,6 +111,8 @@ class AsyncWaiter:
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         # A send's wait for the socket to take more (see _wait_writable), or None.
         self._write_future: asyncio.Future[bool] | None = None
+        # The loop that wait's writer is registered on, until the wait or close takes it off.
+        self._write_loop: asyncio.AbstractEventLoop | None = None
         # Set while a send is under way past its first write (see write_turn).
         self._writer: asyncio.Future[None] | None = None
 
@@ -260,12 +263,14 @@ class AsyncWaiter:
                 raise TransportError("timeout")
             timer = loop.call_later(remaining, _wake, future, False)
         loop.add_writer(fd, _wake, future, True)
-        self._write_future = future
+        self._write_future, self._write_loop = future, loop
         try:
             ready = await future
         finally:
             self._write_future = None
-            loop.remove_writer(fd)
+            if self._write_loop is loop:  # (else close took the writer off already)
+                self._write_loop = None
+                loop.remove_writer(fd)
             if timer is not None:
                 timer.cancel()
         if not ready:
@@ -326,6 +331,13 @@ class AsyncWaiter:
         self.flush_later(None)
         self.release_reader()
         self.release_timer()
+        # A send's writer too, now, before the socket closes: taken off by the wait
+        # once woken, it was a watcher of a closed descriptor until then (uvloop
+        # aborted the process: "Fatal Python error: Aborted"), and the number may be
+        # another socket's by the time the wait runs.
+        write_loop, self._write_loop = self._write_loop, None
+        if write_loop is not None and not write_loop.is_closed():
+            write_loop.remove_writer(self._fd)
         # A wait of another task's (a recv, a send into a full socket) would wait for
         # ever once the reader and the timer are gone: it is woken, and its read or
         # write finds the socket closed (TransportError "closed").
