@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from typing import Any
 
 import pytest
@@ -227,6 +228,39 @@ def test_a_reset_connection_ends_every_open_request(h2_fault: Any, mode: str) ->
             assert ends == [Error(ref, mint.TransportError(info.value.reason))], seen
         assert mint.http.open_request_count(conn) == 0
         assert not mint.http.is_open(conn)
+    finally:
+        mint.http.close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_write_the_reset_cuts_short_ends_the_connection(h2_fault: Any, mode: str) -> None:  # noqa: F811
+    # The reset is found by a write, not a read: the connection ends as it does for a
+    # read (Mint's HTTP/2 marks itself closed when a send fails with :closed). It
+    # stayed open before, the socket too, and the open requests never ended.
+    peer = h2_fault()
+    conn = connect_h2(peer, mode)
+    try:
+        conn, held = mint.http.request(conn, "GET", "/hold", [])
+        conn, abort = mint.http.request(conn, "GET", "/abort", [])
+        time.sleep(0.3)  # the reset is in, nothing read
+        failure = None
+        for path in ("/a", "/b", "/c"):
+            try:
+                conn, _ref = mint.http.request(conn, "GET", path, [])
+            except mint.TransportError as exc:
+                failure = exc
+                break
+            time.sleep(0.1)
+        assert failure is not None, "no write failed"
+        assert failure.reason == "closed"
+        conn = failure.conn
+        ends = [r for r in failure.responses if isinstance(r, Error | Done)]
+        assert ends == [Error(held, failure), Error(abort, failure)], failure.responses
+        assert not mint.http.is_open(conn)
+        assert not mint.http.is_open(conn, "read")
+        assert mint.http.open_request_count(conn) == 0
+        with pytest.raises(mint.MintError):
+            mint.http.request(conn, "GET", "/again", [])
     finally:
         mint.http.close(conn)
 

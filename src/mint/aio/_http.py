@@ -219,7 +219,7 @@ async def request(
         if WINDOW_HIGH_WATER is not None and body is not None:
             await _await_window(conn, WINDOW_HIGH_WATER)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
 
 
@@ -247,7 +247,7 @@ async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Co
         if WINDOW_HIGH_WATER is not None:
             await _await_window(conn, WINDOW_HIGH_WATER)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn
 
 
@@ -305,7 +305,9 @@ async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
     try:
         await _flush(conn)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        # (what was read is the caller's all the same: before the Errors of the end)
+        exc.responses = [*responses, *exc.responses]
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     except BaseException:
         # Cancelled while writing (a WINDOW_UPDATE, an ack, queued body bytes): the
         # responses are the caller's all the same, so the next call returns them.
@@ -364,6 +366,23 @@ def _read_failed(conn: Conn, exc: TransportError) -> MintError:
     if exc.reason != "timeout":
         return _failed(conn, exc)
     return _attach(exc, conn)
+
+
+def _cut_short(conn: Conn, exc: MintError) -> MintError:
+    """An HTTP/2 write the peer cut short (``"closed"``: a reset, a pipe closed under
+    it) ends the connection as a failed read does: ``is_open`` turns false, and every
+    open request's ``Error`` comes in ``.responses`` (Mint's HTTP/2 marks itself closed
+    then). It stayed open before: the next write said ``request_body_not_streaming``
+    for a Close that never went out. HTTP/1.1 stops taking requests by its session's
+    account already; an upgraded connection's reads tell the WebSocket its end."""
+    if (
+        type(exc) is TransportError
+        and exc.reason == "closed"
+        and conn._session.protocol == "http2"
+        and not conn._transport.closed
+    ):
+        return _failed(conn, exc)
+    return exc
 
 
 def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
@@ -509,7 +528,7 @@ async def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
         ref: Ref = conn._session.ping(payload)
         await _flush(conn)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
 
 
@@ -533,5 +552,5 @@ async def cancel_request(conn: Conn, ref: Ref) -> Conn:
         if not conn._transport.closed:
             await _flush(conn)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn

@@ -220,7 +220,7 @@ def request(
         if WINDOW_HIGH_WATER is not None and body is not None:
             _await_window(conn, WINDOW_HIGH_WATER)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
 
 
@@ -248,7 +248,7 @@ def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
         if WINDOW_HIGH_WATER is not None:
             _await_window(conn, WINDOW_HIGH_WATER)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn
 
 
@@ -306,7 +306,9 @@ def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
     try:
         _flush(conn)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        # (what was read is the caller's all the same: before the Errors of the end)
+        exc.responses = [*responses, *exc.responses]
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     except BaseException:
         # Cancelled while writing (a WINDOW_UPDATE, an ack, queued body bytes): the
         # responses are the caller's all the same, so the next call returns them.
@@ -365,6 +367,23 @@ def _read_failed(conn: Conn, exc: TransportError) -> MintError:
     if exc.reason != "timeout":
         return _failed(conn, exc)
     return _attach(exc, conn)
+
+
+def _cut_short(conn: Conn, exc: MintError) -> MintError:
+    """An HTTP/2 write the peer cut short (``"closed"``: a reset, a pipe closed under
+    it) ends the connection as a failed read does: ``is_open`` turns false, and every
+    open request's ``Error`` comes in ``.responses`` (Mint's HTTP/2 marks itself closed
+    then). It stayed open before: the next write said ``request_body_not_streaming``
+    for a Close that never went out. HTTP/1.1 stops taking requests by its session's
+    account already; an upgraded connection's reads tell the WebSocket its end."""
+    if (
+        type(exc) is TransportError
+        and exc.reason == "closed"
+        and conn._session.protocol == "http2"
+        and not conn._transport.closed
+    ):
+        return _failed(conn, exc)
+    return exc
 
 
 def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
@@ -510,7 +529,7 @@ def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
         ref: Ref = conn._session.ping(payload)
         _flush(conn)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
 
 
@@ -534,5 +553,5 @@ def cancel_request(conn: Conn, ref: Ref) -> Conn:
         if not conn._transport.closed:
             _flush(conn)
     except MintError as exc:
-        raise _attach(exc, conn) from exc.__cause__
+        raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn
