@@ -642,6 +642,32 @@ def test_stream_leaves_other_messages_alone(open_active: Any, path: str) -> None
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        ("econnreset", "econnreset"),
+        (ConnectionResetError(104, "reset"), "closed"),
+        (42, ("socket_error", 42)),
+        (mint.TransportError("timeout"), "timeout"),
+    ],
+    ids=["str", "oserror", "other", "transport_error"],
+)
+def test_a_socket_error_a_caller_built_is_typed(
+    open_active: Any, path: str, error: Any, reason: Any
+) -> None:
+    # The mailbox posts SocketError(socket, TransportError); API.md gives the message
+    # as SocketError(socket, error) without a type, and stream raised a raw
+    # AttributeError for any other error.
+    client = open_active(lambda conn: None)
+    stream = stream_of(path)
+    with pytest.raises(mint.TransportError) as info:
+        stream(client.conn, mint.SocketError(client.conn._transport.sock, error))
+    assert info.value.reason == reason
+    assert info.value.conn is not None
+    assert not mint.http.is_open(info.value.conn)
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("ending", ["close", "reset"])
 def test_stream_at_the_end_of_the_socket(open_active: Any, path: str, ending: str) -> None:
     def script(conn: socket.socket) -> None:

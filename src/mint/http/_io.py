@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mint._backend import ALPN_IDS, WINDOW_HIGH_WATER, make_ssl_context, wait_timeout
+from mint._backend import ALPN_IDS, WINDOW_HIGH_WATER, make_ssl_context, map_os_error, wait_timeout
 from mint._transport import Transport
 from mint.errors import HTTPError, MintError, TransportError
 from mint.http._conn import (
@@ -426,7 +426,16 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         return _process(conn, message.data)
     if isinstance(message, SocketClosed):
         return _closed(conn)
-    raise _failed(conn, message.error)
+    error = message.error
+    if not isinstance(error, MintError):
+        # One the caller built (the mailbox posts TransportErrors): an exception as a
+        # failed read's, a str as the reason, anything else tagged (a raw
+        # AttributeError before).
+        if isinstance(error, BaseException):
+            error = map_os_error(error)
+        else:
+            error = TransportError(error if isinstance(error, str) else ("socket_error", error))
+    raise _failed(conn, error)
 
 
 def recv(
