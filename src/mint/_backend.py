@@ -380,6 +380,7 @@ class BaseTransport:
         "_waiter",
         "closed",
         "reader_busy",
+        "send_timeout",
         "sock",
         "tls",
     )
@@ -393,6 +394,9 @@ class BaseTransport:
         # blocking mode (see Waiter); ``ssl.SSLSocket`` takes no flags, and is never.
         self._nowait = 0 if isinstance(sock, ssl.SSLSocket) else socket.MSG_DONTWAIT
         self.closed = False
+        # How long a send may wait for the socket to take more (transport_opts'
+        # send_timeout; None: as long as it takes).
+        self.send_timeout: float | None = None
         # Bytes a cancelled (or interrupted) send still owes the peer: they go first.
         self._unsent = b""
         # How writing them failed, if it did (see send_failure).

@@ -27,6 +27,7 @@ from servers.raw import (
     frame,
     handshake_response,
     never_answer,
+    parse_frames,
     read_request,
     upgrade_then,
 )
@@ -830,6 +831,74 @@ def _upgrade_and_hold(release: threading.Event) -> Any:
             release.wait(10.0)
 
     return handler
+
+
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_send_timeout_bounds_a_write_to_a_peer_that_stops_reading(
+    flavour: Flavour, raw_server: Any, mode: str
+) -> None:
+    # transport_opts' send_timeout (:gen_tcp's option): a write to a peer that stops
+    # reading blocked for ever, and nothing could bound it in a blocking program. The
+    # write ends with TransportError "timeout"; what it had not written goes out
+    # first when the peer reads again, so the byte stream stays whole.
+    release = threading.Event()
+    received: list[Any] = []
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if not request:
+            return
+        conn.sendall(handshake_response(request))
+        release.wait(20.0)
+        data = bytearray()
+        while len(data) < wire:  # (read at once: the client's send waits 0.5 s at most)
+            more = conn.recv(1 << 22)
+            if not more:
+                return
+            data += more
+        received.extend(parse_frames(bytes(data))[0])
+
+    server = raw_server(handler)
+    big = bytes(range(256)) * (1 << 18)  # 64 MiB: more than the socket buffers hold
+    wire = (14 + len(big)) + (6 + len(b"after"))  # both frames, masked, as they go out
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode, transport_opts={"send_timeout": 0.5})
+        try:
+            await client.upgrade()
+            started = time.monotonic()
+            with pytest.raises(mint.TransportError) as info:
+                await client.send(Binary(big))
+            waited = time.monotonic() - started
+            assert info.value.reason == "timeout"
+            assert 0.4 < waited < 5.0
+            client.conn = info.value.conn
+            assert flavour.http.is_open(client.conn)
+            release.set()
+            await client.send(Text("after"))  # the rest of the big one goes first
+            for _ in range(200):
+                if len(received) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert [(f.opcode, len(f.payload)) for f in received] == [(2, len(big)), (1, 5)]
+            assert received[0].payload == big and received[1].payload == b"after"
+        finally:
+            release.set()
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("value", [-1, "1", float("nan")])
+def test_send_timeout_is_checked(flavour: Flavour, ws_server: Any, value: Any) -> None:
+    async def scenario() -> None:
+        with pytest.raises(mint.HTTPError) as info:
+            await flavour.http.connect(
+                "http", ws_server.host, ws_server.port, transport_opts={"send_timeout": value}
+            )
+        assert info.value.reason[:2] == ("invalid_transport_opts", "send_timeout")
+
+    run(scenario())
 
 
 @pytest.mark.parametrize("what", ["websocket", "request", "send"])

@@ -116,6 +116,12 @@ class AsyncTransport(BaseTransport):
         view = memoryview(data)
         sock = self.sock
         nowait = self._nowait
+        # transport_opts' send_timeout: how long the socket may take nothing (a peer
+        # that stops reading, and a send waited for ever); each write that goes in
+        # starts it again, so a large one over a slow link is not cut short. What is
+        # left then goes out first, at the next send.
+        limit = self.send_timeout
+        deadline = None if limit is None else time.monotonic() + limit
         waiter.start_write()
         try:
             while view:
@@ -124,12 +130,14 @@ class AsyncTransport(BaseTransport):
                 except ssl.SSLWantReadError:
                     # TLS wants a record read first. A mailbox that owns this socket's
                     # loop reader reads it; then only wait to be able to write again.
-                    await self._waiter.wait(WRITE if self.reader_busy else READ, None)
+                    await self._waiter.wait(WRITE if self.reader_busy else READ, deadline)
                     continue
                 except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                    await self._waiter.wait(WRITE, None)
+                    await self._waiter.wait(WRITE, deadline)
                     continue
                 view = view[sent:]
+                if limit is not None:
+                    deadline = time.monotonic() + limit
         except OSError as exc:
             raise self.send_failure(exc) from exc
         except BaseException:

@@ -179,9 +179,10 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
     if not isinstance(opts, Mapping):
         raise HTTPError(("invalid_transport_opts", None, opts))
     checked = dict(opts)
-    timeout = checked.get("timeout")
-    if timeout is not None and not (is_number(timeout) and timeout >= 0):
-        raise HTTPError(("invalid_transport_opts", "timeout", timeout))
+    for key in ("timeout", "send_timeout"):
+        timeout = checked.get(key)
+        if timeout is not None and not (is_number(timeout) and timeout >= 0):
+            raise HTTPError(("invalid_transport_opts", key, timeout))
     context = checked.get("ssl_context")
     if context is not None and not isinstance(context, ssl.SSLContext):
         raise HTTPError(("invalid_transport_opts", "ssl_context", context))

@@ -114,7 +114,10 @@ def connect(
         mode: ``"active"`` (input arrives as mailbox messages for :func:`stream`)
             or ``"passive"`` (read with :func:`recv`).
         transport_opts: ``timeout`` (connect, seconds), ``ssl_context``, ``cafile``,
-            ``verify`` (default ``True``).
+            ``verify`` (default ``True``), ``send_timeout`` (seconds a write may wait
+            while the socket takes nothing, as ``:gen_tcp``'s option: then
+            ``TransportError("timeout")``, and what was left of the write goes out
+            first at the next one; default ``None``, as long as it takes).
         hostname: the name for SNI, certificate checks and ``Host``/``:authority``
             when ``host`` is an address.
         mailbox: the mailbox of an active connection (default: ``mint.mailbox()``).
@@ -147,6 +150,7 @@ def connect(
         server_hostname=name,
         alpn=[ALPN_IDS[p] for p in protos],
     )
+    transport.send_timeout = wait_timeout(opts.get("send_timeout"))
     if scheme == "https":
         selected = transport.alpn_protocol()
         if selected == "h2":
