@@ -50,6 +50,7 @@ CLIENTS: list[tuple[str, str, str]] = [
     ("wsproto", "wsproto (blocking socket)", "sync"),
     ("aiohttp", "aiohttp", "asyncio"),
     ("picows", "picows + uvloop", "picows"),
+    ("picows_await", "picows + uvloop, each echo awaited", "picows_await"),
     ("websocket_client", "websocket-client", "sync"),
 ]
 WARM = 20
@@ -188,11 +189,39 @@ class PicowsDriver:
         self.loop.close()
 
 
+class PicowsAwaitDriver(PicowsDriver):
+    """picows as a coroutine uses it: a task sends, then awaits the echo (a future the
+    listener resolves), as ``await ws.recv()`` reads. What the callback chain above
+    saves by never waking a task is then paid as every awaiting client pays it."""
+
+    def on_echo(self, data: bytes) -> None:
+        future = self.future
+        if future is None or future.done():
+            return
+        if len(data) != len(self.payload):
+            future.set_exception(RuntimeError("bad echo size"))
+        else:
+            future.set_result(None)
+
+    def _run(self, n: int) -> None:
+        async def run() -> None:
+            send, binary, payload = self.transport.send, self.binary, self.payload
+            create = self.loop.create_future
+            for _ in range(n):
+                self.future = future = create()
+                send(binary, payload)
+                await future
+
+        self.loop.run_until_complete(asyncio.wait_for(run(), RECV_TIMEOUT * 4))
+
+
 def make(key: str, kind: str, port: int) -> Any:
     if kind == "sync":
         return SyncDriver(key, port)
     if kind == "picows":
         return PicowsDriver(port)
+    if kind == "picows_await":
+        return PicowsAwaitDriver(port)
     return AsyncDriver(key, port, uvloop=kind == "uvloop")
 
 

@@ -1029,6 +1029,45 @@ def floors(small: dict, res: dict) -> list[str]:
         "",
         *md_table(head, rows),
         "",
+        *awaited(small, res),
+    ]
+
+
+# mint's asyncio rows beside picows used as a coroutine uses it (_paired.PicowsAwaitDriver).
+AWAITED = ("mint_aio", "mint_aio_uvloop", "mint_aio_active", "mint_aio_active_uvloop")
+
+
+def awaited(small: dict, res: dict) -> list[str]:
+    """mint asyncio against picows when both wake a task per message: picows's row
+    above sends each message from the callback of the last echo, which no ``await
+    ws.recv()`` API can do."""
+    rows = []
+    for m in AWAITED:
+        r = small.get("ratios", {}).get(f"{m}/picows_await")
+        if r is None:
+            continue
+        rows.append(
+            [
+                paired_label(res, m),
+                fmt(small["clients"][m]["cpu_us"], "us"),
+                fmt(small["clients"]["picows_await"]["cpu_us"], "us"),
+                fmt(r["cpu_us"], "ratio"),
+            ]
+        )
+    if not rows:
+        return []
+    head = ["mint", "CPU µs/rt", "picows, each echo awaited: CPU µs/rt", "ratio"]
+    return [
+        "### The asyncio rows against picows awaited per message (16 B, interleaved)",
+        "",
+        "Not a target of the issue. `picows + uvloop, each echo awaited` is picows as a "
+        "task uses it: send, then await a future its listener resolves with the echo "
+        "(`PicowsAwaitDriver` in `bench/_paired.py`), as a coroutine awaiting "
+        "`recv()` does; the picows row of the targets chains each send from the last "
+        "echo's callback and never wakes a task.",
+        "",
+        *md_table(head, rows),
+        "",
     ]
 
 
