@@ -993,26 +993,33 @@ FLOORS = (
 )
 
 
-def floors(small: dict, res: dict) -> list[str]:
-    """What the active and asyncio rows above are made of: each mint flavour against a
-    plain socket that waits the same way (an epoll then a read; an await on the same
-    loop) the cheapest way found. The gap to the blocking plain socket (a read that
-    sleeps: two system calls a round trip, not three) and to picows (callbacks, no
-    task wake-up) left above is the wait's, not the WebSocket's."""
+def pair_rows(small: dict, res: dict, pairs) -> list[list[str]]:
+    """One table row per (mint, peer) pair of the interleaved 16 B run: each one's CPU
+    per round trip and the median of the per-round ratios."""
     rows = []
-    for m, floor in FLOORS:
-        r = small.get("ratios", {}).get(f"{m}/{floor}")
+    for m, peer in pairs:
+        r = small.get("ratios", {}).get(f"{m}/{peer}")
         if r is None:
             continue
         rows.append(
             [
                 paired_label(res, m),
                 fmt(small["clients"][m]["cpu_us"], "us"),
-                paired_label(res, floor),
-                fmt(small["clients"][floor]["cpu_us"], "us"),
+                paired_label(res, peer),
+                fmt(small["clients"][peer]["cpu_us"], "us"),
                 fmt(r["cpu_us"], "ratio"),
             ]
         )
+    return rows
+
+
+def floors(small: dict, res: dict) -> list[str]:
+    """What the active and asyncio rows above are made of: each mint flavour against a
+    plain socket that waits the same way (an epoll then a read; an await on the same
+    loop) the cheapest way found. The gap to the blocking plain socket (a read that
+    sleeps: two system calls a round trip, not three) and to picows (callbacks, no
+    task wake-up) left above is the wait's, not the WebSocket's."""
+    rows = pair_rows(small, res, FLOORS)
     if not rows:
         return []
     head = ["mint", "CPU µs/rt", "floor: same wait, no WS work", "CPU µs/rt", "ratio"]
@@ -1041,22 +1048,10 @@ def awaited(small: dict, res: dict) -> list[str]:
     """mint asyncio against picows when both wake a task per message: picows's row
     above sends each message from the callback of the last echo, which no ``await
     ws.recv()`` API can do."""
-    rows = []
-    for m in AWAITED:
-        r = small.get("ratios", {}).get(f"{m}/picows_await")
-        if r is None:
-            continue
-        rows.append(
-            [
-                paired_label(res, m),
-                fmt(small["clients"][m]["cpu_us"], "us"),
-                fmt(small["clients"]["picows_await"]["cpu_us"], "us"),
-                fmt(r["cpu_us"], "ratio"),
-            ]
-        )
+    rows = pair_rows(small, res, [(m, "picows_await") for m in AWAITED])
     if not rows:
         return []
-    head = ["mint", "CPU µs/rt", "picows, each echo awaited: CPU µs/rt", "ratio"]
+    head = ["mint", "CPU µs/rt", "peer", "CPU µs/rt", "ratio"]
     return [
         "### The asyncio rows against picows awaited per message (16 B, interleaved)",
         "",

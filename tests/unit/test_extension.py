@@ -336,7 +336,7 @@ class Refuser(Extension):
     rsv_bits = 0
 
     def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
-        ext = Refuser(self.params, self.opts)
+        ext = type(self)(self.params, self.opts)  # (subclasses below too)
         ext.state = 0
         ext.refusing = self.refusing
         return ext
@@ -391,21 +391,11 @@ def test_every_extension_that_ran_is_told_the_message_was_not_sent() -> None:
     class Counting(Refuser):
         name = "x-counting"
 
-        def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
-            ext = Counting(self.params, self.opts)
-            ext.state = 0
-            return ext
-
         def encode(self, message: RawMessage) -> RawMessage:
             return message
 
     class Failing(Counting):
         name = "x-failing"
-
-        def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
-            ext = Failing(self.params, self.opts)
-            ext.state = 0
-            return ext
 
         def encode_aborted(self) -> None:
             raise RuntimeError("a bug in the hook: the refusal is still what is raised")
