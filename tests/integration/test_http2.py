@@ -265,6 +265,41 @@ def test_a_write_the_reset_cuts_short_ends_the_connection(h2_fault: Any, mode: s
         mint.http.close(conn)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("CONNECT", "proxy.example:443", [("x-custom", "some-value")]),
+        ("GET", "/", [("x-custom", "some-value"), ("bad name", "v")]),
+        ("GET", "/", [("x-custom", "some-value"), ("x-bad", "a\r\nb")]),
+    ],
+    ids=["ordinary-connect", "bad-name", "bad-value"],
+)
+def test_a_refused_request_leaves_header_compression_in_step(
+    h2_fault: Any,  # noqa: F811
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+) -> None:
+    # h2 checks a header block while it HPACK-encodes it: a block refused half-way
+    # had changed the dynamic table already, the next request's indexes meant other
+    # fields to the server, and it ended the connection (COMPRESSION_ERROR).
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.request(conn, method, path, headers)
+        assert info.value.reason[0] == "invalid_request"
+        conn = info.value.conn
+        assert mint.http.open_request_count(conn) == 0
+        for _ in range(2):
+            conn, ref = mint.http.request(conn, "GET", "/", [("x-custom", "some-value")])
+            conn, seen = read_until(conn, "passive", lambda rs, ref=ref: Done(ref) in rs)
+            assert isinstance(of(ref, seen)[0], Status)
+        assert mint.http.is_open(conn)
+    finally:
+        mint.http.close(conn)
+
+
 def test_prior_knowledge_to_an_http1_server_fails_at_once(raw_server: Any) -> None:
     # "HTTP/1.1 400" read as a frame header announces 4.7 MB: refused at the header
     # (RFC 9113 4.2), not left to the 30 s connect timeout (a TransportError "timeout").

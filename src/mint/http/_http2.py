@@ -51,6 +51,7 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
+import h2.utilities
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
 from h2.stream import H2Stream, StreamState
@@ -375,6 +376,29 @@ class _WebSocketScanner:
         return need
 
 
+def _check_outbound(headers: list[tuple[bytes, bytes]], *, trailer: bool) -> None:
+    """h2's own checks of a header block, run before h2 sends it.
+
+    h2 runs them lazily while it HPACK-encodes the block: a block it refused half-way
+    (an ordinary CONNECT with :path, say) had already changed the encoder's dynamic
+    table, so the next request's indexes meant other fields to the server, which ended
+    the whole connection (COMPRESSION_ERROR), every stream with it.
+
+    Raises:
+        HTTPError: ``("invalid_request", why)``, with nothing sent or changed.
+    """
+    flags = h2.utilities.HeaderValidationFlags(
+        is_client=True, is_trailer=trailer, is_response_header=False, is_push_promise=False
+    )
+    try:
+        for _ in h2.utilities.validate_outbound_headers(
+            h2.utilities.normalize_outbound_headers(headers, flags, False), flags
+        ):
+            pass
+    except h2.exceptions.ProtocolError as exc:
+        raise HTTPError(("invalid_request", str(exc))) from exc
+
+
 @dataclass(slots=True, eq=False)
 class _Stream:
     """One request's stream: what was sent, what is queued, what was received."""
@@ -632,6 +656,7 @@ class Http2Session:
             if self._queued + len(body) - sendable > self._max_send_queue:
                 raise HTTPError("send_queue_full")
         end_now = not streaming and not has_body
+        _check_outbound(encoded, trailer=False)
         try:
             stream_id = self._h2.get_next_available_stream_id()
             self._h2.send_headers(stream_id, encoded, end_stream=end_now)
@@ -683,6 +708,7 @@ class Http2Session:
                 encoded = _encode_headers([(name.lower(), value) for name, value in trailers])
                 if any(name.startswith(b":") for name, _ in encoded):
                     raise HTTPError(("invalid_request", "pseudo-header in trailing headers"))
+                _check_outbound(encoded, trailer=True)
                 stream.trailers = encoded
             stream.streaming = False
             self._enqueue(stream, b"", end=True)
