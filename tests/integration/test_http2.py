@@ -300,6 +300,42 @@ def test_a_refused_request_leaves_header_compression_in_step(
         mint.http.close(conn)
 
 
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/short-then-trailers", "InvalidBodyLengthError: Expected 10 bytes, received 5"),
+        ("/no-content-with-data?status=204", "InvalidBodyLengthError: Expected 0 bytes"),
+        ("/no-content-with-data?status=304", "InvalidBodyLengthError: Expected 0 bytes"),
+    ],
+    ids=["trailers-end-a-short-body", "204-with-data", "304-with-data"],
+)
+def test_a_body_its_head_rules_out_is_a_malformed_response(
+    h2_fault: Any,  # noqa: F811
+    path: str,
+    detail: str,
+) -> None:
+    # RFC 9113 8.1.1: a malformed response is a stream error. Trailers ending a body
+    # shorter than its content-length were taken as its end (Done, half a body), and
+    # a 204's or 304's DATA was handed out as a body; the connection goes on.
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ref = mint.http.request(conn, "GET", path, [])
+        conn, seen = read_until(conn, "passive", lambda rs: any(_ends(ref, r) for r in rs))
+        ends = [r for r in of(ref, seen) if isinstance(r, Error | Done)]
+        assert len(ends) == 1 and isinstance(ends[0], Error), seen
+        assert ends[0].error.reason[0] == "protocol_error"
+        assert ends[0].error.reason[1].startswith(detail)
+        conn, status, _ = get(conn, "passive")
+        assert status == 200
+    finally:
+        mint.http.close(conn)
+
+
+def _ends(ref: Any, response: Any) -> bool:
+    return isinstance(response, Error | Done) and response.ref == ref
+
+
 def test_prior_knowledge_to_an_http1_server_fails_at_once(raw_server: Any) -> None:
     # "HTTP/1.1 400" read as a frame header announces 4.7 MB: refused at the header
     # (RFC 9113 4.2), not left to the 30 s connect timeout (a TransportError "timeout").

@@ -323,6 +323,14 @@ class _Connection:
             self.respond(stream_id, 200)
             self.h2.send_data(stream_id, b"partial")
             self.close_after_flush = True
+        elif path == "/short-then-trailers":  # 5 bytes of a declared 10, then trailers
+            self.respond(stream_id, 200, [("content-length", "10")])
+            self.h2.send_data(stream_id, b"hello")
+            self.h2.send_headers(stream_id, [("x-checksum", "abc")], end_stream=True)
+            stream.ended = True
+        elif path == "/no-content-with-data":  # a 204 or 304 (?status=) with a body
+            self.respond(stream_id, int(query.get("status", ["204"])[0]))
+            self.send(stream_id, b"smuggled-body", end=True)
         elif path == "/hold":
             self.respond(stream_id, 200)
         elif path == "/abort":

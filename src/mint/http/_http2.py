@@ -174,8 +174,36 @@ class _CheckedStream(H2Stream):
     the connection's state is whole and only the stream need end.
     """
 
-    _initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
+    _h2_initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
     _track_content_length = _malformed_if_refused(H2Stream._track_content_length)
+    _final_seen = False  # (a class default: h2's streams are given this class, not made)
+
+    def _initialize_content_length(self, headers: Any) -> None:
+        """``h2``'s reading of ``content-length``, with what it leaves out.
+
+        h2 runs it for every header block, trailers too: trailers (which carry none)
+        reset the expected length, and a body shorter than its ``content-length`` that
+        trailers ended was handed out as whole, ``Done`` and all (RFC 9113 8.1.1: a
+        malformed response). A 204 or 304 has no content (RFC 9110 15.3.5, 15.4.5),
+        as h2 knows of a HEAD's answer only: their DATA was handed out as a body.
+        """
+        if self._final_seen:  # trailers: the body is over
+            expected, actual = self._expected_content_length, self._actual_content_length
+            if expected is not None and expected != actual:
+                raise _MalformedResponse(
+                    f"InvalidBodyLengthError: Expected {expected} bytes, received {actual}"
+                )
+            return
+        status = next((v for n, v in headers if n in (b":status", ":status")), None)
+        if isinstance(status, str):
+            status = status.encode("latin-1")
+        if status is not None and status.startswith(b"1"):
+            return  # an informational head: the final one says
+        self._h2_initialize_content_length(headers)
+        self._final_seen = True
+        if status in (b"204", b"304"):
+            self._expected_content_length = 0
+
     _h2_process_received_headers = _malformed_if_refused(H2Stream._process_received_headers)
 
     def _process_received_headers(self, headers: Any, flags: Any, encoding: Any) -> Any:
