@@ -336,6 +336,35 @@ def _ends(ref: Any, response: Any) -> bool:
     return isinstance(response, Error | Done) and response.ref == ref
 
 
+def test_a_stop_after_the_whole_answer_drops_the_rest_of_the_body(h2_fault: Any) -> None:  # noqa: F811
+    # RFC 9113 8.1: a complete response, then RST_STREAM(NO_ERROR): the client stops
+    # sending, and that is no error. When the answer had ended the stream first (the
+    # RFC's own case), the next chunk raised "unknown_request_to_stream".
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ref = mint.http.request(conn, "POST", "/answer-then-stop", [], mint.http.STREAM)
+        conn, seen = read_until(conn, "passive", lambda rs: Done(ref) in rs)
+        assert body(ref, seen) == b"done"
+        with pytest.raises(mint.TransportError) as info:  # the reset read: nothing to say
+            _read_more(conn)
+        assert info.value.reason == "timeout"
+        conn = info.value.conn
+        conn = mint.http.stream_request_body(conn, ref, b"more of the body")
+        conn = mint.http.stream_request_body(conn, ref, mint.http.EOF)
+        assert mint.http.open_request_count(conn) == 0
+        conn, status, _ = get(conn, "passive")
+        assert status == 200
+    finally:
+        mint.http.close(conn)
+
+
+def _read_more(conn: Any) -> None:
+    while True:
+        conn, responses = mint.http.recv(conn, 0, 0.5)
+        assert responses == []
+
+
 def test_prior_knowledge_to_an_http1_server_fails_at_once(raw_server: Any) -> None:
     # "HTTP/1.1 400" read as a frame header announces 4.7 MB: refused at the header
     # (RFC 9113 4.2), not left to the 30 s connect timeout (a TransportError "timeout").

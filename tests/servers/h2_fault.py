@@ -331,6 +331,11 @@ class _Connection:
         elif path == "/no-content-with-data":  # a 204 or 304 (?status=) with a body
             self.respond(stream_id, int(query.get("status", ["204"])[0]))
             self.send(stream_id, b"smuggled-body", end=True)
+        elif path == "/answer-then-stop":  # RFC 9113 8.1: a whole answer, then a stop
+            self.respond(stream_id, 200, [("content-length", "4")])
+            self.h2.send_data(stream_id, b"done", end_stream=True)
+            self.h2.reset_stream(stream_id, 0)
+            stream.ended = True
         elif path == "/hold":
             self.respond(stream_id, 200)
         elif path == "/abort":

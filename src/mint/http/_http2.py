@@ -1214,7 +1214,10 @@ class Http2Session:
                 if stream is not None:
                     self._forget(stream)
                     if stream.remote_ended:
-                        pass
+                        if event.error_code == h2.errors.ErrorCodes.NO_ERROR:
+                            # RFC 9113 8.1's own case: the whole answer (Done already),
+                            # then a stop: what the caller still streams is dropped.
+                            _remember(self._stopped, stream.ref)
                     elif event.error_code == h2.errors.ErrorCodes.NO_ERROR:
                         # RFC 9113 8.1: NO_ERROR asks us to stop sending after a complete
                         # answer (Node ends WebSocket streams this way): the end, as Mint.
