@@ -289,3 +289,65 @@ def test_a_server_closing_an_idle_connection_is_transport_error_closed(
     assert [type(r).__name__ for r in seen] == ["Status", "Headers", "Data", "Done"]
     assert not mint.http.is_open(info.value.conn)
     mint.http.close(info.value.conn)
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers"),
+    [
+        ("CONNECT", "example.com:443", []),
+        ("GET", "/", [("upgrade", "foo"), ("connection", "upgrade")]),
+    ],
+    ids=["connect", "upgrade-header"],
+)
+def test_nothing_is_pipelined_behind_a_request_that_switches_protocols(
+    raw_server: Any, method: str, target: str, headers: list[tuple[str, str]]
+) -> None:
+    # RFC 9110 9.3.6 / 7.8: after a 2xx to CONNECT (a 101 to an Upgrade) the connection
+    # is a tunnel (the new protocol): a request pipelined behind it went into it,
+    # to the far host behind a proxy, say. Refused, as behind a WebSocket upgrade.
+    received: list[bytes] = []
+
+    def handler(conn: socket.socket) -> None:
+        conn.settimeout(1.0)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.settimeout(0.3)
+            data += conn.recv(65536)  # anything pipelined after it
+        except TimeoutError:
+            pass
+        received.append(data)
+        answer = (
+            b"HTTP/1.1 200 OK\r\n\r\n"
+            if method == "CONNECT"
+            else (
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: foo\r\nconnection: upgrade\r\n\r\n"
+            )
+        )
+        conn.sendall(answer + b"TUNNEL")
+        conn.settimeout(2.0)
+        try:
+            conn.recv(1)
+        except TimeoutError:
+            pass
+
+    server = raw_server(handler)
+    conn = mint.http.connect("http", "127.0.0.1", server.port, mode="passive")
+    try:
+        conn, ref = mint.http.request(conn, method, target, headers)
+        with pytest.raises(mint.HTTPError) as info:
+            mint.http.request(conn, "GET", "/pipelined", [])
+        assert info.value.reason == (
+            "invalid_request",
+            "an upgrade request is waiting for its answer",
+        )
+        conn = info.value.conn
+        assert mint.http.open_request_count(conn) == 1
+        got = b""
+        while b"TUNNEL" not in got:
+            conn, responses = mint.http.recv(conn, 0, 5.0)
+            got += b"".join(r.data for r in responses if isinstance(r, Data) and r.ref == ref)
+        assert received and b"/pipelined" not in received[0]
+    finally:
+        mint.http.close(conn)

@@ -157,8 +157,8 @@ class Http1Session:
         if self._answered is not None or any(r.streaming for r in self._requests):
             raise HTTPError("request_body_is_streaming")
         if any(r.upgrade for r in self._requests):
-            # RFC 6455 4.1: nothing more until the upgrade is answered; after a 101
-            # these bytes would be read as the new protocol's.
+            # RFC 6455 4.1: nothing more until the upgrade (or CONNECT) is answered;
+            # after a 101 (a 2xx) these bytes would be read as the new protocol's.
             raise HTTPError(("invalid_request", "an upgrade request is waiting for its answer"))
         names = {name.lower() for name, _ in headers}
         full = list(headers)
@@ -187,7 +187,11 @@ class Http1Session:
             )
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             raise HTTPError(("invalid_request", str(exc))) from exc
-        req = _Request(ref=Ref(), method=head.method, upgrade=bool(upgrade), streaming=streaming)
+        # Nothing goes behind a request that may switch the connection to something
+        # else (RFC 9110 7.8 Upgrade, 9.3.6 CONNECT): the bytes of one pipelined after
+        # it went into the tunnel or the new protocol.
+        switching = bool(upgrade) or method == "CONNECT" or "upgrade" in names
+        req = _Request(ref=Ref(), method=head.method, upgrade=switching, streaming=streaming)
         req.events.append(head)
         if not streaming:
             if body:
