@@ -246,8 +246,7 @@ class PerMessageDeflate(Extension):
 
     def _start(self, agreement: DeflateAgreement) -> None:
         self.agreement = agreement
-        wbits = max(agreement.client_max_window_bits, _MIN_DEFLATE_BITS)
-        self._deflater = zlib.compressobj(self._level, zlib.DEFLATED, -wbits, self._mem_level)
+        self._deflater = self._new_deflater(agreement)
         self._flush = (
             zlib.Z_FULL_FLUSH if agreement.client_no_context_takeover else zlib.Z_SYNC_FLUSH
         )
@@ -286,8 +285,12 @@ class PerMessageDeflate(Extension):
         """
         agreement = self.agreement
         if self._deflater is not None and agreement is not None:
-            wbits = max(agreement.client_max_window_bits, _MIN_DEFLATE_BITS)
-            self._deflater = zlib.compressobj(self._level, zlib.DEFLATED, -wbits, self._mem_level)
+            self._deflater = self._new_deflater(agreement)
+
+    def _new_deflater(self, agreement: DeflateAgreement) -> Any:
+        """A compressor for the agreed window (zlib's raw deflate takes 9 bits at least)."""
+        wbits = max(agreement.client_max_window_bits, _MIN_DEFLATE_BITS)
+        return zlib.compressobj(self._level, zlib.DEFLATED, -wbits, self._mem_level)
 
     def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
         """Inflate a whole incoming message with RSV1 (RFC 7692 7.2.2), at most ``limit`` bytes.
