@@ -140,12 +140,16 @@ def map_os_error(exc: BaseException) -> TransportError:
     if isinstance(exc, TransportError):
         return exc
     if isinstance(exc, ssl.SSLCertVerificationError):
-        alert = _TLS_VERIFY_ALERTS.get(exc.verify_code, "bad_certificate")
-        return TransportError(("tls_alert", alert, exc.verify_message or str(exc)))
+        # getattr: an error built by hand (``stream(conn, SocketError(sock, e))``)
+        # has none of the attributes the ssl module sets on the ones it raises.
+        alert = _TLS_VERIFY_ALERTS.get(getattr(exc, "verify_code", None), "bad_certificate")
+        return TransportError(
+            ("tls_alert", alert, getattr(exc, "verify_message", None) or str(exc))
+        )
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
         return TransportError("closed")
     if isinstance(exc, ssl.SSLError):
-        name = (exc.reason or "tls_error").lower()
+        name = str(getattr(exc, "reason", None) or "tls_error").lower()
         if "alert" in name:
             return TransportError(("tls_alert", name.split("alert_", 1)[-1], str(exc)))
         return TransportError(("tls_alert", name, str(exc)))

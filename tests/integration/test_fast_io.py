@@ -649,8 +649,13 @@ def test_stream_leaves_other_messages_alone(open_active: Any, path: str) -> None
         (ConnectionResetError(104, "reset"), "closed"),
         (42, ("socket_error", 42)),
         (mint.TransportError("timeout"), "timeout"),
+        # Built by hand, these lack the attributes ssl sets on the ones it raises
+        # (reason, verify_code): mapping them read those and raised AttributeError.
+        (ssl.SSLError(1, "x"), ("tls_alert", "tls_error", "x")),
+        (ssl.SSLCertVerificationError(1, "bad cert"), ("tls_alert", "bad_certificate", "bad cert")),
+        (ssl.SSLEOFError(), "closed"),
     ],
-    ids=["str", "oserror", "other", "transport_error"],
+    ids=["str", "oserror", "other", "transport_error", "ssl", "ssl_verify", "ssl_eof"],
 )
 def test_a_socket_error_a_caller_built_is_typed(
     open_active: Any, path: str, error: Any, reason: Any
