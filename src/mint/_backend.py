@@ -142,7 +142,7 @@ def map_os_error(exc: BaseException) -> TransportError:
     if isinstance(exc, ssl.SSLCertVerificationError):
         # getattr: an error built by hand (``stream(conn, SocketError(sock, e))``)
         # has none of the attributes the ssl module sets on the ones it raises.
-        alert = _TLS_VERIFY_ALERTS.get(getattr(exc, "verify_code", None), "bad_certificate")
+        alert = _TLS_VERIFY_ALERTS.get(getattr(exc, "verify_code", -1), "bad_certificate")
         return TransportError(
             ("tls_alert", alert, getattr(exc, "verify_message", None) or str(exc))
         )
@@ -538,6 +538,24 @@ class BaseTransport:
             return 0
         except OSError as exc:
             raise self.send_failure(exc) from exc
+
+    def send_parting(self, data: bytes) -> None:
+        """Last words before ``close`` (HTTP/2's GOAWAY): one try, never a wait, no error.
+
+        ``close`` must end the connection whatever the peer does. Waiting to write
+        made it hang for ever behind a peer that stopped reading (another task's send
+        waiting its turn, or bytes an interrupted send still owed), and a ``close``
+        cancelled there left the socket open. What an interrupted send owes goes first,
+        as far as the socket takes it at once; the words go only after it, and only
+        as far as the socket takes them: the peer learns of the end from the close.
+        """
+        if self.closed or self._waiter.writing:
+            return  # (another task's frame is going out: the words would cut into it)
+        try:
+            if self._flush_unsent() and data:
+                self.send_now(data)
+        except TransportError:
+            pass  # the connection is gone: nothing to say goodbye to
 
     def send_failure(self, exc: OSError) -> TransportError:
         """What a failed send reports: why the background write of an interrupted send

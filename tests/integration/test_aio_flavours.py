@@ -18,6 +18,10 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from aio_client import FLAVOURS, Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
@@ -944,6 +948,113 @@ def test_a_close_ends_another_tasks_passive_wait(
         run(scenario())
     finally:
         release.set()
+
+
+def _h2_upgrade_and_hold(release: threading.Event) -> Any:
+    """HTTP/2 with extended CONNECT and open windows: a 200 to the WebSocket CONNECT,
+    then nothing read until ``release``, so a client's big send fills the socket."""
+
+    def handler(conn: socket.socket) -> None:
+        server = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        server.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1,
+            },
+        )
+        server.initiate_connection()
+        server.increment_flow_control_window(2**31 - 1 - 65_535)
+        conn.sendall(server.data_to_send())
+        while True:
+            data = conn.recv(65_536)
+            if not data:
+                return
+            for event in server.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    server.send_headers(event.stream_id, [(":status", "200")])
+                    conn.sendall(server.data_to_send())
+                    release.wait(10.0)
+                    return
+            conn.sendall(server.data_to_send())
+
+    return handler
+
+
+@pytest.mark.parametrize("owed", ["waiting send", "cancelled send", "send_timeout"])
+def test_an_http2_close_never_waits_for_the_socket(
+    flavour: Flavour, raw_server: Any, owed: str
+) -> None:
+    # close() sends HTTP/2's GOAWAY. It awaited the write behind a peer that stopped
+    # reading (another task's send waiting its turn, or bytes a cancelled or timed-out
+    # send still owed) and hung for ever; a close() cancelled there left the socket
+    # open and the other send waiting. It now never waits: the GOAWAY goes if the
+    # socket takes it at once, and the socket closes in any case.
+    if flavour.name == "sync" and owed != "send_timeout":
+        pytest.skip("one thread cannot close while it waits, nor cancel a send")
+    release = threading.Event()
+    server = raw_server(_h2_upgrade_and_hold(release))
+    opts = {"send_timeout": 0.3} if owed == "send_timeout" else {}
+
+    async def scenario() -> None:
+        client = await connect(
+            flavour, server, mode="passive", protocols=("http2",), transport_opts=opts
+        )
+        await client.upgrade()
+        assert flavour.http.protocol(client.conn) == "http2"
+        sending = asyncio.ensure_future(client.send(Binary(bytes(64 << 20))))
+        if owed == "send_timeout":
+            with pytest.raises(mint.TransportError) as timed_out:
+                await asyncio.wait_for(sending, 10.0)
+            assert timed_out.value.reason == "timeout"
+        else:
+            await asyncio.sleep(0.2)
+            assert not sending.done()
+            if owed == "cancelled send":
+                sending.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await sending
+        sock = client.conn._transport.sock
+        await asyncio.wait_for(flavour.http.close(client.conn), 5.0)
+        assert not flavour.http.is_open(client.conn)
+        assert sock.fileno() == -1
+        if owed == "waiting send":
+            with pytest.raises(mint.TransportError) as info:
+                await asyncio.wait_for(sending, 5.0)
+            assert info.value.reason == "closed"
+
+    try:
+        run(scenario())
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_http2_close_says_goaway(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    # RFC 9113 6.8: the GOAWAY(NO_ERROR) of close(), now written without waiting, still
+    # reaches a peer that reads.
+    peer = h2_fault()
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        client.conn, ref = await flavour.http.request(client.conn, "GET", "/", [])
+        got: list[Any] = []
+        while Done(ref) not in got:
+            got += await client.responses(5.0)
+        await client.close()
+        for _ in range(100):
+            if peer.events("goaway") or peer.events("eof"):
+                break
+            await asyncio.sleep(0.05)
+        assert [(what, code) for _, _, what, code in peer.events("goaway")] == [("goaway", 0)]
+
+    run(scenario())
 
 
 def test_a_request_the_socket_could_not_take_was_never_made(

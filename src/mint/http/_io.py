@@ -34,6 +34,7 @@ them).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -503,11 +504,11 @@ def close(conn: Conn) -> Conn:
         conn._mailbox.unregister(conn._transport, drop=True)
     closer = getattr(conn._session, "close", None)
     if closer is not None and not conn._transport.closed:
-        try:
+        # HTTP/2's GOAWAY, without waiting for the socket (see send_parting): a close
+        # never waits, so it cannot hang, and nothing can stop it half-way.
+        with contextlib.suppress(MintError):
             closer()
-            _flush(conn)
-        except MintError:
-            pass
+            conn._transport.send_parting(conn._session.data_to_send())
     conn._transport.close()
     return conn
 
