@@ -165,6 +165,44 @@ async def _h2_websockets(flavour: Flavour, peer: Any, mode: str, count: int) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_answers_in_before_a_reset_a_write_found_are_delivered(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    # The server answers "/" in full, then resets; the caller writes before it reads.
+    # The answer (in the socket, or queued in the mailbox by the loop's reader) came
+    # as Error(ref, "closed") in the write's .responses; it now comes whole, first.
+    peer = h2_fault()
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        try:
+            http = flavour.http
+            client.conn, whole = await http.request(client.conn, "GET", "/", [])
+            client.conn, abort = await http.request(client.conn, "GET", "/abort", [])
+            await asyncio.sleep(0.3)  # the answer and the reset are in, nothing read
+            failure = None
+            for path in ("/a", "/b", "/c"):
+                try:
+                    client.conn, _ref = await http.request(client.conn, "GET", path, [])
+                except mint.TransportError as exc:
+                    failure = exc
+                    break
+                await asyncio.sleep(0.1)
+            assert failure is not None, "no write failed"
+            client.conn = failure.conn
+            ends = [r for r in failure.responses if isinstance(r, Error | Done)]
+            assert ends == [Done(whole), Error(abort, failure)], failure.responses
+            assert b"".join(r.data for r in failure.responses if isinstance(r, Data)) == b"hello"
+            assert not http.is_open(client.conn)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_reset_http2_connection_ends_every_open_request(
     flavour: Flavour,
     h2_fault: Any,  # noqa: F811

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import socket
 import struct
+import sys
+import termios
 import threading
 import time
 from typing import Any
@@ -203,12 +206,24 @@ class _Connection:
                 self.close_after_flush = True
             self.flush()
             if self.reset_after_flush:
+                # An abort drops what the send queue still holds: the answers flushed
+                # just before must reach the client first (they were lost now and then).
+                self.wait_sent()
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.sock.close()
                 return
             if self.close_after_flush:
                 self.sock.shutdown(socket.SHUT_RDWR)
                 return
+
+    def wait_sent(self, limit: float = 2.0) -> None:
+        """Until the peer has acknowledged every byte sent (SIOCOUTQ is 0), ``limit`` at most."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            unsent = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+            if not int.from_bytes(unsent, sys.byteorder):
+                return
+            time.sleep(0.001)
 
     # -- flow control ----------------------------------------------------------------------
     def ack_received(self) -> None:

@@ -387,8 +387,36 @@ def _cut_short(conn: Conn, exc: MintError) -> MintError:
         and conn._session.protocol == "http2"
         and not conn._transport.closed
     ):
+        said = _last_words(conn)
+        if said:
+            conn._private.setdefault("early", []).extend(said)
         return _failed(conn, exc)
     return exc
+
+
+def _last_words(conn: Conn) -> list[Response]:
+    """What the peer said before a write found the connection cut, read without waiting:
+    the mailbox's queue (active), bytes held from a switch to passive, and the socket's
+    rest. A server may answer in full and then reset; the write that meets the reset
+    comes before the read in the caller's loop, and those answers were replaced by
+    ``Error(ref, "closed")`` though they had arrived. Read here, they come first (as
+    Mint's reads deliver what its mailbox holds after a failed write). Nothing is
+    written back: the connection is gone."""
+    transport = conn._transport
+    session = conn._session
+    held = list(conn._held)
+    conn._held.clear()
+    if conn._mode == "active" and conn._mailbox is not None:
+        held += conn._mailbox.unregister(transport, drop=False)
+    said: list[Response] = []
+    try:
+        for data in held:
+            said += session.receive_data(data)
+        while data := transport.recv_ready():  # (None: nothing yet; b"": the end)
+            said += session.receive_data(data)
+    except MintError:
+        pass  # the end, or what the peer broke: what came before it stands
+    return said
 
 
 def _send_failed(conn: Conn, exc: OSError) -> NoReturn:
