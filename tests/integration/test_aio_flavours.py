@@ -988,9 +988,13 @@ def test_a_close_ends_another_tasks_passive_wait(
         release.set()
 
 
-def _h2_upgrade_and_hold(release: threading.Event) -> Any:
+def _h2_upgrade_and_hold(release: threading.Event, seen: list[Any] | None = None) -> Any:
     """HTTP/2 with extended CONNECT and open windows: a 200 to the WebSocket CONNECT,
-    then nothing read until ``release``, so a client's big send fills the socket."""
+    then nothing read until ``release``, so a client's big send fills the socket.
+    After it, other requests are answered (200 "ok") once they end, and what the
+    client sent is recorded in ``seen``: ``("request", stream, path)``, ``("reset",
+    stream, code)``, ``("ping", data)``."""
+    record = seen if seen is not None else []
 
     def handler(conn: socket.socket) -> None:
         server = h2.connection.H2Connection(
@@ -1006,19 +1010,156 @@ def _h2_upgrade_and_hold(release: threading.Event) -> Any:
         server.initiate_connection()
         server.increment_flow_control_window(2**31 - 1 - 65_535)
         conn.sendall(server.data_to_send())
+        held = False
+        ended: list[int] = []
         while True:
             data = conn.recv(65_536)
             if not data:
                 return
             for event in server.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
-                    server.send_headers(event.stream_id, [(":status", "200")])
-                    conn.sendall(server.data_to_send())
-                    release.wait(10.0)
-                    return
+                    path = dict(event.headers)[":path"]
+                    record.append(("request", event.stream_id, path))
+                    if not held:
+                        held = True
+                        server.send_headers(event.stream_id, [(":status", "200")])
+                        conn.sendall(server.data_to_send())
+                        release.wait(20.0)
+                elif isinstance(event, h2.events.DataReceived):
+                    server.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamReset):
+                    record.append(("reset", event.stream_id, event.error_code))
+                elif isinstance(event, h2.events.PingReceived):
+                    record.append(("ping", event.ping_data))
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id != 1:
+                    ended.append(event.stream_id)
+            # (answered after the batch: a reset in it may have closed the stream)
+            for stream_id in ended:
+                if ("reset", stream_id, 8) not in record:
+                    server.send_headers(stream_id, [(":status", "200")])
+                    server.send_data(stream_id, b"ok", end_stream=True)
+            ended.clear()
             conn.sendall(server.data_to_send())
 
     return handler
+
+
+@pytest.mark.parametrize("what", ["request", "ping"])
+def test_an_http2_request_that_timed_out_is_reset(
+    flavour: Flavour, raw_server: Any, what: str
+) -> None:
+    # A request (or PING) whose write hits send_timeout raises, and the caller gets no
+    # ref. Its frames were in what the socket had not taken, and went out first at
+    # the next write (HPACK has the headers: they cannot be taken back): the server
+    # ran the request and its answer was dropped without a word. The stream is now
+    # reset (CANCEL) right behind its HEADERS, and the PING's ACK makes no Pong for
+    # a ref the caller never got; the connection stays whole.
+    release = threading.Event()
+    seen: list[Any] = []
+    server = raw_server(_h2_upgrade_and_hold(release, seen))
+
+    async def scenario() -> None:
+        client = await connect(
+            flavour,
+            server,
+            mode="passive",
+            protocols=("http2",),
+            transport_opts={"send_timeout": 0.3},
+        )
+        try:
+            http = flavour.http
+            await client.upgrade()
+            with pytest.raises(mint.TransportError):
+                await client.send(Binary(bytes(64 << 20)))  # the socket is full
+            with pytest.raises(mint.TransportError) as info:
+                if what == "request":
+                    await http.request(client.conn, "POST", "/post", [], b"x" * 1000)
+                else:
+                    await http.ping(client.conn, b"timedout")
+            assert info.value.reason == "timeout"
+            client.conn = info.value.conn
+            assert http.is_open(client.conn)
+            release.set()
+            client.conn, ref = await http.request(client.conn, "GET", "/after", [])
+            got: list[Any] = []
+            while Done(ref) not in got:
+                got += await client.responses(10.0)
+            assert {response.ref for response in got} <= {client.ref, ref}, got
+            client.conn, pong = await http.ping(client.conn, b"timedout")
+            while not any(r.ref == pong for r in got):
+                got += await client.responses(10.0)
+            assert {response.ref for response in got} <= {client.ref, ref, pong}, got
+            assert http.open_request_count(client.conn) == 1  # the WebSocket
+            if what == "request":
+                assert ("request", 3, "/post") in seen and ("reset", 3, 8) in seen, seen
+            else:
+                assert seen.count(("ping", b"timedout")) == 2, seen
+            assert ("request", 5 if what == "request" else 3, "/after") in seen
+        finally:
+            release.set()
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["alone", "pipelined"])
+def test_an_http1_request_that_timed_out_ends_the_connection(
+    flavour: Flavour, raw_server: Any, pipelined: bool
+) -> None:
+    # A request whose write hits send_timeout is cut mid-message and gives no ref;
+    # its rest went out at the next write, and its answer was taken for the next
+    # request's (GET /after got "answer to /post"). The connection now ends.
+    release = threading.Event()
+
+    def handler(conn: socket.socket) -> None:
+        release.wait(20.0)
+        with conn.makefile("rb") as reader:
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                length = 0
+                while (header := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                reader.read(length)
+                path = line.split()[1].decode()
+                answer = f"answer to {path}".encode()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(answer), answer)
+                )
+
+    server = raw_server(handler)
+
+    async def scenario() -> None:
+        client = await connect(
+            flavour, server, mode="passive", transport_opts={"send_timeout": 0.3}
+        )
+        http = flavour.http
+        try:
+            if pipelined:
+                client.conn, _first = await http.request(client.conn, "GET", "/first", [])
+            with pytest.raises(mint.TransportError) as info:
+                await http.request(client.conn, "POST", "/post", [], bytes(64 << 20))
+            assert info.value.reason == "timeout"
+            client.conn = info.value.conn
+            assert not http.is_open(client.conn)
+            assert client.conn._transport.sock.fileno() == -1
+            with pytest.raises(mint.HTTPError) as refused:
+                await http.request(client.conn, "GET", "/after", [])
+            assert refused.value.reason == "closed"
+        finally:
+            release.set()
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        release.set()
 
 
 @pytest.mark.parametrize("owed", ["waiting send", "cancelled send", "send_timeout"])

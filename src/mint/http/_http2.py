@@ -514,7 +514,7 @@ class Http2Session:
         self._authority = shown if port == default_port else f"{shown}:{port}"
         self._streams: dict[int, _Stream] = {}
         self._refs: dict[Ref, _Stream] = {}
-        self._pings: dict[bytes, deque[Ref]] = {}
+        self._pings: dict[bytes, deque[Ref | None]] = {}  # None: forget_ping
         self._stopped: dict[Ref, None] = {}  # ordered set, see _STOPPED_MEMORY
         self._queued = 0
         # The stream that last sent queued bytes while others waited (see _pump_all).
@@ -954,6 +954,16 @@ class Http2Session:
         self._pings.setdefault(payload, deque()).append(ref)
         return ref
 
+    def forget_ping(self, ref: Ref) -> None:
+        """The caller never got ``ref`` (the write of its PING failed): its ACK, which
+        may still come (the frame can be in what the socket had not taken), matches
+        it in order but is not reported."""
+        for refs in self._pings.values():
+            for at, queued in enumerate(refs):
+                if queued is ref:
+                    refs[at] = None
+                    return
+
     def close(self) -> None:
         """Send GOAWAY (NO_ERROR); the session takes nothing more."""
         if self._closed:
@@ -1246,7 +1256,9 @@ class Http2Session:
             elif isinstance(event, h2.events.PingAckReceived):
                 refs = self._pings.get(bytes(event.ping_data or b""))
                 if refs:
-                    responses.append(Pong(refs.popleft()))
+                    ref = refs.popleft()
+                    if ref is not None:
+                        responses.append(Pong(ref))
                     if not refs:
                         del self._pings[bytes(event.ping_data or b"")]
             elif isinstance(event, h2.events.RemoteSettingsChanged):

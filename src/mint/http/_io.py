@@ -88,9 +88,30 @@ def _sent_or_abandoned(conn: Conn, ref: Ref) -> None:
     is not counted and no ``Error`` comes later for a ref the caller never got."""
     try:
         _flush(conn)
-    except MintError:
-        conn._session.abandon(ref)
-        raise
+    except MintError as exc:
+        raise _unmade(conn, ref, exc) from exc.__cause__
+
+
+def _unmade(conn: Conn, ref: Ref, exc: MintError) -> MintError:
+    """``request`` raises ``exc`` and the caller gets no ``ref``: what is left of it.
+
+    A write that failed took nothing more: the request is forgotten. One that timed
+    out (``send_timeout``) is another matter: the bytes the socket did not take go
+    out first at the next write, and the server answered a request nobody waited
+    for. On HTTP/2 (whose HPACK state has the headers: they cannot be taken back)
+    the stream is reset (CANCEL) right behind them, and the connection stays whole
+    for the others. On HTTP/1.1 the request is cut mid-message, and its answer was
+    taken for the next request's: the connection ends (as urllib3 and httpcore end
+    one after a write timeout).
+    """
+    session = conn._session
+    if exc.reason == "timeout" and session.protocol == "http2":
+        session.cancel(ref)
+        return exc
+    session.abandon(ref)
+    if exc.reason == "timeout" and not conn._transport.closed:
+        return _failed(conn, exc)
+    return exc
 
 
 def connect(
@@ -223,7 +244,10 @@ def request(
         ref = conn._session.request(method, path, headers, body)
         _sent_or_abandoned(conn, ref)
         if WINDOW_HIGH_WATER is not None and body is not None:
-            _await_window(conn, WINDOW_HIGH_WATER)
+            try:
+                _await_window(conn, WINDOW_HIGH_WATER)
+            except MintError as exc:
+                raise _unmade(conn, ref, exc) from exc.__cause__
     except MintError as exc:
         raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
@@ -569,8 +593,12 @@ def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
         raise HTTPError("unsupported_on_http1", conn=conn)
     try:
         ref: Ref = conn._session.ping(payload)
+    except MintError as exc:
+        raise _attach(exc, conn) from exc.__cause__
+    try:
         _flush(conn)
     except MintError as exc:
+        conn._session.forget_ping(ref)  # (the caller gets no ref: no Pong for it)
         raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
 
