@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mint.errors import HTTPError, TransportError
-from mint.http._http1 import Http1Session
+from mint.http._http1 import _TOO_LARGE, Http1Session
 from mint.http._types import EOF, STREAM, Data, Done, Error, Headers, Status
 
 
@@ -387,15 +387,35 @@ def test_a_large_head_reads_the_same_however_it_is_split(piece: int) -> None:
     assert got[-1] == Done(ref)
 
 
-def test_a_head_beyond_the_bound_is_refused() -> None:
+@pytest.mark.parametrize("piece", [65536 + 9, 1 << 20, 4 << 20], ids=["lines", "1MiB", "whole"])
+@pytest.mark.parametrize("where", ["head", "trailers"])
+def test_a_head_beyond_the_bound_is_refused_however_it_is_split(piece: int, where: str) -> None:
+    # 20 headers of 64 KiB: h11 refused them only while the head was incomplete, so
+    # the head was taken when one read held it all ("whole").
     s = session()
     s.request("GET", "/", [], None)
+    lines = b"".join(b"x-big: " + b"a" * 65536 + b"\r\n" for _ in range(20))
+    if where == "head":
+        wire = b"HTTP/1.1 200 OK\r\n" + lines + b"content-length: 0\r\n\r\n"
+    else:
+        wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n" + lines + b"\r\n"
+    got: list[object] = []
     with pytest.raises(HTTPError) as info:
-        for _ in range(20):
-            s.receive_data(
-                b"HTTP/1.1 200 OK\r\n" if _ == 0 else b"x-big: " + b"a" * 65536 + b"\r\n"
-            )
-    assert info.value.reason[0] == "invalid_response"
+        for at in range(0, len(wire), piece):
+            got += s.receive_data(wire[at : at + piece])
+    assert info.value.reason == ("invalid_response", _TOO_LARGE)
+    assert not s.is_open("read")
+    assert not any(isinstance(r, Done) for r in [*got, *info.value.responses])
+
+
+def test_a_head_at_the_bound_is_taken() -> None:
+    s = session()
+    ref = s.request("GET", "/", [], None)
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n"
+    filler = (1 << 20) - len(head) - len(b"x: \r\n")
+    wire = head + b"x: " + b"a" * filler + b"\r\n\r\n"
+    got = s.receive_data(wire)
+    assert got[-1] == Done(ref)
 
 
 def test_a_request_whose_write_failed_is_forgotten() -> None:

@@ -54,6 +54,26 @@ class _Request:
     scratch: Any = None
 
 
+_TOO_LARGE = f"a response head (or trailer block) larger than {_MAX_HEAD} bytes"
+
+
+def _too_large(event: object) -> bool:
+    """Whether a head (or trailers) h11 parsed whole is over the bound.
+
+    h11 bounds a head only while it is incomplete (``max_incomplete_event_size``):
+    the same head was refused when it came in several reads and taken when one read
+    held it all. Its size is counted here from what it holds (each header line with
+    its ": " and CRLF), so the verdict no longer depends on how the socket split it.
+    """
+    if type(event) is h11.Response or type(event) is h11.InformationalResponse:
+        size = len(event.reason) + 15  # "HTTP/1.1 200 " and CRLF
+    elif type(event) is h11.EndOfMessage:
+        size = 0
+    else:
+        return False
+    return size + sum(len(name) + len(value) + 4 for name, value in event.headers) > _MAX_HEAD
+
+
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     try:
         return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
@@ -325,7 +345,13 @@ class Http1Session:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 self._broken = True
-                raise HTTPError(("invalid_response", str(exc)), responses=responses) from exc
+                # (431: h11's own bound on a head still incomplete, the one _too_large
+                # applies to a whole one; the same reason however the head was split)
+                message = _TOO_LARGE if exc.error_status_hint == 431 else str(exc)
+                raise HTTPError(("invalid_response", message), responses=responses) from exc
+            if _too_large(event):
+                self._broken = True
+                raise HTTPError(("invalid_response", _TOO_LARGE), responses=responses)
             if event is h11.NEED_DATA:
                 return
             if event is h11.PAUSED:
