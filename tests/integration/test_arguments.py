@@ -115,10 +115,12 @@ def bad_transport_opts(tmp_path: Path) -> list[tuple[Any, Any]]:
         ({"cafile": str(unreadable)}, "cafile"),
         ({"cafile": 5}, "cafile"),
         ({"verify": "no"}, "verify"),
+        ({"timout": 5}, "timout"),  # misspelt: the bound meant would be missing
+        ({"cacertfile": "/etc/ssl/certs/ca-certificates.crt"}, "cacertfile"),  # Mint's name
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(10))
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_connect_checks_its_transport_opts_before_connecting(
     tmp_path: Path, case: int, scheme: str

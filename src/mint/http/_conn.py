@@ -163,6 +163,9 @@ def _check_recv_args(conn: Conn, byte_count: object, timeout: object) -> None:
         raise HTTPError(("invalid_timeout", timeout), conn=conn)
 
 
+_TRANSPORT_OPTS = frozenset({"timeout", "send_timeout", "ssl_context", "cafile", "verify"})
+
+
 def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
     """``connect``'s ``transport_opts`` as a dict, their values checked, and its
     ``mailbox``: what would otherwise fail deep in ``ssl`` or ``socket`` (or, for a
@@ -179,6 +182,11 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
     if not isinstance(opts, Mapping):
         raise HTTPError(("invalid_transport_opts", None, opts))
     checked = dict(opts)
+    for key, value in checked.items():
+        if key not in _TRANSPORT_OPTS:
+            # A misspelt option ("timout") would leave a connect without the bound
+            # the caller meant (Mint hands it to :gen_tcp, which refuses it).
+            raise HTTPError(("invalid_transport_opts", key, value, "unknown option"))
     for key in ("timeout", "send_timeout"):
         timeout = checked.get(key)
         if timeout is not None and not (is_number(timeout) and timeout >= 0):
