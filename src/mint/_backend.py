@@ -38,6 +38,7 @@ import array
 import errno
 import fcntl
 import math
+import re
 import select
 import socket
 import ssl
@@ -135,6 +136,9 @@ def error_pending(probe: Any) -> bool:
     return bool(probe.poll(0))
 
 
+_ALERT_IN_MESSAGE = re.compile(r"\balert ([a-z][a-z ]*[a-z])")
+
+
 def map_os_error(exc: BaseException) -> TransportError:
     """Turn an exception from ``socket``/``ssl`` into the TransportError a caller matches on."""
     if isinstance(exc, TransportError):
@@ -149,7 +153,12 @@ def map_os_error(exc: BaseException) -> TransportError:
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
         return TransportError("closed")
     if isinstance(exc, ssl.SSLError):
-        name = str(getattr(exc, "reason", None) or "tls_error").lower()
+        name = str(getattr(exc, "reason", None) or "").lower()
+        if not name:
+            # OpenSSL names some alerts only in the message ("[SSL] tlsv1 alert no
+            # application protocol (_ssl.c:1006)"): Mint's name is in there.
+            found = _ALERT_IN_MESSAGE.search(str(exc))
+            name = "alert_" + found.group(1).replace(" ", "_") if found else "tls_error"
         if "alert" in name:
             return TransportError(("tls_alert", name.split("alert_", 1)[-1], str(exc)))
         return TransportError(("tls_alert", name, str(exc)))

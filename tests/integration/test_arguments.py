@@ -8,6 +8,7 @@ malformed request that made the server end the whole connection), against real p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from conftest_h2 import connect_h2, open_ws, send, wait_frames
 
 import mint
-from mint.http import Done, Status
+import mint.aio
+from mint.http import Data, Done, Headers, Status
 from mint.websocket import PerMessageDeflate, Text
 
 BAD_REQUESTS: list[tuple[Any, Any, Any]] = [
@@ -212,3 +214,132 @@ def test_connect_checks_its_protocols(protocols: Any) -> None:
     with pytest.raises(mint.HTTPError) as info:
         mint.http.connect("http", "127.0.0.1", 9, protocols=protocols)
     assert info.value.reason == ("invalid_protocols", protocols)
+
+
+@pytest.mark.parametrize(
+    ("protocols", "host", "port", "hostname", "reason"),
+    [
+        (None, "127.0.0.1", 9, None, ("invalid_protocols", None)),
+        (("http1",), None, 9, None, ("invalid_host", None)),
+        (("http1",), "", 9, None, ("invalid_host", "")),
+        (("http1",), "127.0.0.1", None, None, ("invalid_port", None)),
+        (("http1",), "127.0.0.1", "80", None, ("invalid_port", "80")),
+        (("http1",), "127.0.0.1", True, None, ("invalid_port", True)),
+        (("http1",), "127.0.0.1", 0, None, ("invalid_port", 0)),
+        (("http1",), "127.0.0.1", -1, None, ("invalid_port", -1)),
+        (("http1",), "127.0.0.1", 65536, None, ("invalid_port", 65536)),
+        (("http1",), "127.0.0.1", 9, 5, ("invalid_hostname", 5)),
+    ],
+)
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_connect_checks_its_address(
+    flavour: str, protocols: Any, host: Any, port: Any, hostname: Any, reason: Any
+) -> None:
+    # Raw TypeErrors and OverflowErrors (aio) before; the blocking flavour took a port
+    # of 65536 or more modulo 65536 and talked to another server.
+    with pytest.raises(mint.HTTPError) as info:
+        if flavour == "sync":
+            mint.http.connect("http", host, port, protocols=protocols, hostname=hostname)
+        else:
+            asyncio.run(
+                mint.aio.http.connect("http", host, port, protocols=protocols, hostname=hostname)
+            )
+    assert info.value.reason == reason
+
+
+def test_a_port_beyond_65535_never_reaches_another_server(ws_server: Any) -> None:
+    with pytest.raises(mint.HTTPError) as info:
+        mint.http.connect("http", ws_server.host, ws_server.port + 65536)
+    assert info.value.reason == ("invalid_port", ws_server.port + 65536)
+
+
+ACCESSORS: list[tuple[str, tuple[Any, ...]]] = [
+    ("is_open", ()),
+    ("protocol", ()),
+    ("open_request_count", ()),
+    ("get_socket", ()),
+    ("set_mode", ("active",)),
+    ("controlling_process", (mint.Mailbox(),)),
+    ("pending_bytes", ()),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), ACCESSORS, ids=[name for name, _ in ACCESSORS])
+@pytest.mark.parametrize("module", [mint.http, mint.aio.http], ids=["sync", "aio"])
+@pytest.mark.parametrize("conn", [None, "conn", 0])
+def test_the_accessors_want_a_connection(module: Any, name: str, args: Any, conn: Any) -> None:
+    # A raw AttributeError before (a connect that failed leaves None behind, say).
+    with pytest.raises(mint.HTTPError) as info:
+        getattr(module, name)(conn, *args)
+    assert info.value.reason[0] == "invalid_conn"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "reason"),
+    [
+        (101, None, "invalid_headers"),
+        (101, {"upgrade": "websocket"}, "invalid_headers"),
+        (101, "upgrade: websocket", "invalid_headers"),
+        (101, [("upgrade",)], "invalid_headers"),
+        (101, [("upgrade", 5)], "invalid_headers"),
+        ("101", [], "invalid_status"),
+        (None, [], "invalid_status"),
+    ],
+)
+def test_new_checks_the_answer_it_is_given(
+    ws_server: Any, status: Any, headers: Any, reason: str
+) -> None:
+    conn = mint.http.connect("http", ws_server.host, ws_server.port, mode="passive")
+    try:
+        conn, ref = mint.websocket.upgrade("ws", conn, "/", [])
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.new(conn, ref, status, headers, mode="passive")
+        assert info.value.reason[0] == reason
+        assert info.value.conn is conn
+        with pytest.raises(mint.WebSocketError) as unknown:
+            mint.websocket.new(conn, [], 101, [], mode="passive")  # an unhashable ref
+        assert unknown.value.reason == ("not_upgraded", [])
+    finally:
+        mint.http.close(conn)
+
+
+def test_new_reads_bytes_headers_as_latin1(ws_server: Any) -> None:
+    # Another client's (bytes, bytes) pairs were checked as str and failed as a bad
+    # nonce, though the answer was right.
+    conn = mint.http.connect("http", ws_server.host, ws_server.port, mode="passive")
+    try:
+        conn, ref = mint.websocket.upgrade("ws", conn, "/echo", [])
+        got: list[Any] = []
+        while not any(isinstance(r, Done) for r in got):
+            conn, responses = mint.http.recv(conn, 0, 5.0)
+            got += responses
+        status = next(r.status for r in got if isinstance(r, Status))
+        headers = next(r.headers for r in got if isinstance(r, Headers))
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        conn, websocket = mint.websocket.new(conn, ref, status, raw, mode="passive")
+        websocket, data = mint.websocket.encode(websocket, Text("hi"))
+        conn = mint.websocket.stream_request_body(conn, ref, data)
+        frames: list[Any] = []
+        while not frames:
+            conn, responses = mint.http.recv(conn, 0, 5.0)
+            for response in responses:
+                if isinstance(response, Data):
+                    websocket, decoded = mint.websocket.decode(websocket, response.data)
+                    frames += decoded
+        assert frames == [Text("hi")]
+    finally:
+        mint.http.close(conn)
+
+
+def test_a_tls_alert_named_only_in_its_message_keeps_its_name(node_h2_tls: Any) -> None:
+    # Node's HTTP/2-only TLS server answers an ALPN offer without h2 with the
+    # no_application_protocol alert; ssl gives it no .reason, and it was "tls_error".
+    with pytest.raises(mint.TransportError) as info:
+        mint.http.connect(
+            "https",
+            node_h2_tls.server_hostname,
+            node_h2_tls.port,
+            protocols=("http1",),
+            transport_opts={"cafile": node_h2_tls.cafile},
+        )
+    assert info.value.reason[:2] == ("tls_alert", "no_application_protocol")

@@ -205,10 +205,24 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
     return checked
 
 
+def _check_address(host: object, port: object, hostname: object) -> None:
+    """What ``socket`` would otherwise meet: a raw ``TypeError`` or ``OverflowError``,
+    or worse, a port of 65536 or more taken modulo 65536 (another server's)."""
+    if not isinstance(host, str) or not host:
+        raise HTTPError(("invalid_host", host))
+    if type(port) is not int or not 0 < port < 65536:
+        raise HTTPError(("invalid_port", port))
+    if hostname is not None and (not isinstance(hostname, str) or not hostname):
+        raise HTTPError(("invalid_hostname", hostname))
+
+
 def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
     if isinstance(protocols, str):  # "http2" for ("http2",): refused as given
         raise HTTPError(("invalid_protocols", protocols))
-    protos = tuple(protocols)
+    try:
+        protos = tuple(protocols)
+    except TypeError:
+        raise HTTPError(("invalid_protocols", protocols)) from None
     if not protos or any(p not in ALPN_IDS for p in protos):
         raise HTTPError(("invalid_protocols", protos))
     return protos
@@ -223,12 +237,19 @@ def _make_session(protocol: str, scheme: str, host: str, port: int) -> Any:
 
 
 # -- the functions that never wait: the same objects in mint.http and mint.aio.http --
+def _check_conn(conn: object) -> None:
+    """A raw ``AttributeError`` on ``None`` (a connect that failed, say) otherwise."""
+    if not isinstance(conn, Conn):
+        raise HTTPError(("invalid_conn", f"not a connection: {conn!r}"))
+
+
 def is_open(conn: Conn, type: str = "read_write") -> bool:
     """Whether the connection can still read and/or write (``"read"``, ``"write"``).
 
     Raises:
         HTTPError: ``("invalid_type", type)`` for any other ``type`` (Mint's guard).
     """
+    _check_conn(conn)
     if type not in ("read_write", "read", "write"):
         raise HTTPError(("invalid_type", type))
     if conn._transport.closed:
@@ -238,6 +259,7 @@ def is_open(conn: Conn, type: str = "read_write") -> bool:
 
 def protocol(conn: Conn) -> str:
     """``"http1"`` or ``"http2"``."""
+    _check_conn(conn)
     return str(conn._session.protocol)
 
 
@@ -248,6 +270,7 @@ def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
         HTTPError: ``("invalid_mailbox", mailbox)`` when it is not an open
             :class:`mint.Mailbox` (the connection then stays where it was).
     """
+    _check_conn(conn)
     if not isinstance(mailbox, Mailbox) or mailbox.closed:
         raise HTTPError(("invalid_mailbox", mailbox), conn=conn)
     old = conn._mailbox
@@ -264,12 +287,14 @@ def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
 
 def get_socket(conn: Conn) -> socket.socket:
     """The connection's socket, as carried by its mailbox messages."""
+    _check_conn(conn)
     sock: socket.socket = conn._transport.sock
     return sock
 
 
 def open_request_count(conn: Conn) -> int:
     """Requests that have not yet received ``Done`` (or an error)."""
+    _check_conn(conn)
     return int(conn._session.open_request_count())
 
 
@@ -284,6 +309,7 @@ def pending_bytes(conn: Conn, ref: Ref | None = None) -> int:
         not sent yet; they go out as :func:`stream`/:func:`recv` process the peer's
         WINDOW_UPDATEs. Always 0 on HTTP/1.1 (bytes are written at once).
     """
+    _check_conn(conn)
     counter = getattr(conn._session, "pending_bytes", None)
     return int(counter(ref)) if counter is not None else 0
 

@@ -48,6 +48,8 @@ from mint.http._conn import (
     UNKNOWN,
     Conn,
     _attach,
+    _check_address,
+    _check_conn,
     _check_open,
     _check_protocols,
     _check_recv_args,
@@ -152,6 +154,7 @@ def connect(
         raise HTTPError(("invalid_scheme", scheme))
     if mode not in ("active", "passive"):
         raise HTTPError(("invalid_mode", mode))
+    _check_address(host, port, hostname)
     protos = _check_protocols(protocols)
     opts = _check_transport_opts(transport_opts, mailbox)
     timeout = opts.get("timeout", DEFAULT_CONNECT_TIMEOUT)
@@ -567,6 +570,7 @@ def close(conn: Conn) -> Conn:
 
 def set_mode(conn: Conn, mode: str) -> Conn:
     """Switch between active and passive mode, losing no input already read."""
+    _check_conn(conn)
     if mode not in ("active", "passive"):
         raise HTTPError(("invalid_mode", mode), conn=conn)
     if mode == conn._mode:

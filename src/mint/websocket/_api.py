@@ -23,7 +23,7 @@ as in Mint: see ``examples/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,28 @@ def start_upgrade(
     return upgrade_ref
 
 
+def _answer_headers(headers: object) -> list[tuple[str, str]]:
+    """The answer's headers as ``new`` reads them: ``(str, str)`` pairs, as the
+    ``Headers`` response gives them; ``bytes`` pairs (another client's) are read as
+    Latin-1, as HTTP/1.1 bytes are. Anything else raised a raw ``TypeError`` or
+    ``ValueError`` deep in the checks, or passed as a bad nonce."""
+    if isinstance(headers, str | bytes | Mapping):  # (a dict's 2-letter keys unpack)
+        raise WebSocketError(("invalid_headers", headers))
+    pairs: list[tuple[str, str]] = []
+    try:
+        for name, value in headers:  # type: ignore[attr-defined]
+            if isinstance(name, bytes | bytearray):
+                name = bytes(name).decode("latin-1")
+            if isinstance(value, bytes | bytearray):
+                value = bytes(value).decode("latin-1")
+            if type(name) is not str or type(value) is not str:
+                raise TypeError
+            pairs.append((name, value))
+    except (TypeError, ValueError):
+        raise WebSocketError(("invalid_headers", headers)) from None
+    return pairs
+
+
 def new(
     conn: Conn,
     ref: Ref,
@@ -131,19 +153,24 @@ def new(
     try:
         if mode not in ("active", "passive"):
             raise WebSocketError(("invalid_mode", mode))
-        info: _Upgrade | None = conn._private.get("upgrades", {}).get(ref)
+        info: _Upgrade | None = (
+            conn._private.get("upgrades", {}).get(ref) if isinstance(ref, Ref) else None
+        )
         if info is None:
             raise WebSocketError(("not_upgraded", ref))
+        if type(status) is not int:
+            raise WebSocketError(("invalid_status", status))
+        headers = _answer_headers(headers)
         if info.protocol == "http2":
             if not 200 <= status < 300:
-                raise UpgradeFailureError(status, list(headers))
+                raise UpgradeFailureError(status, headers)
         else:
             if status != 101:
-                raise UpgradeFailureError(status, list(headers))
+                raise UpgradeFailureError(status, headers)
             assert info.key is not None
-            _handshake.check_http1_upgrade(status, list(headers), info.key)
-        _handshake.check_subprotocol(list(headers), info.subprotocols)
-        accepted = _handshake.negotiate_extensions(info.extensions, list(headers))
+            _handshake.check_http1_upgrade(status, headers, info.key)
+        _handshake.check_subprotocol(headers, info.subprotocols)
+        accepted = _handshake.negotiate_extensions(info.extensions, headers)
         websocket = new_websocket(
             extensions=accepted,
             max_frame_size=max_frame_size,
