@@ -1115,3 +1115,36 @@ def test_a_queued_end_goes_with_the_connection(raw_server: Any) -> None:
         for conn in conns:
             mint.http.close(conn)
         box.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_upgraded_connection_writes_any_bytes_like_chunk(open_passive: Any, path: str) -> None:
+    # A strided memoryview raised a raw TypeError ("can't concat memoryview to
+    # bytearray") on an upgraded connection, though plain HTTP/1.1 bodies, encode and
+    # decode take it.
+    got = bytearray()
+    done = threading.Event()
+    chunks: list[Any] = [
+        b"one",
+        memoryview(b"0123456789")[::2],
+        bytearray(b"two"),
+        memoryview(b"three"),
+        memoryview(b"f-o-u-r")[::2],
+    ]
+    wanted = b"one02468twothreefour"
+
+    def script(conn: socket.socket) -> None:
+        conn.settimeout(5.0)
+        while len(got) < len(wanted):
+            data = conn.recv(65536)
+            if not data:
+                break
+            got.extend(data)
+        done.set()
+
+    client = open_passive(script)
+    _, stream_request_body = io_of(path)
+    for chunk in chunks:
+        client.conn = stream_request_body(client.conn, client.ref, chunk)
+    assert done.wait(10.0)
+    assert bytes(got) == wanted

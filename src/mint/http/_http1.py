@@ -269,6 +269,8 @@ class Http1Session:
         trailers = body_end(chunk)
         if ref is self._upgraded or ref == self._upgraded:
             if trailers is None:
+                if type(chunk) is memoryview and not chunk.c_contiguous:
+                    chunk = chunk.tobytes()  # (a bytearray takes only contiguous bytes)
                 self._out += cast("bytes", chunk)
             return  # the end of a body means nothing on an upgraded connection
         req = next((r for r in self._requests if r.ref == ref), None)
