@@ -378,6 +378,9 @@ class Waiter:
     def close(self) -> None:
         """Nothing to release (the poll object holds no descriptor of its own)."""
 
+    def abandon(self) -> None:
+        """Nothing holds the socket between waits here (see AsyncWaiter.abandon)."""
+
 
 # -- what both transports share ------------------------------------------------------
 class BaseTransport:

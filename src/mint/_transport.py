@@ -16,6 +16,7 @@ the next read.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -49,6 +50,13 @@ class Transport(BaseTransport):
     def __init__(self, sock: socket.socket, *, tls: bool) -> None:
         super().__init__(sock, tls=tls)
         self._waiter = Waiter(self.sock)
+
+    def __del__(self) -> None:
+        # Dropped without close(): what the waiter keeps registered on the loop
+        # would hold the socket open while the peer is quiet (Waiter.abandon).
+        if not self.closed:
+            with contextlib.suppress(Exception):  # (at interpreter exit, say)
+                self._waiter.abandon()
 
     # -- connect -------------------------------------------------------------------
     @classmethod

@@ -133,7 +133,7 @@ async def _h2_websockets(flavour: Flavour, peer: Any, mode: str, count: int) -> 
     client = await connect(flavour, peer, mode=mode, protocols=("http2",))
     try:
         assert flavour.http.protocol(client.conn) == "http2"
-        sockets = []
+        sockets: list[Any] = []
         for _ in range(count):
             sub = Client(flavour, client.conn, mode, client.mailbox)
             await sub.upgrade("/echo")
@@ -939,6 +939,43 @@ def test_send_timeout_is_checked(flavour: Flavour, ws_server: Any, value: Any) -
                 "http", ws_server.host, ws_server.port, transport_opts={"send_timeout": value}
             )
         assert info.value.reason[:2] == ("invalid_transport_opts", "send_timeout")
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_a_passive_connection_dropped_without_close_lets_its_socket_go(
+    flavour: Flavour, ws_server: Any, wss_server: Any, tls: bool
+) -> None:
+    # The loop reader a passive wait leaves registered (and its timer) held the
+    # socket open for as long as the peer said nothing: a program that forgot a
+    # close() ran out of descriptors on asyncio, not on the blocking flavour.
+    server = wss_server if tls else ws_server
+
+    async def scenario() -> None:
+        selector = getattr(asyncio.get_running_loop(), "_selector", None)
+        watched = None if selector is None else len(selector.get_map())
+        sockets: list[Any] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # (any dropped socket's)
+            await drop_three(sockets)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+        assert [ref() for ref in sockets] == [None, None, None]
+        if selector is not None:  # asyncio's loop: no reader left for a closed descriptor
+            assert len(selector.get_map()) == watched
+
+    async def drop_three(sockets: list[Any]) -> None:
+        for _ in range(3):
+            client = await connect(flavour, server, mode="passive", transport_opts={"timeout": 300})
+            await client.upgrade()
+            await client.send(Text("hello"))
+            assert await client.frames(1) == [Text("hello")]
+            with pytest.raises(mint.TransportError):  # a wait with a timeout: its timer
+                await flavour.websocket.recv(client.conn, 0, 0.05)
+            sockets.append(weakref.ref(flavour.http.get_socket(client.conn)))
+            del client
 
     run(scenario())
 

@@ -327,6 +327,33 @@ class AsyncWaiter:
         if flush():
             self.flush_later(None)
 
+    def abandon(self) -> None:
+        """The transport was dropped without ``close`` (see AsyncTransport.__del__).
+
+        Our loop reader, kept registered between passive waits, and the timer left
+        armed between them are the only holders of the socket then (the loop holds
+        them): the socket stayed open for as long as the peer said nothing, where the
+        blocking flavour's is collected (with any Python socket's ResourceWarning).
+        They let go here, on the loop's thread: loop callbacks are not thread-safe, and
+        a drop elsewhere hands the release to the loop, with us (and the socket, so its
+        number is not reused meanwhile) held until it runs.
+        """
+        loop = self._reader_loop or self._timer_loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._let_go()
+        else:
+            loop.call_soon_threadsafe(self._let_go)
+
+    def _let_go(self) -> None:
+        self.release_reader()
+        self.release_timer()
+
     def close(self) -> None:
         self.flush_later(None)
         self.release_reader()

@@ -14,6 +14,7 @@ the next read.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -46,6 +47,13 @@ class AsyncTransport(BaseTransport):
     def __init__(self, sock: socket.socket, *, tls: bool) -> None:
         super().__init__(sock, tls=tls)
         self._waiter = AsyncWaiter(self.sock)
+
+    def __del__(self) -> None:
+        # Dropped without close(): what the waiter keeps registered on the loop
+        # would hold the socket open while the peer is quiet (AsyncWaiter.abandon).
+        if not self.closed:
+            with contextlib.suppress(Exception):  # (at interpreter exit, say)
+                self._waiter.abandon()
 
     # -- connect -------------------------------------------------------------------
     @classmethod
