@@ -297,11 +297,7 @@ async def _await_window(conn: Conn, high_water: int) -> None:
         return
     transport = conn._transport
     box = conn._mailbox if conn._mode == "active" else None
-    if box is not None:
-        held = box.unregister(transport, drop=False)
-    else:
-        held = list(conn._held)
-        conn._held.clear()
+    held = _take_held(conn)
     kept: list[Response] = []
     try:
         for data in held:
@@ -420,6 +416,17 @@ def _cut_short(conn: Conn, exc: MintError) -> MintError:
     return exc
 
 
+def _take_held(conn: Conn) -> list[bytes]:
+    """The input read off the socket and not yet processed, taken to be read here: an
+    active connection's mailbox queue (the connection is taken off the mailbox), or
+    what a passive one holds from its switch to passive."""
+    if conn._mode == "active" and conn._mailbox is not None:
+        return conn._mailbox.unregister(conn._transport, drop=False)
+    held = list(conn._held)
+    conn._held.clear()
+    return held
+
+
 def _last_words(conn: Conn) -> list[Response]:
     """What the peer said before a write found the connection cut, read without waiting:
     the mailbox's queue (active), bytes held from a switch to passive, and the socket's
@@ -430,10 +437,7 @@ def _last_words(conn: Conn) -> list[Response]:
     written back: the connection is gone."""
     transport = conn._transport
     session = conn._session
-    held = list(conn._held)
-    conn._held.clear()
-    if conn._mode == "active" and conn._mailbox is not None:
-        held += conn._mailbox.unregister(transport, drop=False)
+    held = _take_held(conn)
     said: list[Response] = []
     try:
         for data in held:

@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mint.errors import HTTPError, MintError, UpgradeFailureError, WebSocketError
-from mint.http._conn import Conn, _check_open
+from mint.errors import MintError, UpgradeFailureError, WebSocketError
+from mint.http._conn import Conn, _check_conn, _check_open
 from mint.http._types import STREAM, Ref, check_fields
 from mint.websocket import _handshake
 from mint.websocket._frame import WebSocket, new_websocket
@@ -148,8 +148,7 @@ def new(
             ``("subprotocol_not_offered", value)`` (a ``Sec-WebSocket-Protocol`` answer
             that names none of those the request's header offered), ...
     """
-    if not isinstance(conn, Conn):  # (a raw AttributeError before)
-        raise HTTPError(("invalid_conn", f"not a connection: {conn!r}"))
+    _check_conn(conn)  # (a raw AttributeError before)
     try:
         if mode not in ("active", "passive"):
             raise WebSocketError(("invalid_mode", mode))
