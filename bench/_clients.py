@@ -51,6 +51,41 @@ def mint_target() -> tuple[str, str, dict]:
     return "https", "wss", {"transport_opts": {"cafile": TLS_CAFILE}}
 
 
+# The receive buffer every client's TCP socket gets after it connects (bytes; 0 leaves
+# the kernel's autotuning on). Autotuning grows a socket's buffer from what the first
+# few hundred milliseconds look like, and the same client on the same socket settled
+# either near 2 or near 4.5 GB/s at 64 KiB pipelined from one process to the next: the
+# rows compared that draw as much as the clients (picows, which connects anew for each
+# slice and keeps its best slice, drew five times). A buffer set after connect turns
+# autotuning off (the kernel doubles the value), the same for every client.
+RCVBUF = 4 << 20
+
+
+def fix_rcvbuf() -> None:
+    """Give every connected TCP socket of this process the same receive buffer.
+
+    It goes through ``/proc/self/fd`` rather than each client's socket object because
+    some clients never show theirs to Python (picows and mint on uvloop: libuv makes
+    the socket); a ``dup`` of the descriptor sets the option on the same socket.
+    """
+    if not RCVBUF:
+        return
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:  # not a socket (or already gone: the listing's own fd)
+            continue
+        try:
+            if s.family in (socket.AF_INET, socket.AF_INET6) and s.type == socket.SOCK_STREAM:
+                try:
+                    s.getpeername()
+                except OSError:  # a listening or unconnected socket
+                    continue
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        finally:
+            s.close()
+
+
 def payload_of(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
@@ -773,6 +808,7 @@ async def run_picows(port, sizes, duration, window, pid, modes):
     transport, listener = await ws_connect(
         Listener, ws_url(port), ssl_context=ssl_context(), max_frame_size=64 << 20
     )
+    fix_rcvbuf()
     out = []
     BIN = WSMsgType.BINARY
     try:
@@ -900,6 +936,7 @@ def best_of_slices(runs: list[list[dict]]) -> list[dict]:
 
 
 def main() -> int:
+    global RCVBUF
     ap = argparse.ArgumentParser()
     ap.add_argument("--client", required=True)
     ap.add_argument("--port", type=int, required=True)
@@ -909,9 +946,13 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--modes", default="pingpong,pipelined")
     ap.add_argument(
+        "--rcvbuf", type=int, default=RCVBUF, help="SO_RCVBUF of every client socket; 0: autotuning"
+    )
+    ap.add_argument(
         "--slices", type=int, default=5, help="each figure is the best of this many slices"
     )
     a = ap.parse_args()
+    RCVBUF = a.rcvbuf
     sizes = [int(s) for s in a.sizes.split(",")]
     modes = a.modes.split(",")
     slices = max(1, a.slices)
@@ -920,6 +961,7 @@ def main() -> int:
         if a.client in SYNC:
             client = SYNC[a.client]()
             client.connect(a.port)
+            fix_rcvbuf()
             try:
                 runs = [
                     run_sync(client, [size], dur, a.window, a.server_pid, modes)
@@ -950,6 +992,7 @@ def main() -> int:
             async def go():
                 client = ASYNC[a.client]()
                 await client.connect(a.port)
+                fix_rcvbuf()
                 try:
                     return [
                         await run_async(client, [size], dur, a.window, a.server_pid, modes)
