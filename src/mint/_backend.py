@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from mint._speedup import load_speedup
 from mint.errors import HTTPError, TransportError
 
 # Bytes asked of the kernel per read. 64 KiB matches the default loopback window
@@ -57,6 +58,10 @@ READ_SIZE = 65536
 # Upper bound of what one "read what is there" call gathers, so one busy socket
 # cannot starve the others that share a mailbox.
 READ_BURST = 1 << 20
+
+# recv_ready's plain-socket read in C (one bytes object per burst), when built.
+_iospeedups = load_speedup("mint._iospeedups")
+_recv_ready = None if _iospeedups is None else _iospeedups.recv_ready
 
 # What a waiter waits for (poll's bits; the asyncio backend reads them as flags too).
 READ = select.POLLIN
@@ -643,6 +648,11 @@ class BaseTransport:
         """
         if self._unread is not None:
             return self.take_unread()
+        if _recv_ready is not None and not self.tls:
+            try:
+                return cast("bytes | None", _recv_ready(self.sock.fileno(), READ_BURST))
+            except OSError as exc:
+                raise map_os_error(exc) from exc
         try:
             first = self.sock.recv(READ_SIZE, self._nowait)
         except WOULD_BLOCK:

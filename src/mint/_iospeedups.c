@@ -97,6 +97,7 @@ static PyObject *mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize
 static PyObject *setup_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *receive_(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                           PyObject *kwnames);
+static PyObject *recv_ready_(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
@@ -133,6 +134,11 @@ static PyMethodDef methods[] = {
     {"receive", (PyCFunction)(void (*)(void))receive_, METH_FASTCALL | METH_KEYWORDS,
      "receive(timeout=None)\n--\n\n"
      "mint.receive, its common case in C (see mint.mailbox)."},
+    {"recv_ready", (PyCFunction)(void (*)(void))recv_ready_, METH_FASTCALL,
+     "recv_ready(fd, read_burst) -> bytes | None: what a plain socket holds, without "
+     "waiting, up to read_burst bytes in one bytes object; b'' at the end of stream, "
+     "None when there is nothing yet; a failure raises OSError (see "
+     "BaseTransport.recv_ready)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1278,6 +1284,47 @@ receive_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     }
     Py_DECREF(box);
     return result;
+}
+
+/* ---------------------------------------------------------------------------------
+ * BaseTransport.recv_ready on a plain socket: the read behind a mailbox's SocketData
+ * when the mailbox_receive above does not make it (asyncio's mailbox, whose loop
+ * reader calls it; several sockets ready; a wake-up). socket.recv(READ_SIZE) then the
+ * burst after it made one bytes per read and then a join of them: a large message
+ * came as ~1 MiB copied twice, into fresh pages each time (the join was a third of an
+ * asyncio active client's time at 64 KiB pipelined). Here, as in mailbox_receive, the
+ * first read goes to the stack and a full one reads on into one object (read_on). */
+static PyObject *
+recv_ready_(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "recv_ready(fd, read_burst)");
+        return NULL;
+    }
+    int fd = _PyLong_AsInt(args[0]);
+    Py_ssize_t cap = PyLong_AsSsize_t(args[1]);
+    if ((fd == -1 || cap == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    char first[FIRST_READ];
+    int err;
+    ssize_t n = recv_retrying(fd, first, sizeof first, MSG_DONTWAIT, &err);
+    if (n == -2) {
+        return NULL;  /* a signal handler raised */
+    }
+    if (n > 0) {
+        int drained;
+        return n < (ssize_t)sizeof first || cap <= n ? PyBytes_FromStringAndSize(first, n)
+                                                     : read_on(fd, first, n, cap, &drained);
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
+        Py_RETURN_NONE;
+    }
+    if (n == 0) {
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    errno = err;
+    return PyErr_SetFromErrno(PyExc_OSError);
 }
 
 static struct PyModuleDef module = {

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 import mint
+import mint._backend
 from mint._transport import Transport
 from mint.errors import HTTPError
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
@@ -42,6 +43,7 @@ def box(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         pytest.skip("no epoll here")
     if path == "python":
         monkeypatch.setattr(MAILBOX_MODULE, "_fast_receive", None)
+        monkeypatch.setattr(mint._backend, "_recv_ready", None)  # the transport's C read
     monkeypatch.setattr(MAILBOX_MODULE, "_EPOLL", selector == "epoll")
     mailbox = Mailbox()
     yield mailbox
@@ -265,6 +267,69 @@ def test_a_burst_beyond_one_read_comes_whole(
         got += message.data
     sender.join(5)
     assert got == blob
+
+
+@pytest.mark.parametrize("path", ["c", "python"])
+def test_a_read_without_a_wait_takes_one_burst_at_most(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the mailbox's loop and asyncio's reader read with: everything the socket
+    # holds, in one bytes object, but never more than READ_BURST (one busy socket must
+    # not starve the others); then None (nothing yet), then b"" (the end).
+    if path == "python":
+        monkeypatch.setattr(mint._backend, "_recv_ready", None)
+    elif mint._backend._recv_ready is None:
+        pytest.skip("mint._iospeedups is not built (or MINT_NO_SPEEDUPS)")
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours = socket.socket()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    ours.connect(listener.getsockname())
+    theirs, _ = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    transport = Transport(ours, tls=False)
+    burst = mint._backend.READ_BURST
+    blob = os.urandom(2 * burst + 12_345)
+    theirs.sendall(blob)
+    deadline = time.monotonic() + 5
+    while mint._backend._bytes_held(ours) != len(blob):  # all of it in our socket
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    reads = [transport.recv_ready() for _ in range(3)]
+    assert [len(r or b"") for r in reads] == [burst, burst, 12_345]
+    assert b"".join(r or b"" for r in reads) == blob
+    assert transport.recv_ready() is None
+    theirs.close()
+    deadline = time.monotonic() + 5
+    while (end := transport.recv_ready()) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert end == b""
+    transport.close()
+
+
+@pytest.mark.parametrize("path", ["c", "python"])
+def test_a_read_without_a_wait_maps_a_reset(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if path == "python":
+        monkeypatch.setattr(mint._backend, "_recv_ready", None)
+    elif mint._backend._recv_ready is None:
+        pytest.skip("mint._iospeedups is not built (or MINT_NO_SPEEDUPS)")
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours = socket.create_connection(listener.getsockname())
+    theirs, _ = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    transport = Transport(ours, tls=False)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    theirs.close()
+    deadline = time.monotonic() + 5
+    with pytest.raises(mint.TransportError) as caught:
+        while transport.recv_ready() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert caught.value.reason == "closed"
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    transport.close()
 
 
 def test_a_reset_is_socket_error_with_its_cause(box: Mailbox) -> None:
