@@ -687,6 +687,64 @@ def test_decode_message_that_ends_the_deflate_stream() -> None:
     assert frames == [Text(""), Text("")]
 
 
+class FinishingServer:
+    """A server that keeps its context but ends every DEFLATE stream with BFINAL
+    (RFC 7692 7.2.3.3), starting the next one with its whole window of history, every
+    earlier message included, as a preset dictionary: the window is the connection's,
+    so the next stream may refer back past the last message."""
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self.history = b""
+
+    def stream(self, data: bytes) -> bytes:
+        window = self.history[-(1 << self.bits) :]
+        deflater = (
+            zlib.compressobj(6, zlib.DEFLATED, -self.bits, zdict=window)
+            if window
+            else (zlib.compressobj(6, zlib.DEFLATED, -self.bits))
+        )
+        self.history += data
+        return deflater.compress(data) + deflater.flush(zlib.Z_FINISH)
+
+
+@pytest.mark.parametrize("bits", [9, 12, 15])
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_after_bfinal_the_window_is_every_earlier_message(bits: int, opcode: int) -> None:
+    # Only the last message's bytes were kept as the next stream's dictionary: a
+    # reference back into an earlier message failed as a compression_error (1007).
+    params: list[object] = [("server_max_window_bits", bits)]
+    answer = f"server_max_window_bits={bits}"
+    server = FinishingServer(bits)
+    sentence = b"The quick brown fox jumps over the lazy dog. "
+    size = 1 << bits
+    texts = [
+        sentence * 3,
+        b"x",  # the next message refers back past this one
+        sentence * 3,
+        b"y" * 7,
+        b"z",
+        sentence * 2 + b"x",
+        bytes(range(0x20, 0x7F)) * (2 * size // 95 + 1),  # more than a window
+        sentence,  # refers into the end of the large one only
+        b"small",
+        b"tail " * 3 + sentence,
+    ]
+    # Several messages in one stream each (the middle one ends it, and the one after
+    # starts a new one inside the same message).
+    data = b""
+    for i, text in enumerate(texts):
+        if i % 3 == 2 and len(text) > 4:
+            payload = server.stream(text[:3]) + server.stream(text[3:])
+        else:
+            payload = server.stream(text)
+        data += srv(opcode, payload, rsv=RSV1)
+    want = [Text(t.decode()) if opcode == 0x1 else Binary(t) for t in texts]
+    for step in (1, 9, len(data)):
+        _, frames = _fed(websocket(negotiated(params, answer)), data, step)
+        assert frames == want
+
+
 def _streams(*texts: bytes, finish: bool = True) -> bytes:
     """One payload of several DEFLATE streams: each but the last ends with BFINAL."""
     out = b""
