@@ -214,6 +214,14 @@ UPGRADE_CASES: list[tuple[str, list[tuple[str, str]], object]] = [
     # the message says which check failed.
     ("no upgrade", GOOD[1:], ("invalid_nonce", "Upgrade header")),
     ("upgrade h2c", [("upgrade", "h2c"), *GOOD[1:]], ("invalid_nonce", "Upgrade header")),
+    # RFC 6455 4.1: the Upgrade value must match "websocket"; one that names another
+    # protocol beside it was taken (websockets and wsproto refuse it).
+    *(
+        (f"upgrade {value!r}", [("upgrade", value), *GOOD[1:]], ("invalid_nonce", "Upgrade header"))
+        for value in ("websocket, foo", "foo, websocket", "h2c, websocket", "websocket/13", "")
+    ),
+    ("two upgrade fields", [GOOD[0], ("upgrade", "h2c"), *GOOD[1:]], ("invalid_nonce", "Upgrade")),
+    ("the same twice", [GOOD[0], *GOOD], None),
     ("no connection", [GOOD[0], GOOD[2]], ("invalid_nonce", "Connection header")),
     (
         "connection without upgrade",

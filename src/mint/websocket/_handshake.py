@@ -187,13 +187,19 @@ def check_http1_upgrade(status: int, headers: list[tuple[str, str]], key: str) -
     """Check a 101 answer to an HTTP/1.1 upgrade (RFC 6455 4.1, client steps 2-4).
 
     Raises:
-        WebSocketError: ``"invalid_nonce"`` when ``Upgrade`` has no ``websocket`` token,
-            ``Connection`` no ``upgrade`` token, or ``Sec-WebSocket-Accept`` is missing
-            or wrong: one reason for "this 101 is not an answer to our upgrade", as
-            the contract gives it; the message says which check failed.
+        WebSocketError: ``"invalid_nonce"`` when ``Upgrade`` is not ``websocket``
+            (alone: RFC 6455 4.1 asks for "a case-insensitive match for the value
+            websocket", and a 101 that names another protocol switched to something
+            else than was asked), ``Connection`` has no ``upgrade`` token, or
+            ``Sec-WebSocket-Accept`` is missing or wrong: one reason for "this 101 is
+            not an answer to our upgrade", as the contract gives it; the message says
+            which check failed.
     """
-    if "websocket" not in _tokens(headers, "upgrade"):
-        raise _not_ours("its Upgrade header has no websocket token")
+    upgrade = _tokens(headers, "upgrade")
+    if upgrade != {"websocket"}:
+        raise _not_ours(
+            "its Upgrade header is not websocket" if upgrade else "it has no Upgrade header"
+        )
     if "upgrade" not in _tokens(headers, "connection"):
         raise _not_ours("its Connection header has no upgrade token")
     accepts = [v.strip() for k, v in headers if k.lower() == "sec-websocket-accept"]
