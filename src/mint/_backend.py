@@ -181,7 +181,10 @@ def map_os_error(exc: BaseException) -> TransportError:
             return TransportError("ehostunreach")
         if code in ("EBADF", "ENOTCONN", "ESHUTDOWN"):
             return TransportError("closed")
-        return TransportError(("os_error", code or str(exc)))
+        if code:
+            # Mint's reason is the POSIX name as an atom (:emfile, :eaddrnotavail, ...).
+            return TransportError(code.lower())
+        return TransportError(("os_error", str(exc)))
     return TransportError(("os_error", repr(exc)))
 
 

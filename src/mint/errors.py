@@ -17,6 +17,8 @@ The human-readable message of every reason comes from one table
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, TypeAlias
 
 Reason: TypeAlias = str | tuple[Any, ...]
@@ -119,7 +121,17 @@ def describe(reason: Reason) -> str:
             shown = ", ".join(_short(d) for d in details)
             return f"{base} ({shown})"
         return base
-    return _MESSAGES.get(reason, reason)
+    message = _MESSAGES.get(reason)
+    if message is None:
+        return _errno_message(reason) or reason
+    return message
+
+
+def _errno_message(reason: str) -> str | None:
+    """A socket error's reason is its POSIX name, as Mint's atoms (``"emfile"``): the
+    system's own message for it."""
+    code = getattr(errno, reason.upper(), None) if reason[:1] == "e" else None
+    return f"{os.strerror(code)} ({reason})" if isinstance(code, int) else None
 
 
 def _short(value: object) -> str:

@@ -170,12 +170,19 @@ class Mailbox:
         # selector adds a Python layer of key objects per event.
         # _epfd: the epoll descriptor (the C fast path waits on it), or -1 with poll.
         self._poll: Any
-        if _EPOLL:
-            epoll = select.epoll()
-            self._poll, self._epfd = epoll, epoll.fileno()
-        else:
-            self._poll, self._epfd = select.poll(), -1
-        self._wake_r, self._wake_w = socket.socketpair()
+        epoll = None
+        try:
+            if _EPOLL:
+                epoll = select.epoll()
+                self._poll, self._epfd = epoll, epoll.fileno()
+            else:
+                self._poll, self._epfd = select.poll(), -1
+            self._wake_r, self._wake_w = socket.socketpair()
+        except OSError as exc:
+            # Out of descriptors (EMFILE) is the usual one: typed, as a socket's own.
+            if epoll is not None:
+                epoll.close()
+            raise map_os_error(exc) from exc
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._wake_fd = self._wake_r.fileno()

@@ -186,22 +186,23 @@ def connect(
             protocol = "http1" if "http1" in protos else "http2"
     else:
         protocol = "http2" if protos == ("http2",) else "http1"
-    session = _make_session(protocol, scheme, name, port)
-    box = None
-    if mode == "active":
-        box = mailbox if mailbox is not None else _default_mailbox()
-    conn = Conn(transport, session, scheme=scheme, host=name, port=port, mode=mode, mailbox=box)
-    if protocol == "http2":
-        try:
+    try:
+        session = _make_session(protocol, scheme, name, port)
+        box = None
+        if mode == "active":
+            # (The default mailbox is made on first use: that can fail too, EMFILE.)
+            box = mailbox if mailbox is not None else _default_mailbox()
+        conn = Conn(transport, session, scheme=scheme, host=name, port=port, mode=mode, mailbox=box)
+        if protocol == "http2":
             _await_settings(
                 conn,
                 timeout if timeout is not None else DEFAULT_SETTINGS_TIMEOUT,
             )
-        except BaseException:
-            transport.close()
-            raise
-    if box is not None:
-        box.register(transport)
+        if box is not None:
+            box.register(transport)
+    except BaseException:
+        transport.close()
+        raise
     return conn
 
 
