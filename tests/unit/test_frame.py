@@ -872,6 +872,42 @@ def test_encode_with_and_without_speedup(monkeypatch: pytest.MonkeyPatch, speedu
         assert data[0] == 0x81 and unmask_client_frame(data)[3] == text.encode()
 
 
+def test_a_websocket_that_sent_a_frame_holds_little() -> None:
+    # The mask key pool (4 KiB of random bytes) was also unpacked into a tuple of
+    # 1,024 ints on every refill, which only the pure-Python builder reads: 40 KiB
+    # more per WebSocket once it had sent a frame through the C encoder.
+    import tracemalloc
+
+    if frame_mod._frame_c is None:
+        pytest.skip("mint._speedups is not built (or MINT_NO_SPEEDUPS)")
+    sockets = [new_websocket() for _ in range(200)]
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        sent = [encode(ws, Binary(b"hi"))[0] for ws in sockets]
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    per_websocket = (after - before) / len(sent)
+    assert per_websocket < 6 * 1024, per_websocket  # the 4 KiB pool
+
+
+@pytest.mark.parametrize("speedup", [False, True])
+def test_keys_past_one_pool_mask_correctly(monkeypatch: pytest.MonkeyPatch, speedup: bool) -> None:
+    # The pure-Python builder unpacks a pool's keys at its first use of that pool.
+    if not speedup:
+        monkeypatch.setattr(frame_mod, "_frame_c", None)
+    seen = set()
+    ws = new_websocket()
+    for i in range(2100):  # past two pools, and switching builder half-way
+        if i == 1500:
+            monkeypatch.setattr(frame_mod, "_frame_c", None)
+        ws, data = encode(ws, Binary(b"abc"))
+        assert unmask_client_frame(data)[3] == b"abc"
+        seen.add(data[2:6])
+    assert len(seen) > 2000  # random keys, one per frame
+
+
 def test_c_frame_matches_the_pure_python_frame() -> None:
     speedups = pytest.importorskip("mint._speedups")
     pool = bytes(range(256)) * 4
