@@ -107,6 +107,8 @@ _MESSAGES: dict[str, str] = {
     "payload, or an HTTP/2 header block)",
     "not_upgraded": "the request reference does not name a WebSocket",
     "invalid_limit": "max_frame_size and max_message_size must be None or an int >= 0",
+    "enhance_your_calm": "the peer flooded the connection with frames to answer while "
+    "taking none of the answers (RFC 9113 10.5)",
     # upgrade failure
     "upgrade_failure": "the server refused the WebSocket upgrade",
 }

@@ -1392,3 +1392,63 @@ def _peer_port(sock: socket.socket) -> int | None:
         return int(sock.getpeername()[1])
     except OSError:
         return None
+
+
+def _h2_ping_flood(conn: socket.socket) -> None:
+    """HTTP/2 server that sends its SETTINGS, then PING frames without end, and reads
+    nothing: every PING asks for an ACK that the client cannot get out."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    server.initiate_connection()
+    conn.sendall(server.data_to_send())
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"floodfld"  # PING, stream 0
+    burst = ping * 4096
+    conn.settimeout(30)
+    try:
+        while True:
+            conn.sendall(burst)
+    except OSError:
+        return  # the client ended the connection
+
+
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_an_http2_peer_that_floods_pings_and_reads_nothing_is_cut_off(
+    flavour: Flavour, raw_server: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # With send_timeout, a write the socket takes nothing of keeps its rest for the
+    # next, and every read added its PING ACKs behind it: memory grew about a
+    # megabyte a read, without end. Past a bound the connection ends, as nghttp2 ends
+    # a flood (ENHANCE_YOUR_CALM). (Bound lowered here: the default is 16 MiB.)
+    for module in ("mint.http._io", "mint.aio._http"):
+        monkeypatch.setattr(f"{module}.MAX_BACKLOG_GROWTH", 256 * 1024)
+    server = raw_server(_h2_ping_flood)
+
+    async def scenario() -> None:
+        client = await connect(
+            flavour,
+            server,
+            mode=mode,
+            protocols=("http2",),
+            transport_opts={"send_timeout": 0.2},
+        )
+        http = flavour.http
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                assert time.monotonic() < deadline, "the flood was never cut off"
+                try:
+                    await client.responses(5.0)
+                except mint.TransportError as exc:
+                    assert exc.reason == "timeout", exc
+                    client.conn = exc.conn
+                except mint.HTTPError as exc:
+                    assert mint.errors.reason_tag(exc.reason) == "enhance_your_calm", exc
+                    client.conn = exc.conn
+                    break
+            assert not http.is_open(client.conn)
+            held = len(client.conn._transport._unsent)
+            assert held == 0  # closed: what it owed is let go
+        finally:
+            await client.close()
+
+    run(scenario())
