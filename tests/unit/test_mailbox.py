@@ -269,6 +269,27 @@ def test_a_burst_beyond_one_read_comes_whole(
     assert got == blob
 
 
+def _read_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BaseTransport.recv_ready``'s plain-socket read: the C one, or the Python one."""
+    if path == "python":
+        monkeypatch.setattr(mint._backend, "_recv_ready", None)
+    elif mint._backend._recv_ready is None:
+        pytest.skip("mint._iospeedups is not built (or MINT_NO_SPEEDUPS)")
+
+
+def _tcp_pair(rcvbuf: int | None = None) -> tuple[Transport, socket.socket]:
+    """A non-blocking transport over a loopback TCP connection, and the other end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours = socket.socket()
+    if rcvbuf is not None:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    ours.connect(listener.getsockname())
+    theirs, _ = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    return Transport(ours, tls=False), theirs
+
+
 @pytest.mark.parametrize("path", ["c", "python"])
 def test_a_read_without_a_wait_takes_one_burst_at_most(
     path: str, monkeypatch: pytest.MonkeyPatch
@@ -276,18 +297,9 @@ def test_a_read_without_a_wait_takes_one_burst_at_most(
     # What the mailbox's loop and asyncio's reader read with: everything the socket
     # holds, in one bytes object, but never more than READ_BURST (one busy socket must
     # not starve the others); then None (nothing yet), then b"" (the end).
-    if path == "python":
-        monkeypatch.setattr(mint._backend, "_recv_ready", None)
-    elif mint._backend._recv_ready is None:
-        pytest.skip("mint._iospeedups is not built (or MINT_NO_SPEEDUPS)")
-    listener = socket.create_server(("127.0.0.1", 0))
-    ours = socket.socket()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    ours.connect(listener.getsockname())
-    theirs, _ = listener.accept()
-    listener.close()
-    ours.setblocking(False)
-    transport = Transport(ours, tls=False)
+    _read_path(path, monkeypatch)
+    transport, theirs = _tcp_pair(rcvbuf=8 << 20)
+    ours = transport.sock
     burst = mint._backend.READ_BURST
     blob = os.urandom(2 * burst + 12_345)
     theirs.sendall(blob)
@@ -310,16 +322,8 @@ def test_a_read_without_a_wait_takes_one_burst_at_most(
 
 @pytest.mark.parametrize("path", ["c", "python"])
 def test_a_read_without_a_wait_maps_a_reset(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if path == "python":
-        monkeypatch.setattr(mint._backend, "_recv_ready", None)
-    elif mint._backend._recv_ready is None:
-        pytest.skip("mint._iospeedups is not built (or MINT_NO_SPEEDUPS)")
-    listener = socket.create_server(("127.0.0.1", 0))
-    ours = socket.create_connection(listener.getsockname())
-    theirs, _ = listener.accept()
-    listener.close()
-    ours.setblocking(False)
-    transport = Transport(ours, tls=False)
+    _read_path(path, monkeypatch)
+    transport, theirs = _tcp_pair()
     theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     theirs.close()
     deadline = time.monotonic() + 5
