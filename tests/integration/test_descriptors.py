@@ -16,7 +16,7 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, os, resource, socket, sys, threading
+    import asyncio, importlib, os, resource, socket, sys, threading
     import mint, mint.http, mint.aio.http
 
     flavour, what = sys.argv[1], sys.argv[2]
@@ -37,9 +37,15 @@ SCRIPT = textwrap.dedent(
             os.close(held.pop())
         return held
 
-    def attempt():
+    def attempt(retry=False):
         if what == "mailbox":
             return mint.Mailbox()
+        if what == "h2":
+            if retry:  # only the import needed descriptors: it works now
+                return importlib.import_module("mint.http._http2")
+            return mint.http.connect(
+                "http", "127.0.0.1", port, protocols=("http2",), mode="passive"
+            )
         if flavour == "sync":
             return mint.http.connect("http", "127.0.0.1", port, mode=sys.argv[3])
         return loop.run_until_complete(
@@ -60,6 +66,7 @@ SCRIPT = textwrap.dedent(
     def run():
         # "socket": no descriptor left for the socket; "mailbox": one for the socket,
         # none for the default mailbox this thread (or loop) has not made yet.
+        # "h2": one for the socket, none for h2's modules, imported on first use.
         held = fill(0 if what in ("socket", "mailbox") else 1)
         try:
             attempt()
@@ -73,7 +80,7 @@ SCRIPT = textwrap.dedent(
         # Nothing left behind: the descriptors are all free again, and the same call
         # works now.
         outcome.append(sockets())
-        conn = attempt()
+        attempt(retry=True)
         outcome.append("then ok")
 
     thread = threading.Thread(target=run)
@@ -114,6 +121,15 @@ def test_connect_without_a_descriptor_for_its_default_mailbox(flavour: str) -> N
 
 def test_a_mailbox_without_descriptors() -> None:
     reason, sockets, then = run("sync", "mailbox", "active")
+    assert reason.startswith("'emfile'"), reason
+    assert sockets == 1
+    assert then == "then ok"
+
+
+def test_the_first_http2_connect_without_descriptors_for_its_modules() -> None:
+    # The socket fits; h2's modules, imported at the first HTTP/2 connect, do not: a
+    # raw OSError from the import.
+    reason, sockets, then = run("sync", "h2", "passive")
     assert reason.startswith("'emfile'"), reason
     assert sockets == 1
     assert then == "then ok"

@@ -222,6 +222,11 @@ UPGRADE_CASES: list[tuple[str, list[tuple[str, str]], object]] = [
     ),
     ("two upgrade fields", [GOOD[0], ("upgrade", "h2c"), *GOOD[1:]], ("invalid_nonce", "Upgrade")),
     ("the same twice", [GOOD[0], *GOOD], None),
+    # RFC 9110 5.6.1: empty list elements are ignored.
+    *(
+        (f"upgrade {value!r}", [("upgrade", value), *GOOD[1:]], None)
+        for value in ("websocket,", ", websocket", "websocket, ,", " WebSocket ")
+    ),
     ("no connection", [GOOD[0], GOOD[2]], ("invalid_nonce", "Connection header")),
     (
         "connection without upgrade",

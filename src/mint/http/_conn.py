@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from mint._backend import ALPN_IDS, is_number
+from mint._backend import ALPN_IDS, is_number, map_os_error
 from mint.errors import HTTPError, MintError, Reason
 from mint.http._http1 import Http1Session
 from mint.http._types import Ref, Response
@@ -230,7 +230,12 @@ def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
 
 def _make_session(protocol: str, scheme: str, host: str, port: int) -> Any:
     if protocol == "http2":
-        from mint.http._http2 import Http2Session  # HTTP/2 lives in its own module
+        try:
+            from mint.http._http2 import Http2Session  # HTTP/2 lives in its own module
+        except OSError as exc:
+            # Its first import opens files (h2's modules): out of descriptors there is
+            # the socket's own failure, as Mint would say it.
+            raise map_os_error(exc) from exc
 
         return Http2Session(scheme=scheme, host=host, port=port)
     return Http1Session(scheme=scheme, host=host, port=port)

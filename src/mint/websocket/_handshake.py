@@ -175,11 +175,12 @@ def http2_connect_headers(extensions: Sequence[Extension]) -> list[tuple[str, st
 
 
 def _tokens(headers: list[tuple[str, str]], name: str) -> set[str]:
-    """The comma-separated, case-insensitive tokens of every ``name`` header."""
+    """The comma-separated, case-insensitive tokens of every ``name`` header (empty
+    list elements ignored, as RFC 9110 5.6.1 asks: ``websocket,`` is ``websocket``)."""
     found: set[str] = set()
     for key, value in headers:
         if key.lower() == name:
-            found.update(item.strip().lower() for item in value.split(","))
+            found.update(token for item in value.split(",") if (token := item.strip().lower()))
     return found
 
 
