@@ -745,6 +745,43 @@ def test_after_bfinal_the_window_is_every_earlier_message(bits: int, opcode: int
         assert frames == want
 
 
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_the_window_kept_for_bfinal_stays_bounded(opcode: int) -> None:
+    # Empty messages added an entry each and no bytes, so the kept window was never
+    # trimmed (1,000,000 empty messages: 1,000,000 entries), and every restart after a
+    # BFINAL joined all of it: 20,000 such messages cost a millisecond each. The
+    # entries are bounded now, and what a restart joined is kept joined.
+
+    ext = negotiated()
+    ws = websocket(ext)
+    server = FinishingServer(15)
+    texts = [b"", b"a", b"", b"bc"] * 600 + [b"The quick brown fox. " * 3]
+    data = b""
+    for i, text in enumerate(texts):
+        # Every other empty message as 00 (RFC 7692 7.2.3.6), the rest BFINAL streams
+        # (an empty one: 03 00).
+        payload = server.stream(text) if text or i % 2 else b"\x00"
+        data += srv(opcode, payload, rsv=RSV1)
+    ws, frames = decode(ws, data)
+    want = [Text(t.decode()) if opcode == 0x1 else Binary(t) for t in texts]
+    assert frames == want
+    # A message that refers back past all of them still inflates.
+    tail = server.stream(b"bcabcabc The quick brown fox. ")
+    ws, frames = decode(ws, srv(opcode, tail, rsv=RSV1))
+    assert len(frames) == 1 and not isinstance(frames[0], WebSocketError), frames
+    # 100,000 empty messages more: nothing more is held.
+    empties = srv(opcode, b"\x00", rsv=RSV1) * 100_000
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        ws, frames = decode(ws, empties)
+        del frames
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 100_000, after - before
+
+
 def _streams(*texts: bytes, finish: bool = True) -> bytes:
     """One payload of several DEFLATE streams: each but the last ends with BFINAL."""
     out = b""
