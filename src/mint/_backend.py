@@ -403,6 +403,7 @@ class BaseTransport:
         "_unsent",
         "_waiter",
         "closed",
+        "owed_answers",
         "reader_busy",
         "send_timeout",
         "sock",
@@ -423,6 +424,9 @@ class BaseTransport:
         self.send_timeout: float | None = None
         # Bytes a cancelled (or interrupted) send still owes the peer: they go first.
         self._unsent = b""
+        # What reading made us write behind them since the socket last took everything
+        # (PING and SETTINGS acks, WINDOW_UPDATEs): see mint.aio._http._answer.
+        self.owed_answers = 0
         # How writing them failed, if it did (see send_failure).
         self._flush_failure: TransportError | None = None
         # Bytes a cancelled (or timed-out) recv had read: the next read returns them.
@@ -606,7 +610,10 @@ class BaseTransport:
             self._flush_failure = map_os_error(exc)
             return True
         self._unsent = self._unsent[sent:]
-        return not self._unsent
+        if self._unsent:
+            return False
+        self.owed_answers = 0
+        return True
 
     def push_back(self, data: bytes) -> None:
         """Bytes read from the socket earlier (a mailbox's queue) that reads return first.

@@ -160,6 +160,7 @@ class Transport(BaseTransport):
             raise
         finally:
             waiter.end_write()
+        self.owed_answers = 0  # the socket took everything
 
     def recv(self, byte_count: int, timeout: float | None) -> bytes:
         """Read up to ``byte_count`` bytes (0: whatever is there), waiting up to ``timeout``.

@@ -1452,3 +1452,76 @@ def test_an_http2_peer_that_floods_pings_and_reads_nothing_is_cut_off(
             await client.close()
 
     run(scenario())
+
+
+def _h2_answer_then_stall(conn: socket.socket) -> None:
+    """HTTP/2 with extended CONNECT and open windows: a 200 to the first request, then
+    nothing read ever again, and a PING every 50 ms (a peer that stalls but lives)."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    server.local_settings = h2.settings.Settings(
+        client=False,
+        initial_values={
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1,
+        },
+    )
+    server.initiate_connection()
+    server.increment_flow_control_window(2**31 - 1 - 65_535)
+    conn.sendall(server.data_to_send())
+    answered = False
+    while not answered:
+        data = conn.recv(65_536)
+        if not data:
+            return
+        for event in server.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                server.send_headers(event.stream_id, [(":status", "200")])
+                answered = True
+        conn.sendall(server.data_to_send())
+    conn.settimeout(30)
+    try:
+        while True:
+            time.sleep(0.05)
+            conn.sendall(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"stalling")
+    except OSError:
+        return
+
+
+def test_an_http2_peer_that_stalls_is_not_taken_for_a_flood(
+    flavour: Flavour, raw_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flood guard counted the caller's own timed-out writes as growth since the
+    # first read behind the backlog: a peer that merely stalled, with two large
+    # messages timed out, was cut off with enhance_your_calm. Only answers count.
+    for module in ("mint.http._io", "mint.aio._http"):
+        monkeypatch.setattr(f"{module}.MAX_BACKLOG_GROWTH", 64 * 1024)
+    server = raw_server(_h2_answer_then_stall)
+
+    async def scenario() -> None:
+        client = await connect(
+            flavour,
+            server,
+            mode="passive",
+            protocols=("http2",),
+            transport_opts={"send_timeout": 0.2},
+        )
+        try:
+            await client.upgrade()
+            for _ in range(3):
+                with pytest.raises(mint.TransportError) as info:
+                    await client.send(Binary(bytes(4 << 20)))  # the socket takes none
+                assert info.value.reason == "timeout"
+                client.conn = info.value.conn
+                for _ in range(2):  # the PINGs, answered behind the backlog
+                    try:
+                        await client.responses(0.3)
+                    except mint.TransportError as exc:
+                        assert exc.reason == "timeout", exc
+                        client.conn = exc.conn
+            assert flavour.http.is_open(client.conn)
+            assert client.conn._transport.owed_answers < 64 * 1024
+        finally:
+            await client.close()
+
+    run(scenario())

@@ -331,12 +331,8 @@ async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
         raise _attach(exc, conn) from exc.__cause__
     if session.direct_ref is not None:
         return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
-    if conn._transport._unsent:
-        _check_backlog(conn, responses)
-    elif "backlog" in conn._private:
-        del conn._private["backlog"]  # the socket took it all: a new start
     try:
-        await _flush(conn)
+        await _answer(conn)
     except MintError as exc:
         # (what was read is the caller's all the same: before the Errors of the end)
         exc.responses = [*responses, *exc.responses]
@@ -351,37 +347,40 @@ async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
     return conn, responses
 
 
-# How far what a connection owes the peer may grow while the socket takes none of it
-# (send_timeout ran out), by what reading makes us write: PING and SETTINGS acks,
-# WINDOW_UPDATEs, queued DATA the peer's WINDOW_UPDATEs let go.
+# How much a connection may write in answer to what it reads (PING and SETTINGS acks,
+# WINDOW_UPDATEs, DATA the peer's WINDOW_UPDATEs let go) behind bytes the socket has
+# not taken (send_timeout ran out), before the peer is taken for a flood.
 MAX_BACKLOG_GROWTH = 16 * 2**20
 
 
-def _check_backlog(conn: Conn, responses: list[Response]) -> None:
-    """End the connection when a peer that reads none of our bytes keeps sending
-    frames that must be answered.
+async def _answer(conn: Conn) -> None:
+    """:func:`_flush` after a read: end the connection when a peer that takes none of
+    our bytes keeps sending frames that must be answered.
 
     A write that ran out of ``send_timeout`` keeps its rest for the next (README);
-    every read then adds its answers behind it. A peer flooding PINGs (or SETTINGS)
+    every read then queued its answers behind it. A peer flooding PINGs (or SETTINGS)
     without reading grew that backlog by about a megabyte a ``recv``, for ever
-    (CVE-2019-9512's kind). Once it has grown by :data:`MAX_BACKLOG_GROWTH` since it
-    formed, the connection ends as nghttp2 ends a flood: ``("enhance_your_calm",
-    detail)``, RFC 9113 10.5's name for it, with the read's responses and every open
-    request's ``Error``. A peer that reads, however slowly, empties the backlog now
-    and then, and each time it empties the count starts again.
+    (CVE-2019-9512's kind). Once the answers queued behind such a rest pass
+    :data:`MAX_BACKLOG_GROWTH` (the transport counts them, ``owed_answers``, and starts
+    again whenever the socket has taken everything), the connection ends as nghttp2
+    ends a flood: ``("enhance_your_calm", detail)``, RFC 9113 10.5's name for it,
+    with every open request's ``Error``. The caller's own writes are not counted:
+    their timeouts tell the caller already.
     """
-    held = len(conn._transport._unsent)
-    start = conn._private.setdefault("backlog", held)
-    if held - start > MAX_BACKLOG_GROWTH:
-        exc = HTTPError(
-            (
-                "enhance_your_calm",
-                f"{held} bytes owed to a peer that takes none of them and keeps asking "
-                "for more (PING, SETTINGS)",
+    data = conn._session.data_to_send()
+    if not data:
+        return
+    transport = conn._transport
+    if transport._unsent:
+        owed = transport.owed_answers + len(data)
+        if owed > MAX_BACKLOG_GROWTH:
+            detail = (
+                f"{owed} bytes of answers owed to a peer that takes none of them and keeps "
+                "asking for more (PING, SETTINGS)"
             )
-        )
-        exc.responses = responses
-        raise _failed(conn, exc)
+            raise _failed(conn, HTTPError(("enhance_your_calm", detail)))
+        transport.owed_answers = owed
+    await transport.send(data)
 
 
 async def _end(conn: Conn) -> None:

@@ -157,6 +157,7 @@ class AsyncTransport(BaseTransport):
             raise
         finally:
             waiter.end_write()
+        self.owed_answers = 0  # the socket took everything
 
     async def recv(self, byte_count: int, timeout: float | None) -> bytes:
         """Read up to ``byte_count`` bytes (0: whatever is there), waiting up to ``timeout``.
