@@ -1025,6 +1025,25 @@ def test_a_close_ends_another_tasks_passive_wait(
         release.set()
 
 
+def _h2_open_server(conn: socket.socket) -> h2.connection.H2Connection:
+    """The server side of an HTTP/2 connection with extended CONNECT and windows open
+    as far as they go, its preface sent."""
+    server = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+    )
+    server.local_settings = h2.settings.Settings(
+        client=False,
+        initial_values={
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1,
+        },
+    )
+    server.initiate_connection()
+    server.increment_flow_control_window(2**31 - 1 - 65_535)
+    conn.sendall(server.data_to_send())
+    return server
+
+
 def _h2_upgrade_and_hold(release: threading.Event, seen: list[Any] | None = None) -> Any:
     """HTTP/2 with extended CONNECT and open windows: a 200 to the WebSocket CONNECT,
     then nothing read until ``release``, so a client's big send fills the socket.
@@ -1034,19 +1053,7 @@ def _h2_upgrade_and_hold(release: threading.Event, seen: list[Any] | None = None
     record = seen if seen is not None else []
 
     def handler(conn: socket.socket) -> None:
-        server = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-        )
-        server.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1,
-            },
-        )
-        server.initiate_connection()
-        server.increment_flow_control_window(2**31 - 1 - 65_535)
-        conn.sendall(server.data_to_send())
+        server = _h2_open_server(conn)
         held = False
         ended: list[int] = []
         while True:
@@ -1464,17 +1471,7 @@ def _h2_answer_then_stall(conn: socket.socket) -> None:
     """HTTP/2 with extended CONNECT and open windows: a 200 to the first request, then
     nothing read ever again, and a PING every 50 ms (a peer that stalls but lives)."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    server.local_settings = h2.settings.Settings(
-        client=False,
-        initial_values={
-            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1,
-        },
-    )
-    server.initiate_connection()
-    server.increment_flow_control_window(2**31 - 1 - 65_535)
-    conn.sendall(server.data_to_send())
+    server = _h2_open_server(conn)
     answered = False
     while not answered:
         data = conn.recv(65_536)
