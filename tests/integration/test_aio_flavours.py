@@ -1528,3 +1528,56 @@ def test_an_http2_peer_that_stalls_is_not_taken_for_a_flood(
             await client.close()
 
     run(scenario())
+
+
+def _record_until_closed(seen: bytearray, http2: bool) -> Any:
+    """A server that says its HTTP/2 preface (``http2``) and keeps every byte the
+    client writes, until the client closes."""
+
+    def serve(conn: socket.socket) -> None:
+        if http2:
+            _h2_open_server(conn)
+        conn.settimeout(10)
+        try:
+            while data := conn.recv(65_536):
+                seen.extend(data)
+        except OSError:
+            return
+
+    return serve
+
+
+@pytest.mark.parametrize("protocol", ["http1", "http2"])
+def test_a_ref_of_none_is_no_request_to_stream(
+    flavour: Flavour, raw_server: Any, protocol: str
+) -> None:
+    # An upgraded HTTP/1.1 WebSocket's ref is its session's direct_ref, whose bytes
+    # go out as they are; every other session's direct_ref is None, so a ref of None
+    # (a variable still None after a failed upgrade) matched it: its bytes went out
+    # raw, into the middle of a chunked body (a request smuggled in) or among HTTP/2's
+    # frames (a SETTINGS frame the peer acted on).
+    seen = bytearray()
+    server = raw_server(_record_until_closed(seen, protocol == "http2"))
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="passive", protocols=(protocol,))
+        http = flavour.http
+        client.conn, ref = await http.request(client.conn, "POST", "/", [], mint.http.STREAM)
+        client.conn = await http.stream_request_body(client.conn, ref, b"body-one")
+        for chunk in (b"GET /smuggled HTTP/1.1\r\n\r\n", mint.http.EOF):
+            with pytest.raises(mint.HTTPError) as info:
+                await http.stream_request_body(client.conn, None, chunk)
+            assert info.value.reason == "unknown_request_to_stream"
+            assert info.value.conn is not None
+            client.conn = info.value.conn
+        assert http.is_open(client.conn)
+        client.conn = await http.stream_request_body(client.conn, ref, b"body-two")
+        client.conn = await http.stream_request_body(client.conn, ref, mint.http.EOF)
+        await client.close()
+
+    run(scenario())
+    deadline = time.monotonic() + 10
+    while b"body-two" not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert b"body-one" in seen and b"body-two" in seen
+    assert b"smuggled" not in seen

@@ -159,6 +159,13 @@ def test_stream_body_of_unknown_or_non_streaming_request() -> None:
     with pytest.raises(HTTPError) as info:
         s.stream_request_body(Ref(), b"x")
     assert info.value.reason == "unknown_request_to_stream"
+    # None is no request either (no upgraded stream's ref is None: it matched that)
+    streamed = s.request("POST", "/", [], STREAM)
+    with pytest.raises(HTTPError) as info:
+        s.stream_request_body(None, b"raw")  # type: ignore[arg-type]
+    assert info.value.reason == "unknown_request_to_stream"
+    assert b"raw" not in s.data_to_send()
+    s.stream_request_body(streamed, EOF)
 
 
 def test_chunked_response_and_trailers() -> None:

@@ -268,8 +268,10 @@ async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Co
         if transport.closed:
             raise TransportError("closed")
         session = conn._session
-        if ref is session.direct_ref and type(chunk) is bytes:
+        if ref is session.direct_ref and type(chunk) is bytes and ref is not None:
             # An upgraded HTTP/1.1 connection: the caller's bytes go out as they are.
+            # (direct_ref is None on any other: a ref of None is no request of it,
+            # and its bytes went out raw, into a chunked body or HTTP/2's frames.)
             if chunk:
                 sent = transport.send_now(chunk)
                 if sent != len(chunk):  # the socket is full: wait for it

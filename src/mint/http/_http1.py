@@ -267,7 +267,8 @@ class Http1Session:
 
     def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
         trailers = body_end(chunk)
-        if ref is self._upgraded or ref == self._upgraded:
+        if self._upgraded is not None and (ref is self._upgraded or ref == self._upgraded):
+            # (not None: that is no request, and its bytes went out raw, into a body)
             if trailers is None:
                 if type(chunk) is memoryview and not chunk.c_contiguous:
                     chunk = chunk.tobytes()  # (a bytearray takes only contiguous bytes)
