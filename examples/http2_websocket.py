@@ -77,7 +77,8 @@ def main() -> None:
                 frames += more
     print("received:", frames)
 
-    # The Close frame goes out with END_STREAM; reset the stream if the server never ends it.
+    # The Close ends the stream once the server has answered and ended its side;
+    # reset the stream if the server never ends it.
     websocket, data = mint.websocket.encode(websocket, Close(1000))
     conn = mint.websocket.stream_request_body(conn, ref, data)
     try:

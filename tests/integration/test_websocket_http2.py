@@ -258,6 +258,37 @@ def test_tiny_windows_big_echo(h2_fault: Any, mode: str) -> None:  # noqa: F811
         _close(conn)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_client_close_keeps_the_stream_open_for_the_answer(
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    # A server that resets the stream when the client ends it before the server's
+    # Close (lighttpd 1.4's mod_proxy over HTTP/2 does: its backend answers the
+    # Close later). The client's END_STREAM now waits for the server's Close
+    # (RFC 6455 7.1.1), so the answer's code and reason arrive, and the stream ends.
+    peer = h2_fault()
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ws = open_ws(conn, mode, "/half-close-resets")
+        conn = send(conn, ws, Text("hello"))
+        conn = send(conn, ws, Close(4001, "client bye"))
+        conn, _ = read_until(conn, mode, lambda _: ws.done or ws.error is not None, sockets=[ws])
+        assert ws.error is None  # was HTTPError(("server_closed_request", "internal_error"))
+        assert ws.frames == [Text("hello"), Close(4001, "client bye")]
+        assert mint.http.open_request_count(conn) == 0
+        deadline = time.monotonic() + 5
+        while not peer.events("reset") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The stream ended on both sides: the client's side once the server's had.
+        assert [e[3] for e in peer.events("reset")] == [0]  # NO_ERROR
+        assert not peer.events("half_close_reset") and not peer.events("end_stream")
+        conn, status, _ = get(conn, mode)  # the connection goes on
+        assert status == 200
+    finally:
+        _close(conn)
+
+
 def test_cancel_after_the_close_handshake(h2_fault: Any) -> None:  # noqa: F811
     peer = h2_fault()
     conn = connect_h2(peer, "passive")

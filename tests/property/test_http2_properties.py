@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit.test_http2 import Pair, ws_frame
 
-from mint.http import STREAM, Data, Headers, Status
+from mint.http import STREAM, Data, Done, Headers, Status
 from mint.http._http2 import DEFAULT_RECEIVE_WINDOW
 
 # Large inputs are what these properties are about: hypothesis' size health check
@@ -103,16 +103,25 @@ def test_websocket_streams_over_h2_arrive_whole_and_windows_stay_right(
             client.stream_request_body(refs[sid], frame)
             streamed[sid].append(frame)
         exchange(cuts)
-    # The client closes both: its Close goes out with END_STREAM (h2's frame), after
-    # everything it queued (our frames), once the server's windows open.
+    # The client closes both, and the server ends its sides: the client's ends after
+    # everything it queued (our frames), once the server's windows open: with
+    # END_STREAM (h2's frame) behind queued bytes, else RST_STREAM(NO_ERROR).
     close = ws_frame(8, b"\x03\xe8")
     for sid in (1, 3):
         client.stream_request_body(refs[sid], close)
         streamed[sid].append(close)
-        server.increment_flow_control_window(2**20, stream_id=sid)
+        server.end_stream(sid)
+    assert [r for r in pair.pump() if type(r) is not Data] == [Done(refs[1]), Done(refs[3])]
+    for sid in (1, 3):
+        if server.streams[sid].open:  # (not when the client's side ended already)
+            server.increment_flow_control_window(2**20, stream_id=sid)
     server.increment_flow_control_window(2**24)
     exchange([])
-    assert sorted(e.stream_id for e in pair.server_events(h2.events.StreamEnded)) == [1, 3]
+    ended = [e.stream_id for e in pair.server_events(h2.events.StreamEnded)]
+    reset = [(e.stream_id, e.error_code) for e in pair.server_events(h2.events.StreamReset)]
+    assert sorted(ended + [sid for sid, code in reset if code == 0]) == [1, 3]
+    assert all(code == 0 for _, code in reset)
+    assert client.open_request_count() == 0
     for sid in (1, 3):
         assert b"".join(got[refs[sid]]) == b"".join(sent[sid])
         assert pair.server_data(sid) == b"".join(streamed[sid])

@@ -155,6 +155,8 @@ class _Stream:
     ended: bool = False
     responded: bool = False
     closing: bool = False  # the server sent its Close first
+    # /half-close-resets: the client's Close, answered after the read that brought it
+    deferred_close: tuple[int | None, str] | None = None
 
 
 class _Connection:
@@ -198,6 +200,7 @@ class _Connection:
                 return
             for event in self.h2.receive_data(data):
                 self.handle(event)
+            self.answer_deferred_closes()
             self.ack_received()
             self.send_pending()
             if self.goaway_last is not None and all(
@@ -265,6 +268,14 @@ class _Connection:
                 stream.ended = True
                 with contextlib.suppress(h2.exceptions.StreamClosedError):
                     self.h2.end_stream(stream_id)
+
+    def answer_deferred_closes(self) -> None:
+        for stream_id, stream in self.streams.items():
+            if stream.deferred_close is not None and not stream.ended:
+                code, reason = stream.deferred_close
+                stream.deferred_close = None
+                assert stream.websocket is not None
+                self.send(stream_id, bytes(stream.websocket.close(code, reason)), end=True)
 
     # -- events ------------------------------------------------------------------------------
     def handle(self, event: h2.events.Event) -> None:
@@ -398,6 +409,11 @@ class _Connection:
             if stream.closing:
                 self.send(stream_id, b"", end=True)
                 return
+            if stream.path == "/half-close-resets":
+                # As lighttpd 1.4's mod_proxy over HTTP/2: the Close goes to a backend,
+                # and the client's END_STREAM before its answer resets the stream.
+                stream.deferred_close = (code, reason)
+                return
             reply = ws.close(code if code != CloseReason.NO_STATUS_RCVD else None, reason)
             self.send(stream_id, bytes(reply), end=stream.path != "/ws-hold")
 
@@ -405,6 +421,11 @@ class _Connection:
         stream = self.streams.get(stream_id)
         self.server.record(self.no, stream_id, "end_stream")
         if stream is None or stream.ended:
+            return
+        if stream.deferred_close is not None:
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            stream.ended = True
+            self.server.record(self.no, stream_id, "half_close_reset")
             return
         if stream.path == "/sink":
             body = bytes(stream.body)

@@ -347,18 +347,74 @@ def test_extended_connect_headers_and_open_stream() -> None:
     ],
 )
 def test_close_frame_ends_the_websocket_stream(chunks: list[bytes], ends: bool) -> None:
+    # A Close that opens the handshake ends the caller's streaming at once, and the
+    # stream once the peer has answered and ended its side (RFC 6455 7.1.1: the
+    # server closes first): with RST_STREAM(NO_ERROR), no frame of data after its end.
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}, auto_ack=True)
     ref, _ = open_websocket(pair)
     for chunk in chunks:
         pair.client.stream_request_body(ref, chunk)
     pair.pump()
     assert pair.server_data(1) == b"".join(chunks)
-    assert bool(pair.server_events(h2.events.StreamEnded)) is ends
+    assert not pair.server_events(h2.events.StreamEnded)
     if ends:
         with pytest.raises(HTTPError) as info:
             pair.client.stream_request_body(ref, ws_frame(1, b"late"))
         assert info.value.reason == "request_body_not_streaming"
-        pair.client.stream_request_body(ref, EOF)  # tolerated: already ended
+    pair.server.send_data(1, b"\x88\x02\x03\xe8")
+    assert pair.pump() == [Data(ref, b"\x88\x02\x03\xe8")]
+    assert not pair.server_events(h2.events.StreamReset)  # the server has not ended yet
+    pair.server.end_stream(1)
+    assert pair.pump() == [Done(ref)]
+    resets = pair.server_events(h2.events.StreamReset)
+    if ends:
+        assert [(e.stream_id, e.error_code) for e in resets] == [(1, 0)]
+        assert pair.client.open_request_count() == 0
+        assert pair.client.pending_bytes() == 0
+    else:
+        assert not resets  # no Close of ours: the stream is the caller's still
+    assert not pair.server_events(h2.events.StreamEnded)
+
+
+def _client_close(pair: Pair) -> Any:
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8"))
+    pair.pump()
+    assert not pair.server_events(h2.events.StreamEnded)
+    return ref
+
+
+def test_the_caller_may_end_a_stream_after_its_close() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ref = _client_close(pair)
+    pair.client.stream_request_body(ref, EOF)
+    pair.pump()
+    assert pair.server_events(h2.events.StreamEnded)
+    pair.client.stream_request_body(ref, EOF)  # once is enough: tolerated
+    pair.server.send_data(1, b"\x88\x02\x03\xe8", end_stream=True)
+    assert pair.pump() == [Data(ref, b"\x88\x02\x03\xe8"), Done(ref)]
+    assert pair.client.open_request_count() == 0
+    assert not pair.server_events(h2.events.StreamReset)
+
+
+def test_a_close_behind_the_window_still_goes_out_when_the_peer_ends() -> None:
+    # The peer ends its side while our Close still waits for window: the Close goes
+    # first, with END_STREAM, once the window opens (never a reset over it).
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    ref, _ = open_websocket(pair)
+    close = ws_frame(8, b"\x03\xe8bye")
+    pair.client.stream_request_body(ref, close)
+    pair.pump()
+    assert pair.server_data(1) == close[:4]
+    pair.server.send_data(1, b"\x88\x00", end_stream=True)
+    assert pair.pump() == [Data(ref, b"\x88\x00"), Done(ref)]
+    pair.server.increment_flow_control_window(100, stream_id=1)
+    pair.pump()
+    assert pair.server_data(1) == close
+    assert pair.server_events(h2.events.StreamEnded)
+    assert not pair.server_events(h2.events.StreamReset)
+    assert pair.client.open_request_count() == 0
+    assert pair.client.pending_bytes() == 0
 
 
 def test_server_close_then_client_close_finishes_the_stream() -> None:
@@ -1072,9 +1128,12 @@ def test_websocket_send_within_the_windows_and_in_order() -> None:
     body = ws_frame(2, os.urandom(70_000))
     close = ws_frame(8, b"\x03\xe8")
     pair.client.stream_request_body(ref, body)
-    pair.client.stream_request_body(ref, close)  # ends the stream (RFC 8441 5.1)
+    pair.client.stream_request_body(ref, close)  # ends the stream (RFC 8441 5.1)...
     pair.pump()
     assert pair.server_data(1) == body[:1000]  # the server's h2 checks every window
+    pair.server.send_data(1, b"\x88\x02\x03\xe8", end_stream=True)  # ...once the peer's
+    pair.pump()  # side ended, after the bytes queued
+    assert not pair.server_events(h2.events.StreamEnded)
     assert pair.client.pending_bytes(ref) == len(body) + len(close) - 1000
     for step in (500, 20_000, 2**20):
         pair.server.increment_flow_control_window(step, stream_id=1)

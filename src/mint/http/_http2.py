@@ -20,10 +20,11 @@ What this layer adds to ``h2``:
   as it is handed out, so the peer never stalls.
 * **Extended CONNECT (RFC 8441).** ``request(..., upgrade="websocket")`` sends
   ``:method CONNECT`` with ``:protocol websocket``. When the bytes streamed on such a
-  stream end with a WebSocket Close frame, they go out with END_STREAM (RFC 8441 5.1:
-  the Close handshake is followed by END_STREAM); :meth:`Http2Session.cancel` resets a
-  stream the server does not end (the caller decides when, see
-  :func:`mint.websocket.cancel`).
+  stream end with a WebSocket Close frame, the stream ends (RFC 8441 5.1: the Close
+  handshake is followed by the stream's end): with that Close when it answers a server
+  that has ended its side, else once the server ends it (see ``_held_end``);
+  :meth:`Http2Session.cancel` resets a stream the server does not end (the caller
+  decides when, see :func:`mint.websocket.cancel`).
 * **A WebSocket's frames past h2.** Once a WebSocket's stream has its 2xx, its DATA
   frames without flags and the WINDOW_UPDATEs for it (and for the connection) are
   read here, and the bytes it streams written here as DATA frames, against h2's own
@@ -449,6 +450,8 @@ class _Stream:
     # without flags are read here, not by h2 (see Http2Session._fast_data).
     fast: bool = False
     scanner: _WebSocketScanner | None = None
+    # Our Close went out, and the stream's end waits for the peer's (see _held_end).
+    end_held: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None  # sent with END_STREAM, after the queue
 
 
@@ -735,8 +738,12 @@ class Http2Session:
         trailers = body_end(chunk)
         if trailers is not None:
             if not stream.streaming:
+                if stream.end_held:
+                    # The caller ends the stream itself, without waiting for the peer.
+                    stream.end_held = False
+                    self._enqueue(stream, b"", end=True)
                 if stream.upgrade:
-                    return  # the Close frame already ended it
+                    return  # the Close frame already ended it (or just did)
                 raise HTTPError("request_body_not_streaming")
             if trailers:
                 # A HEADERS frame with END_STREAM after the queued DATA (RFC 9113 8.1);
@@ -758,7 +765,41 @@ class Http2Session:
         end = stream.scanner.feed(data) if stream.scanner is not None else False
         if end:
             stream.streaming = False
+            if not stream.remote_ended:
+                # Our Close opens the close handshake: the stream's end waits for the
+                # peer's (see _held_end).
+                stream.end_held = True
+                end = False
         self._enqueue(stream, data, end=end)
+
+    def _held_end(self, stream: _Stream) -> None:
+        """The peer ended its side after our Close: ours ends too.
+
+        RFC 8441 5.1 maps the WebSocket's TCP close onto END_STREAM, and RFC 6455 7.1.1
+        has the server close the TCP connection first, the client once it has sent
+        *and received* a Close. A Close that opens the handshake, sent with
+        END_STREAM, is a half-close in the middle of it: most servers take it, but
+        lighttpd 1.4 (mod_proxy over HTTP/2) answered it with RST_STREAM
+        (INTERNAL_ERROR), and the server's Close (its code, its reason) was lost. So
+        that Close goes out alone, and the stream ends once the server has ended its
+        side (``Done``), or when the caller says ``EOF``. It ends with RST_STREAM
+        (NO_ERROR), not an empty END_STREAM DATA frame: the WebSocket is over on both
+        sides, and hypercorn 0.18 drops the whole connection on a DATA frame for a
+        stream it has finished (pgjones/hypercorn#329). A Close that answers one
+        from a server that already ended its side ends the stream at once, as before.
+        Bytes still queued (behind the windows) go first, with END_STREAM.
+        """
+        stream.end_held = False
+        if stream.local_ended:
+            return
+        if stream.queue:
+            self._enqueue(stream, b"", end=True)
+            return
+        stream.local_ended = True
+        self._backlog.pop(stream.stream_id, None)
+        if not self._closed:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
     def _check_room(self, stream: _Stream, size: int) -> None:
         sendable = 0 if stream.queue else min(size, self.send_window(stream.ref))
@@ -1311,6 +1352,8 @@ class Http2Session:
             return
         stream.remote_ended = True
         responses.append(Done(stream.ref))
+        if stream.end_held:
+            self._held_end(stream)
         self._forget_if_finished(stream)
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated, responses: list[Response]) -> None:
