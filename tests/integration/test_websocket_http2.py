@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from conftest_h2 import (
+    WS,
     connect_h2,
     get,
     h2_fault,  # noqa: F401 - fixture
+    of,
     open_ws,
     read,
     read_until,
@@ -25,7 +27,7 @@ from conftest_h2 import (
 )
 
 import mint
-from mint.http import Done, Error
+from mint.http import Done, Error, Headers, Status
 from mint.websocket import Binary, Close, Ping, Pong, Text
 
 SERVERS = [
@@ -346,5 +348,69 @@ def test_goaway_keeps_open_websockets_going(h2_fault: Any) -> None:  # noqa: F81
         conn, rest = read(conn, "passive")  # then the server closes the connection
         assert rest == []
         assert not mint.http.is_open(conn)
+    finally:
+        _close(conn)
+
+
+def _answer(conn: Any, ref: Any) -> tuple[Any, int, list[tuple[str, str]]]:
+    conn, seen = read_until(
+        conn, "passive", lambda rs: any(isinstance(r, Done) for r in of(ref, rs))
+    )
+    mine = of(ref, seen)
+    status = next(r.status for r in mine if isinstance(r, Status))
+    return conn, status, next(r.headers for r in mine if isinstance(r, Headers))
+
+
+def test_upgrades_refused_or_given_up_leave_nothing_behind(
+    h2_fault: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An upgrade's entry, kept for new(), went only with a successful new(): every
+    # refused upgrade (and every one cancelled, reset, or never taken) kept a few
+    # hundred bytes for as long as the connection lived.
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    pending = lambda: len(conn._private.get("upgrades", {}))  # noqa: E731
+    try:
+        for _ in range(20):
+            conn, ref = mint.websocket.upgrade("ws", conn, "/forbidden", [])
+            conn, status, headers = _answer(conn, ref)
+            with pytest.raises(mint.UpgradeFailureError) as info:
+                mint.websocket.new(conn, ref, status, headers, mode="passive")
+            assert info.value.status_code == 403
+            conn = info.value.conn
+            # Over: asked again, it is no upgrade of this connection any more.
+            with pytest.raises(mint.WebSocketError) as again:
+                mint.websocket.new(conn, ref, status, headers, mode="passive")
+            assert again.value.reason == ("not_upgraded", ref)
+        assert pending() == 0
+        # The caller's own mistake leaves the upgrade to be taken again.
+        conn, ref = mint.websocket.upgrade("ws", conn, "/echo", [])
+        conn, seen = read_until(conn, "passive", lambda rs: any(isinstance(r, Headers) for r in rs))
+        headers = next(r.headers for r in seen if isinstance(r, Headers))
+        with pytest.raises(mint.WebSocketError):
+            mint.websocket.new(conn, ref, "200", headers, mode="passive")
+        conn, websocket = mint.websocket.new(conn, ref, 200, headers, mode="passive")
+        assert pending() == 0
+        # Cancelled before new: gone too.
+        conn, ref = mint.websocket.upgrade("ws", conn, "/echo", [])
+        conn = mint.websocket.cancel(conn, ref)
+        assert pending() == 0
+        # Never taken at all: the oldest go past the bound; the newest still works.
+        monkeypatch.setattr("mint.websocket._api.MAX_PENDING_UPGRADES", 4)
+        refs = []
+        for _ in range(10):
+            conn, ref = mint.websocket.upgrade("ws", conn, "/forbidden", [])
+            conn, _status, _headers = _answer(conn, ref)
+            refs.append(ref)
+        assert pending() == 4
+        conn, ref = mint.websocket.upgrade("ws", conn, "/echo", [])
+        conn, seen = read_until(conn, "passive", lambda rs: any(isinstance(r, Headers) for r in rs))
+        headers = next(r.headers for r in seen if isinstance(r, Headers))
+        conn, websocket = mint.websocket.new(conn, ref, 200, headers, mode="passive")
+        ws = WS(ref, websocket)
+        conn = send(conn, ws, Text("still here"))
+        conn = wait_frames(conn, "passive", [ws], 1)
+        assert ws.frames == [Text("still here")]
     finally:
         _close(conn)

@@ -89,8 +89,8 @@ async def stream_request_body(conn: Conn, ref: Ref, data: bytes | object) -> Con
 async def cancel(conn: Conn, ref: Ref) -> Conn:
     """Abandon the HTTP/2 WebSocket of ``ref``: RST_STREAM(CANCEL) (RFC 8441, RFC 9113 8.7).
 
-    After the close handshake (our Close went out with END_STREAM, theirs arrived),
-    the server should end its side of the stream (``Done(ref)``). If it does not do
+    After the close handshake (our Close went out, theirs arrived), the server should
+    end its side of the stream (``Done(ref)``), and ours then ends too. If it does not do
     so in the time the caller is willing to wait, the caller cancels the stream;
     the other streams of the connection go on::
 
@@ -104,4 +104,7 @@ async def cancel(conn: Conn, ref: Ref) -> Conn:
     On HTTP/1.1 a WebSocket owns its connection: close it with
     :func:`mint.aio.http.close` instead (this raises ``HTTPError("unsupported_on_http1")``).
     """
-    return await _http.cancel_request(conn, ref)
+    conn = await _http.cancel_request(conn, ref)
+    if isinstance(ref, Ref):
+        conn._private.get("upgrades", {}).pop(ref, None)  # (one never taken by new)
+    return conn

@@ -35,6 +35,9 @@ from mint.websocket._frame import WebSocket, new_websocket
 from mint.websocket.extension import Extension
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
+# Upgrades sent and not yet taken by ``new`` that a connection keeps (the oldest go
+# first): HTTP/2 servers allow 100-250 streams at once.
+MAX_PENDING_UPGRADES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,13 @@ def start_upgrade(
         offered_protocols = _handshake.offered_subprotocols(headers)
         if offered_protocols:
             info = _Upgrade(info.protocol, info.key, info.extensions, offered_protocols)
-        conn._private.setdefault("upgrades", {})[ref] = info
+        upgrades = conn._private.setdefault("upgrades", {})
+        if len(upgrades) >= MAX_PENDING_UPGRADES:
+            # The oldest, never taken by ``new`` (answered with an error the caller
+            # read as the end, reset, or left): its entry goes, or a long-lived
+            # connection grew by one for each (a few hundred bytes, for ever).
+            del upgrades[next(iter(upgrades))]
+        upgrades[ref] = info
     except MintError as exc:
         exc.conn = conn
         raise
@@ -160,16 +169,23 @@ def new(
         if type(status) is not int:
             raise WebSocketError(("invalid_status", status))
         headers = _answer_headers(headers)
-        if info.protocol == "http2":
-            if not 200 <= status < 300:
-                raise UpgradeFailureError(status, headers)
-        else:
-            if status != 101:
-                raise UpgradeFailureError(status, headers)
-            assert info.key is not None
-            _handshake.check_http1_upgrade(status, headers, info.key)
-        _handshake.check_subprotocol(headers, info.subprotocols)
-        accepted = _handshake.negotiate_extensions(info.extensions, headers)
+        try:
+            if info.protocol == "http2":
+                if not 200 <= status < 300:
+                    raise UpgradeFailureError(status, headers)
+            else:
+                if status != 101:
+                    raise UpgradeFailureError(status, headers)
+                assert info.key is not None
+                _handshake.check_http1_upgrade(status, headers, info.key)
+            _handshake.check_subprotocol(headers, info.subprotocols)
+            accepted = _handshake.negotiate_extensions(info.extensions, headers)
+        except MintError:
+            # The answer refused the upgrade: it is over (a new one is a new upgrade).
+            # The caller's own mistakes above (a mode, a status or headers of the wrong
+            # type) leave it to be taken again.
+            del conn._private["upgrades"][ref]
+            raise
         websocket = new_websocket(
             extensions=accepted,
             max_frame_size=max_frame_size,
@@ -178,5 +194,5 @@ def new(
     except MintError as exc:
         exc.conn = conn
         raise
-    del conn._private["upgrades"][ref]
+    conn._private["upgrades"].pop(ref, None)
     return conn, websocket
