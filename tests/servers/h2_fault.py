@@ -311,6 +311,11 @@ class _Connection:
         stream = _Stream(path=path)
         self.streams[stream_id] = stream
         self.server.record(self.no, stream_id, "request", (method, headers.get(":path"), headers))
+        if stream_id not in self.h2.streams or self.h2.streams[stream_id].closed:
+            # Reset in the same read as its HEADERS (h2 takes every frame of a read
+            # before its events are handled here): there is nothing to answer.
+            stream.ended = True
+            return
         if method == "CONNECT" and headers.get(":protocol") == "websocket":
             if path == "/forbidden":
                 self.respond(stream_id, 403, [("content-type", "text/plain")])
