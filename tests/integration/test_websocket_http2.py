@@ -414,3 +414,29 @@ def test_upgrades_refused_or_given_up_leave_nothing_behind(
         assert ws.frames == [Text("still here")]
     finally:
         _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_eof_after_a_close_leaves_the_connection_whole(
+    named_server: tuple[str, Any], mode: str
+) -> None:
+    # The caller ends its side right after its Close: an empty END_STREAM DATA frame
+    # there made hypercorn 0.18 drop the whole connection (pgjones/hypercorn#329), and
+    # every other stream with it; RST_STREAM(NO_ERROR) ends the stream instead.
+    _, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        conn, first = open_ws(conn, mode)
+        conn, second = open_ws(conn, mode)
+        conn = send(conn, first, Close(1000, "bye"))
+        conn = mint.websocket.stream_request_body(conn, first.ref, mint.http.EOF)
+        time.sleep(0.2)  # (the server takes both before the next frame)
+        conn = send(conn, second, Text("still there?"))
+        conn = wait_frames(conn, mode, [second], 1)
+        assert second.frames == [Text("still there?")]
+        assert second.error is None
+        conn, status, _ = get(conn, mode)
+        assert status == 200
+    finally:
+        _close(conn)

@@ -262,7 +262,13 @@ class _Connection:
                 size = min(window, self.h2.max_outbound_frame_size, len(stream.pending))
                 if size <= 0:
                     break
-                self.h2.send_data(stream_id, bytes(stream.pending[:size]))
+                try:
+                    self.h2.send_data(stream_id, bytes(stream.pending[:size]))
+                except h2.exceptions.StreamClosedError:
+                    # Reset by the client in the read that asked for this answer.
+                    stream.pending.clear()
+                    stream.ended = True
+                    break
                 del stream.pending[:size]
             if not stream.pending and stream.end_after_pending:
                 stream.ended = True

@@ -740,8 +740,7 @@ class Http2Session:
             if not stream.streaming:
                 if stream.end_held:
                     # The caller ends the stream itself, without waiting for the peer.
-                    stream.end_held = False
-                    self._enqueue(stream, b"", end=True)
+                    self._held_end(stream)
                 if stream.upgrade:
                     return  # the Close frame already ended it (or just did)
                 raise HTTPError("request_body_not_streaming")
@@ -773,7 +772,8 @@ class Http2Session:
         self._enqueue(stream, data, end=end)
 
     def _held_end(self, stream: _Stream) -> None:
-        """The peer ended its side after our Close: ours ends too.
+        """The peer ended its side after our Close (or the caller says ``EOF``): ours
+        ends too.
 
         RFC 8441 5.1 maps the WebSocket's TCP close onto END_STREAM, and RFC 6455 7.1.1
         has the server close the TCP connection first, the client once it has sent
@@ -783,11 +783,13 @@ class Http2Session:
         (INTERNAL_ERROR), and the server's Close (its code, its reason) was lost. So
         that Close goes out alone, and the stream ends once the server has ended its
         side (``Done``), or when the caller says ``EOF``. It ends with RST_STREAM
-        (NO_ERROR), not an empty END_STREAM DATA frame: the WebSocket is over on both
-        sides, and hypercorn 0.18 drops the whole connection on a DATA frame for a
-        stream it has finished (pgjones/hypercorn#329). A Close that answers one
-        from a server that already ended its side ends the stream at once, as before.
-        Bytes still queued (behind the windows) go first, with END_STREAM.
+        (NO_ERROR), not an empty END_STREAM DATA frame: the WebSocket is over (or
+        the caller no longer waits for the server's Close), and hypercorn 0.18 drops
+        the whole connection on a DATA frame for a stream it has finished
+        (pgjones/hypercorn#329), as it has once it took our Close. A Close that
+        answers one from a server that already ended its side ends the stream at
+        once, as before. Our Close still queued (behind the windows) carries the
+        END_STREAM in its last frame.
         """
         stream.end_held = False
         if stream.local_ended:
