@@ -28,7 +28,7 @@ from mint.aio import _http
 from mint.errors import MintError
 from mint.http._conn import Conn
 from mint.http._types import Ref
-from mint.websocket._api import start_upgrade
+from mint.websocket._api import forget_upgrade, start_upgrade
 
 
 async def upgrade(
@@ -59,7 +59,7 @@ async def upgrade(
     try:
         await _http._sent_or_abandoned(conn, ref)
     except MintError as exc:
-        conn._private.get("upgrades", {}).pop(ref, None)
+        forget_upgrade(conn, ref)
         exc.conn = conn
         raise
     return conn, ref
@@ -105,6 +105,5 @@ async def cancel(conn: Conn, ref: Ref) -> Conn:
     :func:`mint.aio.http.close` instead (this raises ``HTTPError("unsupported_on_http1")``).
     """
     conn = await _http.cancel_request(conn, ref)
-    if isinstance(ref, Ref):
-        conn._private.get("upgrades", {}).pop(ref, None)  # (one never taken by new)
+    forget_upgrade(conn, ref)  # (one never taken by new)
     return conn

@@ -101,6 +101,13 @@ def start_upgrade(
     return upgrade_ref
 
 
+def forget_upgrade(conn: Conn, ref: object) -> None:
+    """Drop what ``upgrade`` kept of ``ref`` for ``new``: taken, refused by the answer,
+    never sent, or cancelled (else it stayed for the connection's life)."""
+    if isinstance(ref, Ref):
+        conn._private.get("upgrades", {}).pop(ref, None)
+
+
 def _answer_headers(headers: object) -> list[tuple[str, str]]:
     """The answer's headers as ``new`` reads them: ``(str, str)`` pairs, as the
     ``Headers`` response gives them; ``bytes`` pairs (another client's) are read as
@@ -184,7 +191,7 @@ def new(
             # The answer refused the upgrade: it is over (a new one is a new upgrade).
             # The caller's own mistakes above (a mode, a status or headers of the wrong
             # type) leave it to be taken again.
-            del conn._private["upgrades"][ref]
+            forget_upgrade(conn, ref)
             raise
         websocket = new_websocket(
             extensions=accepted,
@@ -194,5 +201,5 @@ def new(
     except MintError as exc:
         exc.conn = conn
         raise
-    conn._private["upgrades"].pop(ref, None)
+    forget_upgrade(conn, ref)
     return conn, websocket

@@ -30,7 +30,7 @@ from mint.errors import MintError
 from mint.http import _io as _http
 from mint.http._conn import Conn
 from mint.http._types import Ref
-from mint.websocket._api import start_upgrade
+from mint.websocket._api import forget_upgrade, start_upgrade
 
 
 def upgrade(
@@ -61,7 +61,7 @@ def upgrade(
     try:
         _http._sent_or_abandoned(conn, ref)
     except MintError as exc:
-        conn._private.get("upgrades", {}).pop(ref, None)
+        forget_upgrade(conn, ref)
         exc.conn = conn
         raise
     return conn, ref
@@ -107,6 +107,5 @@ def cancel(conn: Conn, ref: Ref) -> Conn:
     :func:`mint.http.close` instead (this raises ``HTTPError("unsupported_on_http1")``).
     """
     conn = _http.cancel_request(conn, ref)
-    if isinstance(ref, Ref):
-        conn._private.get("upgrades", {}).pop(ref, None)  # (one never taken by new)
+    forget_upgrade(conn, ref)  # (one never taken by new)
     return conn
