@@ -565,54 +565,6 @@ def test_a_closed_mailbox_takes_no_connection_and_refuses_a_wait(
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("owned", [False, True])
-def test_a_wait_under_way_meets_the_close(
-    box: Mailbox, pair: tuple[Transport, socket.socket], owned: bool
-) -> None:
-    """``close`` woke nobody: a thread in ``receive`` or a task in ``areceive`` waited
-    until its deadline, and an untimed one for ever (on descriptors already released).
-    Now each is woken and refused, as a wait begun after the close is."""
-    transport, _peer = pair
-    if owned:
-        box.register(transport)
-    outcome: list[BaseException | object] = []
-
-    def wait() -> None:
-        try:
-            outcome.append(box.receive(None))
-        except BaseException as exc:  # reported by the test's thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=wait)
-    thread.start()
-    time.sleep(0.2)  # (in its poll by now; a later start would be refused anyway)
-    assert thread.is_alive() and not outcome
-    box.close()
-    thread.join(5)
-    assert not thread.is_alive(), "a receive under way slept through the close"
-    assert isinstance(outcome[0], HTTPError)
-    assert outcome[0].reason == ("invalid_mailbox", box)
-
-    async def main(closer: str) -> None:
-        other = Mailbox()
-        if owned:
-            box.unregister(transport, drop=True)
-            other.register(transport)
-        waiting = asyncio.ensure_future(other.areceive(None))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
-        if closer == "loop":
-            other.close()
-        else:
-            await asyncio.to_thread(other.close)
-        with pytest.raises(HTTPError) as info:
-            await asyncio.wait_for(waiting, 5)
-        assert info.value.reason == ("invalid_mailbox", other)
-
-    asyncio.run(main("loop"))
-    asyncio.run(main("thread"))
-
-
 def test_a_closed_default_mailbox_is_replaced() -> None:
     """``mint.mailbox()`` and ``mint.aio.mailbox()`` hand out a new mailbox once their
     default was closed (``mint.receive`` too, by its C entry and its Python function),
