@@ -158,6 +158,7 @@ class Mailbox:
         "_wake_fd",
         "_wake_r",
         "_wake_w",
+        "_wakes_finalizer",
     )
 
     def __init__(self) -> None:
@@ -188,9 +189,11 @@ class Mailbox:
         self._wake_fd = self._wake_r.fileno()
         self._poll.register(self._wake_fd, select.POLLIN)
         # A thread's default mailbox dies with the thread: release its descriptors then.
-        self._finalizer = weakref.finalize(
-            self, _release, self._wake_r, self._wake_w, self._poll if _EPOLL else None
-        )
+        # ``close`` releases the selector; the wake-up sockets go with the mailbox
+        # itself: a thread's wait under way at the close is woken through them, and
+        # epoll forgets an event of a descriptor closed before the thread took it.
+        self._finalizer = weakref.finalize(self, _release, self._poll if _EPOLL else None)
+        self._wakes_finalizer = weakref.finalize(self, _release, self._wake_r, self._wake_w)
         self._transports: dict[int, Transport] = {}
         # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
@@ -213,6 +216,10 @@ class Mailbox:
             self._wake_w.send(b"\x00")
         except (BlockingIOError, OSError):
             pass  # the wake-up pipe is full: a wake-up is pending anyway
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        """Wake the tasks awaiting ``areceive`` on this mailbox's loop, from any thread."""
         loop = self._live_loop()
         if loop is not None:
             try:
@@ -429,12 +436,18 @@ class Mailbox:
                     # The thread's default, closed from another thread: a new one.
                     return mailbox().receive(timeout)
                 self._refuse_closed()
-            if deadline is None:
-                ready = self._poll.poll(-1 if _EPOLL else None)
-            elif _EPOLL:  # seconds, which epoll rounds up to its milliseconds
-                ready = self._poll.poll(max(deadline - time.monotonic(), 0.0))
-            else:
-                ready = self._poll.poll(max(int((deadline - time.monotonic()) * 1000 + 0.999), 0))
+            try:
+                if deadline is None:
+                    ready = self._poll.poll(-1 if _EPOLL else None)
+                elif _EPOLL:  # seconds, which epoll rounds up to its milliseconds
+                    ready = self._poll.poll(max(deadline - time.monotonic(), 0.0))
+                else:
+                    ms = max(int((deadline - time.monotonic()) * 1000 + 0.999), 0)
+                    ready = self._poll.poll(ms)
+            except ValueError:
+                if self.closed:
+                    continue  # closed by another thread since the check above: said there
+                raise
             if len(ready) == 1 and not self._queue:
                 # The common case: one socket ready and nothing queued. Its message is
                 # the next one: hand it over without the queue (and its lock) in between.
@@ -590,7 +603,8 @@ class Mailbox:
             waited = True
 
     def close(self) -> None:
-        """Release the selector and wake-up sockets (the connections stay as they are).
+        """Release the selector (the connections stay as they are; the wake-up socket
+        goes with the mailbox object); a wait under way is woken, and refused.
 
         A closed mailbox takes no connection (``connect``, ``controlling_process`` and
         ``set_mode`` refuse it with ``HTTPError(("invalid_mailbox", mailbox))``), and a
@@ -601,9 +615,21 @@ class Mailbox:
         for fd, transport in self._transports.items():
             self._unwatch(fd, transport)
         self._transports.clear()
-        self._finalizer()
         # The C fast path of receive reads these: -1 makes it pass to the Python loop.
         self._epfd = self._wake_fd = -1
+        # Closed shows first, then the wake-up: a wait woken before the close showed
+        # would look, find the mailbox open, and wait again on a selector nobody
+        # wakes any more. (A thread's poll keeps the epoll it waits on until it
+        # returns, so releasing it here wakes nobody; a thread about to poll the
+        # released epoll meets a ValueError, taken as the close.)
+        self._finalizer()
+        # The wake-up for good: with its writing end closed, the reading end stays
+        # ready (end of stream) for every wait under way, however many, and for a
+        # late one. The reading end stays open until the mailbox object goes: epoll
+        # forgets the pending event of a descriptor closed before the waiting
+        # thread took it.
+        self._wake_w.close()
+        self._wake_loop()
 
 
 def _release(*closables: Any) -> None:

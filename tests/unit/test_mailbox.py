@@ -230,9 +230,17 @@ def test_a_socket_closed_under_the_mailbox_neither_spins_nor_blocks_its_number(
     with pytest.raises(TimeoutError):
         box.receive(timeout=0.2)
     assert time.process_time() - started < 0.1  # waited, did not spin
+    # A new socket under the closed one's number: the lowest free number, unless a
+    # collection closed some other descriptor meanwhile (then dup2 puts it there).
     a, b = socket.socketpair()
+    if b.fileno() == fd:
+        a, b = b, a
+    if a.fileno() != fd:  # (fd is free: two lower numbers went first)
+        os.dup2(a.fileno(), fd)
+        a.close()
+        a = socket.socket(fileno=fd)
     try:
-        assert a.fileno() == fd  # the lowest free number: the closed socket's
+        assert a.fileno() == fd
         a.setblocking(False)
         fresh = Transport(a, tls=False)
         box.register(fresh)
@@ -563,6 +571,54 @@ def test_a_closed_mailbox_takes_no_connection_and_refuses_a_wait(
             fresh.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_a_wait_under_way_meets_the_close(
+    box: Mailbox, pair: tuple[Transport, socket.socket], owned: bool
+) -> None:
+    """``close`` woke nobody: a thread in ``receive`` or a task in ``areceive`` waited
+    until its deadline, and an untimed one for ever (on descriptors already released).
+    Now each is woken and refused, as a wait begun after the close is."""
+    transport, _peer = pair
+    if owned:
+        box.register(transport)
+    outcome: list[BaseException | object] = []
+
+    def wait() -> None:
+        try:
+            outcome.append(box.receive(None))
+        except BaseException as exc:  # reported by the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.2)  # (in its poll by now; a later start would be refused anyway)
+    assert thread.is_alive() and not outcome
+    box.close()
+    thread.join(5)
+    assert not thread.is_alive(), "a receive under way slept through the close"
+    assert isinstance(outcome[0], HTTPError)
+    assert outcome[0].reason == ("invalid_mailbox", box)
+
+    async def main(closer: str) -> None:
+        other = Mailbox()
+        if owned:
+            box.unregister(transport, drop=True)
+            other.register(transport)
+        waiting = asyncio.ensure_future(other.areceive(None))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        if closer == "loop":
+            other.close()
+        else:
+            await asyncio.to_thread(other.close)
+        with pytest.raises(HTTPError) as info:
+            await asyncio.wait_for(waiting, 5)
+        assert info.value.reason == ("invalid_mailbox", other)
+
+    asyncio.run(main("loop"))
+    asyncio.run(main("thread"))
 
 
 def test_a_closed_default_mailbox_is_replaced() -> None:
