@@ -229,13 +229,14 @@ def node_h2c_no_connect(_node_h2c_no_connect: Subprocess) -> Peer:
 
 @pytest.fixture
 def raw_server(tls_ca: TLSMaterial) -> Iterator[Callable[..., RawServer]]:
-    """Factory: ``raw_server(handler, tls=None)``; ``tls`` is "good", "other" or "wrong_host"."""
+    """Factory: ``raw_server(handler, tls=None, rcvbuf=None)``; ``tls`` is "good", "other" or
+    "wrong_host"; ``rcvbuf``, the accepted sockets' SO_RCVBUF."""
     servers: list[RawServer] = []
 
-    def start(handler: Handler, tls: str | None = None) -> RawServer:
+    def start(handler: Handler, tls: str | None = None, rcvbuf: int | None = None) -> RawServer:
         context = None if tls is None else tls_ca.server_context(which=tls)
         cafile = None if tls is None else tls_ca.cafile
-        server = RawServer(handler, ssl_context=context, cafile=cafile)
+        server = RawServer(handler, ssl_context=context, cafile=cafile, rcvbuf=rcvbuf)
         servers.append(server)
         return server
 

@@ -1272,6 +1272,17 @@ receive_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         Py_XDECREF(box);
         return PyObject_Vectorcall(rx.python, args, (size_t)nargs, NULL);
     }
+    /* A default closed before the call (its wake-up descriptor is -1 from the close
+     * on) is replaced: the Python function's work. One closed during the wait is
+     * not: that wait is refused, by the loop below. */
+    PyObject *w = mb_get(MB_WAKE_FD, box);
+    int closed = fd_of(w) < 0;
+    Py_XDECREF(w);
+    PyErr_Clear();
+    if (closed) {
+        Py_DECREF(box);
+        return PyObject_Vectorcall(rx.python, args, (size_t)nargs, NULL);
+    }
     PyObject *call[2] = {box, nargs ? args[0] : Py_None};
     PyObject *result = mailbox_receive(self, call, 2);
     if (result == mb.passed) {

@@ -143,6 +143,7 @@ class Mailbox:
     # lookup).
     __slots__ = (
         "__weakref__",
+        "_closed",
         "_epfd",
         "_finalizer",
         "_fragile",
@@ -150,6 +151,7 @@ class Mailbox:
         "_loop",
         "_paused",
         "_poll",
+        "_poll_turn",
         "_probes",
         "_queue",
         "_transports",
@@ -158,12 +160,14 @@ class Mailbox:
         "_wake_fd",
         "_wake_r",
         "_wake_w",
-        "_wakes_finalizer",
     )
 
     def __init__(self) -> None:
         self._queue: deque[object] = deque()
         self._lock = threading.Lock()
+        # poll: one thread's wait at a time (a select.poll refuses a second, with a
+        # raw RuntimeError); the others wait their turn. epoll takes them all.
+        self._poll_turn = threading.Lock()
         # ``epoll`` where there is one: the sockets are registered once and a wait
         # costs the same with 5,000 of them as with one, where ``poll`` walks every
         # socket on every wait (1,000 idle connections made a round trip 15x slower).
@@ -188,12 +192,16 @@ class Mailbox:
         self._wake_w.setblocking(False)
         self._wake_fd = self._wake_r.fileno()
         self._poll.register(self._wake_fd, select.POLLIN)
-        # A thread's default mailbox dies with the thread: release its descriptors then.
-        # ``close`` releases the selector; the wake-up sockets go with the mailbox
-        # itself: a thread's wait under way at the close is woken through them, and
-        # epoll forgets an event of a descriptor closed before the thread took it.
-        self._finalizer = weakref.finalize(self, _release, self._poll if _EPOLL else None)
-        self._wakes_finalizer = weakref.finalize(self, _release, self._wake_r, self._wake_w)
+        # The descriptors go with the mailbox object (a thread's default mailbox dies
+        # with the thread), not with ``close``: a wait under way at the close may be
+        # about to poll the epoll's number, or polling it again after a signal, and
+        # a number closed under it can be another's by then (a wait on a stranger's
+        # epoll, for ever); epoll also forgets the pending event of a descriptor
+        # closed before the waiting thread took it.
+        self._finalizer = weakref.finalize(
+            self, _release, self._wake_r, self._wake_w, self._poll if _EPOLL else None
+        )
+        self._closed = False
         self._transports: dict[int, Transport] = {}
         # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
@@ -241,12 +249,11 @@ class Mailbox:
     def closed(self) -> bool:
         """Whether :meth:`close` released this mailbox: it takes no connection any more,
         and a wait on it is refused once its queue is empty."""
-        return not self._finalizer.alive
+        return self._closed
 
     def _refuse_closed(self) -> None:
         """Raises:
-        HTTPError: ``("invalid_mailbox", self)``: it is closed (its epoll is gone;
-            a raw ``ValueError`` came out of it).
+        HTTPError: ``("invalid_mailbox", self)``: it is closed.
         """
         if self.closed:
             raise HTTPError(("invalid_mailbox", self))
@@ -431,23 +438,13 @@ class Mailbox:
             found, message = self._pop()
             if found:
                 return message
-            if self.closed:
-                if getattr(_local, "mailbox", None) is self:
-                    # The thread's default, closed from another thread: a new one.
-                    return mailbox().receive(timeout)
-                self._refuse_closed()
-            try:
-                if deadline is None:
-                    ready = self._poll.poll(-1 if _EPOLL else None)
-                elif _EPOLL:  # seconds, which epoll rounds up to its milliseconds
-                    ready = self._poll.poll(max(deadline - time.monotonic(), 0.0))
-                else:
-                    ms = max(int((deadline - time.monotonic()) * 1000 + 0.999), 0)
-                    ready = self._poll.poll(ms)
-            except ValueError:
-                if self.closed:
-                    continue  # closed by another thread since the check above: said there
-                raise
+            self._refuse_closed()
+            if not _EPOLL:
+                ready = self._poll_in_turn(deadline)
+            elif deadline is None:
+                ready = self._poll.poll(-1)
+            else:  # seconds, which epoll rounds up to its milliseconds
+                ready = self._poll.poll(max(deadline - time.monotonic(), 0.0))
             if len(ready) == 1 and not self._queue:
                 # The common case: one socket ready and nothing queued. Its message is
                 # the next one: hand it over without the queue (and its lock) in between.
@@ -473,6 +470,24 @@ class Mailbox:
                         pass
             if not ready and deadline is not None and time.monotonic() >= deadline:
                 return self._timed_out()
+
+    def _poll_in_turn(self, deadline: float | None) -> list[tuple[int, int]]:
+        """A ``poll`` wait, once the thread before it has had its own (empty: the
+        deadline came first, or what came meanwhile is looked at before waiting)."""
+        if deadline is None:
+            self._poll_turn.acquire()
+        elif not self._poll_turn.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            return []
+        try:
+            if self._closed or self._queue:
+                return []
+            ms = None if deadline is None else int((deadline - time.monotonic()) * 1000 + 0.999)
+            if ms is not None and ms < 0:
+                ms = 0
+            ready: list[tuple[int, int]] = self._poll.poll(ms)
+            return ready
+        finally:
+            self._poll_turn.release()
 
     def _timed_out(self) -> object:
         """The end of a wait that ran out: a message posted at the last moment, or TimeoutError."""
@@ -603,8 +618,8 @@ class Mailbox:
             waited = True
 
     def close(self) -> None:
-        """Release the selector (the connections stay as they are; the wake-up socket
-        goes with the mailbox object); a wait under way is woken, and refused.
+        """Stop taking connections and wake every wait under way (the connections
+        stay as they are; the selector's descriptors go with the mailbox object).
 
         A closed mailbox takes no connection (``connect``, ``controlling_process`` and
         ``set_mode`` refuse it with ``HTTPError(("invalid_mailbox", mailbox))``), and a
@@ -612,23 +627,21 @@ class Mailbox:
         (``mint.mailbox()``, ``mint.aio.mailbox()``) that was closed is replaced by a
         new one the next time it is asked for.
         """
-        for fd, transport in self._transports.items():
-            self._unwatch(fd, transport)
-        self._transports.clear()
+        # Closed shows first, then the wake-up: a wait woken before the close showed
+        # would look, find the mailbox open, and wait again, with nobody left to wake it.
+        self._closed = True
         # The C fast path of receive reads these: -1 makes it pass to the Python loop.
         self._epfd = self._wake_fd = -1
-        # Closed shows first, then the wake-up: a wait woken before the close showed
-        # would look, find the mailbox open, and wait again on a selector nobody
-        # wakes any more. (A thread's poll keeps the epoll it waits on until it
-        # returns, so releasing it here wakes nobody; a thread about to poll the
-        # released epoll meets a ValueError, taken as the close.)
-        self._finalizer()
-        # The wake-up for good: with its writing end closed, the reading end stays
-        # ready (end of stream) for every wait under way, however many, and for a
-        # late one. The reading end stays open until the mailbox object goes: epoll
-        # forgets the pending event of a descriptor closed before the waiting
-        # thread took it.
-        self._wake_w.close()
+        with self._lock:  # (two threads may close at once: one walks the sockets)
+            transports, self._transports = self._transports, {}
+        for fd, transport in transports.items():
+            self._unwatch(fd, transport)
+        # The wake-up for good: its writing end shut, the reading end stays ready (end
+        # of stream) for every wait under way, however many, and for a late one.
+        try:
+            self._wake_w.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the object is going: its finalizer closed the sockets
         self._wake_loop()
 
 
@@ -669,7 +682,11 @@ def _receive(timeout: float | None = None) -> object:
         TimeoutError: nothing arrived within ``timeout`` seconds.
     """
     box: Mailbox | None = getattr(_local, "mailbox", None)
-    return (box or mailbox()).receive(timeout)
+    if box is None or (box._closed and not box._queue):
+        # A default closed (by this thread or another) is replaced once what it had
+        # queued was taken. (A wait under way at the close is refused instead.)
+        box = mailbox()
+    return box.receive(timeout)
 
 
 # Markers of the C fast path's answers that are not a message (see Mailbox.receive).

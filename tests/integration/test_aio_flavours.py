@@ -1392,6 +1392,47 @@ def test_a_closed_mailbox_is_refused_and_loses_nothing(flavour: Flavour, ws_serv
     run(scenario())
 
 
+def test_a_refused_switch_to_active_keeps_the_input_held(flavour: Flavour, ws_server: Any) -> None:
+    """A connection switched to passive holds what its mailbox had queued for it. Its
+    switch back to active, refused because that mailbox was closed meanwhile, had
+    already posted the held input into the closed mailbox: the passive connection
+    never saw it (a WebSocket's messages lost). Refused before anything moves now."""
+
+    async def scenario() -> None:
+        a = await connect(flavour, ws_server, mode="active")
+        b = await connect(flavour, ws_server, mode="active")
+        box = a.mailbox
+        assert box is not None and b.mailbox is not None
+        try:
+            await a.upgrade("/echo")
+            await b.upgrade("/echo")
+            b.mailbox.close()
+            b.conn = flavour.http.controlling_process(b.conn, box)
+            b.mailbox = None
+            await a.send(Text("for a"))
+            await b.send(Text("for b " * 1000))
+            await asyncio.sleep(0.3)  # both echoes in: one read takes both sockets' input
+            message = await flavour.receive(box, 5)
+            a_socket = flavour.http.get_socket(a.conn)
+            first, other = (a, b) if getattr(message, "socket", None) is a_socket else (b, a)
+            result = await flavour.websocket.stream(first.conn, message)
+            assert result is not mint.UNKNOWN
+            first.conn, _responses = result
+            other.conn = flavour.http.set_mode(other.conn, "passive")  # the rest is held
+            other.mode = "passive"
+            box.close()
+            with pytest.raises(mint.HTTPError) as info:
+                flavour.http.set_mode(other.conn, "active")
+            assert info.value.reason == ("invalid_mailbox", box)
+            expected = Text("for a") if other is a else Text("for b " * 1000)
+            assert await other.frames(timeout=5) == [expected]
+        finally:
+            await a.close()
+            await b.close()
+
+    run(scenario())
+
+
 def _peer_port(sock: socket.socket) -> int | None:
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
@@ -1403,8 +1444,8 @@ def _peer_port(sock: socket.socket) -> int | None:
 
 def _h2_ping_flood(conn: socket.socket) -> None:
     """HTTP/2 server that sends its SETTINGS, then PING frames without end, and reads
-    nothing: every PING asks for an ACK that the client cannot get out."""
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    nothing: every PING asks for an ACK that the client cannot get out. (Started with
+    a small receive buffer: ``raw_server(..., rcvbuf=4096)``.)"""
     server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
     server.initiate_connection()
     conn.sendall(server.data_to_send())
@@ -1426,15 +1467,9 @@ def test_an_http2_peer_that_floods_pings_and_reads_nothing_is_cut_off(
     # next, and every read added its PING ACKs behind it: memory grew about a
     # megabyte a read, without end. Past a bound the connection ends, as nghttp2 ends
     # a flood (ENHANCE_YOUR_CALM). (Bound lowered here: the default is 16 MiB.)
-    if mode == "active" and flavour.name != "sync":
-        # Open lead (see the session note of 2026-11-28): under this flood an asyncio
-        # mailbox stopped delivering now and then (about 1 run in 10: the socket still
-        # registered, nothing queued, no read for 5 s). The guard's code is shared; the
-        # active path is covered by the blocking mailbox here until that is understood.
-        pytest.skip("asyncio active mode under a PING flood: open lead")
     for module in ("mint.http._io", "mint.aio._http"):
         monkeypatch.setattr(f"{module}.MAX_BACKLOG_GROWTH", 256 * 1024)
-    server = raw_server(_h2_ping_flood)
+    server = raw_server(_h2_ping_flood, rcvbuf=4096)
 
     async def scenario() -> None:
         client = await connect(
@@ -1469,8 +1504,8 @@ def test_an_http2_peer_that_floods_pings_and_reads_nothing_is_cut_off(
 
 def _h2_answer_then_stall(conn: socket.socket) -> None:
     """HTTP/2 with extended CONNECT and open windows: a 200 to the first request, then
-    nothing read ever again, and a PING every 50 ms (a peer that stalls but lives)."""
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    nothing read ever again, and a PING every 50 ms (a peer that stalls but lives).
+    (Started with ``rcvbuf=4096``.)"""
     server = _h2_open_server(conn)
     answered = False
     while not answered:
@@ -1499,7 +1534,7 @@ def test_an_http2_peer_that_stalls_is_not_taken_for_a_flood(
     # messages timed out, was cut off with enhance_your_calm. Only answers count.
     for module in ("mint.http._io", "mint.aio._http"):
         monkeypatch.setattr(f"{module}.MAX_BACKLOG_GROWTH", 64 * 1024)
-    server = raw_server(_h2_answer_then_stall)
+    server = raw_server(_h2_answer_then_stall, rcvbuf=4096)
 
     async def scenario() -> None:
         client = await connect(

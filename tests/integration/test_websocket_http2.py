@@ -438,5 +438,8 @@ def test_eof_after_a_close_leaves_the_connection_whole(
         assert second.error is None
         conn, status, _ = get(conn, mode)
         assert status == 200
+        # The ended WebSocket is over: only the open one is counted (the ended one
+        # was, for the connection's life, where the server never ends its side).
+        assert mint.http.open_request_count(conn) == 1
     finally:
         _close(conn)

@@ -248,6 +248,7 @@ class RawServer(PeerAddressMixin):
         *,
         ssl_context: ssl.SSLContext | None = None,
         cafile: str | None = None,
+        rcvbuf: int | None = None,
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
@@ -260,7 +261,18 @@ class RawServer(PeerAddressMixin):
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server((HOST, 0))
+        if rcvbuf is None:
+            self._listener = socket.create_server((HOST, 0))
+        else:
+            # A small receive buffer for a peer that reads nothing, set before listen
+            # so that the accepted sockets inherit it before their handshake. Set on
+            # an accepted socket, it shrank below the window already offered: the
+            # kernel dropped the client's segments, and the connection stalled for
+            # seconds now and then (persist timer backed off, nothing to read).
+            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self._listener.bind((HOST, 0))
+            self._listener.listen()
         self.port = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopped = False

@@ -396,7 +396,13 @@ def test_the_caller_may_end_a_stream_after_its_close() -> None:
     ]
     assert not pair.server_events(h2.events.StreamEnded)
     assert len(pair.server_events(h2.events.DataReceived)) == 1  # the Close alone
+    # Over: not counted, not kept (it was, for the connection's life).
+    assert pair.client.open_request_count() == 0
+    assert ref not in pair.client._refs and not pair.client._streams
     pair.client.stream_request_body(ref, EOF)  # once is enough: tolerated
+    with pytest.raises(HTTPError) as info:
+        pair.client.stream_request_body(ref, b"more")
+    assert info.value.reason == "request_body_not_streaming"
 
 
 def test_eof_after_a_queued_close_ends_the_stream_in_its_last_frame() -> None:

@@ -591,7 +591,7 @@ def test_a_wait_under_way_meets_the_close(
         except BaseException as exc:  # reported by the test's thread
             outcome.append(exc)
 
-    thread = threading.Thread(target=wait)
+    thread = threading.Thread(target=wait, daemon=True)
     thread.start()
     time.sleep(0.2)  # (in its poll by now; a later start would be refused anyway)
     assert thread.is_alive() and not outcome
@@ -619,6 +619,149 @@ def test_a_wait_under_way_meets_the_close(
 
     asyncio.run(main("loop"))
     asyncio.run(main("thread"))
+
+
+def test_waits_racing_the_close_are_refused_and_lose_nothing(box: Mailbox) -> None:
+    """Threads waiting while objects are posted and the mailbox closed: each wait ends
+    with a posted object or the refusal, and every object posted before the close is
+    taken. A thread about to poll the epoll, or polling it again after giving up the
+    GIL, as another thread's close released it met a raw ``OSError(EBADF)``; and with
+    the descriptor's number taken again meanwhile, a wait on another's epoll."""
+    for _ in range(60):
+        other = Mailbox()  # (of the fixture's path and selector)
+        got: list[object] = []
+        errors: list[BaseException] = []
+
+        def wait(
+            other: Mailbox = other, got: list[object] = got, errors: list[BaseException] = errors
+        ) -> None:
+            try:
+                while True:
+                    got.append(other.receive(None))
+            except HTTPError as exc:
+                if exc.reason != ("invalid_mailbox", other):
+                    errors.append(exc)
+            except BaseException as exc:  # reported by the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=wait, daemon=True) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for i in range(3):
+            other.send(i)
+        other.close()
+        for thread in threads:
+            thread.join(5)
+        assert not any(thread.is_alive() for thread in threads), "a wait slept through"
+        assert not errors, errors
+        assert sorted(got) == [0, 1, 2]  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("then", ["nothing", "a_new_mailbox"])
+def test_a_close_from_a_signal_handler_ends_the_wait(box: Mailbox, then: str) -> None:
+    """A signal handler that closes the mailbox the thread waits on: the Python loop's
+    epoll wait, retried after the signal, polled the released descriptor (a raw
+    ``OSError(EBADF)``); the C wait polled it again by its number, which a mailbox
+    made in the handler had taken (a wait for ever, or to its deadline)."""
+    made: list[Mailbox] = []
+
+    def handler(signum: int, frame: object) -> None:
+        box.close()
+        if then == "a_new_mailbox":
+            made.append(Mailbox())
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(HTTPError) as info:
+            box.receive(5)
+        assert info.value.reason == ("invalid_mailbox", box)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for mailbox in made:
+            mailbox.close()
+
+
+@pytest.mark.parametrize("entry", ["mint.receive", "python", "the_box"])
+def test_a_default_mailbox_closed_under_a_wait_refuses_it(box: Mailbox, entry: str) -> None:
+    """The thread's default mailbox closed by another thread while the thread waits on
+    it: the wait moved to a new default nobody could reach (for ever, or its whole
+    timeout again). It is refused, as any wait under way at a close; the next
+    ``mint.receive`` takes a new default."""
+    outcome: list[object] = []
+    defaults: list[Mailbox] = []
+    waiting = threading.Event()
+    receive = {
+        "mint.receive": mint.receive,
+        "python": MAILBOX_MODULE._receive,
+        "the_box": lambda timeout: mint.mailbox().receive(timeout),
+    }[entry]
+
+    def run() -> None:
+        try:
+            defaults.append(mint.mailbox())
+            waiting.set()
+            try:
+                outcome.append(receive(5))
+            except BaseException as exc:  # reported by the test's thread
+                outcome.append(exc)
+            mint.mailbox().send("next")
+            outcome.append(receive(1))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert waiting.wait(5)
+    time.sleep(0.2)  # (in its wait by now)
+    defaults[0].close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], HTTPError), outcome
+    assert outcome[0].reason == ("invalid_mailbox", defaults[0])
+    assert outcome[1] == "next"  # a new default's
+
+
+def test_two_threads_closing_at_once(box: Mailbox) -> None:
+    """``close`` walked the sockets as another ``close`` cleared them: a raw
+    ``RuntimeError`` (dictionary changed size during iteration)."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(40):
+            other = Mailbox()
+            pairs = [socket.socketpair() for _ in range(150)]
+            try:
+                for ours, _peer in pairs:
+                    ours.setblocking(False)
+                    other.register(Transport(ours, tls=False))
+                start = threading.Barrier(2)
+                errors: list[BaseException] = []
+
+                def close(
+                    other: Mailbox = other,
+                    errors: list[BaseException] = errors,
+                    start: threading.Barrier = start,
+                ) -> None:
+                    start.wait(5)
+                    try:
+                        other.close()
+                    except BaseException as exc:  # reported by the test's thread
+                        errors.append(exc)
+
+                closers = [threading.Thread(target=close, daemon=True) for _ in range(2)]
+                for thread in closers:
+                    thread.start()
+                for thread in closers:
+                    thread.join(5)
+                assert not errors, errors
+            finally:
+                for ours, peer in pairs:
+                    ours.close()
+                    peer.close()
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def test_a_closed_default_mailbox_is_replaced() -> None:

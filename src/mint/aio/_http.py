@@ -622,6 +622,8 @@ def set_mode(conn: Conn, mode: str) -> Conn:
             conn._held.extend(conn._mailbox.unregister(conn._transport, drop=False))
     else:
         box = conn._mailbox if conn._mailbox is not None else _default_mailbox()
+        if box.closed:  # refused before the held input moves: it stays here
+            raise HTTPError(("invalid_mailbox", box), conn=conn)
         conn._mailbox = box
         for data in conn._held:
             box.send(SocketData(conn._transport.sock, data))

@@ -524,6 +524,9 @@ class Http2Session:
         self._refs: dict[Ref, _Stream] = {}
         self._pings: dict[bytes, deque[Ref | None]] = {}  # None: forget_ping
         self._stopped: dict[Ref, None] = {}  # ordered set, see _STOPPED_MEMORY
+        # WebSockets the caller ended with EOF after its Close (see _held_end): an EOF
+        # again is tolerated, a body refused as for any ended stream.
+        self._ended: dict[Ref, None] = {}
         self._queued = 0
         # The stream that last sent queued bytes while others waited (see _pump_all).
         self._last_served = 0
@@ -734,6 +737,10 @@ class Http2Session:
         if stream is None:
             if ref in self._stopped:
                 return  # RFC 9113 8.1: the peer asked us to stop sending; not an error
+            if ref in self._ended:
+                if body_end(chunk) is not None:
+                    return
+                raise HTTPError("request_body_not_streaming")
             raise HTTPError("unknown_request_to_stream")
         trailers = body_end(chunk)
         if trailers is not None:
@@ -798,6 +805,12 @@ class Http2Session:
             self._enqueue(stream, b"", end=True)
             return
         stream.local_ended = True
+        if not stream.remote_ended:
+            # The caller's EOF: the stream is over, and nothing more of it is reported
+            # (as after cancel). Kept, it stayed counted by open_request_count and
+            # in memory for the connection's life: hypercorn never ends its side.
+            self._forget(stream)
+            _remember(self._ended, stream.ref)
         self._backlog.pop(stream.stream_id, None)
         if not self._closed:
             with contextlib.suppress(h2.exceptions.ProtocolError):
