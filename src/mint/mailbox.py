@@ -57,6 +57,9 @@ from mint.errors import HTTPError, TransportError
 
 # asyncio: bytes a loop-fed mailbox reads ahead of its consumer before its readers pause.
 ASYNC_HIGH_WATER = 4 * 2**20
+# A post after close meets the wake-up socket shut: an error, not a SIGPIPE that kills
+# a program which restored SIGPIPE's default action.
+_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)
 # The selector of Mailbox.receive: epoll (Linux), else poll. MINT_MAILBOX_POLL=1 takes
 # poll where epoll exists too (tests run both).
 _EPOLL = hasattr(select, "epoll") and not os.environ.get("MINT_MAILBOX_POLL")
@@ -221,9 +224,9 @@ class Mailbox:
         with self._lock:
             self._queue.append(message)
         try:
-            self._wake_w.send(b"\x00")
+            self._wake_w.send(b"\x00", _NO_SIGPIPE)
         except (BlockingIOError, OSError):
-            pass  # the wake-up pipe is full: a wake-up is pending anyway
+            pass  # full (a wake-up is pending anyway), or shut by close (woken for good)
         self._wake_loop()
 
     def _wake_loop(self) -> None:
@@ -632,9 +635,11 @@ class Mailbox:
         self._closed = True
         # The C fast path of receive reads these: -1 makes it pass to the Python loop.
         self._epfd = self._wake_fd = -1
-        with self._lock:  # (two threads may close at once: one walks the sockets)
-            transports, self._transports = self._transports, {}
-        for fd, transport in transports.items():
+        # (A snapshot, taken in one C call: another close, or a read that meets an
+        # end, may change the sockets meanwhile. No lock: a signal handler may close
+        # the mailbox while its own thread holds the queue's.)
+        transports, self._transports = self._transports, {}
+        for fd, transport in list(transports.items()):
             self._unwatch(fd, transport)
         # The wake-up for good: its writing end shut, the reading end stays ready (end
         # of stream) for every wait under way, however many, and for a late one.

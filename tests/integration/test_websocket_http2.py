@@ -416,10 +416,11 @@ def test_upgrades_refused_or_given_up_leave_nothing_behind(
         _close(conn)
 
 
+@pytest.mark.parametrize("before", ["nothing", "a_message_beyond_the_window"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("named_server", SERVERS, indirect=True)
 def test_eof_after_a_close_leaves_the_connection_whole(
-    named_server: tuple[str, Any], mode: str
+    named_server: tuple[str, Any], mode: str, before: str
 ) -> None:
     # The caller ends its side right after its Close: an empty END_STREAM DATA frame
     # there made hypercorn 0.18 drop the whole connection (pgjones/hypercorn#329), and
@@ -429,8 +430,12 @@ def test_eof_after_a_close_leaves_the_connection_whole(
     try:
         conn, first = open_ws(conn, mode)
         conn, second = open_ws(conn, mode)
+        if before != "nothing":
+            # (the Close then waits behind the message for the server's windows)
+            conn = send(conn, first, Binary(os.urandom(1 << 20)))
         conn = send(conn, first, Close(1000, "bye"))
         conn = mint.websocket.stream_request_body(conn, first.ref, mint.http.EOF)
+        assert mint.http.open_request_count(conn) == 1  # over at once: only the second
         time.sleep(0.2)  # (the server takes both before the next frame)
         conn = send(conn, second, Text("still there?"))
         conn = wait_frames(conn, mode, [second], 1)
@@ -439,7 +444,14 @@ def test_eof_after_a_close_leaves_the_connection_whole(
         conn, status, _ = get(conn, mode)
         assert status == 200
         # The ended WebSocket is over: only the open one is counted (the ended one
-        # was, for the connection's life, where the server never ends its side).
+        # was, for the connection's life, where the server never ends its side), and
+        # what it had queued went out.
         assert mint.http.open_request_count(conn) == 1
+        deadline = time.monotonic() + 10
+        while mint.http.pending_bytes(conn) and time.monotonic() < deadline:
+            conn, responses = read(conn, mode, 10)  # (the server's windows open)
+            assert of(first.ref, responses) == []  # nothing reported for it
+        assert mint.http.pending_bytes(conn) == 0
+        assert first.frames == [] and first.error is None
     finally:
         _close(conn)

@@ -405,20 +405,47 @@ def test_the_caller_may_end_a_stream_after_its_close() -> None:
     assert info.value.reason == "request_body_not_streaming"
 
 
-def test_eof_after_a_queued_close_ends_the_stream_in_its_last_frame() -> None:
+def test_eof_after_a_queued_close_ends_the_stream_once_the_close_is_out() -> None:
+    # The Close waits for the window: the stream is over for the caller at once (not
+    # counted, nothing more reported: it stayed counted for the connection's life
+    # behind a server that never ends its side), the Close still goes out whole,
+    # then RST_STREAM(NO_ERROR), never a DATA frame after it.
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
     ref, _ = open_websocket(pair)
     close = ws_frame(8, b"\x03\xe8bye")
     pair.client.stream_request_body(ref, close)
     pair.client.stream_request_body(ref, EOF)
+    assert pair.client.open_request_count() == 0
+    assert pair.client.pending_bytes() > 0  # the Close's rest, still to go
+    pair.client.stream_request_body(ref, EOF)  # again: tolerated
+    with pytest.raises(HTTPError) as info:
+        pair.client.stream_request_body(ref, b"more")
+    assert info.value.reason == "request_body_not_streaming"
     pair.pump()
+    pair.server.send_data(1, ws_frame(8, b"\x03\xe8"))  # the server's answer, unheard
     pair.server.increment_flow_control_window(100, stream_id=1)
-    pair.pump()
+    assert pair.pump() == []
     assert pair.server_data(1) == close
-    received = pair.server_events(h2.events.DataReceived)
-    ended = pair.server_events(h2.events.StreamEnded)
-    assert len(received) == 2 and received[-1].stream_ended is ended[0]  # no empty frame
-    assert not pair.server_events(h2.events.StreamReset)
+    assert [(e.stream_id, e.error_code) for e in pair.server_events(h2.events.StreamReset)] == [
+        (1, 0)
+    ]
+    assert not pair.server_events(h2.events.StreamEnded)
+    assert pair.client.pending_bytes() == 0
+    assert not pair.client._streams and not pair.client._draining
+
+
+def test_a_queued_close_the_caller_ended_goes_when_the_server_resets_it() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
+    pair.client.stream_request_body(ref, EOF)
+    pair.pump()
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
+    assert pair.pump() == []  # nothing reported for it
+    assert pair.client.pending_bytes() == 0
+    assert not pair.client._draining and not pair.client._backlog
+    pair.server.increment_flow_control_window(100)  # (nothing left to send on it)
+    assert pair.pump() == []
 
 
 def test_a_close_behind_the_window_still_goes_out_when_the_peer_ends() -> None:

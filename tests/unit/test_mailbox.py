@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -762,6 +764,62 @@ def test_two_threads_closing_at_once(box: Mailbox) -> None:
                     peer.close()
     finally:
         sys.setswitchinterval(switch)
+
+
+def _run_alone(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a Python of its own, bounded (a deadlock or a signal's death is
+    its exit status there, not this run's)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_post_after_the_close_is_no_sigpipe() -> None:
+    """``close`` shuts the wake-up socket's writing end; a ``send`` after it wrote
+    there and got SIGPIPE, which kills a program that restored its default action (as
+    command-line tools do). The post is queued and taken, as before."""
+    done = _run_alone(
+        """
+        import signal
+        import mint
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        box = mint.Mailbox()
+        box.close()
+        box.send("late")
+        print(box.receive(1))
+        """
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "late"), done.stderr
+
+
+def test_a_close_from_a_signal_handler_amid_the_queues_work() -> None:
+    """A signal handler runs between two bytecodes of its thread, maybe while that
+    thread holds the queue's lock: a ``close`` that took that lock waited for ever."""
+    done = _run_alone(
+        """
+        import signal
+        import mint
+        for n in range(300):
+            box = mint.Mailbox()
+            signal.signal(signal.SIGALRM, lambda *_: box.close())
+            signal.setitimer(signal.ITIMER_REAL, 0.0005 + (n % 7) * 0.0001)
+            try:
+                for i in range(200_000):
+                    box.send(i)
+                    box.receive(0)
+                    if box.closed:
+                        break
+            except mint.HTTPError as exc:
+                assert exc.reason == ("invalid_mailbox", box), exc
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        print("ok")
+        """
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
 
 
 def test_a_closed_default_mailbox_is_replaced() -> None:

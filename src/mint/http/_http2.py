@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
@@ -452,6 +452,9 @@ class _Stream:
     scanner: _WebSocketScanner | None = None
     # Our Close went out, and the stream's end waits for the peer's (see _held_end).
     end_held: bool = False
+    # The caller ended it (EOF after its Close) with the Close still queued behind the
+    # windows: reset (NO_ERROR) once the queue is out (see Http2Session._held_end).
+    reset_when_sent: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None  # sent with END_STREAM, after the queue
 
 
@@ -527,6 +530,9 @@ class Http2Session:
         # WebSockets the caller ended with EOF after its Close (see _held_end): an EOF
         # again is tolerated, a body refused as for any ended stream.
         self._ended: dict[Ref, None] = {}
+        # Those of them whose Close still waits for the windows, by id: no longer the
+        # caller's (not in _streams), their queue still goes out.
+        self._draining: dict[int, _Stream] = {}
         self._queued = 0
         # The stream that last sent queued bytes while others waited (see _pump_all).
         self._last_served = 0
@@ -801,20 +807,40 @@ class Http2Session:
         stream.end_held = False
         if stream.local_ended:
             return
-        if stream.queue:
+        if not stream.remote_ended:
+            # The caller's EOF: the stream is over for the caller now, and nothing more
+            # of it is reported (as after cancel). Kept, it stayed counted by
+            # open_request_count and in memory for the connection's life: hypercorn
+            # never ends its side. A Close still queued goes out first.
+            self._streams.pop(stream.stream_id, None)
+            self._refs.pop(stream.ref, None)
+            _remember(self._ended, stream.ref)
+            if stream.queue:
+                stream.reset_when_sent = True
+                self._draining[stream.stream_id] = stream
+                return
+        elif stream.queue:
             self._enqueue(stream, b"", end=True)
             return
+        self._reset_ended(stream)
+
+    def _reset_ended(self, stream: _Stream) -> None:
+        """End our side of a WebSocket that is over with RST_STREAM(NO_ERROR)."""
         stream.local_ended = True
-        if not stream.remote_ended:
-            # The caller's EOF: the stream is over, and nothing more of it is reported
-            # (as after cancel). Kept, it stayed counted by open_request_count and
-            # in memory for the connection's life: hypercorn never ends its side.
-            self._forget(stream)
-            _remember(self._ended, stream.ref)
+        self._draining.pop(stream.stream_id, None)
         self._backlog.pop(stream.stream_id, None)
         if not self._closed:
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+
+    def _drop_draining(self, stream_ids: Iterable[int] | None = None) -> None:
+        """Let go the queues of streams the caller ended (``None``: all of them): the
+        server reset them, or the connection is going."""
+        for stream_id in list(self._draining) if stream_ids is None else stream_ids:
+            stream = self._draining.pop(stream_id, None)
+            if stream is not None:
+                self._drop_queue(stream)
+                stream.local_ended = True
 
     def _check_room(self, stream: _Stream, size: int) -> None:
         sendable = 0 if stream.queue else min(size, self.send_window(stream.ref))
@@ -888,6 +914,9 @@ class Http2Session:
                     stream.local_ended = True
                     self._forget_if_finished(stream)
                     return
+            if stream.reset_when_sent:
+                self._reset_ended(stream)
+                return
             if stream.end_pending:
                 if stream.trailers is not None:
                     h2conn.send_headers(sid, stream.trailers, end_stream=True)
@@ -1316,6 +1345,8 @@ class Http2Session:
                 self._end(event, responses)
             elif isinstance(event, h2.events.StreamReset):
                 stream = self._streams.get(event.stream_id or 0)
+                if stream is None and self._draining:
+                    self._drop_draining([event.stream_id or 0])
                 if stream is not None:
                     self._forget(stream)
                     if stream.remote_ended:
@@ -1380,6 +1411,7 @@ class Http2Session:
                 bytes(event.additional_data or b""),
             )
         last = event.last_stream_id if event.last_stream_id is not None else 2**31 - 1
+        self._drop_draining([i for i in self._draining if i > last])
         for stream in sorted(self._streams.values(), key=lambda s: s.stream_id):
             if stream.stream_id > last:
                 self._forget(stream)
@@ -1388,6 +1420,7 @@ class Http2Session:
                     responses.append(Error(stream.ref, HTTPError("unprocessed")))
 
     def _fail_all(self, responses: list[Response], error: MintError) -> None:
+        self._drop_draining()
         for stream in sorted(self._streams.values(), key=lambda s: s.stream_id):
             self._forget(stream)
             if not stream.remote_ended:
