@@ -250,7 +250,7 @@ class Mailbox:
     # -- ownership -----------------------------------------------------------------
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` released this mailbox: it takes no connection any more,
+        """Whether :meth:`close` was called: the mailbox takes no connection any more,
         and a wait on it is refused once its queue is empty."""
         return self._closed
 
@@ -484,9 +484,11 @@ class Mailbox:
         try:
             if self._closed or self._queue:
                 return []
-            ms = None if deadline is None else int((deadline - time.monotonic()) * 1000 + 0.999)
-            if ms is not None and ms < 0:
-                ms = 0
+            ms = (
+                None
+                if deadline is None
+                else max(int((deadline - time.monotonic()) * 1000 + 0.999), 0)
+            )
             ready: list[tuple[int, int]] = self._poll.poll(ms)
             return ready
         finally:
@@ -646,7 +648,7 @@ class Mailbox:
         try:
             self._wake_w.shutdown(socket.SHUT_WR)
         except OSError:
-            pass  # the object is going: its finalizer closed the sockets
+            pass  # its finalizer closed the sockets already (the interpreter's exit)
         self._wake_loop()
 
 

@@ -261,18 +261,16 @@ class RawServer(PeerAddressMixin):
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
-        if rcvbuf is None:
-            self._listener = socket.create_server((HOST, 0))
-        else:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
             # A small receive buffer for a peer that reads nothing, set before listen
             # so that the accepted sockets inherit it before their handshake. Set on
             # an accepted socket, it shrank below the window already offered: the
             # kernel dropped the client's segments, and the connection stalled for
             # seconds now and then (persist timer backed off, nothing to read).
-            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self._listener.bind((HOST, 0))
-            self._listener.listen()
+        self._listener.bind((HOST, 0))
+        self._listener.listen()
         self.port = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopped = False
