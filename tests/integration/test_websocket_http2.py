@@ -291,6 +291,66 @@ def test_a_client_close_keeps_the_stream_open_for_the_answer(
         _close(conn)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_cancel_lets_go_a_close_the_windows_never_let_out(
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    # The caller ends a WebSocket (EOF after its Close) whose Close waits behind a
+    # window the server never opens, on a server of one stream at a time. The stream
+    # holds the server's only slot, and says so; cancel gives it up.
+    peer = h2_fault(initial_window=1000, grant_windows=False, max_concurrent_streams=1)
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ws = open_ws(conn, mode)
+        conn = send(conn, ws, Binary(os.urandom(3000)))
+        conn = send(conn, ws, Close(1000, "bye"))
+        conn = mint.websocket.stream_request_body(conn, ws.ref, mint.http.EOF)
+        queued = mint.http.pending_bytes(conn, ws.ref)
+        assert queued > 2000
+        assert mint.http.pending_bytes(conn) == queued
+        assert mint.http.open_request_count(conn) == 1  # was 0, beside the error below
+        with pytest.raises(mint.HTTPError) as info:
+            mint.websocket.upgrade("ws", conn, "/echo", [])
+        assert info.value.reason == "too_many_concurrent_requests"
+        conn = info.value.conn
+        conn = mint.websocket.cancel(conn, ws.ref)  # did nothing: the ref was gone
+        assert mint.http.pending_bytes(conn, ws.ref) == 0
+        assert mint.http.pending_bytes(conn) == 0
+        assert mint.http.open_request_count(conn) == 0
+        deadline = time.monotonic() + 5
+        while not peer.events("reset") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [e[3] for e in peer.events("reset")] == [8]  # CANCEL
+        conn, again = open_ws(conn, mode)  # the slot is free again
+        conn = send(conn, again, Text("hi"))
+        conn = wait_frames(conn, mode, [again], 1)
+        assert again.frames == [Text("hi")]
+        assert ws.frames == [] and ws.error is None  # nothing reported for the first
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_close_lets_go_what_waits_for_the_windows(h2_fault: Any, mode: str) -> None:  # noqa: F811
+    # mint.http.close: what waited behind shut windows will never go, ended or not.
+    peer = h2_fault(initial_window=1000, grant_windows=False)
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ended = open_ws(conn, mode)
+        conn, open_one = open_ws(conn, mode)
+        for ws in (ended, open_one):
+            conn = send(conn, ws, Binary(os.urandom(3000)))
+        conn = send(conn, ended, Close(1000, "bye"))
+        conn = mint.websocket.stream_request_body(conn, ended.ref, mint.http.EOF)
+        assert mint.http.pending_bytes(conn) > 4000
+    finally:
+        conn = mint.http.close(conn)
+    assert mint.http.pending_bytes(conn) == 0
+    assert mint.http.pending_bytes(conn, ended.ref) == 0
+    assert mint.http.pending_bytes(conn, open_one.ref) == 0
+
+
 def test_cancel_after_the_close_handshake(h2_fault: Any) -> None:  # noqa: F811
     peer = h2_fault()
     conn = connect_h2(peer, "passive")
@@ -435,7 +495,11 @@ def test_eof_after_a_close_leaves_the_connection_whole(
             conn = send(conn, first, Binary(os.urandom(1 << 20)))
         conn = send(conn, first, Close(1000, "bye"))
         conn = mint.websocket.stream_request_body(conn, first.ref, mint.http.EOF)
-        assert mint.http.open_request_count(conn) == 1  # over at once: only the second
+        # Over at once: only the second is counted, and the first while its Close
+        # still waits for the server's windows (it holds one of the server's streams).
+        queued = mint.http.pending_bytes(conn, first.ref)
+        assert (queued > 0) == (before != "nothing")
+        assert mint.http.open_request_count(conn) == (2 if queued else 1)
         time.sleep(0.2)  # (the server takes both before the next frame)
         conn = send(conn, second, Text("still there?"))
         conn = wait_frames(conn, mode, [second], 1)
@@ -443,15 +507,15 @@ def test_eof_after_a_close_leaves_the_connection_whole(
         assert second.error is None
         conn, status, _ = get(conn, mode)
         assert status == 200
-        # The ended WebSocket is over: only the open one is counted (the ended one
-        # was, for the connection's life, where the server never ends its side), and
-        # what it had queued went out.
-        assert mint.http.open_request_count(conn) == 1
         deadline = time.monotonic() + 10
         while mint.http.pending_bytes(conn) and time.monotonic() < deadline:
             conn, responses = read(conn, mode, 10)  # (the server's windows open)
             assert of(first.ref, responses) == []  # nothing reported for it
         assert mint.http.pending_bytes(conn) == 0
+        # The ended WebSocket is over once its Close is out: only the open one is
+        # counted (the ended one was, for the connection's life, where the server
+        # never ends its side).
+        assert mint.http.open_request_count(conn) == 1
         assert first.frames == [] and first.error is None
     finally:
         _close(conn)

@@ -61,6 +61,8 @@ class FaultOptions:
         initial_window: SETTINGS_INITIAL_WINDOW_SIZE (stream windows of the client's DATA).
         window_step: acknowledge received DATA in WINDOW_UPDATEs of at most this many bytes,
             one per read (tiny windows trickle).
+        grant_windows: ``False``: never give received bytes back (windows stay shut once
+            the client has used them).
         max_concurrent_streams: SETTINGS_MAX_CONCURRENT_STREAMS.
         settings_delay: seconds to wait before the server's first SETTINGS (late SETTINGS).
         extra_settings_frame: send ENABLE_CONNECT_PROTOCOL in a second SETTINGS frame
@@ -70,6 +72,7 @@ class FaultOptions:
     connect_protocol: bool = True
     initial_window: int = 65_535
     window_step: int | None = None
+    grant_windows: bool = True
     max_concurrent_streams: int = 100
     settings_delay: float = 0.0
     extra_settings_frame: bool = False
@@ -232,6 +235,8 @@ class _Connection:
     def ack_received(self) -> None:
         """Give the received bytes back, in WINDOW_UPDATEs of ``window_step`` bytes at most."""
         step = self.server.options.window_step
+        if not self.server.options.grant_windows:
+            return
         for stream_id, size in list(self.unacked.items()):
             self.unacked[stream_id] = 0
             while size > 0:

@@ -406,17 +406,18 @@ def test_the_caller_may_end_a_stream_after_its_close() -> None:
 
 
 def test_eof_after_a_queued_close_ends_the_stream_once_the_close_is_out() -> None:
-    # The Close waits for the window: the stream is over for the caller at once (not
-    # counted, nothing more reported: it stayed counted for the connection's life
-    # behind a server that never ends its side), the Close still goes out whole,
-    # then RST_STREAM(NO_ERROR), never a DATA frame after it.
+    # The Close waits for the window: the stream is over for the caller at once
+    # (nothing more reported; counted only until the Close is out: it stayed counted
+    # for the connection's life behind a server that never ends its side), the Close
+    # still goes out whole, then RST_STREAM(NO_ERROR), never a DATA frame after it.
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
     ref, _ = open_websocket(pair)
     close = ws_frame(8, b"\x03\xe8bye")
     pair.client.stream_request_body(ref, close)
     pair.client.stream_request_body(ref, EOF)
-    assert pair.client.open_request_count() == 0
+    assert pair.client.open_request_count() == 1  # it holds one of the server's streams
     assert pair.client.pending_bytes() > 0  # the Close's rest, still to go
+    assert pair.client.pending_bytes(ref) == pair.client.pending_bytes()
     pair.client.stream_request_body(ref, EOF)  # again: tolerated
     with pytest.raises(HTTPError) as info:
         pair.client.stream_request_body(ref, b"more")
@@ -431,7 +432,59 @@ def test_eof_after_a_queued_close_ends_the_stream_once_the_close_is_out() -> Non
     ]
     assert not pair.server_events(h2.events.StreamEnded)
     assert pair.client.pending_bytes() == 0
+    assert pair.client.open_request_count() == 0
     assert not pair.client._streams and not pair.client._draining
+
+
+def test_cancel_reaches_a_stream_the_caller_ended_behind_the_window() -> None:
+    # Its Close waits behind a window the server never opens, on a server of one
+    # stream: cancel was a no-op there (the ref was gone), the bytes stayed counted
+    # and the slot taken for the connection's life.
+    pair = Pair(
+        {
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+            SettingCodes.INITIAL_WINDOW_SIZE: 4,
+            SettingCodes.MAX_CONCURRENT_STREAMS: 1,
+        }
+    )
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
+    pair.client.stream_request_body(ref, EOF)
+    pair.pump()
+    with pytest.raises(HTTPError) as info:
+        pair.client.request("GET", "/", [], None)
+    assert info.value.reason == "too_many_concurrent_requests"
+    assert pair.client.open_request_count() == 1
+    pair.client.cancel(ref)
+    assert pair.client.pending_bytes() == 0 and pair.client.pending_bytes(ref) == 0
+    assert pair.client.open_request_count() == 0
+    assert not pair.client._draining and not pair.client._backlog
+    assert pair.pump() == []
+    assert [(e.stream_id, e.error_code) for e in pair.server_events(h2.events.StreamReset)] == [
+        (1, h2.errors.ErrorCodes.CANCEL)
+    ]
+    pair.client.stream_request_body(ref, EOF)  # still tolerated
+    get = pair.client.request("GET", "/", [], None)  # the slot is free
+    pair.server.increment_flow_control_window(100)  # (nothing more of the Close goes)
+    pair.pump()
+    assert pair.server_data(1) == ws_frame(8, b"\x03\xe8bye")[:4]
+    pair.respond(3, 200, b"ok")
+    assert pair.pump()[-1] == Done(get)
+    pair.client.cancel(ref)  # again: ignored
+
+
+def test_close_lets_go_every_queue() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    ended, _ = open_websocket(pair)
+    still = pair.client.request("POST", "/", [], STREAM)
+    pair.client.stream_request_body(ended, ws_frame(8, b"\x03\xe8bye"))
+    pair.client.stream_request_body(ended, EOF)
+    pair.client.stream_request_body(still, b"x" * 100)
+    assert pair.client.pending_bytes() > 100
+    pair.client.close()
+    assert pair.client.pending_bytes() == 0
+    assert pair.client.pending_bytes(ended) == 0 and pair.client.pending_bytes(still) == 0
+    assert not pair.client._draining and not pair.client._backlog
 
 
 def test_a_queued_close_the_caller_ended_goes_when_the_server_resets_it() -> None:

@@ -586,7 +586,11 @@ class Http2Session:
         return bool(self._h2.remote_settings.enable_connect_protocol == 1)
 
     def open_request_count(self) -> int:
-        return sum(1 for s in self._streams.values() if not s.remote_ended)
+        # A WebSocket the caller ended while its Close waits behind the windows still
+        # holds one of the server's MAX_CONCURRENT_STREAMS until it is out (or
+        # cancelled): counted, or a new request's too_many_concurrent_requests would
+        # come with a count of none open.
+        return sum(1 for s in self._streams.values() if not s.remote_ended) + len(self._draining)
 
     @property
     def closing(self) -> bool:
@@ -606,7 +610,17 @@ class Http2Session:
         if ref is None:
             return self._queued
         stream = self._refs.get(ref)
+        if stream is None:
+            stream = self._draining_stream(ref)
         return stream.queued if stream is not None else 0
+
+    def _draining_stream(self, ref: Ref) -> _Stream | None:
+        """``ref``'s stream if the caller ended it and its Close is still queued."""
+        if ref in self._ended:
+            for stream in self._draining.values():
+                if stream.ref is ref:
+                    return stream
+        return None
 
     def send_window(self, ref: Ref | None = None) -> int:
         """Bytes the peer lets us send now: connection window, or ``ref``'s stream's.
@@ -1050,11 +1064,19 @@ class Http2Session:
     def cancel(self, ref: Ref) -> None:
         """Reset ``ref``'s stream with CANCEL (RFC 9113 8.7); unknown refs are ignored.
 
-        Its queued bytes are dropped and nothing more is reported for it.
+        Its queued bytes are dropped and nothing more is reported for it. That holds
+        for a WebSocket the caller already ended (``EOF`` after its Close) whose Close
+        still waits for the server's windows: cancelling it is how the caller gives up
+        on a server that never opens them, and frees the stream's slot.
         """
         stream = self._refs.get(ref)
         if stream is None:
-            return
+            stream = self._draining_stream(ref)
+            if stream is None:
+                return
+            self._draining.pop(stream.stream_id, None)
+            stream.reset_when_sent = False
+            stream.local_ended = True
         self._forget(stream)
         if self._closed:
             return
@@ -1093,6 +1115,10 @@ class Http2Session:
         if self._closed:
             return
         self._closed = True
+        # What waits for the windows will never go: pending_bytes says so at once.
+        self._drop_draining()
+        for stream in self._streams.values():
+            self._drop_queue(stream)
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self._h2.close_connection()
 
