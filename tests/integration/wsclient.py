@@ -113,12 +113,13 @@ def open_websocket(
     mode: str = "active",
     extensions: Any = (),
     protocols: tuple[str, ...] = ("http1",),
+    headers: Any = (),
     **new_opts: Any,
 ) -> Client:
     """Connect, upgrade, check the answer with ``new`` and decode any early bytes."""
     client = connect(peer, mode=mode, protocols=protocols)
     client.conn, client.ref = mint.websocket.upgrade(
-        peer.ws_scheme, client.conn, path, [], extensions=list(extensions)
+        peer.ws_scheme, client.conn, path, list(headers), extensions=list(extensions)
     )
     status, headers, early = handshake(client)
     client.conn, client.websocket = mint.websocket.new(

@@ -39,6 +39,12 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
 # first): HTTP/2 servers allow 100-250 streams at once.
 MAX_PENDING_UPGRADES = 1024
 
+# The headers the handshake itself sets (RFC 6455 4.1): the caller's copies are left out,
+# not sent beside ours (a second Sec-WebSocket-Version or Upgrade got 400 or 426 from
+# the websockets server), and not put in place of ours (the key is checked against our
+# own, and the rest have one right value).
+_HANDSHAKE_OWN = frozenset({"upgrade", "connection", "sec-websocket-version", "sec-websocket-key"})
+
 
 @dataclass(frozen=True, slots=True)
 class _Upgrade:
@@ -70,7 +76,11 @@ def start_upgrade(
         if scheme not in ("ws", "wss"):
             raise WebSocketError(("invalid_scheme_ws", scheme))
         _check_open(conn)
-        headers = check_fields(headers, "headers")
+        headers = [
+            (name, value)
+            for name, value in check_fields(headers, "headers")
+            if name.lower() not in _HANDSHAKE_OWN
+        ]
         offered = tuple(_handshake.normalize_extensions(extensions))
         session = conn._session
         if session.protocol == "http2":
