@@ -473,6 +473,30 @@ def test_cancel_reaches_a_stream_the_caller_ended_behind_the_window() -> None:
     pair.client.cancel(ref)  # again: ignored
 
 
+def test_malformed_trailers_on_a_stream_the_caller_ended_let_its_queue_go() -> None:
+    # The client resets the stream (PROTOCOL_ERROR); its queue stayed, counted, and
+    # once h2 let the closed stream go every read failed in _pump_all.
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
+    pair.client.stream_request_body(ref, EOF)
+    pair.pump()
+    pair.server.config.validate_outbound_headers = False
+    pair.server.config.normalize_outbound_headers = False
+    pair.server.send_headers(1, [(b"X-Upper", b"1")], end_stream=True)
+    pair.server.config.validate_outbound_headers = True
+    pair.server.config.normalize_outbound_headers = True
+    assert pair.pump() == []  # nothing reported for it
+    assert pair.client.pending_bytes() == 0 and pair.client.open_request_count() == 0
+    assert not pair.client._draining and not pair.client._backlog
+    for stream_id in (3, 5, 7):
+        get = pair.client.request("GET", "/", [], None)
+        pair.pump()
+        pair.server.increment_flow_control_window(100)
+        pair.respond(stream_id, 200, b"ok")
+        assert pair.pump()[-1] == Done(get)
+
+
 def test_close_lets_go_every_queue() -> None:
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
     ended, _ = open_websocket(pair)

@@ -1402,6 +1402,10 @@ class Http2Session:
                         responses.append(Error(stream.ref, HTTPError(reason)))
             elif isinstance(event, _MalformedResponseReceived):
                 stream = self._streams.get(event.stream_id)
+                if stream is None and self._draining:
+                    # We reset it: its queue goes (else _pump_all sent on a closed
+                    # stream, and every read of the connection failed).
+                    self._drop_draining([event.stream_id])
                 if stream is not None:
                     self._forget(stream)
                     responses.append(Error(stream.ref, HTTPError(("protocol_error", event.detail))))
