@@ -17,6 +17,7 @@ import pytest
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
 
+import mint.http._http2
 from mint.errors import HTTPError, TransportError
 from mint.http import EOF, STREAM, Data, Done, Error, Headers, Pong, Status
 from mint.http._http2 import (
@@ -495,6 +496,29 @@ def test_malformed_trailers_on_a_stream_the_caller_ended_let_its_queue_go() -> N
         pair.server.increment_flow_control_window(100)
         pair.respond(stream_id, 200, b"ok")
         assert pair.pump()[-1] == Done(get)
+
+
+def test_a_stream_still_draining_stays_reachable_once_forgotten_as_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # _ended remembers the last _STOPPED_MEMORY refs: one evicted while its Close
+    # still waited was unreachable (pending_bytes 0, cancel a no-op, EOF refused).
+    monkeypatch.setattr(mint.http._http2, "_STOPPED_MEMORY", 2)
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
+    pair.client.stream_request_body(ref, EOF)
+    for _ in range(3):  # (later streams ended meanwhile)
+        mint.http._http2._remember(pair.client._ended, object())
+    assert ref not in pair.client._ended
+    assert pair.client.pending_bytes(ref) == pair.client.pending_bytes() > 0
+    pair.client.stream_request_body(ref, EOF)  # still tolerated
+    pair.client.cancel(ref)
+    assert pair.client.pending_bytes() == 0 and pair.client.open_request_count() == 0
+    pair.pump()
+    assert [(e.stream_id, e.error_code) for e in pair.server_events(h2.events.StreamReset)] == [
+        (1, h2.errors.ErrorCodes.CANCEL)
+    ]
 
 
 def test_close_lets_go_every_queue() -> None:

@@ -615,11 +615,11 @@ class Http2Session:
         return stream.queued if stream is not None else 0
 
     def _draining_stream(self, ref: Ref) -> _Stream | None:
-        """``ref``'s stream if the caller ended it and its Close is still queued."""
-        if ref in self._ended:
-            for stream in self._draining.values():
-                if stream.ref is ref:
-                    return stream
+        """``ref``'s stream if the caller ended it and its Close is still queued (also
+        once ``_ended`` no longer remembers it: a draining stream stays reachable)."""
+        for stream in self._draining.values():
+            if stream.ref is ref:
+                return stream
         return None
 
     def send_window(self, ref: Ref | None = None) -> int:
@@ -757,7 +757,7 @@ class Http2Session:
         if stream is None:
             if ref in self._stopped:
                 return  # RFC 9113 8.1: the peer asked us to stop sending; not an error
-            if ref in self._ended:
+            if ref in self._ended or self._draining_stream(ref) is not None:
                 if body_end(chunk) is not None:
                     return
                 raise HTTPError("request_body_not_streaming")
