@@ -319,6 +319,27 @@ def open_websocket(pair: Pair, status: int = 200) -> Any:
     return ref, pair.pump()
 
 
+def ended_behind_the_window(more: dict[Any, int] | None = None) -> tuple[Pair, Any]:
+    """A WebSocket the caller ended (EOF after its Close ``ws_frame(8, b"\\x03\\xe8bye")``)
+    while the Close waits behind a 4-byte stream window: a stream the session drains."""
+    settings = {SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4}
+    pair = Pair({**settings, **(more or {})})
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
+    pair.client.stream_request_body(ref, EOF)
+    return pair, ref
+
+
+def send_unchecked_headers(pair: Pair, stream_id: int, headers: Any, **kwargs: Any) -> None:
+    """The server sends ``headers`` as given (h2 would refuse or normalize them)."""
+    config = pair.server.config
+    config.validate_outbound_headers = config.normalize_outbound_headers = False
+    try:
+        pair.server.send_headers(stream_id, headers, **kwargs)
+    finally:
+        config.validate_outbound_headers = config.normalize_outbound_headers = True
+
+
 def test_extended_connect_headers_and_open_stream() -> None:
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}, scheme="https", port=443)
     ref, responses = open_websocket(pair)
@@ -411,11 +432,8 @@ def test_eof_after_a_queued_close_ends_the_stream_once_the_close_is_out() -> Non
     # (nothing more reported; counted only until the Close is out: it stayed counted
     # for the connection's life behind a server that never ends its side), the Close
     # still goes out whole, then RST_STREAM(NO_ERROR), never a DATA frame after it.
-    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
-    ref, _ = open_websocket(pair)
+    pair, ref = ended_behind_the_window()
     close = ws_frame(8, b"\x03\xe8bye")
-    pair.client.stream_request_body(ref, close)
-    pair.client.stream_request_body(ref, EOF)
     assert pair.client.open_request_count() == 1  # it holds one of the server's streams
     assert pair.client.pending_bytes() > 0  # the Close's rest, still to go
     assert pair.client.pending_bytes(ref) == pair.client.pending_bytes()
@@ -441,16 +459,7 @@ def test_cancel_reaches_a_stream_the_caller_ended_behind_the_window() -> None:
     # Its Close waits behind a window the server never opens, on a server of one
     # stream: cancel was a no-op there (the ref was gone), the bytes stayed counted
     # and the slot taken for the connection's life.
-    pair = Pair(
-        {
-            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
-            SettingCodes.INITIAL_WINDOW_SIZE: 4,
-            SettingCodes.MAX_CONCURRENT_STREAMS: 1,
-        }
-    )
-    ref, _ = open_websocket(pair)
-    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
-    pair.client.stream_request_body(ref, EOF)
+    pair, ref = ended_behind_the_window({SettingCodes.MAX_CONCURRENT_STREAMS: 1})
     pair.pump()
     with pytest.raises(HTTPError) as info:
         pair.client.request("GET", "/", [], None)
@@ -477,16 +486,9 @@ def test_cancel_reaches_a_stream_the_caller_ended_behind_the_window() -> None:
 def test_malformed_trailers_on_a_stream_the_caller_ended_let_its_queue_go() -> None:
     # The client resets the stream (PROTOCOL_ERROR); its queue stayed, counted, and
     # once h2 let the closed stream go every read failed in _pump_all.
-    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
-    ref, _ = open_websocket(pair)
-    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
-    pair.client.stream_request_body(ref, EOF)
+    pair, _ = ended_behind_the_window()
     pair.pump()
-    pair.server.config.validate_outbound_headers = False
-    pair.server.config.normalize_outbound_headers = False
-    pair.server.send_headers(1, [(b"X-Upper", b"1")], end_stream=True)
-    pair.server.config.validate_outbound_headers = True
-    pair.server.config.normalize_outbound_headers = True
+    send_unchecked_headers(pair, 1, [(b"X-Upper", b"1")], end_stream=True)
     assert pair.pump() == []  # nothing reported for it
     assert pair.client.pending_bytes() == 0 and pair.client.open_request_count() == 0
     assert not pair.client._draining and not pair.client._backlog
@@ -504,10 +506,7 @@ def test_a_stream_still_draining_stays_reachable_once_forgotten_as_ended(
     # _ended remembers the last _STOPPED_MEMORY refs: one evicted while its Close
     # still waited was unreachable (pending_bytes 0, cancel a no-op, EOF refused).
     monkeypatch.setattr(mint.http._http2, "_STOPPED_MEMORY", 2)
-    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
-    ref, _ = open_websocket(pair)
-    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
-    pair.client.stream_request_body(ref, EOF)
+    pair, ref = ended_behind_the_window()
     for _ in range(3):  # (later streams ended meanwhile)
         mint.http._http2._remember(pair.client._ended, object())
     assert ref not in pair.client._ended
@@ -522,11 +521,8 @@ def test_a_stream_still_draining_stays_reachable_once_forgotten_as_ended(
 
 
 def test_close_lets_go_every_queue() -> None:
-    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
-    ended, _ = open_websocket(pair)
+    pair, ended = ended_behind_the_window()
     still = pair.client.request("POST", "/", [], STREAM)
-    pair.client.stream_request_body(ended, ws_frame(8, b"\x03\xe8bye"))
-    pair.client.stream_request_body(ended, EOF)
     pair.client.stream_request_body(still, b"x" * 100)
     assert pair.client.pending_bytes() > 100
     pair.client.close()
@@ -536,10 +532,7 @@ def test_close_lets_go_every_queue() -> None:
 
 
 def test_a_queued_close_the_caller_ended_goes_when_the_server_resets_it() -> None:
-    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1, SettingCodes.INITIAL_WINDOW_SIZE: 4})
-    ref, _ = open_websocket(pair)
-    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
-    pair.client.stream_request_body(ref, EOF)
+    pair, _ = ended_behind_the_window()
     pair.pump()
     pair.server.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
     assert pair.pump() == []  # nothing reported for it
@@ -865,11 +858,7 @@ def test_an_upper_case_header_name_fails_only_its_stream() -> None:
     a = pair.client.request("GET", "/a", [], None)
     b = pair.client.request("GET", "/b", [], None)
     pair.pump()
-    pair.server.config.validate_outbound_headers = False
-    pair.server.config.normalize_outbound_headers = False
-    pair.server.send_headers(1, [(b":status", b"200"), (b"X-Upper", b"1")], end_stream=True)
-    pair.server.config.validate_outbound_headers = True
-    pair.server.config.normalize_outbound_headers = True
+    send_unchecked_headers(pair, 1, [(b":status", b"200"), (b"X-Upper", b"1")], end_stream=True)
     pair.respond(3, 200, b"ok")
     responses = pair.pump()
     assert responses[0] == Error(

@@ -1070,14 +1070,13 @@ class Http2Session:
         on a server that never opens them, and frees the stream's slot.
         """
         stream = self._refs.get(ref)
-        if stream is None:
+        if stream is not None:
+            self._forget(stream)
+        else:
             stream = self._draining_stream(ref)
             if stream is None:
                 return
-            self._draining.pop(stream.stream_id, None)
-            stream.reset_when_sent = False
-            stream.local_ended = True
-        self._forget(stream)
+            self._drop_draining([stream.stream_id])
         if self._closed:
             return
         # Already closed on both sides (h2 refuses): there is nothing to reset.
