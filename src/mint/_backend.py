@@ -365,14 +365,19 @@ class Waiter:
     # ever under way when another starts (see ``AsyncWaiter.write_turn``).
     writing = False
 
-    def write_turn(self) -> None:
+    def write_turn(self, data: bytes, pass_turn: Callable[[], None]) -> None:
         """(see ``AsyncWaiter.write_turn``)"""
 
     def start_write(self) -> None:
         """(see ``AsyncWaiter.write_turn``)"""
 
-    def end_write(self) -> None:
-        """(see ``AsyncWaiter.write_turn``)"""
+    def pass_turn(self) -> bytes:
+        """(see ``AsyncWaiter.pass_turn``): nobody ever waits in line here."""
+        return b""
+
+    def owe(self, data: bytes) -> None:
+        """(see ``AsyncWaiter.owe``): never called, nobody holds the turn here."""
+        raise AssertionError("no send holds the turn in blocking code")
 
     def flush_later(self, flush: Callable[[], bool] | None) -> None:
         """Blocking code has no loop to finish an interrupted write: the next send does."""
@@ -591,6 +596,40 @@ class BaseTransport:
         would then be reported for a connection the peer closed.
         """
         return self._flush_failure or map_os_error(exc)
+
+    def send_later(self, data: bytes) -> None:
+        """Commit ``data`` without waiting: what the socket takes now goes, the rest
+        after every send begun before it (from the loop, or with the next send).
+
+        For what a cancelled call must still say (an HTTP/2 RST_STREAM behind the
+        HEADERS it committed): it cannot wait any more.
+        """
+        if self.closed or not data:
+            return
+        waiter = self._waiter
+        if waiter.writing:
+            waiter.owe(data)  # in line, behind the sends waiting for their turn
+            return
+        self._unsent += data
+        if not self._flush_unsent():
+            waiter.flush_later(self._flush_unsent)
+
+    def _pass_turn(self) -> None:
+        """A send is done with the turn to write (see ``AsyncWaiter.write_turn``).
+
+        The bytes of sends that gave up their place in line meanwhile are owed next,
+        after what this one left (``_unsent``): they go out with the send the turn
+        passes to, or from the loop if nobody waits.
+        """
+        waiter = self._waiter
+        owed = waiter.pass_turn()
+        if self.closed:
+            self._unsent = b""
+            return
+        if owed:
+            self._unsent += owed
+        if self._unsent and not waiter.writing:
+            waiter.flush_later(self._flush_unsent)
 
     def _flush_unsent(self) -> bool:
         """Write what an interrupted send left, without waiting; True once nothing is left.

@@ -22,6 +22,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,21 @@ def _wake(future: asyncio.Future[bool], ready: bool) -> None:
         future.set_result(ready)
 
 
+class _Turn:
+    """A send's place in line for the turn to write (see AsyncWaiter.write_turn)."""
+
+    __slots__ = ("data", "future")
+
+    def __init__(self, data: bytes, future: asyncio.Future[None] | None) -> None:
+        self.data = data
+        # Resolved when the turn comes; None once the send gave up its wait.
+        self.future = future
+
+
+# The turn of a send that found nobody writing and went on past its first write.
+_HELD = _Turn(b"", None)
+
+
 class AsyncWaiter:
     """Awaits one socket's readiness on the running loop.
 
@@ -88,6 +104,7 @@ class AsyncWaiter:
         "_timer",
         "_timer_at",
         "_timer_loop",
+        "_turns",
         "_write_future",
         "_write_loop",
         "_writer",
@@ -113,8 +130,12 @@ class AsyncWaiter:
         self._write_future: asyncio.Future[bool] | None = None
         # The loop that wait's writer is registered on, until the wait or close takes it off.
         self._write_loop: asyncio.AbstractEventLoop | None = None
-        # Set while a send is under way past its first write (see write_turn).
-        self._writer: asyncio.Future[None] | None = None
+        # The turn to write (see write_turn): held by a send under way past its first
+        # write, or handed to the first of those waiting in line; None while nobody
+        # holds it. (The C path reads it: a send goes through Python while it is held.)
+        self._writer: _Turn | None = None
+        # The sends waiting for the turn, in the order they began.
+        self._turns: deque[_Turn] = deque()
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -278,30 +299,74 @@ class AsyncWaiter:
 
     @property
     def writing(self) -> bool:
-        """Another send is under way on this socket (see :meth:`write_turn`)."""
+        """A send holds the turn to write on this socket (see :meth:`write_turn`)."""
         return self._writer is not None
 
-    async def write_turn(self) -> None:
-        """Return once no other task's send is under way on this socket.
+    async def write_turn(self, data: bytes, pass_turn: Callable[[], None]) -> None:
+        """Return once it is this send's turn to write ``data``, in the order sends began.
 
         A send that waits for the socket to take more holds the rest of its bytes; a
         send from another task in that time went straight to the socket, into the
-        middle of the first one's frame (the peer saw garbage, and one writer hung).
-        Sends now take turns. Sharing a connection between tasks stays the caller's
-        to order; this keeps the byte stream whole when they do.
+        middle of the first one's frame (the peer saw garbage, and one writer hung), so
+        sends take turns. Sharing a connection between tasks stays the caller's to
+        order; this keeps the byte stream whole when they do.
+
+        The bytes are the peer's from the moment the send begins: the session that
+        made them has moved on (HPACK's table, a deflate context, a stream it opened),
+        so a send cancelled while it waits in line cannot take them back. They keep
+        their place (``data`` is kept here) and go out in it, ahead of every later
+        send: written by the send whose turn follows, or from the loop (see
+        :meth:`pass_turn`). Dropping them lost an HTTP/2 HEADERS block the server's
+        HPACK decoder then missed (GOAWAY, every stream gone), or a compressed frame
+        the next message's inflate needed.
+
+        Returns holding the turn (the caller passes it on, ``pass_turn``, when done).
+        Cancelled once the turn had come but before the task ran, the turn passes on
+        at once, with ``data`` owed first.
         """
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        turn = _Turn(data, future)
+        self._turns.append(turn)
+        try:
+            await future
+        except BaseException:
+            turn.future = None  # given up: its bytes go out in its place all the same
+            if future.done() and not future.cancelled():
+                self._turns.appendleft(turn)  # the turn was ours: our bytes come next
+                pass_turn()
+            raise
 
     def start_write(self) -> None:
-        """A send goes on past its first write: others wait (:meth:`write_turn`)."""
-        self._writer = asyncio.get_running_loop().create_future()
+        """A send goes on past its first write: it holds the turn (:meth:`write_turn`)."""
+        self._writer = _HELD
 
-    def end_write(self) -> None:
-        """The send under way has ended (done, failed or cancelled)."""
-        writer, self._writer = self._writer, None
-        if writer is not None and not writer.done():
-            writer.set_result(None)
+    def owe(self, data: bytes) -> None:
+        """Bytes committed without a send to wait for them (``send_later``): they take
+        the next place in line, as a send that gave up its wait there."""
+        self._turns.append(_Turn(data, None))
+
+    def pass_turn(self) -> bytes:
+        """The turn's holder is done (sent, failed or cancelled): hand the turn on.
+
+        Returns the bytes of the sends that gave up in line ahead of the next one
+        still waiting, in order, for the caller to owe the peer before anything else.
+        The turn goes to that next send, which writes them first; with none, nobody
+        holds it and the caller writes them from the loop.
+        """
+        turns = self._turns
+        owed: list[bytes] = []
+        while turns:
+            turn = turns.popleft()
+            future = turn.future
+            if future is None or future.done():  # (done: cancelled, not yet told)
+                owed.append(turn.data)
+                continue
+            self._writer = turn
+            future.set_result(None)
+            break
+        else:
+            self._writer = None
+        return b"".join(owed) if owed else b""
 
     def flush_later(self, flush: Callable[[], bool] | None) -> None:
         """Finish an interrupted write from the loop, or (``None``) stop doing so.

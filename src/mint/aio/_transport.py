@@ -7,7 +7,9 @@ socket (``poll``, or event-loop readers and writers). What never waits (error
 mapping, the mailbox's read, ``close``) is shared in ``mint._backend.BaseTransport``.
 
 Cancellation loses nothing: a ``send`` stopped while waiting keeps the bytes it still
-owes the peer and they go out first (from the loop, or with the next send), and a
+owes the peer and they go out first (from the loop, or with the next send); one
+stopped while it waited its turn behind another task's keeps its place in line (see
+``AsyncWaiter.write_turn``); and a
 ``recv`` stopped half-way through an exact ``byte_count`` keeps what it had read for
 the next read.
 """
@@ -106,21 +108,37 @@ class AsyncTransport(BaseTransport):
 
     # -- I/O -----------------------------------------------------------------------
     async def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Write all of ``data``, waiting for the socket as long as it takes."""
+        """Write all of ``data``, waiting for the socket as long as it takes.
+
+        The bytes are committed once this is called: cancelled, the send still owes
+        them to the peer, and they go out in their place (see
+        ``AsyncWaiter.write_turn``); a failure of the connection is the only loss.
+        """
         waiter = self._waiter
         if waiter.writing:
-            await waiter.write_turn()
-        if not self._unsent:
+            # Another task's send is under way: wait in line, holding the bytes.
+            data = bytes(data)
+            await waiter.write_turn(data, self._pass_turn)
+            if self.closed:
+                self._pass_turn()
+                raise TransportError("closed")
+            waiter.flush_later(None)
+            if self._unsent:  # (what an interrupted send, or one that gave up, left)
+                data = self._unsent + data
+                self._unsent = b""
+        elif not self._unsent:
             # The common case: the socket takes it all at once, from the caller's bytes.
             sent = self.send_now(data)
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
+            waiter.start_write()
         else:
             # An interrupted send left bytes the peer is owed: they go first.
-            self._waiter.flush_later(None)
+            waiter.flush_later(None)
             data = self._unsent + bytes(data)
             self._unsent = b""
+            waiter.start_write()
         view = memoryview(data)
         sock = self.sock
         nowait = self._nowait
@@ -130,7 +148,6 @@ class AsyncTransport(BaseTransport):
         # left then goes out first, at the next send.
         limit = self.send_timeout
         deadline = None if limit is None else time.monotonic() + limit
-        waiter.start_write()
         try:
             while view:
                 try:
@@ -138,10 +155,10 @@ class AsyncTransport(BaseTransport):
                 except ssl.SSLWantReadError:
                     # TLS wants a record read first. A mailbox that owns this socket's
                     # loop reader reads it; then only wait to be able to write again.
-                    await self._waiter.wait(WRITE if self.reader_busy else READ, deadline)
+                    await waiter.wait(WRITE if self.reader_busy else READ, deadline)
                     continue
                 except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                    await self._waiter.wait(WRITE, deadline)
+                    await waiter.wait(WRITE, deadline)
                     continue
                 view = view[sent:]
                 if limit is not None:
@@ -150,14 +167,14 @@ class AsyncTransport(BaseTransport):
             raise self.send_failure(exc) from exc
         except BaseException:
             # Cancelled (or interrupted) while waiting: keep the rest, or the peer
-            # would see a frame cut short. It goes out as the socket drains.
+            # would see a frame cut short. It goes out first, as the socket drains.
             if view and not self.closed:
                 self._unsent = bytes(view)
-                waiter.flush_later(self._flush_unsent)
             raise
         finally:
-            waiter.end_write()
-        self.owed_answers = 0  # the socket took everything
+            self._pass_turn()
+        if not self._unsent:
+            self.owed_answers = 0  # the socket took everything
 
     async def recv(self, byte_count: int, timeout: float | None) -> bytes:
         """Read up to ``byte_count`` bytes (0: whatever is there), waiting up to ``timeout``.

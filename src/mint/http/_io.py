@@ -92,6 +92,39 @@ def _sent_or_abandoned(conn: Conn, ref: Ref) -> None:
         _flush(conn)
     except MintError as exc:
         raise _unmade(conn, ref, exc) from exc.__cause__
+    except BaseException:
+        _forsaken(conn, ref)
+        raise
+
+
+def _forsaken(conn: Conn, ref: Ref) -> None:
+    """The call making ``ref`` was cancelled (a timeout, ``task.cancel``; in blocking
+    code an interrupt) once its bytes were committed: they go out all the same (the
+    transport keeps what a cancelled send holds, as HPACK's table already has them),
+    and the server answers a request the caller got no ref for. As :func:`_unmade`
+    does for a write timeout: on HTTP/2 the stream is reset (CANCEL) right behind
+    its HEADERS, written without waiting (nothing of it is ever reported, and it is
+    not counted); on HTTP/1.1, whose next answer would be taken for the next
+    request's, the connection ends (its next read says ``"closed"``).
+
+    Left as it was, the stream opened all the same: ``Status``/``Headers`` came for
+    a ref nobody held, and ``open_request_count`` stayed one higher for good.
+    """
+    session = conn._session
+    transport = conn._transport
+    early = conn._private.pop("early", None)
+    if session.protocol == "http2":
+        session.cancel(ref)
+        if not transport.closed:
+            transport.send_later(session.data_to_send())
+        if early:
+            early = [r for r in early if getattr(r, "ref", None) is not ref]
+    else:
+        session.abandon(ref)
+        if not transport.closed:
+            _lost(conn, TransportError("closed"))
+    if early:
+        conn._private["early"] = early
 
 
 def _unmade(conn: Conn, ref: Ref, exc: MintError) -> MintError:
@@ -252,6 +285,9 @@ def request(
                 _await_window(conn, WINDOW_HIGH_WATER)
             except MintError as exc:
                 raise _unmade(conn, ref, exc) from exc.__cause__
+            except BaseException:
+                _forsaken(conn, ref)
+                raise
     except MintError as exc:
         raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn, ref
@@ -649,6 +685,9 @@ def ping(conn: Conn, payload: bytes | None = None) -> tuple[Conn, Ref]:
     except MintError as exc:
         conn._session.forget_ping(ref)  # (the caller gets no ref: no Pong for it)
         raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
+    except BaseException:
+        conn._session.forget_ping(ref)  # (cancelled: the PING goes out, unanswered for)
+        raise
     return conn, ref
 
 

@@ -64,6 +64,9 @@ def upgrade(
         forget_upgrade(conn, ref)
         exc.conn = conn
         raise
+    except BaseException:
+        forget_upgrade(conn, ref)  # (cancelled: the stream is reset, _forsaken)
+        raise
     return conn, ref
 
 

@@ -1,0 +1,324 @@
+"""mint.aio: a write cancelled while it waits is still owed to the peer, in its place.
+
+Two tasks on one connection (two WebSockets on one HTTP/2 connection, or a writer
+and a sender of small messages on one WebSocket), one of them sending a large message
+to a peer that reads slowly: the other's call waits its turn to write, and a timeout
+cancels it there. The session that made its bytes has moved on by then (HPACK's
+table, a deflate context, the stream it opened), so they cannot be taken back: they
+must go out, in the order the sends began, and a request or upgrade whose call was
+cancelled must not leave behind a stream the caller has no ref for.
+
+The slow reader is a real peer (``websockets``, hypercorn, the h2 fault server) behind
+:class:`servers.gate.GatedProxy`, which stops reading the client's bytes while held;
+the client's send buffer is made small so that its writes wait at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aio_client import Client, Flavour, connect, run, use_loop
+from conftest_h2 import h2_fault  # noqa: F401 - fixture
+from servers.gate import GatedProxy
+
+import mint
+import mint.aio
+from mint.http import Data, Headers, Pong, Status
+from mint.websocket import Binary, PerMessageDeflate, Text
+
+WAIT = 30.0
+
+
+@pytest.fixture(params=["aio", "aio-uvloop"])
+def flavour(request: pytest.FixtureRequest) -> Iterator[Flavour]:
+    chosen = Flavour(request.param)
+    with use_loop(chosen):
+        yield chosen
+
+
+@pytest.fixture
+def gated() -> Iterator[Callable[[Any], GatedProxy]]:
+    """Factory: ``gated(peer) -> GatedProxy`` in front of ``peer``, stopped after the test."""
+    proxies: list[GatedProxy] = []
+
+    def start(peer: Any) -> GatedProxy:
+        proxy = GatedProxy(peer)
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+    for proxy in proxies:
+        if proxy.errors:
+            raise proxy.errors[0]
+
+
+def narrow(client: Client) -> None:
+    """A small send buffer: with the proxy held, a write of a few tens of KiB waits."""
+    client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+
+async def writing(client: Client, send: asyncio.Future[Any]) -> None:
+    """Return once ``send`` waits for the socket, holding the turn to write."""
+    deadline = time.monotonic() + WAIT
+    while not client.conn._transport._waiter.writing:
+        assert not send.done(), send
+        assert time.monotonic() < deadline, "the send never had to wait"
+        await asyncio.sleep(0.001)
+
+
+async def cancelled_in_line(call: Any) -> None:
+    """Run ``call`` (a coroutine that waits its turn behind a held send) under a
+    timeout that cancels it there."""
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await call
+
+
+# -- one WebSocket, two tasks -------------------------------------------------------------
+@pytest.mark.parametrize("deflate", [True, False], ids=["deflate", "plain"])
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_messages_cancelled_in_line_go_out_in_their_place(
+    request: pytest.FixtureRequest,
+    flavour: Flavour,
+    gated: Callable[[Any], GatedProxy],
+    mode: str,
+    deflate: bool,
+) -> None:
+    """A large message holds the socket; a message sent from another task meanwhile is
+    cancelled by a timeout while it waits its turn, a third waits on, a fourth is
+    cancelled too. Every one goes out, in the order the sends began.
+
+    The cancelled send lost its bytes (taken from the caller, never kept): without
+    permessage-deflate the message was silently gone; with it, the compression
+    context had moved on past it and the server could not inflate the next message
+    (it closed with 1007).
+    """
+    proxy = gated(request.getfixturevalue("ws_server_deflate" if deflate else "ws_server"))
+    ws = flavour.websocket
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode=mode)
+        try:
+            await client.upgrade("/echo", extensions=[PerMessageDeflate] if deflate else [])
+            assert bool(client.websocket.extensions) is deflate
+            narrow(client)
+            conn, ref = client.conn, client.ref
+            big = os.urandom(2**20)  # (incompressible: deflate leaves it large)
+            proxy.hold()
+            client.websocket, data = ws.encode(client.websocket, Binary(big))
+            sending = asyncio.ensure_future(ws.stream_request_body(conn, ref, data))
+            await writing(client, sending)
+            client.websocket, data = ws.encode(client.websocket, Text("b"))
+            await cancelled_in_line(ws.stream_request_body(conn, ref, data))
+            client.websocket, data = ws.encode(client.websocket, Text("c"))
+            waiting = asyncio.ensure_future(ws.stream_request_body(conn, ref, data))
+            client.websocket, data = ws.encode(client.websocket, Text("d"))
+            given_up = asyncio.ensure_future(ws.stream_request_body(conn, ref, data))
+            await asyncio.sleep(0.01)
+            given_up.cancel()
+            await asyncio.sleep(0.01)
+            assert given_up.cancelled() and not sending.done() and not waiting.done()
+            proxy.release()
+            await asyncio.wait_for(asyncio.gather(sending, waiting), WAIT)
+            await client.send(Text("after"))
+            frames = await client.frames(5, timeout=WAIT)
+            assert frames == [Binary(big), Text("b"), Text("c"), Text("d"), Text("after")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_a_send_cancelled_as_its_turn_comes_passes_the_turn_on(
+    flavour: Flavour, gated: Callable[[Any], GatedProxy], ws_server_deflate: Any, mode: str
+) -> None:
+    """The turn passes to a waiting send, and that send's task is cancelled before it
+    runs (by the task whose send just ended, in the same step). It holds the turn
+    then: it must pass it on with its bytes owed first, or every later send waits
+    for ever and its message is lost."""
+    proxy = gated(ws_server_deflate)
+    ws = flavour.websocket
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode=mode)
+        try:
+            await client.upgrade("/echo", extensions=[PerMessageDeflate])
+            assert client.websocket.extensions
+            narrow(client)
+            conn, ref = client.conn, client.ref
+            big = os.urandom(2**20)
+            proxy.hold()
+            client.websocket, big_data = ws.encode(client.websocket, Binary(big))
+            client.websocket, b_data = ws.encode(client.websocket, Text("b"))
+            client.websocket, c_data = ws.encode(client.websocket, Text("c"))
+            second: list[asyncio.Future[Any]] = []
+
+            async def big_then_cancel_the_next() -> None:
+                await ws.stream_request_body(conn, ref, big_data)
+                second[0].cancel()  # (its turn has come; it has not run yet)
+
+            sending = asyncio.ensure_future(big_then_cancel_the_next())
+            await writing(client, sending)
+            second.append(asyncio.ensure_future(ws.stream_request_body(conn, ref, b_data)))
+            third = asyncio.ensure_future(ws.stream_request_body(conn, ref, c_data))
+            await asyncio.sleep(0.01)
+            proxy.release()
+            await asyncio.wait_for(asyncio.gather(sending, third), WAIT)
+            assert second[0].cancelled()
+            frames = await client.frames(3, timeout=WAIT)
+            assert frames == [Binary(big), Text("b"), Text("c")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+# -- HTTP/2: requests, upgrades and pings cancelled behind another stream's send ----------
+async def read_until(client: Client, done: Callable[[list[Any]], bool]) -> list[Any]:
+    """Every response read until ``done(responses so far)``."""
+    seen: list[Any] = []
+    while not done(seen):
+        seen += await client.responses(WAIT)
+    return seen
+
+
+async def open_second(client: Client, flavour: Flavour, seen: list[Any]) -> tuple[Any, Any]:
+    """Upgrade a second WebSocket on the connection; the responses read go to ``seen``."""
+    ws = flavour.websocket
+    client.conn, ref = await ws.upgrade("ws", client.conn, "/echo", [])
+    seen += await read_until(
+        client, lambda got: any(isinstance(r, Headers) and r.ref == ref for r in [*seen, *got])
+    )
+    status = next(r.status for r in seen if isinstance(r, Status) and r.ref == ref)
+    headers = next(r.headers for r in seen if isinstance(r, Headers) and r.ref == ref)
+    client.conn, websocket = ws.new(client.conn, ref, status, headers, mode=client.mode)
+    return ref, websocket
+
+
+def h2_peers() -> list[str]:
+    return ["hypercorn_h2c", "hypercorn_tls", "fault"]
+
+
+@pytest.mark.parametrize("where", ["in_line", "writing"])
+@pytest.mark.parametrize("mode", ["active", "passive"])
+@pytest.mark.parametrize("peer_name", h2_peers())
+def test_http2_calls_cancelled_while_writing_leave_no_stream_behind(
+    request: pytest.FixtureRequest,
+    flavour: Flavour,
+    gated: Callable[[Any], GatedProxy],
+    h2_fault: Any,  # noqa: F811
+    peer_name: str,
+    mode: str,
+    where: str,
+) -> None:
+    """One WebSocket's large message holds the socket; an ``upgrade``, a ``request``
+    and a ``ping`` are cancelled by a timeout, each while waiting its turn to write
+    (``in_line``) or, with the first send cancelled too, while writing what the
+    socket had not taken (``writing``). Then the connection goes on: a new
+    WebSocket opens and echoes, the first one's message comes back whole, nothing
+    is reported for a ref the caller never got, and the count is right.
+
+    Cancelled in line, the HEADERS were dropped after HPACK's table had them: the
+    server failed to decode the next block (GOAWAY, every stream gone). Cancelled
+    while writing, they went out later and the server opened streams (their
+    ``Status`` came for refs nobody held; ``open_request_count`` stayed higher for
+    good): each is now reset (CANCEL) right behind its HEADERS.
+    """
+    peer = h2_fault() if peer_name == "fault" else request.getfixturevalue(peer_name)
+    proxy = gated(peer)
+    ws, http = flavour.websocket, flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode=mode, protocols=("http2",))
+        try:
+            await client.upgrade("/echo")
+            narrow(client)
+            first = client.ref
+            big = os.urandom(2**20)
+            proxy.hold()
+            client.websocket, data = ws.encode(client.websocket, Binary(big))
+            sending = asyncio.ensure_future(ws.stream_request_body(client.conn, first, data))
+            await writing(client, sending)
+            if where == "writing":
+                await cancelled_in_line(sending)  # (its rest is owed: it goes first)
+                assert client.conn._transport._unsent
+            conn = client.conn
+            await cancelled_in_line(ws.upgrade("ws", conn, "/echo", []))
+            await cancelled_in_line(http.request(conn, "GET", "/", []))
+            await cancelled_in_line(http.ping(conn))
+            assert http.open_request_count(conn) == 1
+            proxy.release()
+            if where == "in_line":
+                await asyncio.wait_for(sending, WAIT)
+            seen: list[Any] = []
+            second, websocket = await open_second(client, flavour, seen)
+            websocket, data = ws.encode(websocket, Text("two"))
+            client.conn = await ws.stream_request_body(client.conn, second, data)
+            mine = {first, second}
+            sockets = {first: client.websocket, second: websocket}
+            frames: dict[Any, list[Any]] = {first: [], second: []}
+            read = 0
+            while not (frames[first] and frames[second]):
+                if read == len(seen):
+                    seen += await client.responses(WAIT)
+                    continue
+                r = seen[read]
+                read += 1
+                if isinstance(r, Data) and r.ref in mine:
+                    sockets[r.ref], got = ws.decode(sockets[r.ref], r.data)
+                    frames[r.ref] += got
+            assert frames == {first: [Binary(big)], second: [Text("two")]}
+            strays = [r for r in seen if getattr(r, "ref", None) not in mine]
+            assert strays == []
+            assert not any(isinstance(r, Pong) for r in seen)
+            assert http.open_request_count(client.conn) == 2
+            assert http.is_open(client.conn)
+            if peer_name == "fault":
+                resets = peer.events("reset")
+                assert len(resets) == 2, resets  # (the upgrade's and the request's)
+                assert {code for *_, code in resets} == {8}  # CANCEL
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+# -- HTTP/1.1: a request cancelled half-written ---------------------------------------------
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http1_request_cancelled_half_written_ends_the_connection(
+    flavour: Flavour, gated: Callable[[Any], GatedProxy], hypercorn_h1: Any, mode: str
+) -> None:
+    """A POST whose body the socket has not taken when a timeout cancels it: the rest
+    goes out later (a request cut short would leave the server waiting for it), so
+    the server answers a request the caller got no ref for, and that answer would be
+    taken for the next request's. The connection ends, as on a write timeout
+    (``send_timeout``): closed, not counting the request, the next call told so."""
+    proxy = gated(hypercorn_h1)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode=mode)
+        try:
+            narrow(client)
+            proxy.hold()
+            conn = client.conn
+            await cancelled_in_line(http.request(conn, "POST", "/echo-body", [], os.urandom(2**20)))
+            proxy.release()
+            assert not http.is_open(conn)
+            assert http.open_request_count(conn) == 0
+            with pytest.raises(mint.HTTPError) as raised:
+                await http.request(conn, "GET", "/", [])
+            assert raised.value.reason == "closed"
+        finally:
+            await client.close()
+
+    run(scenario())
