@@ -567,11 +567,38 @@ def test_server_close_then_client_close_finishes_the_stream() -> None:
     ref, _ = open_websocket(pair)
     pair.server.send_data(1, b"\x88\x02\x03\xe8", end_stream=True)
     assert pair.pump() == [Data(ref, b"\x88\x02\x03\xe8"), Done(ref)]
-    assert pair.client.open_request_count() == 0
+    # Half-closed (remote): still one of the server's streams until ours ends (as Mint counts).
+    assert pair.client.open_request_count() == 1
     pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8"))
     pair.pump()
     assert pair.server_events(h2.events.StreamEnded)
     assert pair.client.pending_bytes(ref) == 0
+    assert pair.client.open_request_count() == 0
+
+
+def test_a_stream_the_server_ended_counts_while_the_callers_close_waits() -> None:
+    # The server's Close and END_STREAM (Done) came while ours waits behind a 4-byte
+    # window on a server of one stream: the stream still holds that one slot (RFC
+    # 9113 5.1.2), so a new request is refused; the count said 0 beside the refusal.
+    settings = {
+        SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+        SettingCodes.INITIAL_WINDOW_SIZE: 4,
+        SettingCodes.MAX_CONCURRENT_STREAMS: 1,
+    }
+    pair = Pair(settings)
+    ref, _ = open_websocket(pair)
+    pair.client.stream_request_body(ref, ws_frame(8, b"\x03\xe8bye"))
+    pair.pump()
+    pair.server.send_data(1, b"\x88\x02\x03\xe8", end_stream=True)
+    assert pair.pump() == [Data(ref, b"\x88\x02\x03\xe8"), Done(ref)]
+    assert pair.client.pending_bytes(ref) > 0
+    with pytest.raises(HTTPError) as info:
+        pair.client.request("GET", "/", [], None)
+    assert info.value.reason == "too_many_concurrent_requests"
+    assert pair.client.open_request_count() == 1
+    pair.client.cancel(ref)
+    assert pair.client.open_request_count() == 0
+    pair.client.request("GET", "/", [], None)
 
 
 def test_connect_refused_with_403_ends_with_done() -> None:

@@ -298,7 +298,14 @@ def get_socket(conn: Conn) -> socket.socket:
 
 
 def open_request_count(conn: Conn) -> int:
-    """Requests that have not yet received ``Done`` (or an error)."""
+    """Requests that have not yet received ``Done`` (or an error).
+
+    On HTTP/2, as Mint counts: the streams that hold one of the server's
+    ``MAX_CONCURRENT_STREAMS`` (RFC 9113 5.1.2), so also one whose ``Done`` came while
+    the caller's body (or a WebSocket's Close) is still to go, until it has ended or
+    been cancelled; a new request is refused (``too_many_concurrent_requests``) only
+    when this reaches the server's limit.
+    """
     _check_conn(conn)
     return int(conn._session.open_request_count())
 

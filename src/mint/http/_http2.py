@@ -586,11 +586,13 @@ class Http2Session:
         return bool(self._h2.remote_settings.enable_connect_protocol == 1)
 
     def open_request_count(self) -> int:
-        # A WebSocket the caller ended while its Close waits behind the windows still
-        # holds one of the server's MAX_CONCURRENT_STREAMS until it is out (or
-        # cancelled): counted, or a new request's too_many_concurrent_requests would
-        # come with a count of none open.
-        return sum(1 for s in self._streams.values() if not s.remote_ended) + len(self._draining)
+        # Every stream that holds one of the server's MAX_CONCURRENT_STREAMS (RFC 9113
+        # 5.1.2: open or half-closed either way), as Mint counts them: one the server
+        # has ended (Done) while the caller's body or Close is still to go, and a
+        # WebSocket the caller ended while its Close waits behind the windows, until
+        # they are out (or cancelled). Left out, a new request's
+        # too_many_concurrent_requests came with a count of none open.
+        return len(self._streams) + len(self._draining)
 
     @property
     def closing(self) -> bool:
