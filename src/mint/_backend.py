@@ -35,6 +35,7 @@ here, chained with ``from``, so nothing raw reaches a caller.
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import fcntl
 import math
@@ -371,6 +372,10 @@ class Waiter:
     def start_write(self) -> None:
         """(see ``AsyncWaiter.write_turn``)"""
 
+    def window_turn(self) -> contextlib.nullcontext[None]:
+        """(see ``AsyncWaiter.window_turn``): one thread reads, nobody waits for it."""
+        return contextlib.nullcontext()
+
     def pass_turn(self) -> bytes:
         """(see ``AsyncWaiter.pass_turn``): nobody ever waits in line here."""
         return b""
@@ -428,7 +433,9 @@ class BaseTransport:
         # send_timeout; None: as long as it takes).
         self.send_timeout: float | None = None
         # Bytes a cancelled (or interrupted) send still owes the peer: they go first.
-        self._unsent = b""
+        # ``b""`` whenever nothing is owed (what the C paths check); a bytearray once
+        # they go out a part at a time (see _flush_unsent) or pile up (_owe).
+        self._unsent: bytes | bytearray = b""
         # What reading made us write behind them since the socket last took everything
         # (PING and SETTINGS acks, WINDOW_UPDATEs): see mint.aio._http._answer.
         self.owed_answers = 0
@@ -610,9 +617,20 @@ class BaseTransport:
         if waiter.writing:
             waiter.owe(data)  # in line, behind the sends waiting for their turn
             return
-        self._unsent += data
+        self._owe(data)
         if not self._flush_unsent():
             waiter.flush_later(self._flush_unsent)
+
+    def _owe(self, data: bytes) -> None:
+        """Append ``data`` to what is owed, in place: sends that gave up their turn one
+        after another behind a slow reader pile up megabytes here, and ``bytes``
+        concatenation copied all of it for each."""
+        if not self._unsent:
+            self._unsent = data
+            return
+        if type(self._unsent) is not bytearray:
+            self._unsent = bytearray(self._unsent)
+        self._unsent += data
 
     def _pass_turn(self) -> None:
         """A send is done with the turn to write (see ``AsyncWaiter.write_turn``).
@@ -627,7 +645,7 @@ class BaseTransport:
             self._unsent = b""
             return
         if owed:
-            self._unsent += owed
+            self._owe(owed)
         if self._unsent and not waiter.writing:
             waiter.flush_later(self._flush_unsent)
 
@@ -637,22 +655,29 @@ class BaseTransport:
         A failure drops the bytes: the connection is gone and the next send reports
         that failure (send_failure).
         """
-        if self.closed or not self._unsent:
+        unsent = self._unsent
+        if self.closed or not unsent:
             self._unsent = b""
             return True
         try:
-            sent = self.sock.send(self._unsent, self._nowait)
+            sent = self.sock.send(unsent, self._nowait)
         except WOULD_BLOCK:
             return False
         except OSError as exc:
             self._unsent = b""
             self._flush_failure = map_os_error(exc)
             return True
-        self._unsent = self._unsent[sent:]
-        if self._unsent:
-            return False
-        self.owed_answers = 0
-        return True
+        if sent == len(unsent):
+            self._unsent = b""
+            self.owed_answers = 0
+            return True
+        # Cut what went from the front of a bytearray, which moves its start and
+        # copies nothing: a bytes slice copied all that was left after every write,
+        # quadratic for megabytes owed to a socket that takes a few KiB at a time.
+        if type(unsent) is not bytearray:
+            unsent = self._unsent = bytearray(unsent)
+        del unsent[:sent]
+        return False
 
     def push_back(self, data: bytes) -> None:
         """Bytes read from the socket earlier (a mailbox's queue) that reads return first.

@@ -105,6 +105,7 @@ class AsyncWaiter:
         "_timer_at",
         "_timer_loop",
         "_turns",
+        "_window_lock",
         "_write_future",
         "_write_loop",
         "_writer",
@@ -136,6 +137,8 @@ class AsyncWaiter:
         self._writer: _Turn | None = None
         # The sends waiting for the turn, in the order they began.
         self._turns: deque[_Turn] = deque()
+        # Made on first use: one task at a time reads for HTTP/2 windows (window_turn).
+        self._window_lock: asyncio.Lock | None = None
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -335,6 +338,14 @@ class AsyncWaiter:
                 self._turns.appendleft(turn)  # the turn was ours: our bytes come next
                 pass_turn()
             raise
+
+    def window_turn(self) -> asyncio.Lock:
+        """Held while a task reads the connection for HTTP/2 flow-control windows
+        (``_await_window``): a second would read the same socket beside it."""
+        lock = self._window_lock
+        if lock is None:
+            lock = self._window_lock = asyncio.Lock()
+        return lock
 
     def start_write(self) -> None:
         """A send goes on past its first write: it holds the turn (:meth:`write_turn`)."""

@@ -331,31 +331,41 @@ def _await_window(conn: Conn, high_water: int) -> None:
     are kept for the next ``stream``/``recv``; an active connection is put back on
     its mailbox with an empty ``SocketData`` message that brings them out.
     End of stream or a failure ends the wait: the next read reports it.
+
+    One task at a time reads here (``window_turn``): two tasks whose sends both
+    waited for the windows (two WebSockets of one connection, in active mode, as
+    README advises for tasks that share one) both read the socket, one wait
+    replaced the other's and both waited for ever; or each kept what it read until
+    it ended, and the responses came out of order. The next one finds the windows
+    open, or reads on where the first stopped.
     """
     session = conn._session
     if session.protocol != "http2" or session.pending_bytes(None) <= high_water:
         return
     transport = conn._transport
-    box = conn._mailbox if conn._mode == "active" else None
-    held = _take_held(conn)
-    kept: list[Response] = []
-    try:
-        for data in held:
-            kept += session.receive_data(data)
-        _flush(conn)
-        while session.pending_bytes(None) > high_water and not transport.closed:
-            data = transport.recv(0, None)
-            if not data:
-                break
-            kept += session.receive_data(data)
+    with transport._waiter.window_turn():
+        if session.pending_bytes(None) <= high_water or transport.closed:
+            return
+        box = conn._mailbox if conn._mode == "active" else None
+        held = _take_held(conn)
+        kept: list[Response] = []
+        try:
+            for data in held:
+                kept += session.receive_data(data)
             _flush(conn)
-    finally:
-        if kept:
-            conn._private.setdefault("early", []).extend(kept)
-        if box is not None and not transport.closed:
-            box.register(transport)
+            while session.pending_bytes(None) > high_water and not transport.closed:
+                data = transport.recv(0, None)
+                if not data:
+                    break
+                kept += session.receive_data(data)
+                _flush(conn)
+        finally:
             if kept:
-                box.send(SocketData(transport.sock, b""))
+                conn._private.setdefault("early", []).extend(kept)
+            if box is not None and not transport.closed:
+                box.register(transport)
+                if kept:
+                    box.send(SocketData(transport.sock, b""))
 
 
 def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
