@@ -29,7 +29,7 @@ from servers.gate import GatedProxy
 
 import mint
 import mint.aio
-from mint.http import Data, Headers, Pong, Status
+from mint.http import Data, Done, Headers, Pong, Status
 from mint.websocket import Binary, PerMessageDeflate, Text
 
 WAIT = 30.0
@@ -419,6 +419,62 @@ def test_http2_sends_of_several_tasks_waiting_for_the_windows(
                 await asyncio.wait_for(asyncio.gather(*sends), WAIT)
                 await asyncio.wait_for(read(4), WAIT)
             assert echoed == sent
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_http2_stream_cancelled_while_its_answer_waits_in_line_keeps_its_responses(
+    flavour: Flavour,
+    gated: Callable[[Any], GatedProxy],
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """Active mode: ``stream`` reads a server PING with a response, and its ack waits
+    its turn behind another task's send when a timeout cancels it. The responses are
+    kept for the next call, and the mailbox is told: they waited for the server's
+    next bytes, and it had nothing more to say (the caller waited for ever)."""
+    peer = h2_fault()
+    proxy = gated(peer)
+    ws, http = flavour.websocket, flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode="active", protocols=("http2",))
+        assert client.mailbox is not None
+        try:
+            await client.upgrade("/echo")
+            narrow(client)
+            client.conn, ref = await http.request(client.conn, "GET", "/ping", [])
+            proxy.hold()
+            client.websocket, data = ws.encode(client.websocket, Binary(os.urandom(2**19)))
+            sending = asyncio.ensure_future(ws.stream_request_body(client.conn, client.ref, data))
+            await writing(client, sending)
+            got: list[Any] = []
+            cancelled = False
+            while not cancelled:  # (until a message's ack must wait: the PING's)
+                message = await client.mailbox.areceive(WAIT)
+                try:
+                    async with asyncio.timeout(0.05):
+                        client.conn, responses = await http.stream(client.conn, message)
+                    got += responses
+                except TimeoutError:
+                    cancelled = True
+            while Done(ref) not in got:
+                message = await client.mailbox.areceive(5)
+                client.conn, responses = await http.stream(client.conn, message)
+                got += responses
+            assert [r for r in got if getattr(r, "ref", None) == ref] == [
+                Status(ref, 200),
+                Headers(ref, []),
+                Data(ref, b"pinged"),
+                Done(ref),
+            ]
+            proxy.release()
+            await asyncio.wait_for(sending, WAIT)
+            deadline = time.monotonic() + WAIT
+            while not peer.events("ping_ack"):  # (the cancelled call's ack went out all the same)
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
         finally:
             await client.close()
 

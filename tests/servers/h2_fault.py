@@ -5,6 +5,7 @@ with an ``h2`` server connection. :class:`FaultOptions` shapes the connection; t
 each request picks a script:
 
 * ``GET /`` → 200 "hello"; ``GET /big?size=N`` → 200 with N bytes (``i % 251``).
+* ``GET /ping`` → a PING (``b"server!!"``), then 200 "pinged", in one write.
 * ``POST /sink`` → reads the body, answers 200 with ``"<length> <sha256>"``.
 * ``GET /reset?code=N`` → 200 headers, a DATA "partial", then RST_STREAM(N).
 * ``GET /goaway`` → GOAWAY with ``last_stream_id`` = the stream before this one, then
@@ -308,6 +309,8 @@ class _Connection:
             self.server.record(self.no, 0, "goaway", event.error_code)
         elif isinstance(event, h2.events.PingReceived):
             self.server.record(self.no, 0, "ping", event.ping_data)
+        elif isinstance(event, h2.events.PingAckReceived):
+            self.server.record(self.no, 0, "ping_ack", event.ping_data)
 
     def respond(
         self, stream_id: int, status: int, headers: list[tuple[str, str]] | None = None
@@ -338,6 +341,10 @@ class _Connection:
         if path == "/":
             self.respond(stream_id, 200)
             self.send(stream_id, b"hello", end=True)
+        elif path == "/ping":
+            self.h2.ping(b"server!!")  # (in the same write as the answer: the client must ack)
+            self.respond(stream_id, 200)
+            self.send(stream_id, b"pinged", end=True)
         elif path == "/big":
             size = int(query.get("size", ["0"])[0])
             self.respond(stream_id, 200, [("content-length", str(size))])

@@ -388,8 +388,15 @@ def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
         raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     except BaseException:
         # Cancelled while writing (a WINDOW_UPDATE, an ack, queued body bytes): the
-        # responses are the caller's all the same, so the next call returns them.
-        conn._private["early"] = responses
+        # responses are the caller's all the same, so the next call returns them,
+        # ahead of what another task read meanwhile (a send waiting for the windows
+        # keeps what it reads there: replacing it lost those). An active connection
+        # is told so by an empty message, or they waited for the server's next bytes,
+        # which may never come (its Close was among them).
+        conn._private["early"] = responses + conn._private.get("early", [])
+        box = conn._mailbox if conn._mode == "active" else None
+        if box is not None and not conn._transport.closed:
+            box.send(SocketData(conn._transport.sock, b""))
         raise
     if session.closing:
         _end(conn)
