@@ -16,6 +16,7 @@ the client's send buffer is made small so that its writes wait at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import time
@@ -29,7 +30,7 @@ from servers.gate import GatedProxy
 
 import mint
 import mint.aio
-from mint.http import Data, Done, Headers, Pong, Status
+from mint.http import STREAM, Data, Done, Headers, Pong, Status
 from mint.websocket import Binary, PerMessageDeflate, Text
 
 WAIT = 30.0
@@ -479,3 +480,102 @@ def test_http2_stream_cancelled_while_its_answer_waits_in_line_keeps_its_respons
             await client.close()
 
     run(scenario())
+
+
+def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """Active mode, a server that opens no window: one send waits for the windows
+    and reads there a GET's whole answer; a second send waits its turn to read;
+    both are cancelled. The answer must come out of the caller's mailbox loop.
+
+    The first wait posted an empty message to bring it out; the second took the
+    mailbox's queue, that message with it, read nothing and posted none: the
+    answer waited for the server's next bytes, which never came."""
+    peer = h2_fault(grant_windows=False)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        box = client.mailbox
+        assert box is not None
+        try:
+            client.conn, a = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            client.conn, b = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            conn = client.conn
+            first = asyncio.ensure_future(http.stream_request_body(conn, a, b"A" * 2 * 2**20))
+            waiter = conn._transport._waiter
+            deadline = time.monotonic() + WAIT
+            while waiter._window_lock is None or not waiter._window_lock.locked():
+                assert time.monotonic() < deadline and not first.done()
+                await asyncio.sleep(0.001)
+            conn, ref = await http.request(conn, "GET", "/", [])
+            while not any(detail[1] == "/" for *_, detail in peer.events("request")):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.1)  # (the wait reads the answer, and keeps it)
+            second = asyncio.ensure_future(http.stream_request_body(conn, b, b"B" * 1000))
+            await asyncio.sleep(0.05)  # (it waits for the turn to read)
+            first.cancel()
+            await asyncio.sleep(0.05)  # (it has the turn, and took the mailbox's queue)
+            second.cancel()
+            await asyncio.gather(first, second, return_exceptions=True)
+            got: list[Any] = []
+            while Done(ref) not in got:
+                result = await http.stream(conn, await box.areceive(5))
+                if result is not mint.UNKNOWN:
+                    conn, responses = result
+                    got += responses
+            assert [r for r in got if getattr(r, "ref", None) == ref] == [
+                Status(ref, 200),
+                Headers(ref, []),
+                Data(ref, b"hello"),
+                Done(ref),
+            ]
+            client.conn = conn
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_http2_window_waits_take_turns_on_each_loop_the_connection_is_used_from(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """A connection made in one ``asyncio.run`` and used from two more, two sends
+    waiting for the windows at once in each: the lock that gives them turns bound
+    itself to the first loop it was contended on, and the second run's sends raised
+    a raw ``RuntimeError`` (bound to a different event loop)."""
+    peer = h2_fault()
+    http = flavour.http
+    client = run(connect(flavour, peer, mode="passive", protocols=("http2",)))
+    bodies = [bytes([n]) * 2 * 2**20 for n in range(2)]
+
+    async def two_sends() -> None:
+        refs = []
+        for _ in bodies:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            refs.append(ref)
+        pairs = zip(refs, bodies, strict=True)
+        sends = [http.stream_request_body(client.conn, r, d) for r, d in pairs]
+        await asyncio.wait_for(asyncio.gather(*sends), WAIT)
+        for ref in refs:
+            client.conn = await http.stream_request_body(client.conn, ref, mint.http.EOF)
+        answers: dict[Any, bytes] = {ref: b"" for ref in refs}
+        done: set[Any] = set()
+        while len(done) < len(refs):
+            for r in await client.responses(WAIT):
+                if isinstance(r, Data) and r.ref in answers:
+                    answers[r.ref] += r.data
+                elif isinstance(r, Done):
+                    done.add(r.ref)
+        for ref, body in zip(refs, bodies, strict=True):
+            assert answers[ref] == f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+
+    try:
+        run(two_sends())
+        run(two_sends())
+    finally:
+        run(client.close())

@@ -106,6 +106,7 @@ class AsyncWaiter:
         "_timer_loop",
         "_turns",
         "_window_lock",
+        "_window_loop",
         "_write_future",
         "_write_loop",
         "_writer",
@@ -137,8 +138,10 @@ class AsyncWaiter:
         self._writer: _Turn | None = None
         # The sends waiting for the turn, in the order they began.
         self._turns: deque[_Turn] = deque()
-        # Made on first use: one task at a time reads for HTTP/2 windows (window_turn).
+        # Made on first use on each loop: one task at a time reads for HTTP/2 windows
+        # (window_turn).
         self._window_lock: asyncio.Lock | None = None
+        self._window_loop: asyncio.AbstractEventLoop | None = None
 
     async def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
@@ -341,10 +344,17 @@ class AsyncWaiter:
 
     def window_turn(self) -> asyncio.Lock:
         """Held while a task reads the connection for HTTP/2 flow-control windows
-        (``_await_window``): a second would read the same socket beside it."""
+        (``_await_window``): a second would read the same socket beside it.
+
+        One lock per loop: an ``asyncio.Lock`` binds to the first loop it is contended
+        on, and a connection may be used from one ``asyncio.run`` and then another,
+        as the rest of the waiter allows (a raw ``RuntimeError`` otherwise).
+        """
+        loop = asyncio.get_running_loop()
         lock = self._window_lock
-        if lock is None:
+        if lock is None or self._window_loop is not loop:
             lock = self._window_lock = asyncio.Lock()
+            self._window_loop = loop
         return lock
 
     def start_write(self) -> None:

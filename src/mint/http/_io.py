@@ -364,7 +364,9 @@ def _await_window(conn: Conn, high_water: int) -> None:
                 conn._private.setdefault("early", []).extend(kept)
             if box is not None and not transport.closed:
                 box.register(transport)
-                if kept:
+                if conn._private.get("early"):
+                    # (Also for what an earlier window wait kept: the empty message it
+                    # posted to bring it out was in the queue _take_held took.)
                     box.send(SocketData(transport.sock, b""))
 
 
