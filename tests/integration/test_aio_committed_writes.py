@@ -579,3 +579,42 @@ def test_http2_window_waits_take_turns_on_each_loop_the_connection_is_used_from(
         run(two_sends())
     finally:
         run(client.close())
+
+
+def test_http2_connection_switched_to_passive_during_a_window_wait_stays_passive(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """``set_mode(conn, "passive")`` while a send waits for the windows (the wait has
+    the connection off its mailbox): the wait, ending, put it back on that mailbox,
+    whose reader then took the bytes a passive ``recv`` waits for."""
+    peer = h2_fault(grant_windows=False)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        box = client.mailbox
+        assert box is not None
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            conn = client.conn
+            sending = asyncio.ensure_future(http.stream_request_body(conn, ref, b"A" * 2 * 2**20))
+            waiter = conn._transport._waiter
+            deadline = time.monotonic() + WAIT
+            while waiter._window_lock is None or not waiter._window_lock.locked():
+                assert time.monotonic() < deadline and not sending.done()
+                await asyncio.sleep(0.001)
+            client.conn = conn = http.set_mode(conn, "passive")
+            client.mode = "passive"
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            assert not box.owns(conn._transport)
+            client.conn, get = await http.request(conn, "GET", "/", [])
+            got: list[Any] = []
+            while Done(get) not in got:
+                got += await client.responses(5)
+            assert Data(get, b"hello") in got
+        finally:
+            await client.close()
+
+    run(scenario())

@@ -362,6 +362,9 @@ def _await_window(conn: Conn, high_water: int) -> None:
         finally:
             if kept:
                 conn._private.setdefault("early", []).extend(kept)
+            # (The connection's mailbox as it is now: switched to passive meanwhile,
+            # it was put back on the one the wait began with, which read it then.)
+            box = conn._mailbox if conn._mode == "active" else None
             if box is not None and not transport.closed:
                 box.register(transport)
                 if conn._private.get("early"):
