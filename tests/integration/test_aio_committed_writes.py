@@ -482,6 +482,21 @@ def test_http2_stream_cancelled_while_its_answer_waits_in_line_keeps_its_respons
     run(scenario())
 
 
+async def waiting_for_the_windows(
+    client: Client, flavour: Flavour, ref: Any
+) -> asyncio.Future[Any]:
+    """Start sending 2 MiB on ``ref`` (a server that opens no window), and return the
+    send once it reads the connection for the windows, holding the turn to do so."""
+    conn = client.conn
+    sending = asyncio.ensure_future(flavour.http.stream_request_body(conn, ref, b"A" * 2 * 2**20))
+    waiter = conn._transport._waiter
+    deadline = time.monotonic() + WAIT
+    while waiter._window_lock is None or not waiter._window_lock.locked():
+        assert time.monotonic() < deadline and not sending.done()
+        await asyncio.sleep(0.001)
+    return sending
+
+
 def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
     flavour: Flavour,
     h2_fault: Any,  # noqa: F811
@@ -504,12 +519,8 @@ def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
             client.conn, a = await http.request(client.conn, "POST", "/sink", [], STREAM)
             client.conn, b = await http.request(client.conn, "POST", "/sink", [], STREAM)
             conn = client.conn
-            first = asyncio.ensure_future(http.stream_request_body(conn, a, b"A" * 2 * 2**20))
-            waiter = conn._transport._waiter
+            first = await waiting_for_the_windows(client, flavour, a)
             deadline = time.monotonic() + WAIT
-            while waiter._window_lock is None or not waiter._window_lock.locked():
-                assert time.monotonic() < deadline and not first.done()
-                await asyncio.sleep(0.001)
             conn, ref = await http.request(conn, "GET", "/", [])
             while not any(detail[1] == "/" for *_, detail in peer.events("request")):
                 assert time.monotonic() < deadline
@@ -598,12 +609,7 @@ def test_http2_connection_switched_to_passive_during_a_window_wait_stays_passive
         try:
             client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
             conn = client.conn
-            sending = asyncio.ensure_future(http.stream_request_body(conn, ref, b"A" * 2 * 2**20))
-            waiter = conn._transport._waiter
-            deadline = time.monotonic() + WAIT
-            while waiter._window_lock is None or not waiter._window_lock.locked():
-                assert time.monotonic() < deadline and not sending.done()
-                await asyncio.sleep(0.001)
+            sending = await waiting_for_the_windows(client, flavour, ref)
             client.conn = conn = http.set_mode(conn, "passive")
             client.mode = "passive"
             sending.cancel()
