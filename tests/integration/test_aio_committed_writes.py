@@ -624,3 +624,53 @@ def test_http2_connection_switched_to_passive_during_a_window_wait_stays_passive
             await client.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("switch", ["controlling_process", "set_mode_active"])
+def test_http2_connection_moved_to_a_mailbox_during_a_window_wait_is_left_to_the_wait(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    gated: Callable[[Any], GatedProxy],
+    switch: str,
+) -> None:
+    """``controlling_process`` (active) or ``set_mode(conn, "active")`` (passive) from
+    another task while a send waits for the windows, which the server has not opened
+    yet (the proxy holds our bytes). The mailbox took the socket at once, its loop
+    reader in place of the wait's: once the windows opened the wait never woke, and
+    the send hung for ever. The mailbox now gets the socket as the wait ends; the
+    body arrives whole, and the answer comes through that mailbox."""
+    peer = gated(h2_fault())
+    http = flavour.http
+    mode = "active" if switch == "controlling_process" else "passive"
+    body = b"A" * 2 * 2**20  # what waiting_for_the_windows sends
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        box = mint.Mailbox()
+        try:
+            # The first 64 KiB window's DATA must fit in the socket with the proxy held.
+            client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**20)
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            peer.hold()
+            sending = await waiting_for_the_windows(client, flavour, ref)
+            if switch == "controlling_process":
+                conn = http.controlling_process(client.conn, box)
+            else:
+                conn = http.controlling_process(client.conn, box)  # passive: names it only
+                conn = http.set_mode(conn, "active")
+            assert not box.owns(conn._transport)  # not while the wait reads the socket
+            peer.release()
+            conn = await asyncio.wait_for(sending, WAIT)
+            assert box.owns(conn._transport)
+            client.conn, client.mode, client.mailbox = conn, "active", box
+            client.conn = await http.stream_request_body(conn, ref, mint.http.EOF)
+            got: list[Any] = []
+            while Done(ref) not in got:
+                got += await client.responses(WAIT)
+            digest = hashlib.sha256(body).hexdigest()
+            assert Data(ref, f"{len(body)} {digest}".encode()) in got
+        finally:
+            await client.close()
+            box.close()
+
+    run(scenario())

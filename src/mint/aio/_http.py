@@ -46,6 +46,7 @@ from mint.http._conn import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SETTINGS_TIMEOUT,
     UNKNOWN,
+    WINDOW_WAIT,
     Conn,
     _attach,
     _check_address,
@@ -56,6 +57,7 @@ from mint.http._conn import (
     _check_transport_opts,
     _make_session,
     _Unknown,
+    _watch_from,
     protocol,
 )
 from mint.http._types import Ref, Response, new_data
@@ -345,8 +347,8 @@ async def _await_window(conn: Conn, high_water: int) -> None:
     async with transport._waiter.window_turn():
         if session.pending_bytes(None) <= high_water or transport.closed:
             return
-        box = conn._mailbox if conn._mode == "active" else None
         held = _take_held(conn)
+        conn._private[WINDOW_WAIT] = True
         kept: list[Response] = []
         try:
             for data in held:
@@ -359,10 +361,11 @@ async def _await_window(conn: Conn, high_water: int) -> None:
                 kept += session.receive_data(data)
                 await _flush(conn)
         finally:
+            conn._private.pop(WINDOW_WAIT, None)
             if kept:
                 conn._private.setdefault("early", []).extend(kept)
-            # (The connection's mailbox as it is now: switched to passive meanwhile,
-            # it was put back on the one the wait began with, which read it then.)
+            # (The connection's mode and mailbox as they are now: a switch to passive,
+            # to active or to another mailbox meanwhile left the socket to this wait.)
             box = conn._mailbox if conn._mode == "active" else None
             if box is not None and not transport.closed:
                 box.register(transport)
@@ -686,8 +689,7 @@ def set_mode(conn: Conn, mode: str) -> Conn:
         for data in conn._held:
             box.send(SocketData(conn._transport.sock, data))
         conn._held.clear()
-        if not conn._transport.closed:
-            box.register(conn._transport)
+        _watch_from(conn, box)
     conn._mode = mode
     return conn
 

@@ -132,6 +132,21 @@ def _attach(exc: MintError, conn: Conn) -> MintError:
     return exc
 
 
+# ``conn._private`` holds this key while a send waiting for the HTTP/2 windows reads
+# the socket itself (``_await_window``): the connection is off its mailbox meanwhile,
+# and the wait puts it on the connection's mailbox (as it is then) when it ends.
+WINDOW_WAIT: Final = "window_wait"
+
+
+def _watch_from(conn: Conn, box: Mailbox) -> None:
+    """Have ``box`` deliver the connection's input: now, or when a window wait under
+    way ends (``set_mode``, ``controlling_process`` called meanwhile from another task
+    or thread). Registered at once, the mailbox took the socket's loop reader from the
+    wait, which then never woke (asyncio), or read the socket beside it."""
+    if not conn._transport.closed and WINDOW_WAIT not in conn._private:
+        box.register(conn._transport)
+
+
 def _check_open(conn: Conn) -> None:
     """A closed connection takes no new request (nor upgrade, which is one in Mint):
     ``HTTPError("closed")``, as Mint's ``request/5``."""
@@ -285,8 +300,7 @@ def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
     kept = old.unregister(conn._transport, drop=False) if old is not None else []
     for data in kept:
         mailbox.send(SocketData(conn._transport.sock, data))
-    if not conn._transport.closed:
-        mailbox.register(conn._transport)
+    _watch_from(conn, mailbox)
     return conn
 
 
