@@ -376,6 +376,10 @@ class Waiter:
         """(see ``AsyncWaiter.window_turn``): one thread reads, nobody waits for it."""
         return contextlib.nullcontext()
 
+    def in_window_wait(self) -> bool:
+        """(see ``AsyncWaiter.in_window_wait``): the blocking flavour has no window wait."""
+        return False
+
     def pass_turn(self) -> bytes:
         """(see ``AsyncWaiter.pass_turn``): nobody ever waits in line here."""
         return b""

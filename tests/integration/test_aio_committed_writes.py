@@ -26,11 +26,13 @@ from typing import Any
 import pytest
 from aio_client import Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
+from servers.certs import TLSMaterial
 from servers.gate import GatedProxy
+from servers.tls_front import TLSFront
 
 import mint
 import mint.aio
-from mint.http import STREAM, Data, Done, Headers, Pong, Status
+from mint.http import STREAM, Data, Done, Error, Headers, Pong, Status
 from mint.websocket import Binary, PerMessageDeflate, Text
 
 WAIT = 30.0
@@ -497,6 +499,21 @@ async def waiting_for_the_windows(
     return sending
 
 
+async def sink_answer(client: Client, ref: Any, size: int) -> None:
+    """End ``ref``'s streamed body and check the fault server's ``"<length> <sha256>"``
+    of the ``size`` bytes of ``b"A"`` that ``waiting_for_the_windows`` sent."""
+    client.conn = await client.flavour.http.stream_request_body(client.conn, ref, mint.http.EOF)
+    got: list[Any] = []
+    while Done(ref) not in got:
+        got += await client.responses(WAIT)
+    digest = hashlib.sha256(b"A" * size).hexdigest()
+    assert Data(ref, f"{size} {digest}".encode()) in got
+
+
+def is_off_every_mailbox(conn: Any, *boxes: mint.Mailbox | None) -> bool:
+    return not any(box is not None and box.owns(conn._transport) for box in boxes)
+
+
 def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
     flavour: Flavour,
     h2_fault: Any,  # noqa: F811
@@ -642,7 +659,6 @@ def test_http2_connection_moved_to_a_mailbox_during_a_window_wait_is_left_to_the
     peer = gated(h2_fault())
     http = flavour.http
     mode = "active" if switch == "controlling_process" else "passive"
-    body = b"A" * 2 * 2**20  # what waiting_for_the_windows sends
 
     async def scenario() -> None:
         client = await connect(flavour, peer, mode=mode, protocols=("http2",))
@@ -663,14 +679,176 @@ def test_http2_connection_moved_to_a_mailbox_during_a_window_wait_is_left_to_the
             conn = await asyncio.wait_for(sending, WAIT)
             assert box.owns(conn._transport)
             client.conn, client.mode, client.mailbox = conn, "active", box
-            client.conn = await http.stream_request_body(conn, ref, mint.http.EOF)
-            got: list[Any] = []
-            while Done(ref) not in got:
-                got += await client.responses(WAIT)
-            digest = hashlib.sha256(body).hexdigest()
-            assert Data(ref, f"{len(body)} {digest}".encode()) in got
+            await sink_answer(client, ref, 2 * 2**20)
         finally:
             await client.close()
             box.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("which", ["its_own", "the_one_it_moved_to"])
+def test_http2_mailbox_closed_during_a_window_wait_leaves_the_send_alone(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    gated: Callable[[Any], GatedProxy],
+    which: str,
+) -> None:
+    """The connection's mailbox closed while a send waits for the windows (its own, or
+    one it was moved to meanwhile). The wait, ending, registered the connection on it,
+    which a closed mailbox refuses: the send raised ``HTTPError(("invalid_mailbox",
+    box))`` though its bytes went out. Now it returns; the connection is off every
+    mailbox until moved to an open one, where its answers then come."""
+    peer = gated(h2_fault())
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        other, last = mint.Mailbox(), mint.Mailbox()
+        try:
+            client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**20)
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            peer.hold()
+            sending = await waiting_for_the_windows(client, flavour, ref)
+            if which == "its_own":
+                assert client.mailbox is not None
+                client.mailbox.close()
+            else:
+                client.conn = http.controlling_process(client.conn, other)
+                other.close()
+            peer.release()
+            conn = await asyncio.wait_for(sending, WAIT)
+            assert is_off_every_mailbox(conn, client.mailbox, other)
+            client.conn = http.controlling_process(conn, last)
+            client.mailbox = last
+            assert last.owns(conn._transport)
+            await sink_answer(client, ref, 2 * 2**20)
+        finally:
+            await client.close()
+            other.close()
+            last.close()
+
+    run(scenario())
+
+
+def test_http2_mailbox_closed_during_a_window_wait_under_a_timeout(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """``asyncio.timeout`` around a send waiting for windows the server never opens
+    (as README advises), the connection's mailbox closed meanwhile: the timeout's
+    ``TimeoutError``. The wait's ``HTTPError(("invalid_mailbox", box))``, raised over
+    the cancellation, came out of ``asyncio.timeout`` instead."""
+    peer = h2_fault(grant_windows=False)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        last = mint.Mailbox()
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            assert client.mailbox is not None
+            asyncio.get_running_loop().call_later(0.2, client.mailbox.close)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await http.stream_request_body(client.conn, ref, b"A" * 2 * 2**20)
+            client.conn = http.controlling_process(client.conn, last)
+            client.mailbox = last
+            client.conn, get = await http.request(client.conn, "GET", "/", [])
+            got: list[Any] = []
+            while Done(get) not in got:
+                got += await client.responses(WAIT)
+            assert Data(get, b"hello") in got
+        finally:
+            await client.close()
+            last.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_tls_end_read_by_a_window_wait_is_reported_at_once(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    tls_ca: TLSMaterial,
+    mode: str,
+) -> None:
+    """The server ends a TLS connection while a send waits for the windows, as
+    asyncio's TLS servers end one: close_notify, then up to 30 s for ours before the
+    TCP close. The wait read the end and stopped, but a TLS end is read off the socket
+    once: the end and the open requests' errors came only with the server's FIN.
+    Now the next read reports it (the answer read before it first)."""
+    front = TLSFront(
+        h2_fault(grant_windows=False),
+        tls_ca.server_context(["h2"]),
+        cafile=tls_ca.cafile,
+        shutdown_timeout=30.0,
+    )
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, front, mode=mode, protocols=("http2",))
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            sending = await waiting_for_the_windows(client, flavour, ref)
+            client.conn, gone = await http.request(client.conn, "GET", "/vanish", [])
+            client.conn = await asyncio.wait_for(sending, WAIT)
+            got: list[Any] = []
+            started = time.monotonic()
+            while http.is_open(client.conn):
+                try:
+                    got += await client.responses(5.0)
+                except mint.TransportError as exc:
+                    assert exc.reason == "closed"
+                    got += exc.responses
+                    client.conn = exc.conn
+                    break
+            assert time.monotonic() - started < 5.0
+            assert Data(gone, b"partial") in got
+            assert {ref, gone} <= {r.ref for r in got if isinstance(r, Error)}
+        finally:
+            await client.close()
+            front.stop()
+            if front.errors:
+                raise front.errors[0]
+
+    run(scenario())
+
+
+def test_a_window_wait_left_on_a_closed_loop_keeps_no_mailbox_off(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """A send waiting for the windows on a loop closed without cancelling its tasks
+    (``run_until_complete``, then ``close``), the connection then used from a new
+    ``asyncio.run``, as README allows: ``controlling_process`` must put it on the new
+    mailbox, since that wait will never end to do so."""
+    peer = h2_fault(grant_windows=False)
+    http = flavour.http
+    loop = flavour.loop_factory() if flavour.loop_factory else asyncio.new_event_loop()
+    box = mint.Mailbox()
+
+    async def first() -> Client:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+        await waiting_for_the_windows(client, flavour, ref)
+        return client
+
+    client = loop.run_until_complete(first())
+    loop.close()  # the send is left pending, never cancelled
+
+    async def second() -> None:
+        try:
+            client.conn = http.controlling_process(client.conn, box)
+            client.mailbox = box
+            assert box.owns(client.conn._transport)
+            client.conn, get = await http.request(client.conn, "GET", "/", [])
+            got: list[Any] = []
+            while Done(get) not in got:
+                got += await client.responses(WAIT)
+            assert Data(get, b"hello") in got
+        finally:
+            await client.close()
+            box.close()
+
+    run(second())

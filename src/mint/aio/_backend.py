@@ -357,6 +357,13 @@ class AsyncWaiter:
             self._window_loop = loop
         return lock
 
+    def in_window_wait(self) -> bool:
+        """Whether a task reads the connection for the windows now (it holds the
+        :meth:`window_turn` of a loop that still runs). A wait left behind on a loop
+        closed without cancelling its tasks never ends, and does not count."""
+        lock, loop = self._window_lock, self._window_loop
+        return lock is not None and lock.locked() and loop is not None and not loop.is_closed()
+
     def start_write(self) -> None:
         """A send goes on past its first write: it holds the turn (:meth:`write_turn`)."""
         self._writer = _HELD
@@ -453,9 +460,11 @@ class AsyncWaiter:
             write_loop.remove_writer(self._fd)
         # A wait of another task's (a recv, a send into a full socket) would wait for
         # ever once the reader and the timer are gone: it is woken, and its read or
-        # write finds the socket closed (TransportError "closed").
+        # write finds the socket closed (TransportError "closed"). One left on a loop
+        # closed without cancelling its tasks never runs again: it is let be (waking
+        # it raised RuntimeError "Event loop is closed" out of close).
         for future in (self._future, self._write_future):
-            if future is not None and not future.done():
+            if future is not None and not future.done() and not future.get_loop().is_closed():
                 future.set_result(True)
 
 

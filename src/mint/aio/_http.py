@@ -46,7 +46,6 @@ from mint.http._conn import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SETTINGS_TIMEOUT,
     UNKNOWN,
-    WINDOW_WAIT,
     Conn,
     _attach,
     _check_address,
@@ -56,6 +55,7 @@ from mint.http._conn import (
     _check_recv_args,
     _check_transport_opts,
     _make_session,
+    _put_on,
     _Unknown,
     _watch_from,
     protocol,
@@ -348,7 +348,6 @@ async def _await_window(conn: Conn, high_water: int) -> None:
         if session.pending_bytes(None) <= high_water or transport.closed:
             return
         held = _take_held(conn)
-        conn._private[WINDOW_WAIT] = True
         kept: list[Response] = []
         try:
             for data in held:
@@ -357,22 +356,23 @@ async def _await_window(conn: Conn, high_water: int) -> None:
             while session.pending_bytes(None) > high_water and not transport.closed:
                 data = await transport.recv(0, None)
                 if not data:
+                    # For the next read to report: a TLS end (close_notify) is read off
+                    # the socket once, and the peer may keep TCP open for a long time.
+                    transport.keep_end(b"")
                     break
                 kept += session.receive_data(data)
                 await _flush(conn)
         finally:
-            conn._private.pop(WINDOW_WAIT, None)
             if kept:
                 conn._private.setdefault("early", []).extend(kept)
-            # (The connection's mode and mailbox as they are now: a switch to passive,
-            # to active or to another mailbox meanwhile left the socket to this wait.)
+            # The connection's mode and mailbox as they are now: a switch to passive,
+            # to active or to another mailbox meanwhile left the socket to this wait.
+            # A mailbox closed meanwhile takes nothing (``register`` refuses it, and
+            # raised over the send's outcome): the connection stays off it (its waits
+            # are refused anyway once its queue is empty) until moved to another.
             box = conn._mailbox if conn._mode == "active" else None
-            if box is not None and not transport.closed:
-                box.register(transport)
-                if conn._private.get("early"):
-                    # (Also for what an earlier window wait kept: the empty message it
-                    # posted to bring it out was in the queue _take_held took.)
-                    box.send(SocketData(transport.sock, b""))
+            if box is not None and not box.closed and not transport.closed:
+                _put_on(conn, box)
 
 
 async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:

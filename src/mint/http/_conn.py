@@ -132,19 +132,23 @@ def _attach(exc: MintError, conn: Conn) -> MintError:
     return exc
 
 
-# ``conn._private`` holds this key while a send waiting for the HTTP/2 windows reads
-# the socket itself (``_await_window``): the connection is off its mailbox meanwhile,
-# and the wait puts it on the connection's mailbox (as it is then) when it ends.
-WINDOW_WAIT: Final = "window_wait"
+def _put_on(conn: Conn, box: Mailbox) -> None:
+    """Have ``box`` deliver the connection's input, with an empty message first when
+    responses are kept for the next ``stream`` (a window wait's): nothing else would
+    bring them out before the server's next bytes, which may never come."""
+    box.register(conn._transport)
+    if conn._private.get("early"):
+        box.send(SocketData(conn._transport.sock, b""))
 
 
 def _watch_from(conn: Conn, box: Mailbox) -> None:
-    """Have ``box`` deliver the connection's input: now, or when a window wait under
-    way ends (``set_mode``, ``controlling_process`` called meanwhile from another task
-    or thread). Registered at once, the mailbox took the socket's loop reader from the
-    wait, which then never woke (asyncio), or read the socket beside it."""
-    if not conn._transport.closed and WINDOW_WAIT not in conn._private:
-        box.register(conn._transport)
+    """:func:`_put_on`, now or, while a send reads the socket for the HTTP/2 windows
+    (``_await_window``), when that wait ends: it puts the connection on its mailbox
+    as it is then. ``set_mode`` and ``controlling_process`` called meanwhile (from
+    another task) that registered at once had the mailbox take the wait's loop
+    reader, and the wait never woke."""
+    if not conn._transport.closed and not conn._transport._waiter.in_window_wait():
+        _put_on(conn, box)
 
 
 def _check_open(conn: Conn) -> None:
