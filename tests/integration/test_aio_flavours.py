@@ -1433,6 +1433,33 @@ def test_a_refused_switch_to_active_keeps_the_input_held(flavour: Flavour, ws_se
     run(scenario())
 
 
+def test_a_passive_connection_goes_active_to_the_mailbox_it_was_connected_with(
+    flavour: Flavour, ws_server: Any
+) -> None:
+    """``connect(..., mode="passive", mailbox=box)``, then ``set_mode(conn, "active")``:
+    the input arrives in ``box``, as after ``controlling_process(conn, box)`` on a
+    passive connection. The mailbox was dropped at connect, and the switch delivered
+    to the thread's (or loop's) default mailbox, where nobody was waiting."""
+    box = mint.Mailbox()
+
+    async def scenario() -> None:
+        conn = await flavour.http.connect(
+            "http", ws_server.host, ws_server.port, mode="passive", mailbox=box
+        )
+        client = Client(flavour, conn, "passive")
+        try:
+            await client.upgrade("/echo")
+            await client.send(Text("over the socket"))
+            client.conn = flavour.http.set_mode(client.conn, "active")
+            client.mode, client.mailbox = "active", box
+            assert box.owns(client.conn._transport)
+            assert await client.frames(timeout=5) == [Text("over the socket")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 def _peer_port(sock: socket.socket) -> int | None:
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None

@@ -178,7 +178,9 @@ async def connect(
             first at the next one; default ``None``, as long as it takes).
         hostname: the name for SNI, certificate checks and ``Host``/``:authority``
             when ``host`` is an address.
-        mailbox: the mailbox of an active connection (default: ``mint.aio.mailbox()``).
+        mailbox: the mailbox of an active connection (default: ``mint.aio.mailbox()``);
+            a passive one is delivered there once :func:`set_mode` makes it active
+            (as after ``controlling_process``).
 
     Raises:
         TransportError: the TCP or TLS connection failed.
@@ -222,17 +224,17 @@ async def connect(
         protocol = "http2" if protos == ("http2",) else "http1"
     try:
         session = _make_session(protocol, scheme, name, port)
-        box = None
-        if mode == "active":
+        box = mailbox
+        if mode == "active" and box is None:
             # (The default mailbox is made on first use: that can fail too, EMFILE.)
-            box = mailbox if mailbox is not None else _default_mailbox()
+            box = _default_mailbox()
         conn = Conn(transport, session, scheme=scheme, host=name, port=port, mode=mode, mailbox=box)
         if protocol == "http2":
             await _await_settings(
                 conn,
                 timeout if timeout is not None else DEFAULT_SETTINGS_TIMEOUT,
             )
-        if box is not None:
+        if box is not None and mode == "active":
             box.register(transport)
     except BaseException:
         transport.close()
