@@ -868,8 +868,9 @@ done:
     return returned(op, value, result);
 }
 
-/* A read that found no bytes, or the timeout (outcome None): the Python tail ends it
- * (recv_tail(conn, b"" | OSError | None)), as the Python path would. */
+/* A read that found no bytes, the timeout (outcome None), or the error a wait was woken
+ * with: the Python tail ends it (recv_tail(conn, b"" | OSError | None | MintError)), as
+ * the Python path would. */
 static PySendResult
 recv_tail(OpObject *op, PyObject *outcome, PyObject **result)
 {
@@ -1149,7 +1150,8 @@ python:
 }
 
 /* Sent into while waiting: the task resumes us once the wake-up is resolved (True:
- * the reader fired; False: our timer did, or close() woke us). A cancellation is
+ * the reader fired; False: our timer did, or close() woke us; an error: a mailbox took
+ * the socket). A cancellation is
  * thrown in instead (op_throw); a send before the resolution yields the wake-up again,
  * as a pending future's iterator does. */
 static PySendResult
@@ -1169,6 +1171,10 @@ recv_resume(OpObject *op, PyObject *value, PyObject **result)
     PyObject *ready = Py_NewRef(w->value);
     Py_CLEAR(op->future);
     PySendResult r;
+    if (ready != Py_True && ready != Py_False) {
+        /* the error the waiter woke us with (the socket went to a mailbox: taken) */
+        return recv_tail(op, ready, result);
+    }
     int woken = ready == Py_True;
     Py_DECREF(ready);
     if (woken) {

@@ -397,6 +397,9 @@ class Waiter:
     def release_timer(self) -> None:
         """Blocking code arms no loop timer (see ``AsyncWaiter.release_timer``)."""
 
+    def taken(self) -> None:
+        """(see ``AsyncWaiter.taken``): a blocking read waits on the socket itself."""
+
     def close(self) -> None:
         """Nothing to release (the poll object holds no descriptor of its own)."""
 

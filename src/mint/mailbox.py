@@ -286,9 +286,8 @@ class Mailbox:
         # The passive waits are over: their loop reader and timer go now, whether or
         # not a loop feeds this mailbox yet. Both hold their loop, and this mailbox
         # may be that loop's default one, which the loop's death must be able to end
-        # (mint.aio._mailbox keeps it weakly, by loop).
-        transport._waiter.release_reader()
-        transport._waiter.release_timer()
+        # (mint.aio._mailbox keeps it weakly, by loop). A wait under way is ended.
+        transport._waiter.taken()
         loop = self._live_loop()
         if loop is not None and not self._paused:
             self._watch(loop, fd, transport)

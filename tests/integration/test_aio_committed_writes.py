@@ -852,3 +852,112 @@ def test_a_window_wait_left_on_a_closed_loop_keeps_no_mailbox_off(
             box.close()
 
     run(second())
+
+
+# -- a read under way when the connection goes active ----------------------------------------
+async def reading(client: Client, timeout: float | None) -> asyncio.Future[Any]:
+    """Start a passive ``recv`` in a task of its own; return it once it waits (one that
+    read what was there, the server's last SETTINGS frames, say, is started again)."""
+    ws = client.flavour.websocket
+    waiter = client.conn._transport._waiter
+    deadline = time.monotonic() + WAIT
+    while True:
+        task = asyncio.ensure_future(ws.recv(client.conn, 0, timeout))
+        while waiter._future is None and not task.done():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.001)
+        if not task.done():
+            return task
+        client.conn, responses = task.result()
+        assert responses == []
+
+
+@pytest.mark.parametrize("timeout", [2.0, None], ids=["timed", "untimed"])
+@pytest.mark.parametrize("protocol", ["http1", "http2"])
+def test_a_passive_read_under_way_when_another_task_makes_the_connection_active(
+    flavour: Flavour,
+    ws_server: Any,
+    h2_fault: Any,  # noqa: F811
+    protocol: str,
+    timeout: float | None,
+) -> None:
+    """A task waits in ``recv`` on a passive connection; another calls
+    ``set_mode(conn, "active")``. The mailbox took the wait's loop reader and its
+    timer: the ``recv`` waited for ever, past its own timeout, and what the server
+    sent went to the mailbox. Now it raises ``HTTPError("not_passive")`` at once (as a
+    ``recv`` begun then would), with the connection, and the input comes through the
+    mailbox. (HTTP/1.1: a WebSocket's read, the C path where it is built.)"""
+    peer = ws_server if protocol == "http1" else h2_fault()
+    http = flavour.http
+
+    async def scenario() -> None:
+        box = mint.Mailbox()
+        conn = await http.connect(
+            "http", peer.host, peer.port, protocols=(protocol,), mode="passive", mailbox=box
+        )
+        client = Client(flavour, conn, "passive")
+        try:
+            if protocol == "http1":
+                await client.upgrade("/echo")
+            task = await reading(client, timeout)
+            client.conn = http.set_mode(client.conn, "active")
+            client.mode, client.mailbox = "active", box
+            with pytest.raises(mint.HTTPError) as info:
+                await asyncio.wait_for(task, 1.0)
+            assert info.value.reason == "not_passive"
+            assert info.value.conn is client.conn
+            assert box.owns(client.conn._transport)
+            if protocol == "http1":
+                await client.send(Text("after the switch"))
+                assert await client.frames(timeout=WAIT) == [Text("after the switch")]
+            else:
+                client.conn, get = await http.request(client.conn, "GET", "/", [])
+                got: list[Any] = []
+                while Done(get) not in got:
+                    got += await client.responses(WAIT)
+                assert Data(get, b"hello") in got
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_tls_failure_read_by_a_window_wait_ends_the_connection_once(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    tls_ca: TLSMaterial,
+    gated: Callable[[Any], GatedProxy],
+    mode: str,
+) -> None:
+    """A TLS record that fails its check (``bad_record_mac``) read by a send waiting for
+    the windows. The send raised the ``tls_alert`` with no responses and left the
+    connection open; the next read then said ``"closed"``, with the requests' errors.
+    Now, as a read that meets it, the next read reports the alert once, with every
+    open request's ``Error``, and the connection is closed."""
+    front = TLSFront(
+        h2_fault(grant_windows=False), tls_ca.server_context(["h2"]), cafile=tls_ca.cafile
+    )
+    peer = gated(front)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            sending = await waiting_for_the_windows(client, flavour, ref)
+            peer.corrupt()
+            client.conn, get = await http.request(client.conn, "GET", "/", [])
+            client.conn = await asyncio.wait_for(sending, WAIT)
+            with pytest.raises(mint.TransportError) as info:
+                while True:
+                    assert not await client.responses(WAIT)
+            assert info.value.reason[:2] == ("tls_alert", "decryption_failed_or_bad_record_mac")
+            assert {ref, get} == {r.ref for r in info.value.responses if isinstance(r, Error)}
+            assert not http.is_open(info.value.conn)
+            client.conn = info.value.conn
+        finally:
+            await client.close()
+            front.stop()
+
+    run(scenario())

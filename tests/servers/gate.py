@@ -5,8 +5,8 @@ socket buffers (the proxy's receive buffer is small, set on the listener before
 ``listen`` so accepted sockets have it from their handshake on) and then wait, as they
 would behind a slow reader, while the peer stays a real one (``websockets``,
 hypercorn, the h2 fault server) that reads everything once the gate opens. The
-peer-to-client direction always flows. TLS passes through as bytes: the client
-talks TLS to the peer behind.
+peer-to-client direction always flows (``corrupt`` damages one chunk of it). TLS
+passes through as bytes: the client talks TLS to the peer behind.
 
 ``stop()`` opens the gate, shuts every socket down and joins every thread.
 """
@@ -37,6 +37,7 @@ class GatedProxy(PeerAddressMixin):
         self.server_hostname = getattr(peer, "server_hostname", None)
         self.gate = threading.Event()
         self.gate.set()
+        self._corrupt = threading.Event()
         self.errors: list[BaseException] = []
         self._stopping = False
         self._lock = threading.Lock()
@@ -55,6 +56,11 @@ class GatedProxy(PeerAddressMixin):
 
     def release(self) -> None:
         self.gate.set()
+
+    def corrupt(self) -> None:
+        """Flip a byte in the middle of the next peer-to-client chunk of over 40 bytes
+        (over TLS: a record whose authentication then fails, ``bad_record_mac``)."""
+        self._corrupt.set()
 
     def _start(self, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -94,6 +100,11 @@ class GatedProxy(PeerAddressMixin):
                 data = source.recv(65536)
                 if not data:
                     break
+                if not gated and len(data) > 40 and self._corrupt.is_set():
+                    self._corrupt.clear()
+                    flipped = bytearray(data)
+                    flipped[len(data) // 2] ^= 0xFF
+                    data = bytes(flipped)
                 sink.sendall(data)
             sink.shutdown(socket.SHUT_WR)
         except OSError:

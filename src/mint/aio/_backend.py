@@ -36,7 +36,7 @@ from mint._backend import (
     reader_dies_on_error,
 )
 from mint._speedup import load_speedup
-from mint.errors import TransportError
+from mint.errors import HTTPError, MintError, TransportError
 
 __all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
 
@@ -55,9 +55,11 @@ _c_reader: Callable[[Any, int, bool], Callable[[], None]] | None = (
 )
 
 
-def _wake(future: asyncio.Future[bool], ready: bool) -> None:
+def _wake(future: asyncio.Future[Any], value: object) -> None:
+    """Resolve ``future`` unless it is done (a loop callback: a timer, a writer, or a
+    wake-up handed to the loop's thread)."""
     if not future.done():
-        future.set_result(ready)
+        future.set_result(value)
 
 
 class _Turn:
@@ -124,7 +126,7 @@ class AsyncWaiter:
         # When that loop's reader stops at a socket error (uvloop): the poll that says
         # whether one is pending (mint._backend.reader_dies_on_error).
         self._fragile: Any = None
-        self._future: asyncio.Future[bool] | None = None
+        self._future: asyncio.Future[bool | MintError] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -177,7 +179,7 @@ class AsyncWaiter:
                     # woke it, whose reader, firing before the task resumed, found the
                     # wait woken already and took itself off (see _on_readable).
                     self.own_reader(loop)
-                future: asyncio.Future[bool] = loop.create_future()
+                future: asyncio.Future[bool | MintError] = loop.create_future()
                 self._future = future
                 if deadline is not None and (
                     # Our timer (which only _arm cancels, and which clears itself when
@@ -185,7 +187,8 @@ class AsyncWaiter:
                     self._timer is None or self._timer_at > deadline or self._timer_loop is not loop
                 ):
                     self._arm(loop, deadline)
-                if await future:
+                woken = await future
+                if woken is True:
                     if not size:
                         return b""
                     try:
@@ -194,6 +197,8 @@ class AsyncWaiter:
                         return await self._recv_after_write(size, deadline)
                     except WOULD_BLOCK:
                         continue  # woken for nothing
+                if woken is not False:
+                    raise woken  # the socket went to a mailbox (see taken)
                 # Our timer fired: at the deadline, or at an earlier one it was armed
                 # for (an earlier wait's, left armed: with no deadline, no timeout).
                 if deadline is not None and deadline <= time.monotonic():
@@ -442,6 +447,28 @@ class AsyncWaiter:
             self._let_go()
         else:
             loop.call_soon_threadsafe(self._let_go)
+
+    def taken(self) -> None:
+        """A mailbox takes the socket (the connection went active): our loop reader
+        and timer go, and a read wait under way (another task's passive ``recv``)
+        ends with ``HTTPError("not_passive")``, as a ``recv`` begun now would. Left
+        waiting, it waited for ever, past its timeout: nothing was left to wake it."""
+        self.release_reader()
+        self.release_timer()
+        future = self._future
+        if future is None or future.done():
+            return
+        loop = future.get_loop()
+        if loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            future.set_result(HTTPError("not_passive"))
+        else:
+            loop.call_soon_threadsafe(_wake, future, HTTPError("not_passive"))
 
     def _let_go(self) -> None:
         self.release_reader()

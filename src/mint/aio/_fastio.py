@@ -46,9 +46,14 @@ from mint.http._types import Data, Response
 __all__ = ["recv", "stream_request_body"]
 
 
-def _recv_tail(conn: Conn, outcome: bytes | OSError | None) -> tuple[Conn, list[Response]]:
-    """End a C read that found no bytes: ``b""`` (the peer closed), the ``OSError``, or
-    ``None`` (the timeout ran out), as the Python path would."""
+def _recv_tail(
+    conn: Conn, outcome: bytes | OSError | MintError | None
+) -> tuple[Conn, list[Response]]:
+    """End a C read that found no bytes: ``b""`` (the peer closed), the ``OSError``,
+    ``None`` (the timeout ran out), or the error its wait was woken with (the socket
+    went to a mailbox: ``AsyncWaiter.taken``), as the Python path would."""
+    if isinstance(outcome, MintError):
+        raise _attach(outcome, conn) from None
     if outcome is None:
         raise _http._read_failed(conn, TransportError("timeout")) from None
     if isinstance(outcome, OSError):

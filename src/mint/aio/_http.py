@@ -333,7 +333,8 @@ async def _await_window(conn: Conn, high_water: int) -> None:
     meanwhile, with the input the mailbox already holds for it). Responses read
     are kept for the next ``stream``/``recv``; an active connection is put back on
     its mailbox with an empty ``SocketData`` message that brings them out.
-    End of stream or a failure ends the wait: the next read reports it.
+    End of stream or a failed read ends the wait: the next read reports it (kept on
+    the transport: a TLS end or failure is read off the socket once).
 
     One task at a time reads here (``window_turn``): two tasks whose sends both
     waited for the windows (two WebSockets of one connection, in active mode, as
@@ -356,7 +357,16 @@ async def _await_window(conn: Conn, high_water: int) -> None:
                 kept += session.receive_data(data)
             await _flush(conn)
             while session.pending_bytes(None) > high_water and not transport.closed:
-                data = await transport.recv(0, None)
+                try:
+                    data = await transport.recv(0, None)
+                except TransportError as exc:
+                    if transport.closed or not isinstance(exc.__cause__, OSError):
+                        raise
+                    # A failed read (a reset, a bad TLS record) ends the wait as the end
+                    # does, kept for the next read: raised from this send, it left the
+                    # connection open, and the next read said "closed" as well.
+                    transport.keep_end(exc.__cause__)
+                    break
                 if not data:
                     # For the next read to report: a TLS end (close_notify) is read off
                     # the socket once, and the peer may keep TCP open for a long time.
@@ -642,6 +652,8 @@ async def recv(
         parts = await transport.recv_parts(byte_count, timeout)
     except TransportError as exc:
         raise _read_failed(conn, exc) from exc.__cause__
+    except HTTPError as exc:  # "not_passive": another task made the connection active
+        raise _attach(exc, conn) from None
     data = parts[0]
     if not data:
         return _closed(conn)
