@@ -510,6 +510,16 @@ async def sink_answer(client: Client, ref: Any, size: int) -> None:
     assert Data(ref, f"{size} {digest}".encode()) in got
 
 
+async def answers_a_get(client: Client) -> None:
+    """A GET of the fault server's ``/`` is answered, through the connection's mailbox
+    (active) or ``recv`` (passive)."""
+    client.conn, get = await client.flavour.http.request(client.conn, "GET", "/", [])
+    got: list[Any] = []
+    while Done(get) not in got:
+        got += await client.responses(WAIT)
+    assert Data(get, b"hello") in got
+
+
 def is_off_every_mailbox(conn: Any, *boxes: mint.Mailbox | None) -> bool:
     return not any(box is not None and box.owns(conn._transport) for box in boxes)
 
@@ -754,11 +764,7 @@ def test_http2_mailbox_closed_during_a_window_wait_under_a_timeout(
                     await http.stream_request_body(client.conn, ref, b"A" * 2 * 2**20)
             client.conn = http.controlling_process(client.conn, last)
             client.mailbox = last
-            client.conn, get = await http.request(client.conn, "GET", "/", [])
-            got: list[Any] = []
-            while Done(get) not in got:
-                got += await client.responses(WAIT)
-            assert Data(get, b"hello") in got
+            await answers_a_get(client)
         finally:
             await client.close()
             last.close()
@@ -842,11 +848,7 @@ def test_a_window_wait_left_on_a_closed_loop_keeps_no_mailbox_off(
             client.conn = http.controlling_process(client.conn, box)
             client.mailbox = box
             assert box.owns(client.conn._transport)
-            client.conn, get = await http.request(client.conn, "GET", "/", [])
-            got: list[Any] = []
-            while Done(get) not in got:
-                got += await client.responses(WAIT)
-            assert Data(get, b"hello") in got
+            await answers_a_get(client)
         finally:
             await client.close()
             box.close()
@@ -911,11 +913,7 @@ def test_a_passive_read_under_way_when_another_task_makes_the_connection_active(
                 await client.send(Text("after the switch"))
                 assert await client.frames(timeout=WAIT) == [Text("after the switch")]
             else:
-                client.conn, get = await http.request(client.conn, "GET", "/", [])
-                got: list[Any] = []
-                while Done(get) not in got:
-                    got += await client.responses(WAIT)
-                assert Data(get, b"hello") in got
+                await answers_a_get(client)
         finally:
             await client.close()
 

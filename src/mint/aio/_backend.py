@@ -62,6 +62,19 @@ def _wake(future: asyncio.Future[Any], value: object) -> None:
         future.set_result(value)
 
 
+def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """Run ``callback`` now on ``loop``'s thread, else hand it to ``loop`` (its callbacks,
+    futures and readers are not thread-safe)."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        callback(*args)
+    else:
+        loop.call_soon_threadsafe(callback, *args)
+
+
 class _Turn:
     """A send's place in line for the turn to write (see AsyncWaiter.write_turn)."""
 
@@ -439,14 +452,7 @@ class AsyncWaiter:
         loop = self._reader_loop or self._timer_loop
         if loop is None or loop.is_closed():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._let_go()
-        else:
-            loop.call_soon_threadsafe(self._let_go)
+        _call_on(loop, self._let_go)
 
     def taken(self) -> None:
         """A mailbox takes the socket (the connection went active): our loop reader
@@ -459,16 +465,8 @@ class AsyncWaiter:
         if future is None or future.done():
             return
         loop = future.get_loop()
-        if loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            future.set_result(HTTPError("not_passive"))
-        else:
-            loop.call_soon_threadsafe(_wake, future, HTTPError("not_passive"))
+        if not loop.is_closed():
+            _call_on(loop, _wake, future, HTTPError("not_passive"))
 
     def _let_go(self) -> None:
         self.release_reader()
