@@ -400,6 +400,14 @@ class Waiter:
     def taken(self) -> None:
         """(see ``AsyncWaiter.taken``): a blocking read waits on the socket itself."""
 
+    def given_back(self) -> None:
+        """(see ``AsyncWaiter.given_back``)."""
+
+    @property
+    def owned(self) -> bool:
+        """(see ``AsyncWaiter.owned``): blocking reads register no loop reader."""
+        return False
+
     def close(self) -> None:
         """Nothing to release (the poll object holds no descriptor of its own)."""
 

@@ -156,9 +156,11 @@ class Transport(BaseTransport):
                 try:
                     sent = sock.send(view, nowait)
                 except ssl.SSLWantReadError:
-                    # TLS wants a record read first. A mailbox that owns this socket's
-                    # loop reader reads it; then only wait to be able to write again.
-                    waiter.wait(WRITE if self.reader_busy else READ, deadline)
+                    # TLS wants a record read first. A mailbox that owns this socket
+                    # reads it (a wait of ours would take its loop reader): then only
+                    # wait to be able to write again.
+                    owned = self.reader_busy or waiter.owned
+                    waiter.wait(WRITE if owned else READ, deadline)
                     continue
                 except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
                     waiter.wait(WRITE, deadline)

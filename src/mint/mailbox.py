@@ -406,6 +406,7 @@ class Mailbox:
         except (KeyError, ValueError, OSError):
             pass
         self._unwatch(fd, transport)
+        transport._waiter.given_back()
 
     def _drain_wakeups(self) -> None:
         try:

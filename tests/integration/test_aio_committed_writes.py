@@ -959,3 +959,64 @@ def test_http2_tls_failure_read_by_a_window_wait_ends_the_connection_once(
             front.stop()
 
     run(scenario())
+
+
+def test_a_passive_read_woken_before_the_switch_to_active_leaves_the_mailbox_its_reader(
+    flavour: Flavour,
+    wss_server: Any,
+    gated: Callable[[Any], GatedProxy],
+) -> None:
+    """A passive wss ``recv`` (the Python path) is woken by the first bytes of a TLS
+    record; before it runs, another task makes the connection active. The woken read
+    found the record incomplete and waited again, registering its loop reader in
+    place of the mailbox's: the active connection then received nothing more. Now
+    that read ends with ``HTTPError("not_passive")``, and every echo comes out once,
+    from the ``recv`` or from the mailbox."""
+    peer = gated(wss_server)
+    http = flavour.http
+
+    async def scenario() -> None:
+        box = mint.Mailbox()
+        conn = await http.connect(
+            "https",
+            peer.server_hostname or peer.host,
+            peer.port,
+            protocols=("http1",),
+            mode="passive",
+            mailbox=box,
+            transport_opts={"cafile": peer.cafile},
+        )
+        client = Client(flavour, conn, "passive")
+        try:
+            await client.upgrade("/echo", scheme="wss")
+            with pytest.raises(TimeoutError):
+                await box.areceive(0.01)  # the mailbox is this loop's from now on
+            waiter = client.conn._transport._waiter
+            peer.split()
+            task = asyncio.ensure_future(http.recv(client.conn, 0, WAIT))
+            while waiter._future is None:
+                await asyncio.sleep(0)
+            woken = waiter._future
+            await client.send(Text("one"))
+            deadline = time.monotonic() + WAIT
+            while not woken.done():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0)
+            client.conn = http.set_mode(client.conn, "active")
+            client.mode, client.mailbox = "active", box
+            try:
+                client.conn, responses = await asyncio.wait_for(task, WAIT)
+            except mint.HTTPError as exc:
+                assert exc.reason == "not_passive"
+                assert exc.conn is client.conn
+            else:
+                assert [r.data for r in responses if isinstance(r, Data)]
+                client.websocket, client.early = flavour.websocket.decode(
+                    client.websocket, b"".join(r.data for r in responses if isinstance(r, Data))
+                )
+            await client.send(Text("two"))
+            assert await client.frames(2, timeout=5.0) == [Text("one"), Text("two")]
+        finally:
+            await client.close()
+
+    run(scenario())

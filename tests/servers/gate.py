@@ -5,7 +5,7 @@ socket buffers (the proxy's receive buffer is small, set on the listener before
 ``listen`` so accepted sockets have it from their handshake on) and then wait, as they
 would behind a slow reader, while the peer stays a real one (``websockets``,
 hypercorn, the h2 fault server) that reads everything once the gate opens. The
-peer-to-client direction always flows (``corrupt`` damages one chunk of it). TLS
+peer-to-client direction always flows (``corrupt`` and ``split`` alter one chunk). TLS
 passes through as bytes: the client talks TLS to the peer behind.
 
 ``stop()`` opens the gate, shuts every socket down and joins every thread.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from typing import Any
 
 from .peer import HOST, PeerAddressMixin
@@ -38,6 +39,7 @@ class GatedProxy(PeerAddressMixin):
         self.gate = threading.Event()
         self.gate.set()
         self._corrupt = threading.Event()
+        self._split = threading.Event()
         self.errors: list[BaseException] = []
         self._stopping = False
         self._lock = threading.Lock()
@@ -56,6 +58,11 @@ class GatedProxy(PeerAddressMixin):
 
     def release(self) -> None:
         self.gate.set()
+
+    def split(self) -> None:
+        """Send the next peer-to-client chunk as its first 3 bytes, then, 0.3 s later,
+        the rest (over TLS: a record that wakes a reader before it is whole)."""
+        self._split.set()
 
     def corrupt(self) -> None:
         """Flip a byte in the middle of the next peer-to-client chunk of over 40 bytes
@@ -105,6 +112,11 @@ class GatedProxy(PeerAddressMixin):
                     flipped = bytearray(data)
                     flipped[len(data) // 2] ^= 0xFF
                     data = bytes(flipped)
+                if not gated and len(data) > 3 and self._split.is_set():
+                    self._split.clear()
+                    sink.sendall(data[:3])
+                    time.sleep(0.3)
+                    data = data[3:]
                 sink.sendall(data)
             sink.shutdown(socket.SHUT_WR)
         except OSError:

@@ -114,6 +114,7 @@ class AsyncWaiter:
         "_flush_loop",
         "_fragile",
         "_future",
+        "_owned",
         "_reader_loop",
         "_sock",
         "_timer",
@@ -139,6 +140,9 @@ class AsyncWaiter:
         # When that loop's reader stops at a socket error (uvloop): the poll that says
         # whether one is pending (mint._backend.reader_dies_on_error).
         self._fragile: Any = None
+        # A mailbox owns the socket (taken .. given_back): no wait may register our
+        # loop reader then, which would replace the mailbox's.
+        self._owned = False
         self._future: asyncio.Future[bool | MintError] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -191,6 +195,10 @@ class AsyncWaiter:
                     # The first wait on this loop; or a wait going on after our timer
                     # woke it, whose reader, firing before the task resumed, found the
                     # wait woken already and took itself off (see _on_readable).
+                    if self._owned:
+                        # A mailbox took the socket after this wait was woken (a part of
+                        # a TLS record, say): our reader would replace the mailbox's.
+                        raise HTTPError("not_passive")
                     self.own_reader(loop)
                 future: asyncio.Future[bool | MintError] = loop.create_future()
                 self._future = future
@@ -459,14 +467,24 @@ class AsyncWaiter:
         and timer go, and a read wait under way (another task's passive ``recv``)
         ends with ``HTTPError("not_passive")``, as a ``recv`` begun now would. Left
         waiting, it waited for ever, past its timeout: nothing was left to wake it."""
+        self._owned = True
         self.release_reader()
         self.release_timer()
         future = self._future
         if future is None or future.done():
-            return
+            return  # (one already woken ends when it would wait again: wait_and_recv)
         loop = future.get_loop()
         if not loop.is_closed():
             _call_on(loop, _wake, future, HTTPError("not_passive"))
+
+    @property
+    def owned(self) -> bool:
+        """Whether a mailbox owns the socket (see :meth:`taken`)."""
+        return self._owned
+
+    def given_back(self) -> None:
+        """The mailbox lets the socket go (the connection went passive, or closes)."""
+        self._owned = False
 
     def _let_go(self) -> None:
         self.release_reader()
