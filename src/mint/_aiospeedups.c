@@ -868,9 +868,9 @@ done:
     return returned(op, value, result);
 }
 
-/* A read that found no bytes, the timeout (outcome None), or the error a wait was woken
- * with: the Python tail ends it (recv_tail(conn, b"" | OSError | None | MintError)), as
- * the Python path would. */
+/* A read that found no bytes, the timeout (outcome None), or an exception of the wait
+ * (woken or refused: a mailbox took the socket): the Python tail ends it
+ * (recv_tail(conn, b"" | OSError | None | exception)), as the Python path would. */
 static PySendResult
 recv_tail(OpObject *op, PyObject *outcome, PyObject **result)
 {
@@ -1066,7 +1066,20 @@ recv_wait(OpObject *op, PyObject **result)
     if (rl != op->loop) {
         PyObject *v = PyObject_CallMethodOneArg(op->waiter, st.s_own_reader, op->loop);
         if (v == NULL) {
-            return returned(op, NULL, result);
+            /* Refused (a mailbox took the socket after our wake-up: HTTPError), or a
+             * failure: the Python tail raises it, the connection attached. */
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (tb != NULL && value != NULL) {
+                PyException_SetTraceback(value, tb);
+            }
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+            if (value == NULL) {
+                return returned(op, NULL, result);
+            }
+            return recv_tail(op, value, result);
         }
         Py_DECREF(v);
     }

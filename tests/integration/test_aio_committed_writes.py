@@ -1020,3 +1020,54 @@ def test_a_passive_read_woken_before_the_switch_to_active_leaves_the_mailbox_its
             await client.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("path", ["websocket.recv", "http.recv"])
+def test_a_passive_read_woken_by_an_earlier_timer_before_the_switch_to_active(
+    flavour: Flavour, ws_server: Any, path: str
+) -> None:
+    """A timed ``recv`` answered at once leaves its timer armed (it saves re-arming);
+    a longer ``recv`` after it is woken by that timer and would wait again. Another
+    task makes the connection active in between: the wait, woken already, could not
+    be interrupted, waited again with its own loop reader in place of the mailbox's,
+    and the active connection received nothing more. (``websocket.recv``: the C path
+    where it is built; ``http.recv``: the Python one.)"""
+    http = flavour.http
+    recv = flavour.websocket.recv if path == "websocket.recv" else http.recv
+
+    async def scenario() -> None:
+        box = mint.Mailbox()
+        conn = await http.connect(
+            "http", ws_server.host, ws_server.port, mode="passive", mailbox=box
+        )
+        client = Client(flavour, conn, "passive")
+        try:
+            await client.upgrade("/echo")
+            with pytest.raises(TimeoutError):
+                await box.areceive(0.01)  # the mailbox is this loop's from now on
+            await client.send(Text("zero"))
+            assert await client.frames(timeout=0.5) == [Text("zero")]
+            waiter = client.conn._transport._waiter
+            timer = waiter._timer
+            assert timer is not None  # left armed by the timed recv above
+            task = asyncio.ensure_future(recv(client.conn, 0, WAIT))
+            while waiter._future is None:
+                await asyncio.sleep(0)
+            woken = waiter._future
+
+            def switch() -> None:
+                assert woken.done()  # the timer's wake-up came first
+                client.conn = http.set_mode(client.conn, "active")
+
+            asyncio.get_running_loop().call_at(timer.when() + 1e-6, switch)
+            with pytest.raises(mint.HTTPError) as info:
+                await asyncio.wait_for(task, WAIT)
+            assert info.value.reason == "not_passive"
+            assert info.value.conn is client.conn
+            client.mode, client.mailbox = "active", box
+            await client.send(Text("two"))
+            assert await client.frames(timeout=5.0) == [Text("two")]
+        finally:
+            await client.close()
+
+    run(scenario())

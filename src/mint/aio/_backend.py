@@ -195,10 +195,6 @@ class AsyncWaiter:
                     # The first wait on this loop; or a wait going on after our timer
                     # woke it, whose reader, firing before the task resumed, found the
                     # wait woken already and took itself off (see _on_readable).
-                    if self._owned:
-                        # A mailbox took the socket after this wait was woken (a part of
-                        # a TLS record, say): our reader would replace the mailbox's.
-                        raise HTTPError("not_passive")
                     self.own_reader(loop)
                 future: asyncio.Future[bool | MintError] = loop.create_future()
                 self._future = future
@@ -244,7 +240,15 @@ class AsyncWaiter:
 
         The reader is :meth:`_on_readable`, or its twin in C (``mint._aiospeedups``)
         when built: the one function a steady passive round trip still calls.
+
+        Raises:
+            HTTPError: ``"not_passive"`` while a mailbox owns the socket (see
+                :meth:`taken`): a wait woken before the switch to active (a part of a
+                TLS record; the timer of an earlier wait) that would wait again, whose
+                reader would replace the mailbox's.
         """
+        if self._owned:
+            raise HTTPError("not_passive")
         self.release_reader()
         fragile = reader_dies_on_error(loop)
         if _c_reader is not None:

@@ -46,14 +46,15 @@ from mint.http._types import Data, Response
 __all__ = ["recv", "stream_request_body"]
 
 
-def _recv_tail(
-    conn: Conn, outcome: bytes | OSError | MintError | None
-) -> tuple[Conn, list[Response]]:
+def _recv_tail(conn: Conn, outcome: bytes | BaseException | None) -> tuple[Conn, list[Response]]:
     """End a C read that found no bytes: ``b""`` (the peer closed), the ``OSError``,
-    ``None`` (the timeout ran out), or the error its wait was woken with (the socket
-    went to a mailbox: ``AsyncWaiter.taken``), as the Python path would."""
+    ``None`` (the timeout ran out), the error its wait was woken with or refused with
+    (the socket went to a mailbox: ``AsyncWaiter.taken``), or another exception of its
+    wait (raised as it is), as the Python path would."""
     if isinstance(outcome, MintError):
         raise _attach(outcome, conn) from None
+    if isinstance(outcome, BaseException) and not isinstance(outcome, OSError):
+        raise outcome
     if outcome is None:
         raise _http._read_failed(conn, TransportError("timeout")) from None
     if isinstance(outcome, OSError):
