@@ -1068,18 +1068,8 @@ recv_wait(OpObject *op, PyObject **result)
         if (v == NULL) {
             /* Refused (a mailbox took the socket after our wake-up: HTTPError), or a
              * failure: the Python tail raises it, the connection attached. */
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
-            PyErr_NormalizeException(&type, &value, &tb);
-            if (tb != NULL && value != NULL) {
-                PyException_SetTraceback(value, tb);
-            }
-            Py_XDECREF(type);
-            Py_XDECREF(tb);
-            if (value == NULL) {
-                return returned(op, NULL, result);
-            }
-            return recv_tail(op, value, result);
+            PyObject *exc = take_exception();
+            return exc == NULL ? returned(op, NULL, result) : recv_tail(op, exc, result);
         }
         Py_DECREF(v);
     }
