@@ -510,6 +510,16 @@ async def sink_answer(client: Client, ref: Any, size: int) -> None:
     assert Data(ref, f"{size} {digest}".encode()) in got
 
 
+async def held_before_the_windows(client: Client, peer: GatedProxy) -> tuple[Any, Any]:
+    """A POST ``/sink`` whose 2 MiB send waits for the windows of a server that has
+    not opened them yet (the proxy holds our bytes): ``(ref, the send)``."""
+    # The first 64 KiB window's DATA must fit in the socket with the proxy held.
+    client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**20)
+    client.conn, ref = await client.flavour.http.request(client.conn, "POST", "/sink", [], STREAM)
+    peer.hold()
+    return ref, await waiting_for_the_windows(client, client.flavour, ref)
+
+
 async def answers_a_get(client: Client) -> None:
     """A GET of the fault server's ``/`` is answered, through the connection's mailbox
     (active) or ``recv`` (passive)."""
@@ -674,15 +684,9 @@ def test_http2_connection_moved_to_a_mailbox_during_a_window_wait_is_left_to_the
         client = await connect(flavour, peer, mode=mode, protocols=("http2",))
         box = mint.Mailbox()
         try:
-            # The first 64 KiB window's DATA must fit in the socket with the proxy held.
-            client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**20)
-            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
-            peer.hold()
-            sending = await waiting_for_the_windows(client, flavour, ref)
-            if switch == "controlling_process":
-                conn = http.controlling_process(client.conn, box)
-            else:
-                conn = http.controlling_process(client.conn, box)  # passive: names it only
+            ref, sending = await held_before_the_windows(client, peer)
+            conn = http.controlling_process(client.conn, box)  # passive: names it only
+            if switch == "set_mode_active":
                 conn = http.set_mode(conn, "active")
             assert not box.owns(conn._transport)  # not while the wait reads the socket
             peer.release()
@@ -716,10 +720,7 @@ def test_http2_mailbox_closed_during_a_window_wait_leaves_the_send_alone(
         client = await connect(flavour, peer, mode="active", protocols=("http2",))
         other, last = mint.Mailbox(), mint.Mailbox()
         try:
-            client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**20)
-            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
-            peer.hold()
-            sending = await waiting_for_the_windows(client, flavour, ref)
+            ref, sending = await held_before_the_windows(client, peer)
             if which == "its_own":
                 assert client.mailbox is not None
                 client.mailbox.close()
@@ -857,14 +858,17 @@ def test_a_window_wait_left_on_a_closed_loop_keeps_no_mailbox_off(
 
 
 # -- a read under way when the connection goes active ----------------------------------------
-async def reading(client: Client, timeout: float | None) -> asyncio.Future[Any]:
-    """Start a passive ``recv`` in a task of its own; return it once it waits (one that
-    read what was there, the server's last SETTINGS frames, say, is started again)."""
-    ws = client.flavour.websocket
+async def reading(
+    client: Client, timeout: float | None, recv: Callable[..., Any] | None = None
+) -> asyncio.Future[Any]:
+    """Start a passive ``recv`` (``websocket.recv`` unless given) in a task of its own;
+    return it once it waits (one that read what was there, the server's last SETTINGS
+    frames, say, is started again)."""
+    recv = recv or client.flavour.websocket.recv
     waiter = client.conn._transport._waiter
     deadline = time.monotonic() + WAIT
     while True:
-        task = asyncio.ensure_future(ws.recv(client.conn, 0, timeout))
+        task = asyncio.ensure_future(recv(client.conn, 0, timeout))
         while waiter._future is None and not task.done():
             assert time.monotonic() < deadline
             await asyncio.sleep(0.001)
@@ -993,9 +997,7 @@ def test_a_passive_read_woken_before_the_switch_to_active_leaves_the_mailbox_its
                 await box.areceive(0.01)  # the mailbox is this loop's from now on
             waiter = client.conn._transport._waiter
             peer.split()
-            task = asyncio.ensure_future(http.recv(client.conn, 0, WAIT))
-            while waiter._future is None:
-                await asyncio.sleep(0)
+            task = await reading(client, WAIT, http.recv)
             woken = waiter._future
             await client.send(Text("one"))
             deadline = time.monotonic() + WAIT
@@ -1050,9 +1052,7 @@ def test_a_passive_read_woken_by_an_earlier_timer_before_the_switch_to_active(
             waiter = client.conn._transport._waiter
             timer = waiter._timer
             assert timer is not None  # left armed by the timed recv above
-            task = asyncio.ensure_future(recv(client.conn, 0, WAIT))
-            while waiter._future is None:
-                await asyncio.sleep(0)
+            task = await reading(client, WAIT, recv)
             woken = waiter._future
 
             def switch() -> None:

@@ -476,7 +476,7 @@ class AsyncWaiter:
         self.release_timer()
         future = self._future
         if future is None or future.done():
-            return  # (one already woken ends when it would wait again: wait_and_recv)
+            return  # (one already woken ends if it would wait again: own_reader refuses)
         loop = future.get_loop()
         if not loop.is_closed():
             _call_on(loop, _wake, future, HTTPError("not_passive"))
