@@ -77,6 +77,15 @@ async def writing(client: Client, send: asyncio.Future[Any]) -> None:
         await asyncio.sleep(0.001)
 
 
+async def requested(peer: Any, path: str) -> None:
+    """Return once the h2 fault server ``peer`` has read a request for ``path``: a
+    request sent just before a ``hold`` may still wait in the proxy's next read."""
+    deadline = time.monotonic() + WAIT
+    while not any(detail[1] == path for *_, detail in peer.events("request")):
+        assert time.monotonic() < deadline, f"the server never read the request for {path}"
+        await asyncio.sleep(0.001)
+
+
 async def cancelled_in_line(call: Any) -> None:
     """Run ``call`` (a coroutine that waits its turn behind a held send) under a
     timeout that cancels it there."""
@@ -448,6 +457,7 @@ def test_http2_stream_cancelled_while_its_answer_waits_in_line_keeps_its_respons
             await client.upgrade("/echo")
             narrow(client)
             client.conn, ref = await http.request(client.conn, "GET", "/ping", [])
+            await requested(peer, "/ping")
             proxy.hold()
             client.websocket, data = ws.encode(client.websocket, Binary(os.urandom(2**19)))
             sending = asyncio.ensure_future(ws.stream_request_body(client.conn, client.ref, data))
@@ -557,11 +567,8 @@ def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
             client.conn, b = await http.request(client.conn, "POST", "/sink", [], STREAM)
             conn = client.conn
             first = await waiting_for_the_windows(client, flavour, a)
-            deadline = time.monotonic() + WAIT
             conn, ref = await http.request(conn, "GET", "/", [])
-            while not any(detail[1] == "/" for *_, detail in peer.events("request")):
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.001)
+            await requested(peer, "/")
             await asyncio.sleep(0.1)  # (the wait reads the answer, and keeps it)
             second = asyncio.ensure_future(http.stream_request_body(conn, b, b"B" * 1000))
             await asyncio.sleep(0.05)  # (it waits for the turn to read)
