@@ -56,7 +56,7 @@ import h2.utilities
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
 from h2.stream import H2Stream, StreamState
-from hyperframe.frame import DataFrame, Frame, RstStreamFrame
+from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 
 from mint.errors import HTTPError, MintError, Reason, TransportError
 from mint.http._types import (
@@ -139,31 +139,92 @@ class _QuietDataFrame(DataFrame):
         return f"<{len(self.data)} bytes>"
 
 
+class _ZeroWindowUpdateFrame(WindowUpdateFrame):
+    """A WINDOW_UPDATE of 0 on a stream: RFC 9113 6.9 makes it a stream error (of
+    type PROTOCOL_ERROR), which ``hyperframe`` refuses to parse at all (the whole
+    connection ended)."""
+
+
 class _QuietFrameBuffer(h2.frame_buffer.FrameBuffer):
-    """``h2``'s frame buffer, handing DATA frames out as :class:`_QuietDataFrame`."""
+    """``h2``'s frame buffer, handing DATA frames out as :class:`_QuietDataFrame`, and
+    the WINDOW_UPDATEs ``hyperframe`` refuses as RFC 9113 6.9 reads them."""
 
     def __next__(self) -> Frame:
-        frame = super().__next__()
+        try:
+            frame = super().__next__()
+        except h2.exceptions.ProtocolError:
+            window_update = self._window_update()
+            if window_update is None:
+                raise
+            return window_update
         if frame.__class__ is DataFrame:
             frame.__class__ = _QuietDataFrame
         return frame
+
+    def _window_update(self) -> Frame | None:
+        """The WINDOW_UPDATE at the head of the buffer that ``hyperframe`` refused,
+        or None (the refusal was of something else, and stands). Its reserved bit
+        is to be ignored, and was not; an increment of 0 on a stream is that
+        stream's error, and was the connection's. On the connection it is the
+        connection's (:class:`_ZeroWindowUpdateFrame` is for a stream only)."""
+        head = self._data[:13]
+        if len(head) < 13 or head[3] != 0x8 or head[:3] != b"\x00\x00\x04":
+            return None
+        stream_id = int.from_bytes(head[5:9], "big") & 0x7FFF_FFFF
+        increment = int.from_bytes(head[9:13], "big") & 0x7FFF_FFFF
+        if increment:
+            frame: Frame = WindowUpdateFrame(stream_id, window_increment=increment)
+        elif stream_id:
+            frame = _ZeroWindowUpdateFrame(stream_id)
+        else:
+            return None
+        replacement = self._update_header_buffer(frame)  # (raises inside a header block)
+        del self._data[:13]
+        return replacement
 
 
 class _MalformedResponse(h2.exceptions.ProtocolError):
     """A response ``h2`` found malformed on one stream (RFC 9113 8.1.1)."""
 
 
+# The refusals of h2's stream that are the response's. Its others are not: a frame on
+# a stream already closed (StreamClosedError, which h2 answers with a RST_STREAM of
+# its own) and a stream window overrun (FlowControlError, which h2 makes the
+# connection's, as RFC 9113 6.9.1 allows).
+_RESPONSE_REFUSALS = (h2.exceptions.ProtocolError, h2.exceptions.InvalidBodyLengthError)
+
+
 def _malformed_if_refused(check: Callable[..., Any]) -> Callable[..., Any]:
-    """``check`` (a method of ``h2``'s stream), raising its refusal as
+    """``check`` (a method of ``h2``'s stream), raising its refusal of the response as
     :class:`_MalformedResponse`."""
 
     def checked(self: Any, *args: Any) -> Any:
         try:
             return check(self, *args)
         except h2.exceptions.ProtocolError as exc:
+            if type(exc) not in _RESPONSE_REFUSALS:
+                raise
             raise _MalformedResponse(str(exc)) from exc
 
     return checked
+
+
+def _status_of(headers: Any) -> bytes | None:
+    """A header block's ``:status``, or None. Its names and values are bytes or str
+    (as ``h2`` decoded them, or as it was configured), never compared across: under
+    ``python -bb`` that is an error, and a block whose first header is not
+    ``:status`` (one without it, or a pseudo-header out of place) raised one."""
+    for name, value in headers:
+        if isinstance(name, bytes):
+            if name != b":status":
+                continue
+        elif name != ":status":
+            continue
+        return value.encode("latin-1") if isinstance(value, str) else bytes(value)
+    return None
+
+
+_OPEN_TO_THE_PEER = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 
 class _CheckedStream(H2Stream):
@@ -177,6 +238,21 @@ class _CheckedStream(H2Stream):
     itself, made after the frame's state changes and header decoding went through, so
     the connection's state is whole and only the stream need end.
     """
+
+    # A frame's own checks: trailers without END_STREAM, an informational head with
+    # END_STREAM, DATA before any head (RFC 9113 8.1). Made once HPACK decoded the
+    # block and the connection window counted the DATA: only the stream need end.
+    receive_headers = _malformed_if_refused(H2Stream.receive_headers)
+    _h2_receive_data = _malformed_if_refused(H2Stream.receive_data)
+
+    def receive_data(self, data: bytes, end_stream: bool, flow_control_len: int) -> Any:
+        """``h2``'s, refusing DATA before any head itself: ``h2`` does so only once
+        its state machine closed the stream, and the stream's RST_STREAM could no
+        longer be sent."""
+        machine = self.state_machine
+        if not machine.headers_received and machine.state in _OPEN_TO_THE_PEER:
+            raise _MalformedResponse("cannot receive data before headers")
+        return self._h2_receive_data(data, end_stream, flow_control_len)
 
     _h2_initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
     _track_content_length = _malformed_if_refused(H2Stream._track_content_length)
@@ -198,9 +274,7 @@ class _CheckedStream(H2Stream):
                     f"InvalidBodyLengthError: Expected {expected} bytes, received {actual}"
                 )
             return
-        status = next((v for n, v in headers if n in (b":status", ":status")), None)
-        if isinstance(status, str):
-            status = status.encode("latin-1")
+        status = _status_of(headers)
         if status is not None and status.startswith(b"1"):
             return  # an informational head: the final one says
         self._h2_initialize_content_length(headers)
@@ -217,16 +291,9 @@ class _CheckedStream(H2Stream):
         ``2000`` or ``-200`` were handed out as statuses."""
         out = self._h2_process_received_headers(headers, flags, encoding)
         if flags.is_response_header and not flags.is_trailer:
-            for name, value in out:
-                # (bytes or str, as h2 was configured: never compared across, -bb)
-                if isinstance(name, bytes):
-                    if name != b":status":
-                        continue
-                    text = value.decode("latin-1")
-                elif name == ":status":
-                    text = value
-                else:
-                    continue
+            status = _status_of(out)
+            if status is not None:
+                text = status.decode("latin-1")
                 if not (len(text) == 3 and text.isascii() and text.isdigit()) or text < "100":
                     raise _MalformedResponse(f"invalid :status {text!r}")
         return out
@@ -273,6 +340,7 @@ class _ClientConnection(h2.connection.H2Connection):
             and type(self.incoming_buffer) is h2.frame_buffer.FrameBuffer
         ):
             table[_QuietDataFrame] = table[DataFrame]
+            table[_ZeroWindowUpdateFrame] = self._receive_zero_window_update
             self.incoming_buffer = _QuietFrameBuffer(server=False)
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
@@ -319,6 +387,21 @@ class _ClientConnection(h2.connection.H2Connection):
             return super()._receive_data_frame(frame)
         except _MalformedResponse as exc:
             return self._malformed(frame.stream_id, exc, frame.flow_controlled_length)
+
+    def _receive_zero_window_update(
+        self, frame: _ZeroWindowUpdateFrame
+    ) -> tuple[list[Any], list[h2.events.Event]]:
+        """As ``h2`` takes a WINDOW_UPDATE, with the increment of 0 the stream's error
+        (RFC 9113 6.9); a stream already closed ignores it, as any other."""
+        events = self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE)
+        try:
+            if self._get_stream_by_id(frame.stream_id).closed:
+                return [], events
+        except h2.exceptions.StreamClosedError:
+            return [], events
+        refused = _MalformedResponse("WINDOW_UPDATE with an increment of 0")
+        frames, more = self._malformed(frame.stream_id, refused, 0)
+        return frames, events + more
 
     def _malformed(
         self, stream_id: int, exc: Exception, length: int
