@@ -288,7 +288,7 @@ class Waiter:
     module docstring); every other call on it passes ``MSG_DONTWAIT``.
     """
 
-    __slots__ = ("_blocking", "_fd", "_mask", "_poll", "_sock", "_timeout")
+    __slots__ = ("_blocking", "_box", "_fd", "_flush", "_mask", "_poll", "_sock", "_timeout")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -300,6 +300,10 @@ class Waiter:
         self._blocking = not isinstance(sock, ssl.SSLSocket)
         if self._blocking:
             sock.setblocking(True)
+        # What writes the rest of an interrupted send (see flush_later), and the
+        # mailbox that owns the socket (see taken), else None.
+        self._flush: Callable[[], bool] | None = None
+        self._box: Any = None
 
     def wait_and_recv(self, size: int, timeout: float | None) -> bytes:
         """Wait up to ``timeout`` seconds (``None``: forever; > 0) and read up to ``size`` bytes.
@@ -309,6 +313,12 @@ class Waiter:
             OSError: from the socket, for the caller to map.
         """
         sock = self._sock
+        if self._flush is not None:
+            # A send left bytes: wait for input and for the socket to take them.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self.wait(READ, deadline)
+            if deadline is not None:
+                timeout = max(deadline - time.monotonic(), 1e-6)
         if self._blocking:
             if timeout != self._timeout:
                 self._set_timeout(timeout)
@@ -341,9 +351,16 @@ class Waiter:
     def wait(self, mask: int, deadline: float | None) -> None:
         """Return once the socket is ready for ``mask`` (READ or WRITE).
 
+        A wait to read also writes, as the socket drains, what an interrupted send
+        left (:meth:`flush_later`): the caller waiting for the peer's answer is the
+        only one left to send the rest of the message it answers.
+
         Raises:
             TransportError: ``"timeout"`` once ``deadline`` (``time.monotonic()``) passes.
         """
+        flush = self._flush if mask == READ else None
+        if flush is not None:
+            mask = READ | WRITE
         if self._poll is None:
             self._poll = select.poll()
             self._poll.register(self._fd, mask)
@@ -359,8 +376,17 @@ class Waiter:
                 if remaining <= 0:
                     raise TransportError("timeout")
                 wait_ms = max(int(remaining * 1000 + 0.999), 1)
-            if self._poll.poll(wait_ms):
+            ready = self._poll.poll(wait_ms)
+            if not ready:
+                continue
+            if flush is None:
                 return
+            if flush():
+                self.flush_later(None)
+                flush, self._mask = None, READ
+                self._poll.modify(self._fd, READ)
+            if ready[0][1] & ~WRITE:
+                return  # input (or an end or error, which the read finds)
 
     # Blocking code writes from the one thread that owns the connection: no send is
     # ever under way when another starts (see ``AsyncWaiter.write_turn``).
@@ -389,7 +415,18 @@ class Waiter:
         raise AssertionError("no send holds the turn in blocking code")
 
     def flush_later(self, flush: Callable[[], bool] | None) -> None:
-        """Blocking code has no loop to finish an interrupted write: the next send does."""
+        """Finish an interrupted write (a ``send_timeout``) as the socket drains, or
+        (``None``) stop doing so.
+
+        Blocking code has no loop to do it in the background. The caller's next
+        send does, and until then its waits for input: a passive read's
+        (:meth:`wait`), or the mailbox's that owns the socket. Left for the next
+        send only, the rest of a message waited for ever behind a caller that
+        waited for the peer's answer to it.
+        """
+        self._flush = flush
+        if self._box is not None:
+            self._box._flush_when_writable(self._fd, flush)
 
     def release_reader(self) -> None:
         """Blocking code registers no loop reader (see ``AsyncWaiter.release_reader``)."""
@@ -397,11 +434,16 @@ class Waiter:
     def release_timer(self) -> None:
         """Blocking code arms no loop timer (see ``AsyncWaiter.release_timer``)."""
 
-    def taken(self) -> None:
-        """(see ``AsyncWaiter.taken``): a blocking read waits on the socket itself."""
+    def taken(self, box: Any = None) -> None:
+        """(see ``AsyncWaiter.taken``): mailbox ``box`` waits on the socket now, and
+        writes what a send left as it drains (:meth:`flush_later`)."""
+        self._box = box
+        if box is not None and self._flush is not None:
+            box._flush_when_writable(self._fd, self._flush)
 
     def given_back(self) -> None:
         """(see ``AsyncWaiter.given_back``)."""
+        self._box = None
 
     @property
     def owned(self) -> bool:

@@ -528,6 +528,14 @@ recv_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
         || !slot_is(st.slots[TR_UNREAD], tr, Py_None) || !passive_and_steady(conn)) {
         goto python;
     }
+    /* Bytes an interrupted send still owes: the Python wait writes them as the socket
+     * drains (Waiter.wait), where a blocking read would sit on them. */
+    v = get(TR_UNSENT, tr);
+    if (v == NULL || !PyBytes_CheckExact(v) || PyBytes_GET_SIZE(v) != 0) {
+        PyErr_Clear();
+        goto python;
+    }
+    Py_CLEAR(v);
     int fd = waiter_fd(w);
     if (fd < 0) {
         goto python;

@@ -30,6 +30,7 @@ slots (a load each, not a getattr) to about 1.2x. The rest is mostly the wait (t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
@@ -149,6 +150,7 @@ class Mailbox:
         "_closed",
         "_epfd",
         "_finalizer",
+        "_flushes",
         "_fragile",
         "_lock",
         "_loop",
@@ -206,6 +208,9 @@ class Mailbox:
         )
         self._closed = False
         self._transports: dict[int, Transport] = {}
+        # The blocking sockets whose send left bytes (a send_timeout): written from
+        # the waits here as the socket drains (see _flush_when_writable).
+        self._flushes: dict[int, Callable[[], bool]] = {}
         # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
@@ -287,7 +292,7 @@ class Mailbox:
         # not a loop feeds this mailbox yet. Both hold their loop, and this mailbox
         # may be that loop's default one, which the loop's death must be able to end
         # (mint.aio._mailbox keeps it weakly, by loop). A wait under way is ended.
-        transport._waiter.taken()
+        transport._waiter.taken(self)
         loop = self._live_loop()
         if loop is not None and not self._paused:
             self._watch(loop, fd, transport)
@@ -401,12 +406,42 @@ class Mailbox:
         if fd is None:
             return
         del self._transports[fd]
+        self._flushes.pop(fd, None)
         try:
             self._poll.unregister(fd)
         except (KeyError, ValueError, OSError):
             pass
         self._unwatch(fd, transport)
         transport._waiter.given_back()
+
+    def _flush_when_writable(self, fd: int, flush: Callable[[], bool] | None) -> None:
+        """Have the waits here also write what a send on ``fd`` left (``flush`` writes
+        without waiting, True once it is all out), or (``None``) stop.
+
+        Called by the blocking waiter (``Waiter.flush_later``): it has no loop to
+        write the rest of a send that hit its ``send_timeout``, and a caller of an
+        active connection waits here for the answer to the message it was part of.
+        """
+        if fd not in self._transports:
+            return
+        if flush is None:
+            if self._flushes.pop(fd, None) is None:
+                return
+            events = select.POLLIN
+        else:
+            self._flushes[fd] = flush
+            events = select.POLLIN | select.POLLOUT
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self._poll.modify(fd, events)
+
+    def _flush_ready(self, ready: list[tuple[int, int]]) -> None:
+        """Write what sends left on the sockets of ``ready`` that can take more."""
+        for fd, events in ready:
+            if events & select.POLLOUT:
+                flush = self._flushes.get(fd)
+                transport = self._transports.get(fd)
+                if flush is not None and transport is not None and flush():
+                    transport._waiter.flush_later(None)
 
     def _drain_wakeups(self) -> None:
         try:
@@ -421,7 +456,7 @@ class Mailbox:
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
         """
-        if _fast_receive is not None:
+        if _fast_receive is not None and not self._flushes:
             # The common case in C (mint._iospeedups): nothing queued, then one plain
             # socket's input alone. It passes before reading anything when the case
             # is not that one, or when anything else woke it.
@@ -448,6 +483,8 @@ class Mailbox:
                 ready = self._poll.poll(-1)
             else:  # seconds, which epoll rounds up to its milliseconds
                 ready = self._poll.poll(max(deadline - time.monotonic(), 0.0))
+            if self._flushes:
+                self._flush_ready(ready)
             if len(ready) == 1 and not self._queue:
                 # The common case: one socket ready and nothing queued. Its message is
                 # the next one: hand it over without the queue (and its lock) in between.

@@ -931,6 +931,55 @@ def test_send_timeout_bounds_a_write_to_a_peer_that_stops_reading(
     run(scenario())
 
 
+@pytest.mark.parametrize("tls", [None, "good"], ids=["plain", "tls"])
+@pytest.mark.parametrize("mode", ["passive", "active"])
+def test_the_rest_of_a_timed_out_send_goes_out_while_the_caller_waits_for_the_answer(
+    flavour: Flavour, raw_server: Any, mode: str, tls: str | None
+) -> None:
+    # A request/response caller whose message hit its send_timeout waits for the
+    # answer, and sends nothing more. The blocking flavour wrote the rest only with
+    # the next send: its reads (recv, the mailbox's receive) never did, the server
+    # never had the whole message, and the answer never came. (The asyncio flavours
+    # write it from the loop.)
+    release, done = threading.Event(), threading.Event()
+    big = bytes(range(256)) * (1 << 15)  # 8 MiB: more than the socket buffers hold
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if not request:
+            return
+        conn.sendall(handshake_response(request))
+        release.wait(20.0)
+        data = bytearray()
+        while not parse_frames(bytes(data))[0]:
+            more = conn.recv(1 << 22)
+            if not more:
+                return
+            data += more
+        (got,), _ = parse_frames(bytes(data))
+        conn.sendall(frame(0x1, b"ok" if got.payload == big else b"corrupt"))
+        done.wait(20.0)
+
+    server = raw_server(handler, tls=tls)
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode, transport_opts={"send_timeout": 0.3})
+        try:
+            await client.upgrade(scheme="wss" if tls else "ws")
+            with pytest.raises(mint.TransportError) as info:
+                await client.send(Binary(big))
+            assert info.value.reason == "timeout"
+            client.conn = info.value.conn
+            threading.Timer(0.2, release.set).start()  # (the server reads on, later)
+            assert await client.frames(1, timeout=10.0) == [Text("ok")]
+        finally:
+            release.set()
+            done.set()
+            await client.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("value", [-1, "1", float("nan")])
 def test_send_timeout_is_checked(flavour: Flavour, ws_server: Any, value: Any) -> None:
     async def scenario() -> None:

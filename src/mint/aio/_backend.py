@@ -466,11 +466,12 @@ class AsyncWaiter:
             return
         _call_on(loop, self._let_go)
 
-    def taken(self) -> None:
-        """A mailbox takes the socket (the connection went active): our loop reader
-        and timer go, and a read wait under way (another task's passive ``recv``)
-        ends with ``HTTPError("not_passive")``, as a ``recv`` begun now would. Left
-        waiting, it waited for ever, past its timeout: nothing was left to wake it."""
+    def taken(self, box: Any = None) -> None:
+        """A mailbox (``box``) takes the socket (the connection went active): our loop
+        reader and timer go, and a read wait under way (another task's passive
+        ``recv``) ends with ``HTTPError("not_passive")``, as a ``recv`` begun now
+        would. Left waiting, it waited for ever, past its timeout: nothing was left
+        to wake it. (What a send left still goes from the loop: :meth:`flush_later`.)"""
         self._owned = True
         self.release_reader()
         self.release_timer()
