@@ -6,6 +6,9 @@ The server side is played by zlib directly: a raw deflater whose output loses it
 
 from __future__ import annotations
 
+import itertools
+import random
+import re
 import struct
 import subprocess
 import sys
@@ -826,6 +829,77 @@ def test_streams_after_bfinal_inside_a_message_are_inflated(
     )
     hello = Text("Hello") if opcode == 0x1 else Binary(b"Hello")
     assert frames == [hello, hello]
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_hundreds_of_streams_inside_a_message_are_inflated(opcode: int, fragmented: bool) -> None:
+    # Each stream's end copied the rest of the message (zlib's unused_data): fed in
+    # pieces now, the copies are as long as the streams. Every byte still comes out.
+    rng = random.Random(opcode)
+    texts = [
+        bytes(rng.randrange(32, 127) for _ in range(rng.randrange(600, 1400))) for _ in range(300)
+    ]
+    payload = _streams(*texts, finish=False)
+    expected = b"".join(texts)
+    want = Text(expected.decode()) if opcode == 0x1 else Binary(expected)
+    if fragmented:  # cut inside streams, and at a stream's end
+        cuts = [0, 1000, len(_streams(*texts[:3])), len(payload) - 10, len(payload)]
+        data = b"".join(
+            srv(
+                opcode if not i else 0x0,
+                payload[a:b],
+                fin=b == len(payload),
+                rsv=RSV1 if not i else 0,
+            )
+            for i, (a, b) in enumerate(itertools.pairwise(cuts))
+        )
+    else:
+        data = srv(opcode, payload, rsv=RSV1)
+    for step in (4099, len(data)):
+        _, frames = _fed(websocket(negotiated()), data, step)
+        assert frames == [want]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "text"),
+    [
+        (_streams(b"one "), _streams(b"two", finish=False), "one two"),
+        (bytes.fromhex("f348cdc9c90700"), b"\x00", "Hello"),  # RFC 7692 7.2.3.4, cut
+    ],
+    ids=["a new stream", "the RFC's empty block"],
+)
+def test_a_stream_ended_at_a_fragments_end_goes_on_in_the_next(
+    first: bytes, second: bytes, text: str
+) -> None:
+    # Text is inflated part by part: the next part meets an inflater whose stream
+    # ended, and starts the next stream there.
+    for opcode, want in ((0x1, Text(text)), (0x2, Binary(text.encode()))):
+        data = srv(opcode, first, fin=False, rsv=RSV1) + srv(0x0, second)
+        for step in (1, len(data)):
+            _, frames = _fed(websocket(negotiated()), data, step)
+            assert frames == [want]
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_a_message_of_empty_streams_is_refused(opcode: int, fragmented: bool) -> None:
+    # Empty final blocks (03 00), 64,000 of them: each cost a new inflater with its
+    # window, and a 1 MB message would have taken minutes (quadratic) then seconds.
+    payload = b"\x03\x00" * 64_000
+    if fragmented:
+        data = srv(opcode, payload[:1000], fin=False, rsv=RSV1) + srv(0x0, payload[1000:])
+    else:
+        data = srv(opcode, payload, rsv=RSV1)
+    _, frames = decode(websocket(negotiated()), data)
+    [error] = frames
+    assert isinstance(error, WebSocketError) and error.close_code == 1007
+    assert error.reason[0] == "compression_error"
+    # Refused within its first few hundred bytes, not after inflating all of it.
+    count, taken = re.fullmatch(
+        r"(\d+) DEFLATE streams in (\d+) bytes of one message", error.reason[1]
+    ).groups()
+    assert int(count) < 100 and int(taken) < 300
 
 
 @pytest.mark.parametrize("opcode", [0x1, 0x2])

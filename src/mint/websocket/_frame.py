@@ -61,7 +61,13 @@ from mint.websocket._frames import _set_binary_data as _set_binary
 from mint.websocket._frames import _set_text_data as _set_text
 from mint.websocket._utf8 import decode_part
 from mint.websocket.extension import RSV1, Extension, RawMessage
-from mint.websocket.permessage_deflate import _CHUNK, _TAIL, PerMessageDeflate, goes_on
+from mint.websocket.permessage_deflate import (
+    _CHUNK,
+    _FIRST_PIECE,
+    _TAIL,
+    PerMessageDeflate,
+    goes_on,
+)
 
 __all__ = ["WebSocket", "decode", "encode", "mask", "new_websocket"]
 
@@ -1019,33 +1025,51 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     tail = msg.tail
     inflated = msg.inflated
     parts = msg.parts
-    chunk: bytes | memoryview = part
+    view = memoryview(part)
+    pos, end = 0, len(view)
+    # The input goes to zlib in pieces (see permessage_deflate._inflate): a whole part
+    # (up to a frame) copied what was left of it at each stream's end.
+    piece = _CHUNK
     try:
-        while True:
-            out = inflater.decompress(chunk, _CHUNK)
-            if out:
-                inflated += len(out)
-                if limit is not None and inflated > limit:
-                    raise _too_large()
-                try:
-                    text, tail = decode_part(tail, out)
-                except UnicodeDecodeError:
-                    raise _error(("invalid_utf8", out), CLOSE_INVALID_DATA) from None
-                if text:
-                    parts = _with(parts, text)
-            if inflater.eof:
-                unused: bytes = inflater.unused_data
-                if not goes_on(unused):
+        if inflater.eof:
+            # The stream ended in an earlier part, which left at most the tail after it
+            # (no output): a new one starts here if this part has more than the tail.
+            if not goes_on(inflater.unused_data + bytes(view[: len(_TAIL) + 1])):
+                return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
+            inflater = deflate._restart_within(inflater, _recent(parts, tail), size - end)
+            inflating = (inflater, limit, deflate)
+        while pos < end:
+            chunk: bytes | memoryview = view[pos : pos + piece]
+            pos += len(chunk)
+            piece = min(piece * 2, _CHUNK)
+            while True:
+                out = inflater.decompress(chunk, _CHUNK)
+                if out:
+                    inflated += len(out)
+                    if limit is not None and inflated > limit:
+                        raise _too_large()
+                    try:
+                        text, tail = decode_part(tail, out)
+                    except UnicodeDecodeError:
+                        raise _error(("invalid_utf8", out), CLOSE_INVALID_DATA) from None
+                    if text:
+                        parts = _with(parts, text)
+                if inflater.eof:
+                    at = pos - len(inflater.unused_data)
+                    if not goes_on(bytes(view[at : at + len(_TAIL) + 1])):
+                        return _Message(
+                            OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated
+                        )
+                    # A new DEFLATE stream inside the message (RFC 7692 7.2.3.4).
+                    taken = size - end + at
+                    inflater = deflate._restart_within(inflater, _recent(parts, tail), taken)
+                    inflating = (inflater, limit, deflate)
+                    pos, piece = at, _FIRST_PIECE
                     break
-                chunk = unused
-                # A new DEFLATE stream inside the message (RFC 7692 7.2.3.4).
-                inflater = deflate._restarted(inflater, _recent(parts, tail))
-                inflating = (inflater, limit, deflate)
-                continue
-            chunk = inflater.unconsumed_tail
-            # A full output may leave output pending in zlib with no input left.
-            if not chunk and len(out) < _CHUNK:
-                break
+                chunk = inflater.unconsumed_tail
+                # A full output may leave output pending in zlib with no input left.
+                if not chunk and len(out) < _CHUNK:
+                    break
     except zlib.error as exc:
         raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
     return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)

@@ -86,6 +86,18 @@ _BITS_VALUE = re.compile(r"[1-9][0-9]?")
 _CHUNK = 256 * 1024
 # Up to this, the tail is appended to the payload (a copy) rather than inflated on its own.
 _SMALL = 4096
+# A DEFLATE stream that ends (BFINAL) inside a message and is followed by another
+# costs a new inflater with a window as its dictionary, microseconds each: a message
+# of empty streams (``03 00`` each) cost that per two bytes of input. A message may
+# start this many, and one more per _RESTART_BYTES of its input; then it is refused.
+_FREE_RESTARTS = 64
+_RESTART_BYTES = 128
+# After such a restart the input is fed in pieces growing from this size: zlib copies
+# what a stream leaves of the input it was given (``unused_data``), and a message of
+# many short streams fed whole copied its rest at each of them (quadratic).
+_FIRST_PIECE = 64
+# The largest DEFLATE window (15 bits): what a stream that starts may refer back to.
+_WINDOW = 1 << 15
 # zlib refuses raw 8-bit windows for deflate; 9 emits distances <= 250 (see the docstring).
 _MIN_DEFLATE_BITS = 9
 # zlib's deflateInit2 memLevel range, and its default (DEF_MEM_LEVEL).
@@ -164,6 +176,7 @@ class PerMessageDeflate(Extension):
         # starts again; ``None`` without (see :meth:`_streamed`).
         self._recent: bytearray | None = None
         self._recent_cap = 0  # twice the server's window: then cut to one window
+        self._restarts = 0  # DEFLATE streams restarted in the message under way
         self._flush = zlib.Z_SYNC_FLUSH
 
     # -- the offer and the answer ------------------------------------------------------
@@ -326,15 +339,24 @@ class PerMessageDeflate(Extension):
         if not data:  # lenient: nothing was compressed
             return b""
         try:
-            out, rest = _inflate(inflater, data, limit, _TAIL)
-            while goes_on(rest):
+            out, at = _inflate(inflater, data, limit, _TAIL, 0, _CHUNK)
+            if at is not None and goes_on(_rest(data, at)):
                 # The server ended a DEFLATE stream (BFINAL) inside the message and
                 # went on: the rest is a new stream (RFC 7692 7.2.3.4), inflated as
                 # browsers do, never dropped.
-                inflater = self._restarted(inflater, out)
-                left = None if limit is None else limit - len(out)
-                more, rest = _inflate(inflater, rest, left, b"")
-                out += more
+                parts, size = [out], len(out)
+                recent = bytearray(out[-_WINDOW:])  # (the last window, for the next)
+                while at is not None and goes_on(_rest(data, at)):
+                    inflater = self._restart_within(inflater, bytes(recent), at)
+                    left = None if limit is None else limit - size
+                    more, at = _inflate(inflater, data, left, _TAIL, at, _FIRST_PIECE)
+                    if more:
+                        parts.append(more)
+                        size += len(more)
+                        recent += more[-_WINDOW:]
+                        if len(recent) > 2 * _WINDOW:
+                            del recent[:-_WINDOW]
+                out = b"".join(parts)
             self._streamed(inflater, out)
         except zlib.error as exc:
             raise WebSocketError(
@@ -355,6 +377,7 @@ class PerMessageDeflate(Extension):
         agreement = self.agreement
         if agreement is None:
             return None
+        self._restarts = 0
         if self._inflater is None:  # server_no_context_takeover: a fresh context per message
             return zlib.decompressobj(-agreement.server_max_window_bits)
         return self._inflater
@@ -381,6 +404,20 @@ class PerMessageDeflate(Extension):
         if len(history) >= cap:
             del history[: -(cap >> 1)]
 
+    def _restart_within(self, inflater: Any, recent: bytes | str, taken: int) -> Any:
+        """:meth:`_restarted`, for a stream that ended inside a message of which
+        ``taken`` bytes of input were read: refused once the message started more
+        streams than its input allows (``_FREE_RESTARTS``, ``_RESTART_BYTES``).
+
+        Raises:
+            WebSocketError: ``("compression_error", detail)`` (1007).
+        """
+        self._restarts += 1
+        if self._restarts > _FREE_RESTARTS + taken // _RESTART_BYTES:
+            detail = f"{self._restarts} DEFLATE streams in {taken} bytes of one message"
+            raise WebSocketError(("compression_error", detail), close_code=CLOSE_INVALID_DATA)
+        return self._restarted(inflater, recent)
+
     def _restarted(self, inflater: Any, recent: bytes | str) -> Any:
         """The inflater that follows ``inflater``, whose DEFLATE stream ended (BFINAL),
         with the last window of the bytes inflated before (the earlier messages' with
@@ -406,30 +443,36 @@ class PerMessageDeflate(Extension):
         return f"<PerMessageDeflate params={self.params!r}{shown}>"
 
 
-def _inflate(inflater: Any, data: bytes, limit: int | None, tail: bytes) -> tuple[bytes, bytes]:
-    """Inflate ``data`` plus ``tail`` (the removed ``00 00 ff ff``, or nothing) into at
-    most ``limit`` bytes: the bytes, and the input left over if the DEFLATE stream ended
-    (BFINAL) before it (``b""`` when all was taken).
+def _inflate(
+    inflater: Any, data: bytes, limit: int | None, tail: bytes, start: int, piece: int
+) -> tuple[bytes, int | None]:
+    """Inflate ``data`` plus ``tail`` (the removed ``00 00 ff ff``, or nothing) from
+    offset ``start`` into at most ``limit`` bytes: the bytes, and the offset at which
+    the input left over begins if the DEFLATE stream ended (BFINAL) before it (None
+    when all was taken).
 
-    Input and output go through zlib ``_CHUNK`` bytes at a time: zlib is never asked for more
-    than what is left of ``limit + 1`` (getting that many proves the message too large), so a
-    bomb costs ``limit`` plus a chunk; and ``unconsumed_tail``, which zlib copies on every
-    call, stays one input chunk long. A small input (``_SMALL``) takes one call, asked for
-    ``limit + 1`` at most: it cannot inflate to more than about 1,032 times its size.
+    Input goes to zlib ``piece`` bytes at first, then in pieces that double up to
+    ``_CHUNK``, and output comes ``_CHUNK`` at a time: zlib is never asked for more than
+    what is left of ``limit + 1`` (getting that many proves the message too large), so
+    a bomb costs ``limit`` plus a chunk; ``unconsumed_tail``, which zlib copies on every
+    call, stays one piece long; and the input a stream leaves (``unused_data``, a copy)
+    is at most twice what the stream took, plus ``_FIRST_PIECE``. A small whole input
+    (``_SMALL``) takes one call, asked for ``limit + 1`` at most: it cannot inflate to
+    more than about 1,032 times its size.
     """
     budget = None if limit is None else limit + 1
-    if len(data) <= _SMALL:
+    end = len(data) + len(tail)
+    if not start and len(data) <= _SMALL:
         out: bytes = inflater.decompress(data + tail, budget or 0)  # (0: no bound)
         if budget is not None and len(out) >= budget:
             raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
-        return out, _left_over(inflater, b"")
+        return out, (end - len(inflater.unused_data) if inflater.eof else None)
     parts: list[bytes] = []
     view = memoryview(data)
-    pieces: list[bytes | memoryview] = [view[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
-    if tail:
-        pieces.append(tail)
-    for n, piece in enumerate(pieces):
-        chunk: bytes | memoryview = piece
+    pos = start
+    while pos < end:
+        chunk = _piece(view, tail, pos, piece)
+        pos += len(chunk)
         while True:
             asked = _CHUNK if budget is None else min(budget, _CHUNK)
             out = inflater.decompress(chunk, asked)
@@ -440,15 +483,38 @@ def _inflate(inflater: Any, data: bytes, limit: int | None, tail: bytes) -> tupl
             if out:
                 parts.append(out)
             if inflater.eof:
-                rest = b"".join(bytes(p) for p in pieces[n + 1 :])
-                return b"".join(parts), _left_over(inflater, rest)
+                return b"".join(parts), pos - len(inflater.unused_data)
             chunk = inflater.unconsumed_tail
             # A full output may leave output pending in zlib even with no input left.
             if not chunk and len(out) < asked:
                 break
+        piece = min(piece * 2, _CHUNK)
     if len(parts) == 1:
-        return parts[0], b""
-    return b"".join(parts), b""
+        return parts[0], None
+    return b"".join(parts), None
+
+
+def _piece(view: memoryview, tail: bytes, pos: int, size: int) -> bytes | memoryview:
+    """``size`` bytes (or what is left) of the payload ``view`` followed by ``tail``,
+    from ``pos``."""
+    n = len(view)
+    stop = pos + size
+    if stop <= n:
+        return view[pos:stop]
+    if pos >= n:
+        return tail[pos - n : stop - n]
+    return bytes(view[pos:]) + tail[: stop - n]
+
+
+def _rest(data: bytes, at: int) -> bytes:
+    """The input past ``at`` in ``data`` plus ``_TAIL``, as far as :func:`goes_on` needs
+    it: whether there is more than the tail (never a copy of all of it)."""
+    n = len(data)
+    if at >= n:
+        return _TAIL[at - n :]
+    if at + len(_TAIL) < n:
+        return bytes(data[at : at + len(_TAIL) + 1])  # (more than the tail: it goes on)
+    return bytes(data[at:]) + _TAIL
 
 
 def goes_on(rest: bytes) -> bool:
