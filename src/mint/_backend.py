@@ -281,6 +281,12 @@ def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
     return sock
 
 
+# Held while a blocking connection's interrupted send is written from a wait, or its
+# writing from the waits is stopped (Waiter.run_flush, flush_later): those run in
+# whichever thread waits, and are rare; one lock for all costs no connection a lock.
+_FLUSHING = threading.Lock()
+
+
 class Waiter:
     """Blocks until one socket is ready, with ``poll`` (one object per transport, reused).
 
@@ -358,8 +364,8 @@ class Waiter:
         Raises:
             TransportError: ``"timeout"`` once ``deadline`` (``time.monotonic()``) passes.
         """
-        flush = self._flush if mask == READ else None
-        if flush is not None:
+        flushing = mask == READ and self._flush is not None
+        if flushing:
             mask = READ | WRITE
         if self._poll is None:
             self._poll = select.poll()
@@ -379,11 +385,10 @@ class Waiter:
             ready = self._poll.poll(wait_ms)
             if not ready:
                 continue
-            if flush is None:
+            if not flushing:
                 return
-            if flush():
-                self.flush_later(None)
-                flush, self._mask = None, READ
+            if self.run_flush():
+                flushing, self._mask = False, READ
                 self._poll.modify(self._fd, READ)
             if ready[0][1] & ~WRITE:
                 return  # input (or an end or error, which the read finds)
@@ -424,9 +429,27 @@ class Waiter:
         send only, the rest of a message waited for ever behind a caller that
         waited for the peer's answer to it.
         """
-        self._flush = flush
+        with _FLUSHING:  # (waits for a flush under way in another thread)
+            self._flush = flush
         if self._box is not None:
-            self._box._flush_when_writable(self._fd, flush)
+            self._box._flush_when_writable(self._fd, flush is not None)
+
+    def run_flush(self) -> bool:
+        """Write what an interrupted send left, as far as the socket takes it now:
+        True once nothing is left (or nothing was). For the waits that do it (ours,
+        a mailbox's in any thread), one at a time: two threads' waits on one mailbox
+        wrote the same bytes twice, and the send of the thread that owns the
+        connection took them while another wrote them (:meth:`flush_later` waits)."""
+        with _FLUSHING:
+            flush = self._flush
+            if flush is None:
+                return True
+            if not flush():
+                return False
+            self._flush = None
+        if self._box is not None:
+            self._box._flush_when_writable(self._fd, False)
+        return True
 
     def release_reader(self) -> None:
         """Blocking code registers no loop reader (see ``AsyncWaiter.release_reader``)."""
@@ -439,7 +462,7 @@ class Waiter:
         writes what a send left as it drains (:meth:`flush_later`)."""
         self._box = box
         if box is not None and self._flush is not None:
-            box._flush_when_writable(self._fd, self._flush)
+            box._flush_when_writable(self._fd, True)
 
     def given_back(self) -> None:
         """(see ``AsyncWaiter.given_back``)."""
@@ -644,6 +667,7 @@ class BaseTransport:
         """
         if self.closed or self._waiter.writing:
             return  # (another task's frame is going out: the words would cut into it)
+        self._waiter.flush_later(None)
         try:
             if self._flush_unsent() and data:
                 self.send_now(data)
@@ -674,6 +698,7 @@ class BaseTransport:
         if waiter.writing:
             waiter.owe(data)  # in line, behind the sends waiting for their turn
             return
+        waiter.flush_later(None)  # (no wait writes what is owed while it grows)
         self._owe(data)
         if not self._flush_unsent():
             waiter.flush_later(self._flush_unsent)

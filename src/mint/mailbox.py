@@ -210,7 +210,7 @@ class Mailbox:
         self._transports: dict[int, Transport] = {}
         # The blocking sockets whose send left bytes (a send_timeout): written from
         # the waits here as the socket drains (see _flush_when_writable).
-        self._flushes: dict[int, Callable[[], bool]] = {}
+        self._flushes: set[int] = set()
         # asyncio: the loop whose readers feed this mailbox (weakly: a loop's default
         # mailbox must not keep the loop alive), the tasks waiting, the flow control.
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
@@ -406,7 +406,11 @@ class Mailbox:
         if fd is None:
             return
         del self._transports[fd]
-        self._flushes.pop(fd, None)
+        if fd in self._flushes:
+            self._flushes.discard(fd)
+            loop = self._live_loop()
+            if loop is not None:
+                loop.call_soon_threadsafe(loop.remove_writer, fd)
         try:
             self._poll.unregister(fd)
         except (KeyError, ValueError, OSError):
@@ -414,34 +418,47 @@ class Mailbox:
         self._unwatch(fd, transport)
         transport._waiter.given_back()
 
-    def _flush_when_writable(self, fd: int, flush: Callable[[], bool] | None) -> None:
-        """Have the waits here also write what a send on ``fd`` left (``flush`` writes
-        without waiting, True once it is all out), or (``None``) stop.
+    def _flush_when_writable(self, fd: int, wanted: bool) -> None:
+        """Have the waits here also write what a send on ``fd`` left, as the socket
+        drains (``wanted``), or stop.
 
-        Called by the blocking waiter (``Waiter.flush_later``): it has no loop to
-        write the rest of a send that hit its ``send_timeout``, and a caller of an
-        active connection waits here for the answer to the message it was part of.
+        Called by the blocking waiter (``Waiter.flush_later``, from any thread): it
+        has no loop to write the rest of a send that hit its ``send_timeout``, and a
+        caller of an active connection waits here for the answer to the message it
+        was part of. A loop that feeds the mailbox (``areceive``) writes it too.
         """
-        if fd not in self._transports:
+        if fd not in self._transports or wanted == (fd in self._flushes):
             return
-        if flush is None:
-            if self._flushes.pop(fd, None) is None:
-                return
-            events = select.POLLIN
+        if wanted:
+            self._flushes.add(fd)
         else:
-            self._flushes[fd] = flush
-            events = select.POLLIN | select.POLLOUT
+            self._flushes.discard(fd)
+        events = select.POLLIN | select.POLLOUT if wanted else select.POLLIN
         with contextlib.suppress(OSError, ValueError, KeyError):
             self._poll.modify(fd, events)
+        loop = self._live_loop()
+        if loop is not None:
+            loop.call_soon_threadsafe(self._watch_writable, loop, fd)
+
+    def _watch_writable(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        """On ``loop``'s thread: a writer for ``fd`` while it is in ``_flushes``."""
+        transport = self._transports.get(fd)
+        if fd in self._flushes and transport is not None and not self._paused:
+            loop.add_writer(fd, self._on_writable_async, transport)
+        else:
+            loop.remove_writer(fd)
+
+    def _on_writable_async(self, transport: Transport) -> None:
+        # (done, the waiter says so: _flush_when_writable, which takes the writer off)
+        transport._waiter.run_flush()
 
     def _flush_ready(self, ready: list[tuple[int, int]]) -> None:
         """Write what sends left on the sockets of ``ready`` that can take more."""
         for fd, events in ready:
-            if events & select.POLLOUT:
-                flush = self._flushes.get(fd)
+            if events & select.POLLOUT and fd in self._flushes:
                 transport = self._transports.get(fd)
-                if flush is not None and transport is not None and flush():
-                    transport._waiter.flush_later(None)
+                if transport is not None:
+                    transport._waiter.run_flush()
 
     def _drain_wakeups(self) -> None:
         try:
@@ -556,6 +573,8 @@ class Mailbox:
         # waits, gave way to the mailbox's when the socket was registered.
         loop.add_reader(fd, self._on_readable_async, transport)
         transport.reader_busy = True
+        if fd in self._flushes:
+            loop.add_writer(fd, self._on_writable_async, transport)
 
     def _probe(self, fd: int) -> Any:
         probe = self._probes[fd] = error_probe(fd)
@@ -567,6 +586,8 @@ class Mailbox:
         loop = self._live_loop()
         if loop is not None:
             loop.remove_reader(fd)
+            if fd in self._flushes:
+                loop.remove_writer(fd)
 
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
