@@ -473,7 +473,7 @@ class Mailbox:
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
         """
-        if _fast_receive is not None and not self._flushes:
+        if _fast_receive is not None:
             # The common case in C (mint._iospeedups): nothing queued, then one plain
             # socket's input alone. It passes before reading anything when the case
             # is not that one, or when anything else woke it.

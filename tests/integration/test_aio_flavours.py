@@ -27,6 +27,7 @@ import pytest
 from aio_client import FLAVOURS, Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
 from servers.raw import (
+    AnswersTheWholeMessage,
     close_notify_behind,
     drain,
     frame,
@@ -935,48 +936,6 @@ def test_send_timeout_bounds_a_write_to_a_peer_that_stops_reading(
 BIG = bytes(range(256)) * (1 << 15)  # 8 MiB: more than the socket buffers hold
 
 
-class _AnswersTheWholeMessage:
-    """A raw-server handler: the 101, then nothing read until ``release``; then
-    Text "ok" once ``BIG`` came whole as the first frame ("corrupt" otherwise). The
-    bytes that came after that frame, until the client left or ``done``, are kept
-    in ``after``."""
-
-    def __init__(self) -> None:
-        self.release, self.done = threading.Event(), threading.Event()
-        self.after: list[bytes] = []
-
-    def __call__(self, conn: socket.socket) -> None:
-        request = read_request(conn)
-        if not request:
-            return
-        conn.sendall(handshake_response(request))
-        self.release.wait(20.0)
-        data = bytearray()
-        while not parse_frames(bytes(data))[0]:
-            more = conn.recv(1 << 22)
-            if not more:
-                return
-            data += more
-        (got, *more_frames), rest = parse_frames(bytes(data))
-        conn.sendall(frame(0x1, b"ok" if got.payload == BIG else b"corrupt"))
-        after = bytearray(f"<{len(more_frames)} frames>".encode() if more_frames else b"")
-        after += rest
-        conn.settimeout(0.05)
-        while not self.done.is_set():
-            try:
-                more = conn.recv(1 << 16)
-            except TimeoutError:
-                continue
-            if not more:
-                break
-            after += more
-        self.after.append(bytes(after))
-
-    def stop(self) -> None:
-        self.release.set()
-        self.done.set()
-
-
 async def timed_out_send(client: Client) -> None:
     """Send ``BIG`` to a server that reads nothing yet: it hits its send_timeout."""
     with pytest.raises(mint.TransportError) as info:
@@ -995,7 +954,7 @@ def test_the_rest_of_a_timed_out_send_goes_out_while_the_caller_waits_for_the_an
     # the next send: its reads (recv, the mailbox's receive) never did, the server
     # never had the whole message, and the answer never came. (The asyncio flavours
     # write it from the loop.)
-    peer = _AnswersTheWholeMessage()
+    peer = AnswersTheWholeMessage(BIG)
     server = raw_server(peer, tls=tls)
 
     async def scenario() -> None:
@@ -1018,7 +977,7 @@ def test_a_mailbox_read_from_two_threads_writes_what_a_timed_out_send_left_once(
     # Both threads' waits wrote the same owed bytes (the server got them twice, a
     # corrupt message), and one cut the bytearray the other was sending from (a raw
     # BufferError out of receive). One wait writes at a time now.
-    peer = _AnswersTheWholeMessage()
+    peer = AnswersTheWholeMessage(BIG)
     server = raw_server(peer)
     sync = Flavour("sync")
     got: queue.Queue[object] = queue.Queue()
@@ -1078,7 +1037,7 @@ def test_a_blocking_connections_mailbox_read_by_a_loop_writes_what_its_timed_out
 ) -> None:
     # A blocking connection may be active on a mailbox a loop reads (areceive): the
     # loop now writes the rest as the socket drains, as the mailbox's receive does.
-    peer = _AnswersTheWholeMessage()
+    peer = AnswersTheWholeMessage(BIG)
     server = raw_server(peer)
     sync = Flavour("sync")
 

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 from servers.raw import (
     OP_BINARY,
+    AnswersTheWholeMessage,
     close_notify_behind,
     drain,
     frame,
@@ -44,9 +45,9 @@ from wsclient import Client, handshake
 
 import mint
 from mint._speedup import load_speedup
-from mint.http import Data
+from mint.http import Data, Done, Headers, Status
 from mint.http import _io as http_io
-from mint.websocket import Binary
+from mint.websocket import Binary, Text
 from mint.websocket import _io as ws_io
 
 PATHS = ["public", "python"]
@@ -1156,3 +1157,50 @@ def test_an_upgraded_connection_writes_any_bytes_like_chunk(open_passive: Any, p
         client.conn = stream_request_body(client.conn, client.ref, chunk)
     assert done.wait(10.0)
     assert bytes(got) == wanted
+
+
+def test_mint_receive_writes_what_a_timed_out_send_left(raw_server: Any) -> None:
+    # mint.receive (the thread's mailbox, its wait in C) waited for input alone: on
+    # poll (MINT_MAILBOX_POLL=1, and systems without epoll) the rest of a message whose
+    # send hit its send_timeout never went out, and the answer to it never came.
+    peer = AnswersTheWholeMessage(bytes(range(256)) * (1 << 15))
+    server = raw_server(peer)
+    conn = mint.http.connect(
+        "http", server.host, server.port, mode="active", transport_opts={"send_timeout": 0.3}
+    )
+
+    def responses() -> list[Any]:
+        nonlocal conn
+        while True:
+            result = mint.websocket.stream(conn, mint.receive(10.0))
+            if result is not mint.UNKNOWN:
+                conn, got = result
+                return list(got)
+
+    try:
+        conn, ref = mint.websocket.upgrade("ws", conn, "/", [])
+        status, headers, done = 0, [], False
+        while not done:
+            for response in responses():
+                if isinstance(response, Status):
+                    status = response.status
+                elif isinstance(response, Headers):
+                    headers = response.headers
+                done = done or isinstance(response, Done)
+        conn, ws = mint.websocket.new(conn, ref, status, headers)
+        ws, data = mint.websocket.encode(ws, Binary(peer.big))
+        with pytest.raises(mint.TransportError) as info:
+            mint.websocket.stream_request_body(conn, ref, data)
+        assert info.value.reason == "timeout"
+        conn = info.value.conn
+        threading.Timer(0.2, peer.release.set).start()  # (the server reads on, later)
+        frames: list[Any] = []
+        while not frames:
+            for response in responses():
+                if isinstance(response, Data):
+                    ws, more = mint.websocket.decode(ws, response.data)
+                    frames += more
+        assert frames == [Text("ok")]
+    finally:
+        peer.stop()
+        mint.http.close(conn)

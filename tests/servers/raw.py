@@ -332,3 +332,46 @@ class RawServer(PeerAddressMixin):
             thread.join()
         for sock in (*conns, self._listener, self._wake_r, self._wake_w):
             sock.close()
+
+
+class AnswersTheWholeMessage:
+    """A handler: the 101, then nothing read until ``release`` (a client's large
+    send fills the socket buffers and may time out); then Text "ok" once ``big`` came
+    whole as the first frame ("corrupt" otherwise). The bytes that came after that
+    frame, until the client left or ``done``, are kept in ``after``."""
+
+    def __init__(self, big: bytes) -> None:
+        self.big = big
+        self.release, self.done = threading.Event(), threading.Event()
+        self.after: list[bytes] = []
+
+    def __call__(self, conn: socket.socket) -> None:
+        request = read_request(conn)
+        if not request:
+            return
+        conn.sendall(handshake_response(request))
+        self.release.wait(20.0)
+        data = bytearray()
+        while not parse_frames(bytes(data))[0]:
+            more = conn.recv(1 << 22)
+            if not more:
+                return
+            data += more
+        (got, *more_frames), rest = parse_frames(bytes(data))
+        conn.sendall(frame(0x1, b"ok" if got.payload == self.big else b"corrupt"))
+        after = bytearray(f"<{len(more_frames)} frames>".encode() if more_frames else b"")
+        after += rest
+        conn.settimeout(0.05)
+        while not self.done.is_set():
+            try:
+                more = conn.recv(1 << 16)
+            except TimeoutError:
+                continue
+            if not more:
+                break
+            after += more
+        self.after.append(bytes(after))
+
+    def stop(self) -> None:
+        self.release.set()
+        self.done.set()
