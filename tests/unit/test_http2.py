@@ -916,6 +916,13 @@ MALFORMED_FRAMES: dict[str, tuple[Any, str]] = {
         lambda pair: headers_frame(pair, 1, [(b":status", b"103")], end_stream=True),
         "Cannot set END_STREAM on informational responses",
     ),
+    "an informational head after the final one": (
+        lambda pair: (
+            headers_frame(pair, 1, [(b":status", b"200")], end_stream=False)
+            + headers_frame(pair, 1, [(b":status", b"103")], end_stream=False)
+        ),
+        "Informational response after final response",
+    ),
     "DATA before any head": (
         lambda pair: frame(0x0, 0x1, 1, b"body"),
         "cannot receive data before headers",
@@ -937,7 +944,8 @@ def test_a_malformed_frame_fails_only_its_stream(case: str) -> None:
     pair.pump()
     responses = pair.client.receive_data(wire(pair))
     assert responses[-1] == Error(a, HTTPError(("protocol_error", detail)))
-    assert responses[:-1] == ([Status(a, 200), Headers(a, [])] if "trailers" in case else [])
+    head_first = "trailers" in case or "after the final" in case
+    assert responses[:-1] == ([Status(a, 200), Headers(a, [])] if head_first else [])
     resets = pair.server.receive_data(pair.client.data_to_send())
     assert [
         (e.stream_id, e.error_code) for e in resets if isinstance(e, h2.events.StreamReset)
@@ -954,6 +962,39 @@ def test_a_malformed_frame_fails_only_its_stream(case: str) -> None:
     ]
     assert pair.client.is_open("read_write")
     assert pair.client.open_request_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("a WINDOW_UPDATE of 0", h2.errors.ErrorCodes.PROTOCOL_ERROR),
+        ("an informational head", h2.errors.ErrorCodes.STREAM_CLOSED),
+        ("an informational head with END_STREAM", h2.errors.ErrorCodes.STREAM_CLOSED),
+    ],
+)
+def test_a_malformed_frame_after_the_whole_answer_resets_the_stream_quietly(
+    case: str, code: h2.errors.ErrorCodes
+) -> None:
+    # The answer is whole (Done) while the caller still sends its body: a bad frame
+    # then resets the stream, once, and adds no Error after the Done (h2 refused a
+    # head on the half-closed stream, and closed it so that no reset went out). A
+    # head there is a STREAM_CLOSED error (RFC 9113 5.1), a 0 increment a
+    # PROTOCOL_ERROR (6.9).
+    pair = Pair()
+    ref = pair.client.request("POST", "/", [], STREAM)
+    pair.pump()
+    pair.respond(1, 200, b"ok")
+    assert pair.pump() == [Status(ref, 200), Headers(ref, []), Data(ref, b"ok"), Done(ref)]
+    if case == "a WINDOW_UPDATE of 0":
+        wire = frame(0x8, 0, 1, b"\0\0\0\0")
+    else:
+        wire = headers_frame(pair, 1, [(b":status", b"103")], end_stream="END" in case)
+    assert pair.client.receive_data(wire) == []
+    events = pair.server.receive_data(pair.client.data_to_send())
+    resets = [(e.stream_id, e.error_code) for e in events if isinstance(e, h2.events.StreamReset)]
+    assert resets == [(1, code)]
+    assert pair.client.open_request_count() == 0
+    assert pair.client.is_open("read_write")
 
 
 def test_a_window_update_of_0_on_the_connection_is_the_connections_error() -> None:

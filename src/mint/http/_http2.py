@@ -184,7 +184,20 @@ class _QuietFrameBuffer(h2.frame_buffer.FrameBuffer):
 
 
 class _MalformedResponse(h2.exceptions.ProtocolError):
-    """A response ``h2`` found malformed on one stream (RFC 9113 8.1.1)."""
+    """A response ``h2`` found malformed on one stream (RFC 9113 8.1.1): a stream error
+    of type ``error_code``, whose RST_STREAM is still to be sent if ``reset_owed``
+    (``h2``'s state machine closed the stream as it refused the frame)."""
+
+    def __init__(
+        self,
+        detail: str,
+        error_code: h2.errors.ErrorCodes = h2.errors.ErrorCodes.PROTOCOL_ERROR,
+        *,
+        reset_owed: bool = False,
+    ) -> None:
+        super().__init__(detail)
+        self.error_code = error_code
+        self.reset_owed = reset_owed
 
 
 # The refusals of h2's stream that are the response's. Its others are not: a frame on
@@ -199,12 +212,20 @@ def _malformed_if_refused(check: Callable[..., Any]) -> Callable[..., Any]:
     :class:`_MalformedResponse`."""
 
     def checked(self: Any, *args: Any) -> Any:
+        before = self.state_machine.state
         try:
             return check(self, *args)
         except h2.exceptions.ProtocolError as exc:
             if type(exc) not in _RESPONSE_REFUSALS:
                 raise
-            raise _MalformedResponse(str(exc)) from exc
+            # A frame the stream's state refuses (a head after the server's
+            # END_STREAM) is a STREAM_CLOSED stream error (RFC 9113 5.1); h2 closes
+            # the stream as it refuses, and then refuses to reset it: owed.
+            ended = before in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED)
+            codes = h2.errors.ErrorCodes
+            code = codes.STREAM_CLOSED if ended else codes.PROTOCOL_ERROR
+            owed = before is not StreamState.CLOSED and self.closed
+            raise _MalformedResponse(str(exc), code, reset_owed=owed) from exc
 
     return checked
 
@@ -407,10 +428,17 @@ class _ClientConnection(h2.connection.H2Connection):
         self, stream_id: int, exc: Exception, length: int
     ) -> tuple[list[Any], list[h2.events.Event]]:
         """RFC 9113 8.1.1: a malformed response is a stream error of type
-        PROTOCOL_ERROR. The stream is reset, and the connection window gets back the
-        ``length`` bytes of DATA it took for a frame never handed out."""
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        PROTOCOL_ERROR (or the ``error_code`` of a :class:`_MalformedResponse`). The
+        stream is reset, and the connection window gets back the ``length`` bytes of
+        DATA it took for a frame never handed out."""
+        code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        try:
+            self.reset_stream(stream_id, code)
+        except h2.exceptions.ProtocolError:
+            if getattr(exc, "reset_owed", False):
+                reset = RstStreamFrame(stream_id)
+                reset.error_code = code
+                self._prepare_for_sending([reset])
         if length:
             self.acknowledge_received_data(length, stream_id)
         return [], [_MalformedResponseReceived(stream_id, str(exc))]
@@ -1492,7 +1520,9 @@ class Http2Session:
                     self._drop_draining([event.stream_id])
                 if stream is not None:
                     self._forget(stream)
-                    responses.append(Error(stream.ref, HTTPError(("protocol_error", event.detail))))
+                    if not stream.remote_ended:  # (after Done: as a reset, nothing more)
+                        reason = ("protocol_error", event.detail)
+                        responses.append(Error(stream.ref, HTTPError(reason)))
             elif isinstance(event, h2.events.PingAckReceived):
                 refs = self._pings.get(bytes(event.ping_data or b""))
                 if refs:
