@@ -997,6 +997,22 @@ def test_a_malformed_frame_after_the_whole_answer_resets_the_stream_quietly(
     assert pair.client.is_open("read_write")
 
 
+def test_headers_on_a_stream_the_server_opened_are_the_connections_error() -> None:
+    # RFC 9113 5.1.1: an unexpected stream id (even: a server's, and push is off).
+    # h2 took it for a request, and the stream was reset as a malformed answer.
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(headers_frame(pair, 2, [(b":status", b"200")], end_stream=True))
+    assert info.value.reason == (
+        "protocol_error",
+        "HEADERS on stream 2, which a server cannot open",
+    )
+    assert info.value.responses == [Error(ref, HTTPError(info.value.reason))]
+    assert not pair.client.is_open("read_write")
+
+
 def test_a_window_update_of_0_on_the_connection_is_the_connections_error() -> None:
     pair = Pair()
     pair.client.request("GET", "/", [], None)

@@ -371,6 +371,11 @@ class _ClientConnection(h2.connection.H2Connection):
         return stream
 
     def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
+        if not frame.stream_id % 2 and frame.stream_id not in self.streams:
+            # A server opens no stream (push is off): RFC 9113 5.1.1's connection
+            # error. h2 took it for a request to us, and we reset it as malformed.
+            detail = f"HEADERS on stream {frame.stream_id}, which a server cannot open"
+            raise h2.exceptions.ProtocolError(detail)
         try:
             return super()._receive_headers_frame(frame)
         except _MalformedResponse as exc:
