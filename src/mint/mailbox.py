@@ -406,16 +406,12 @@ class Mailbox:
         if fd is None:
             return
         del self._transports[fd]
-        if fd in self._flushes:
-            self._flushes.discard(fd)
-            loop = self._live_loop()
-            if loop is not None:
-                loop.call_soon_threadsafe(loop.remove_writer, fd)
         try:
             self._poll.unregister(fd)
         except (KeyError, ValueError, OSError):
             pass
-        self._unwatch(fd, transport)
+        self._unwatch(fd, transport)  # (its loop writer too, while it is in _flushes)
+        self._flushes.discard(fd)
         transport._waiter.given_back()
 
     def _flush_when_writable(self, fd: int, wanted: bool) -> None:
@@ -438,12 +434,17 @@ class Mailbox:
             self._poll.modify(fd, events)
         loop = self._live_loop()
         if loop is not None:
-            loop.call_soon_threadsafe(self._watch_writable, loop, fd)
+            loop.call_soon_threadsafe(self._watch_writable, loop, fd, self._transports[fd])
 
-    def _watch_writable(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        """On ``loop``'s thread: a writer for ``fd`` while it is in ``_flushes``."""
-        transport = self._transports.get(fd)
-        if fd in self._flushes and transport is not None and not self._paused:
+    def _watch_writable(
+        self, loop: asyncio.AbstractEventLoop, fd: int, transport: Transport
+    ) -> None:
+        """On ``loop``'s thread: a writer for ``fd`` while it is in ``_flushes``, and
+        ``transport``'s still (else _forget took it off, and the number may be
+        another socket's by now, whose writer is not ours to take)."""
+        if self._transports.get(fd) is not transport:
+            return
+        if fd in self._flushes and not self._paused:
             loop.add_writer(fd, self._on_writable_async, transport)
         else:
             loop.remove_writer(fd)
