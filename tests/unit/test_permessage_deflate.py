@@ -881,6 +881,25 @@ def test_a_stream_ended_at_a_fragments_end_goes_on_in_the_next(
             assert frames == [want]
 
 
+@pytest.mark.parametrize("cut", [None, "after the junk", "before the junk"])
+def test_input_after_a_stream_at_a_fragments_end_is_read_as_in_a_whole_message(
+    cut: str | None,
+) -> None:
+    # Text is inflated part by part, Binary whole: what a stream left at a fragment's
+    # end (here 00 00 ff ff, no stream's start) was dropped on the text path, which
+    # then inflated "Hello World" from a payload the binary path refuses.
+    first = _streams(b"Hello ")
+    payload = first + b"\x00\x00\xff\xff" + _streams(b"World")
+    at = {None: len(payload), "after the junk": len(first) + 4, "before the junk": len(first)}[cut]
+    for opcode in (0x1, 0x2):
+        data = srv(opcode, payload[:at], fin=at == len(payload), rsv=RSV1)
+        if at < len(payload):
+            data += srv(0x0, payload[at:])
+        _, [error] = decode(websocket(negotiated()), data)
+        assert isinstance(error, WebSocketError), (opcode, error)
+        assert reason_tag(error.reason) == "compression_error"
+
+
 @pytest.mark.parametrize("fragmented", [False, True])
 @pytest.mark.parametrize("opcode", [0x1, 0x2])
 def test_a_message_of_empty_streams_is_refused(opcode: int, fragmented: bool) -> None:

@@ -1032,12 +1032,17 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     piece = _CHUNK
     try:
         if inflater.eof:
-            # The stream ended in an earlier part, which left at most the tail after it
-            # (no output): a new one starts here if this part has more than the tail.
-            if not goes_on(inflater.unused_data + bytes(view[: len(_TAIL) + 1])):
+            # The stream ended in an earlier part, which left at most the tail after it:
+            # a new one starts with that and this part if they are more than the tail.
+            lead: bytes = inflater.unused_data
+            if not goes_on(lead + bytes(view[: len(_TAIL) + 1])):
+                inflater.decompress(view)  # (kept with the lead: an ended stream's input)
                 return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
             inflater = deflate._restart_within(inflater, _recent(parts, tail), size - end)
             inflating = (inflater, limit, deflate)
+            if lead:  # (rare: a copy of the part, as the whole-message path reads it)
+                view = memoryview(lead + bytes(view))
+                end = len(view)
         while pos < end:
             chunk: bytes | memoryview = view[pos : pos + piece]
             pos += len(chunk)
@@ -1057,6 +1062,8 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                 if inflater.eof:
                     at = pos - len(inflater.unused_data)
                     if not goes_on(bytes(view[at : at + len(_TAIL) + 1])):
+                        if pos < end:  # (the piece ended at the stream's end: keep the rest)
+                            inflater.decompress(view[pos:])
                         return _Message(
                             OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated
                         )
