@@ -1013,6 +1013,72 @@ def test_headers_on_a_stream_the_server_opened_are_the_connections_error() -> No
     assert not pair.client.is_open("read_write")
 
 
+def test_frames_after_a_reset_h2_could_not_send_are_ignored() -> None:
+    # A 1xx after the final head: h2 closed the stream as it refused it, and the
+    # RST_STREAM we sent for it was not h2's, so the trailers the server had sent
+    # behind it were a connection error (GOAWAY STREAM_CLOSED). RFC 9113 5.1: ignored.
+    pair = Pair()
+    a = pair.client.request("GET", "/a", [], None)
+    b = pair.client.request("GET", "/b", [], None)
+    pair.pump()
+    wire = headers_frame(pair, 1, [(b":status", b"200")], end_stream=False)
+    wire += headers_frame(pair, 1, [(b":status", b"100")], end_stream=False)
+    wire += headers_frame(pair, 1, [(b"x-trailer", b"1")], end_stream=True)
+    responses = pair.client.receive_data(wire)
+    assert responses[-1] == Error(
+        a, HTTPError(("protocol_error", "Informational response after final response"))
+    )
+    pair.respond(3, 200, b"ok")
+    assert pair.pump() == [Status(b, 200), Headers(b, []), Data(b, b"ok"), Done(b)]
+    resets = [(e.stream_id, e.error_code) for e in pair.server_events(h2.events.StreamReset)]
+    assert resets == [(1, h2.errors.ErrorCodes.PROTOCOL_ERROR)]
+    assert pair.client.is_open("read_write")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_malformed_head_with_end_stream_is_reset_as_malformed(method: str) -> None:
+    # h2 checks the head after its END_STREAM closed the stream: the reset was
+    # STREAM_CLOSED (a POST still sending) or none at all (a GET). RFC 9113 8.1.1.
+    pair = Pair()
+    ref = pair.client.request(method, "/", [], STREAM if method == "POST" else None)
+    pair.pump()
+    headers = [(b":status", b"200"), (b"connection", b"close")]
+    send_unchecked_headers(pair, 1, headers, end_stream=True)
+    [error] = pair.client.receive_data(pair.server.data_to_send())
+    assert isinstance(error, Error) and error.ref == ref
+    assert error.error.reason[0] == "protocol_error"
+    # (read off the wire: h2's server, its stream closed both ways, reports no reset)
+    resets = [(sid, payload) for kind, sid, payload in client_frames(pair) if kind == 0x3]
+    assert resets == [(1, int(h2.errors.ErrorCodes.PROTOCOL_ERROR).to_bytes(4, "big"))]
+    assert pair.client.open_request_count() == 0
+
+
+def client_frames(pair: Pair) -> list[tuple[int, int, bytes]]:
+    """The frames the client has to send, as (type, stream id, payload)."""
+    out = pair.client.data_to_send()
+    frames = []
+    at = 0
+    while at < len(out):
+        length = int.from_bytes(out[at : at + 3], "big")
+        sid = int.from_bytes(out[at + 5 : at + 9], "big") & 0x7FFF_FFFF
+        frames.append((out[at + 3], sid, bytes(out[at + 9 : at + 9 + length])))
+        at += 9 + length
+    return frames
+
+
+def test_no_window_update_goes_out_on_a_stream_reset_in_the_same_read() -> None:
+    # The WebSocket's DATA went past h2 (its window given back at the read's end),
+    # and a bad frame behind it reset the stream: the stream's WINDOW_UPDATE still
+    # went out after the RST_STREAM (RFC 9113 5.1). The connection's goes.
+    pair, ref = open_fast_websocket()
+    wire = frame(0x0, 0, 1, b"\x81\x02hi" * 100) + frame(0x8, 0, 1, b"\0\0\0\0")
+    responses = pair.client.receive_data(wire)
+    assert responses[0] == Data(ref, b"\x81\x02hi" * 100)
+    sent = [(kind, sid) for kind, sid, _ in client_frames(pair)]
+    assert (0x3, 1) in sent  # RST_STREAM
+    assert (0x8, 1) not in sent and (0x8, 0) in sent  # WINDOW_UPDATE
+
+
 def test_a_window_update_of_0_on_the_connection_is_the_connections_error() -> None:
     pair = Pair()
     pair.client.request("GET", "/", [], None)

@@ -900,6 +900,19 @@ def test_input_after_a_stream_at_a_fragments_end_is_read_as_in_a_whole_message(
         assert reason_tag(error.reason) == "compression_error"
 
 
+def test_the_stream_cap_counts_the_same_input_for_text_and_binary() -> None:
+    # 64 empty streams, and a 65th whose end comes with the appended tail: text,
+    # inflated part by part, left the tail's 4 bytes out of the input it counted
+    # (refused at 126 bytes), binary counted them (accepted at 133).
+    payload = b"\x03\x00" * 64 + b"\x03"
+    for opcode, want in ((0x1, Text("")), (0x2, Binary(b""))):
+        whole = srv(opcode, payload, rsv=RSV1)
+        parts = srv(opcode, payload[:60], fin=False, rsv=RSV1) + srv(0x0, payload[60:])
+        for data in (whole, parts):
+            _, frames = decode(websocket(negotiated()), data)
+            assert frames == [want]
+
+
 @pytest.mark.parametrize("fragmented", [False, True])
 @pytest.mark.parametrize("opcode", [0x1, 0x2])
 def test_a_message_of_empty_streams_is_refused(opcode: int, fragmented: bool) -> None:

@@ -55,7 +55,7 @@ import h2.settings
 import h2.utilities
 from h2.connection import ConnectionState
 from h2.settings import SettingCodes
-from h2.stream import H2Stream, StreamState
+from h2.stream import H2Stream, StreamClosedBy, StreamState
 from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 
 from mint.errors import HTTPError, MintError, Reason, TransportError
@@ -207,25 +207,35 @@ class _MalformedResponse(h2.exceptions.ProtocolError):
 _RESPONSE_REFUSALS = (h2.exceptions.ProtocolError, h2.exceptions.InvalidBodyLengthError)
 
 
-def _malformed_if_refused(check: Callable[..., Any]) -> Callable[..., Any]:
+def _malformed_if_refused(check: Callable[..., Any], *, frame: bool = False) -> Callable[..., Any]:
     """``check`` (a method of ``h2``'s stream), raising its refusal of the response as
-    :class:`_MalformedResponse`."""
+    :class:`_MalformedResponse`. With ``frame`` (the stream's taking of a whole frame,
+    around the checks made inside it), also says how the stream is to be reset, from
+    its state before the frame: the checks inside run after the frame's END_STREAM
+    closed it, and a malformed head that carried one was reset as STREAM_CLOSED, or
+    not at all."""
 
     def checked(self: Any, *args: Any) -> Any:
         before = self.state_machine.state
         try:
             return check(self, *args)
         except h2.exceptions.ProtocolError as exc:
-            if type(exc) not in _RESPONSE_REFUSALS:
+            if type(exc) not in _RESPONSE_REFUSALS and not (
+                frame and type(exc) is _MalformedResponse
+            ):
                 raise
-            # A frame the stream's state refuses (a head after the server's
-            # END_STREAM) is a STREAM_CLOSED stream error (RFC 9113 5.1); h2 closes
-            # the stream as it refuses, and then refuses to reset it: owed.
-            ended = before in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED)
-            codes = h2.errors.ErrorCodes
-            code = codes.STREAM_CLOSED if ended else codes.PROTOCOL_ERROR
-            owed = before is not StreamState.CLOSED and self.closed
-            raise _MalformedResponse(str(exc), code, reset_owed=owed) from exc
+            refused = exc if type(exc) is _MalformedResponse else _MalformedResponse(str(exc))
+            if frame:
+                # A frame the stream's state refuses (a head after the server's
+                # END_STREAM) is a STREAM_CLOSED stream error (RFC 9113 5.1); h2
+                # closes the stream as it refuses, and then refuses to reset it: owed.
+                ended = before in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED)
+                codes = h2.errors.ErrorCodes
+                refused.error_code = codes.STREAM_CLOSED if ended else codes.PROTOCOL_ERROR
+                refused.reset_owed = before is not StreamState.CLOSED and self.closed
+            if refused is exc:
+                raise
+            raise refused from exc
 
     return checked
 
@@ -263,8 +273,8 @@ class _CheckedStream(H2Stream):
     # A frame's own checks: trailers without END_STREAM, an informational head with
     # END_STREAM, DATA before any head (RFC 9113 8.1). Made once HPACK decoded the
     # block and the connection window counted the DATA: only the stream need end.
-    receive_headers = _malformed_if_refused(H2Stream.receive_headers)
-    _h2_receive_data = _malformed_if_refused(H2Stream.receive_data)
+    receive_headers = _malformed_if_refused(H2Stream.receive_headers, frame=True)
+    _h2_receive_data = _malformed_if_refused(H2Stream.receive_data, frame=True)
 
     def receive_data(self, data: bytes, end_stream: bool, flow_control_len: int) -> Any:
         """``h2``'s, refusing DATA before any head itself: ``h2`` does so only once
@@ -444,6 +454,11 @@ class _ClientConnection(h2.connection.H2Connection):
                 reset = RstStreamFrame(stream_id)
                 reset.error_code = code
                 self._prepare_for_sending([reset])
+                # As h2 records its own resets: frames the server sent before it saw
+                # this one are then ignored (RFC 9113 5.1), not a connection error.
+                stream = self.streams.get(stream_id)
+                if stream is not None:
+                    stream.state_machine.stream_closed_by = StreamClosedBy.SEND_RST_STREAM
         if length:
             self.acknowledge_received_data(length, stream_id)
         return [], [_MalformedResponseReceived(stream_id, str(exc))]
@@ -1441,7 +1456,10 @@ class Http2Session:
         """Give the bytes :meth:`_fast_data` read back to the peer (RFC 9113 6.9)."""
         if not self._closed:
             out = self._own_frames()
+            streams = self._h2.streams
             for sid, increment in self._unacked.items():
+                if sid and (sid not in streams or streams[sid].closed):
+                    continue  # (reset in the same read: nothing but PRIORITY, RFC 9113 5.1)
                 out += bytes((0, 0, 4, _WINDOW_UPDATE, 0))  # length 4, no flags
                 out += sid.to_bytes(4, "big")
                 out += increment.to_bytes(4, "big")

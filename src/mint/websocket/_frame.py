@@ -1133,7 +1133,7 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
     if msg.inflating is not None:
         if not msg.size:  # lenient, as _inflate: nothing was compressed
             return Text("")
-        msg = _inflate_part(msg, msg.size, _TAIL)
+        msg = _inflate_part(msg, msg.size + len(_TAIL), _TAIL)  # (counted as input, as whole)
         if msg.tail:
             raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
         text = "".join(_joined(msg.parts))
