@@ -227,8 +227,9 @@ def _malformed_if_refused(check: Callable[..., Any], *, frame: bool = False) -> 
             refused = exc if type(exc) is _MalformedResponse else _MalformedResponse(str(exc))
             if frame:
                 # A frame the stream's state refuses (a head after the server's
-                # END_STREAM) is a STREAM_CLOSED stream error (RFC 9113 5.1); h2
-                # closes the stream as it refuses, and then refuses to reset it: owed.
+                # END_STREAM) is a STREAM_CLOSED stream error (RFC 9113 5.1). h2 closes
+                # the stream as it refuses some frames (that one, DATA before any
+                # head, a 1xx after the final head), and then refuses to reset it: owed.
                 ended = before in (StreamState.HALF_CLOSED_REMOTE, StreamState.CLOSED)
                 codes = h2.errors.ErrorCodes
                 refused.error_code = codes.STREAM_CLOSED if ended else codes.PROTOCOL_ERROR
@@ -255,9 +256,6 @@ def _status_of(headers: Any) -> bytes | None:
     return None
 
 
-_OPEN_TO_THE_PEER = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
-
-
 class _CheckedStream(H2Stream):
     """``h2``'s stream, telling a malformed response (:class:`_MalformedResponse`) from
     the protocol errors that are the connection's.
@@ -274,16 +272,7 @@ class _CheckedStream(H2Stream):
     # END_STREAM, DATA before any head (RFC 9113 8.1). Made once HPACK decoded the
     # block and the connection window counted the DATA: only the stream need end.
     receive_headers = _malformed_if_refused(H2Stream.receive_headers, frame=True)
-    _h2_receive_data = _malformed_if_refused(H2Stream.receive_data, frame=True)
-
-    def receive_data(self, data: bytes, end_stream: bool, flow_control_len: int) -> Any:
-        """``h2``'s, refusing DATA before any head itself: ``h2`` does so only once
-        its state machine closed the stream, and the stream's RST_STREAM could no
-        longer be sent."""
-        machine = self.state_machine
-        if not machine.headers_received and machine.state in _OPEN_TO_THE_PEER:
-            raise _MalformedResponse("cannot receive data before headers")
-        return self._h2_receive_data(data, end_stream, flow_control_len)
+    receive_data = _malformed_if_refused(H2Stream.receive_data, frame=True)
 
     _h2_initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
     _track_content_length = _malformed_if_refused(H2Stream._track_content_length)
