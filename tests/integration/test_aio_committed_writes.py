@@ -530,13 +530,13 @@ async def held_before_the_windows(client: Client, peer: GatedProxy) -> tuple[Any
     return ref, await waiting_for_the_windows(client, client.flavour, ref)
 
 
-async def answers_a_get(client: Client) -> None:
+async def answers_a_get(client: Client, timeout: float = WAIT) -> None:
     """A GET of the fault server's ``/`` is answered, through the connection's mailbox
-    (active) or ``recv`` (passive)."""
+    (active) or ``recv`` (passive), each step within ``timeout``."""
     client.conn, get = await client.flavour.http.request(client.conn, "GET", "/", [])
     got: list[Any] = []
     while Done(get) not in got:
-        got += await client.responses(WAIT)
+        got += await client.responses(timeout)
     assert Data(get, b"hello") in got
 
 
@@ -659,11 +659,7 @@ def test_http2_connection_switched_to_passive_during_a_window_wait_stays_passive
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
             assert not box.owns(conn._transport)
-            client.conn, get = await http.request(conn, "GET", "/", [])
-            got: list[Any] = []
-            while Done(get) not in got:
-                got += await client.responses(5)
-            assert Data(get, b"hello") in got
+            await answers_a_get(client, 5)
         finally:
             await client.close()
 
