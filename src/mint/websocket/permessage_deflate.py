@@ -524,14 +524,6 @@ def goes_on(rest: bytes) -> bool:
     return bool(rest) and rest != _TAIL
 
 
-def _left_over(inflater: Any, rest: bytes) -> bytes:
-    """The input ``inflater`` did not take (past its stream's end), then ``rest``."""
-    if not inflater.eof:
-        return b""
-    unused: bytes = inflater.unused_data
-    return unused + rest if rest else unused
-
-
 def _answered_bits(value: str | None) -> int | None:
     """The window bits of an answered value, or ``None`` if it is not 8..15 in decimal."""
     if value is None or not _BITS_VALUE.fullmatch(value):
