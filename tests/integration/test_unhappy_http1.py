@@ -7,7 +7,16 @@ import ssl
 from typing import Any
 
 import pytest
-from servers.raw import close_at_once, frame, never_answer, reply, upgrade_then
+from servers.raw import (
+    close_at_once,
+    drain,
+    frame,
+    handshake_response,
+    never_answer,
+    read_request,
+    reply,
+    upgrade_then,
+)
 from wsclient import connect, handshake, open_websocket
 
 import mint
@@ -129,6 +138,34 @@ def test_101_with_a_wrong_accept_key(raw_server: Any, mode: str) -> None:
             mint.websocket.new(client.conn, client.ref, status, headers, mode=mode)
         assert info.value.reason == "invalid_nonce"
         assert info.value.conn is client.conn
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.0", b"HTTP/2.0"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_101_in_another_http_version_is_no_upgrade(
+    raw_server: Any, mode: str, version: bytes
+) -> None:
+    # Switching protocols is HTTP/1.1's (RFC 9110 7.8, RFC 6455 4.2.2): an otherwise
+    # correct 101 in HTTP/1.0 is an invalid response, and what follows it no WebSocket.
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            answer = handshake_response(request).replace(b"HTTP/1.1", version, 1)
+            conn.sendall(answer + frame(0x1, b"hi"))
+            drain(conn)
+
+    server = raw_server(handler)
+    client = connect(server, mode=mode)
+    try:
+        client.conn, client.ref = mint.websocket.upgrade("ws", client.conn, "/", [])
+        with pytest.raises(mint.HTTPError) as info:
+            handshake(client)
+        assert info.value.reason[0] == "invalid_response"
+        assert version.decode() in info.value.reason[1]
+        assert info.value.conn is client.conn
+        assert not mint.http.is_open(client.conn, "write")
     finally:
         client.close()
 

@@ -250,6 +250,20 @@ def test_upgrade_101_hands_out_trailing_bytes_then_raw_data() -> None:
         s.request("GET", "/", [], None)
 
 
+def test_a_101_in_http_1_0_is_an_invalid_response_not_an_upgrade() -> None:
+    s = session()
+    upgrade = [("connection", "upgrade"), ("upgrade", "websocket")]
+    s.request("GET", "/ws", upgrade, None, upgrade="ws")
+    with pytest.raises(HTTPError) as info:
+        s.receive_data(b"HTTP/1.0 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n\x81\x00")
+    assert info.value.reason == (
+        "invalid_response",
+        "a 101 in HTTP/1.0: switching needs HTTP/1.1",
+    )
+    assert s.upgraded_ref is None
+    assert not s.is_open("write")
+
+
 def test_upgrade_refused_is_an_ordinary_response() -> None:
     s = session()
     ref = s.request("GET", "/ws", [("connection", "upgrade"), ("upgrade", "websocket")], None)

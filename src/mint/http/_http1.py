@@ -366,6 +366,16 @@ class Http1Session:
                 continue
             ref = req.ref
             if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101 and event.http_version != b"1.1":
+                    # h11 takes any HTTP/d.d, but protocol switching is HTTP/1.1's
+                    # (RFC 9110 7.8; RFC 6455 4.2.2): an "HTTP/1.0 101" is no upgrade
+                    # and whatever follows it cannot be read as one.
+                    self._broken = True
+                    version = event.http_version.decode("ascii", "replace")
+                    raise HTTPError(
+                        ("invalid_response", f"a 101 in HTTP/{version}: switching needs HTTP/1.1"),
+                        responses=responses,
+                    )
                 responses.append(Status(ref, event.status_code))
                 responses.append(Headers(ref, _decode_headers(event.headers)))
                 if event.status_code == 101 and conn.their_state is h11.SWITCHED_PROTOCOL:
