@@ -1446,6 +1446,47 @@ def test_websocket_data_beyond_the_window_is_a_flow_control_error() -> None:
     assert not pair.client.is_open("read")
 
 
+def header_block_frames(pair: Pair, stream_id: int, headers: Any, *, end_stream: bool) -> bytes:
+    """A header block as HEADERS + CONTINUATION frames of 256 KiB, literal strings:
+    h2's Huffman encoder takes seconds per 100 KB (quadratic), its decoder milliseconds."""
+    block = pair.server.encoder.encode(headers, huffman=False)
+    pieces = [block[i : i + 2**18] for i in range(0, len(block), 2**18)]
+    out = b""
+    for i, piece in enumerate(pieces):
+        end_headers = 0x4 if i == len(pieces) - 1 else 0
+        kind, flags = (0x1, 0x1 if end_stream else 0) if i == 0 else (0x9, 0)
+        out += frame(kind, flags | end_headers, stream_id, piece)
+    return out
+
+
+def test_header_lists_up_to_1_mib_are_read_as_on_http1() -> None:
+    # SETTINGS_MAX_HEADER_LIST_SIZE says 1 MiB, HTTP/1.1's bound on a head (h2's own
+    # default, 64 KiB, failed the connection on a 70 KB cookie).
+    pair = Pair()
+    assert pair.server.remote_settings.max_header_list_size == 2**20
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    # 32 octets of RFC 7541 4.1 overhead per field: 1 MiB in all for these three.
+    big = b"a" * (2**20 - 32 * 2 - len(b":status200x-big") - 2**19)
+    head = header_block_frames(pair, 1, [(b":status", b"200"), (b"x-big", big)], end_stream=False)
+    trailer = [(b"x-trailer", b"b" * 2**19)]
+    got = pair.client.receive_data(head + header_block_frames(pair, 1, trailer, end_stream=True))
+    assert got[:2] == [Status(ref, 200), Headers(ref, [("x-big", big.decode())])]
+    assert got[2:] == [Headers(ref, [("x-trailer", "b" * 2**19)]), Done(ref)]
+    assert pair.client.is_open("read_write")
+
+
+def test_a_header_list_over_1_mib_is_enhance_your_calm() -> None:
+    pair = Pair()
+    pair.client.request("GET", "/", [], None)
+    pair.pump()
+    headers = [(b":status", b"200"), (b"x-big", b"a" * 2**20)]
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(header_block_frames(pair, 1, headers, end_stream=False))
+    assert info.value.reason[0] == "enhance_your_calm"
+    assert "1048576" in info.value.reason[1]
+
+
 def test_websocket_data_larger_than_our_max_frame_size_is_refused() -> None:
     pair, ref = open_fast_websocket()
     too_large = frame(0x0, 0, 1, b"x" * (2**20 + 1))  # SETTINGS_MAX_FRAME_SIZE is 2**20

@@ -81,6 +81,11 @@ DEFAULT_RECEIVE_WINDOW = 16 * 2**20
 _INITIAL_CONNECTION_WINDOW = 65_535
 # The largest DATA frame we accept (RFC 9113 6.5.2 allows up to 2**24 - 1).
 DEFAULT_MAX_FRAME_SIZE = 2**20
+# The largest decoded header list we accept (RFC 9113 6.5.2, counted as RFC 7541 4.1
+# does): 1 MiB, the bound HTTP/1.1 puts on a head, where h2's default is 64 KiB. A
+# larger one is a connection error (ENHANCE_YOUR_CALM): HPACK stops decoding midway,
+# and the compression state both sides share cannot be trusted after that.
+MAX_HEADER_LIST_SIZE = 2**20
 
 # The most bytes held on a connection waiting for the peer's flow-control windows.
 DEFAULT_MAX_SEND_QUEUE = 64 * 2**20
@@ -634,11 +639,12 @@ class Http2Session:
                 # Large DATA frames from the peer: fewer frames (and h2 events) per MB.
                 SettingCodes.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
                 SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-                SettingCodes.MAX_HEADER_LIST_SIZE: self._h2.DEFAULT_MAX_HEADER_LIST_SIZE,
+                SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
             },
         )
-        # Accepted at once: the peer may use the larger size as soon as it has our SETTINGS.
+        # Accepted at once: the peer may use the larger sizes as soon as it has our SETTINGS.
         self._h2.max_inbound_frame_size = DEFAULT_MAX_FRAME_SIZE
+        self._h2.decoder.max_header_list_size = MAX_HEADER_LIST_SIZE
         self._scheme = scheme
         default_port = 443 if scheme == "https" else 80
         shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
