@@ -200,6 +200,90 @@ def test_403_on_connect(named_server: tuple[str, Any]) -> None:
         _close(conn)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_refused_upgrades_give_their_streams_back(named_server: tuple[str, Any], mode: str) -> None:
+    # A refusal (403, END_STREAM) left the client's side of the stream open: counted by
+    # open_request_count and by the server's SETTINGS_MAX_CONCURRENT_STREAMS (100 on
+    # these servers) for the connection's life, so the 101st request failed with
+    # too_many_concurrent_requests. Mint ends it (RST_STREAM(NO_ERROR)) once the answer
+    # is over; so does mint now.
+    name, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        for _ in range(120):
+            conn, ref = mint.websocket.upgrade("ws", conn, "/forbidden", [])
+            conn, seen = read_until(conn, mode, lambda rs, ref=ref: Done(ref) in rs)
+            mine = of(ref, seen)
+            assert mine[0] == Status(ref, 403)
+            headers = next(r.headers for r in mine if isinstance(r, Headers))
+            with pytest.raises(mint.UpgradeFailureError):
+                mint.websocket.new(conn, ref, 403, headers, mode=mode)
+            assert mint.http.open_request_count(conn) == 0
+            # EOF for a WebSocket that never was: as after a close handshake, a no-op.
+            conn = mint.websocket.stream_request_body(conn, ref, mint.http.EOF)
+        conn, status, _ = get(conn, mode)
+        assert status == 200
+        if name == "fault":
+            resets = peer.events("reset")
+            assert len(resets) == 120 and {e[3] for e in resets} == {0}  # NO_ERROR
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("named_server", SERVERS, indirect=True)
+def test_eof_after_the_close_handshake_is_a_no_op_however_the_server_ended(
+    named_server: tuple[str, Any], mode: str
+) -> None:
+    # Node and the fault server end the stream behind their Close (END_STREAM), which
+    # forgot the stream: the caller's EOF then raised unknown_request_to_stream. With
+    # hypercorn, which never ends it, the same EOF was fine.
+    _, peer = named_server
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ws = open_ws(conn, mode)
+        conn = send(conn, ws, Close(1000, "bye"))
+        conn, _ = read_until(conn, mode, lambda _: Close in map(type, ws.frames), sockets=[ws])
+        conn = mint.websocket.stream_request_body(conn, ws.ref, mint.http.EOF)
+        conn = mint.websocket.stream_request_body(conn, ws.ref, mint.http.EOF)
+        with pytest.raises(mint.HTTPError) as info:
+            mint.websocket.stream_request_body(conn, ws.ref, b"more")
+        assert info.value.reason == "request_body_not_streaming"
+        assert mint.http.open_request_count(conn) == 0
+    finally:
+        _close(conn)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_2xx_that_new_refuses_resets_the_stream(
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    # The server accepted, but the answer cannot be taken (here an extension that was
+    # not offered; RFC 6455 4.1 fails the WebSocket): the server held a WebSocket open
+    # that nobody would use or end. new() resets it (CANCEL), written with the next I/O.
+    peer = h2_fault(max_concurrent_streams=1)
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ref = mint.websocket.upgrade("ws", conn, "/echo", [])
+        conn, seen = read_until(conn, mode, lambda rs: Headers in map(type, of(ref, rs)))
+        headers = next(r.headers for r in of(ref, seen) if isinstance(r, Headers))
+        answered = [*headers, ("sec-websocket-extensions", "permessage-deflate")]
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.new(conn, ref, 200, answered, mode=mode)
+        assert info.value.reason == ("extension_not_negotiated", "permessage-deflate")
+        conn = info.value.conn
+        assert mint.http.open_request_count(conn) == 0
+        conn = mint.websocket.stream_request_body(conn, ref, mint.http.EOF)  # a no-op
+        # The server's only slot is free again: the reset went out before the request.
+        conn, status, _ = get(conn, mode)
+        assert status == 200
+        assert [(e[1], e[3]) for e in peer.events("reset")] == [(1, 8)]  # CANCEL
+    finally:
+        _close(conn)
+
+
 @pytest.mark.parametrize(
     "named_server",
     [pytest.param("node_h2c_no_connect", marks=pytest.mark.node), "fault_off"],

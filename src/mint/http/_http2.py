@@ -581,6 +581,9 @@ class _Stream:
     # windows: reset (NO_ERROR) once the queue is out (see Http2Session._held_end).
     reset_when_sent: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None  # sent with END_STREAM, after the queue
+    # An extended CONNECT whose final answer was not 2xx: no WebSocket will use the
+    # stream, so ours ends with the server's (see Http2Session._end).
+    refused: bool = False
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -1181,6 +1184,11 @@ class Http2Session:
     def _forget_if_finished(self, stream: _Stream) -> None:
         if stream.local_ended and stream.remote_ended:
             self._forget(stream)
+            if stream.upgrade:
+                # The caller's EOF after the close handshake (or a refusal) is a no-op
+                # however the stream ended (END_STREAM, a reset, the caller's own EOF):
+                # whether the server ended its side first is the server's choice.
+                _remember(self._ended, stream.ref)
 
     def abandon(self, ref: Ref) -> None:
         """``ref``'s HEADERS could not be written (the socket failed under the write):
@@ -1200,6 +1208,8 @@ class Http2Session:
         stream = self._refs.get(ref)
         if stream is not None:
             self._forget(stream)
+            if stream.upgrade:
+                _remember(self._ended, ref)  # (the caller's EOF after it: a no-op)
         else:
             stream = self._draining_stream(ref)
             if stream is None:
@@ -1482,6 +1492,7 @@ class Http2Session:
                         raise HTTPError(("protocol_error", "response without :status"))
                     responses.append(Status(stream.ref, status))
                     responses.append(Headers(stream.ref, headers))
+                    final = isinstance(event, h2.events.ResponseReceived)
                     stream.fast = (
                         stream.upgrade
                         and 200 <= status < 300
@@ -1489,6 +1500,7 @@ class Http2Session:
                         and event.stream_ended is None
                         and not any(name == "content-length" for name, _ in headers)
                     )
+                    stream.refused = stream.upgrade and final and not 200 <= status < 300
                 if isinstance(event, h2.events.ResponseReceived) and event.stream_ended is not None:
                     self._end(event.stream_ended, responses)
             elif isinstance(event, h2.events.TrailersReceived):
@@ -1562,6 +1574,14 @@ class Http2Session:
         responses.append(Done(stream.ref))
         if stream.end_held:
             self._held_end(stream)
+        elif stream.refused and not stream.local_ended:
+            # A refused upgrade's answer is over: nothing will be sent on the stream.
+            # Left open on our side, it stayed counted (open_request_count, and the
+            # server's SETTINGS_MAX_CONCURRENT_STREAMS) until the caller cancelled it,
+            # which neither Mint nor the docs ask for: after 100 refusals no request
+            # could be made. Mint ends it so (RST_STREAM(NO_ERROR), RFC 9113 8.1).
+            self._drop_queue(stream)
+            self._reset_ended(stream)
         self._forget_if_finished(stream)
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated, responses: list[Response]) -> None:

@@ -197,11 +197,18 @@ def new(
                 _handshake.check_http1_upgrade(status, headers, info.key)
             _handshake.check_subprotocol(headers, info.subprotocols)
             accepted = _handshake.negotiate_extensions(info.extensions, headers)
-        except MintError:
+        except MintError as refusal:
             # The answer refused the upgrade: it is over (a new one is a new upgrade).
             # The caller's own mistakes above (a mode, a status or headers of the wrong
             # type) leave it to be taken again.
             forget_upgrade(conn, ref)
+            if info.protocol == "http2" and not isinstance(refusal, UpgradeFailureError):
+                # A 2xx we cannot accept (RFC 6455 4.1: _Fail the WebSocket
+                # Connection_): the server holds a WebSocket open on the stream, which
+                # stayed counted on both sides for the connection's life. It is reset
+                # (CANCEL), written with the connection's next read or write; a refusal
+                # (not 2xx) ends with the server's END_STREAM, after its body.
+                conn._session.cancel(ref)
             raise
         websocket = new_websocket(
             extensions=accepted,
