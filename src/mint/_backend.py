@@ -35,7 +35,6 @@ here, chained with ``from``, so nothing raw reaches a caller.
 from __future__ import annotations
 
 import array
-import contextlib
 import errno
 import fcntl
 import math
@@ -73,6 +72,7 @@ WRITE = select.POLLOUT
 # bound) and the caller's next ``stream``/``recv`` drains the queue, as Mint does.
 # The asyncio flavour sets a high-water mark (see ``mint.aio._backend``).
 WINDOW_HIGH_WATER: int | None = None
+CONNECTION_HIGH_WATER: int | None = None
 
 ALPN_IDS = {"http1": "http/1.1", "http2": "h2"}
 
@@ -287,6 +287,22 @@ def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
 _FLUSHING = threading.Lock()
 
 
+class _NoTurn:
+    """``Waiter.window_turn``: blocking code never waits for the windows (its high-water
+    marks are None), and one thread reads; the generated code calls these all the same."""
+
+    __slots__ = ()
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+_NO_TURN = _NoTurn()
+
+
 class Waiter:
     """Blocks until one socket is ready, with ``poll`` (one object per transport, reused).
 
@@ -403,9 +419,12 @@ class Waiter:
     def start_write(self) -> None:
         """(see ``AsyncWaiter.write_turn``)"""
 
-    def window_turn(self) -> contextlib.nullcontext[None]:
+    # (see AsyncWaiter: nobody waits for a turn here)
+    window_waiters = 0
+
+    def window_turn(self) -> _NoTurn:
         """(see ``AsyncWaiter.window_turn``): one thread reads, nobody waits for it."""
-        return contextlib.nullcontext()
+        return _NO_TURN
 
     def in_window_wait(self) -> bool:
         """(see ``AsyncWaiter.in_window_wait``): the blocking flavour has no window wait."""

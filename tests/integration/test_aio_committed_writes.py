@@ -33,7 +33,7 @@ from servers.tls_front import TLSFront
 import mint
 import mint.aio
 from mint.http import STREAM, Data, Done, Error, Headers, Pong, Status
-from mint.websocket import Binary, PerMessageDeflate, Text
+from mint.websocket import Binary, Close, PerMessageDeflate, Text
 
 WAIT = 30.0
 
@@ -570,7 +570,8 @@ def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
             conn, ref = await http.request(conn, "GET", "/", [])
             await requested(peer, "/")
             await asyncio.sleep(0.1)  # (the wait reads the answer, and keeps it)
-            second = asyncio.ensure_future(http.stream_request_body(conn, b, b"B" * 1000))
+            # (over its own stream's mark too: it waits for the turn to read)
+            second = asyncio.ensure_future(http.stream_request_body(conn, b, b"B" * 2 * 2**20))
             await asyncio.sleep(0.05)  # (it waits for the turn to read)
             first.cancel()
             await asyncio.sleep(0.05)  # (it has the turn, and took the mailbox's queue)
@@ -589,6 +590,92 @@ def test_http2_responses_a_window_wait_kept_come_out_after_a_second_one(
                 Done(ref),
             ]
             client.conn = conn
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_a_stream_whose_window_never_opens_holds_back_no_other_send(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    """A WebSocket whose server stopped reading (``/ws-stall``: its stream window
+    never opens again; the connection's does): a 2 MiB send on it waits, and is given
+    up. A send on another WebSocket of the connection returned only once the first
+    stream's queue was under 1 MiB, that is never: the wait counted the bytes queued
+    on the whole connection. Its echo came, but the send (and its Close) hung."""
+    peer = h2_fault()
+    ws = flavour.websocket
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        try:
+            await client.upgrade("/ws-stall")
+            stalled = client.ref
+            seen: list[Any] = []
+            other, websocket = await open_second(client, flavour, seen)
+            client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.stream_request_body(client.conn, stalled, data), 1)
+            assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
+            for frame in (Text("still here"), Close(1000, "bye")):
+                websocket, data = ws.encode(websocket, frame)
+                client.conn = await asyncio.wait_for(
+                    ws.stream_request_body(client.conn, other, data), WAIT
+                )
+            echoed: list[Any] = []
+            while len(echoed) < 2:
+                for r in [*seen, *await client.responses(WAIT)]:
+                    if isinstance(r, Data) and r.ref == other:
+                        websocket, frames = ws.decode(websocket, r.data)
+                        echoed += frames
+                seen = []
+            assert echoed == [Text("still here"), Close(1000, "bye")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_what_a_window_wait_read_comes_before_the_errors_of_the_end(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    """A send waits for the windows and reads a GET's whole answer there, then the
+    server breaks HTTP/2 (a DATA frame on stream 0). The send raises the connection
+    error with every ref's Error in ``.responses``: the GET's answer, read first and
+    kept for the next read, came out of a read of the closed connection, after its
+    own ref's Error."""
+    peer = h2_fault(grant_windows=False)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        try:
+            client.conn, sink = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            sending = await waiting_for_the_windows(client, flavour, sink)
+            client.conn, get = await http.request(client.conn, "GET", "/", [])
+            await requested(peer, "/")
+            await asyncio.sleep(0.1)  # (the wait reads the answer, and keeps it)
+            client.conn, broken = await http.request(client.conn, "GET", "/break", [])
+            with pytest.raises(mint.HTTPError) as info:
+                await asyncio.wait_for(sending, WAIT)
+            assert info.value.reason[0] == "protocol_error"
+            got = info.value.responses
+            assert [r for r in got if getattr(r, "ref", None) == get] == [
+                Status(get, 200),
+                Headers(get, []),
+                Data(get, b"hello"),
+                Done(get),
+            ]
+            errors = {r.ref for r in got if isinstance(r, Error)}
+            assert errors == {sink, broken}
+            assert not http.is_open(info.value.conn)
         finally:
             await client.close()
 

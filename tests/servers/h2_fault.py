@@ -11,14 +11,16 @@ each request picks a script:
 * ``GET /goaway`` → GOAWAY with ``last_stream_id`` = the stream before this one, then
   finishes every plain stream at or below it ("done"); WebSockets at or below it go on.
   The connection is closed once they have all ended.
+* ``GET /break`` → a DATA frame on stream 0 (a connection error of the client's).
 * ``GET /vanish`` → 200 headers and "partial", then the TCP connection is dropped.
 * ``GET /hold`` → 200 headers, nothing more (the stream stays open).
 * extended CONNECT ``:protocol websocket`` (wsproto's frame layer, no extensions):
   ``/echo`` echoes messages and answers pings; a Close is answered with a Close and
   END_STREAM. ``/close`` answers the first message with Close(1000, "bye") and ends the
   stream once the client's Close came. ``/ws-hold`` echoes but answers a Close without
-  ending the stream (to be cancelled). ``/ws-reset`` resets the stream (CANCEL) at the
-  first message. ``/forbidden`` answers 403.
+  ending the stream (to be cancelled). ``/ws-stall`` echoes but never gives its stream
+  window back (the connection's it does): a handler that stopped reading. ``/ws-reset``
+  resets the stream (CANCEL) at the first message. ``/forbidden`` answers 403.
 
 What happened is recorded in ``server.log`` (``(conn_no, stream_id, what, detail)``) for the
 tests to check, e.g. that a RST_STREAM(CANCEL) arrived. Handler exceptions are kept in
@@ -183,6 +185,7 @@ class _Connection:
         self.close_after_flush = False
         self.reset_after_flush = False  # close with a TCP RST (SO_LINGER 0), not a FIN
         self.goaway_last: int | None = None  # close once the streams up to it have ended
+        self.raw_after_flush = b""  # bytes written as they are after h2's (/break)
 
     def flush(self) -> None:
         data = self.h2.data_to_send()
@@ -212,6 +215,9 @@ class _Connection:
             ):
                 self.close_after_flush = True
             self.flush()
+            if self.raw_after_flush:
+                self.sock.sendall(self.raw_after_flush)
+                self.raw_after_flush = b""
             if self.reset_after_flush:
                 # An abort drops what the send queue still holds: the answers flushed
                 # just before must reach the client first (they were lost now and then).
@@ -244,8 +250,9 @@ class _Connection:
                 amount = size if step is None else min(size, step)
                 size -= amount
                 self.h2.increment_flow_control_window(amount)
+                stalled = stream_id in self.streams and self.streams[stream_id].path == "/ws-stall"
                 stream = self.h2.streams.get(stream_id)
-                if stream is not None and stream.open:
+                if stream is not None and stream.open and not stalled:
                     with contextlib.suppress(h2.exceptions.ProtocolError):
                         self.h2.increment_flow_control_window(amount, stream_id=stream_id)
 
@@ -357,6 +364,9 @@ class _Connection:
             self.h2.send_data(stream_id, b"partial")
             self.h2.reset_stream(stream_id, code)
             stream.ended = True
+        elif path == "/break":
+            # A DATA frame on stream 0: a connection error (RFC 9113 6.1), the client's.
+            self.raw_after_flush = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"
         elif path == "/goaway":
             last = stream_id - 2 if stream_id > 2 else 0
             self.h2.close_connection(last_stream_id=last)

@@ -38,14 +38,21 @@ from mint._backend import (
 from mint._speedup import load_speedup
 from mint.errors import HTTPError, MintError, TransportError
 
-__all__ = ["WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
+__all__ = ["CONNECTION_HIGH_WATER", "WINDOW_HIGH_WATER", "AsyncWaiter", "open_tcp"]
 
-# HTTP/2 backpressure: once more than this many body bytes wait for the peer's
-# flow-control windows, ``await stream_request_body`` (and ``request`` with a body)
-# reads the connection, processing WINDOW_UPDATEs, until the queue is back under it.
-# 1 MiB: sixteen times the RFC 9113 6.9.2 default window of 65,535 bytes, so a fast
-# peer never waits on us, while memory stays bounded per connection.
+# HTTP/2 backpressure: once more than this many body bytes of one stream wait for the
+# peer's flow-control windows, ``await stream_request_body`` (and ``request`` with a
+# body) reads the connection, processing WINDOW_UPDATEs, until that stream's queue is
+# back under it. 1 MiB: sixteen times the RFC 9113 6.9.2 default window of 65,535
+# bytes, so a fast peer never waits on us. Per stream: a WebSocket whose server stops
+# reading (its stream window shut for good) must not hold back the sends of the
+# others, which multiplexing is for (counted per connection, one stalled stream's
+# 1 MiB made every later send wait for ever, its Close frames too).
 WINDOW_HIGH_WATER: int | None = 1 << 20
+# ... and once more than this many wait on the whole connection, whatever the stream:
+# memory stays bounded per connection (a quarter of the 64 MiB queue bound, past
+# which a send is refused with "send_queue_full").
+CONNECTION_HIGH_WATER: int | None = 16 << 20
 
 
 # The waiter's loop reader in C (AsyncWaiter._on_readable's twin), when built.
@@ -126,6 +133,7 @@ class AsyncWaiter:
         "_write_future",
         "_write_loop",
         "_writer",
+        "window_waiters",
     )
 
     def __init__(self, sock: socket.socket) -> None:
@@ -160,6 +168,8 @@ class AsyncWaiter:
         # Made on first use on each loop: one task at a time reads for HTTP/2 windows
         # (window_turn).
         self._window_lock: asyncio.Lock | None = None
+        # Tasks waiting for that turn: the one holding it hands it over (_await_window).
+        self.window_waiters = 0
         self._window_loop: asyncio.AbstractEventLoop | None = None
 
     async def wait(self, mask: int, deadline: float | None) -> None:

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from mint._backend import ALPN_IDS, make_ssl_context, map_os_error, wait_timeout
-from mint.aio._backend import WINDOW_HIGH_WATER
+from mint.aio._backend import CONNECTION_HIGH_WATER, WINDOW_HIGH_WATER
 from mint.aio._mailbox import mailbox as _default_mailbox
 from mint.aio._transport import AsyncTransport
 from mint.errors import HTTPError, MintError, TransportError
@@ -285,7 +285,7 @@ async def request(
         await _sent_or_abandoned(conn, ref)
         if WINDOW_HIGH_WATER is not None and body is not None:
             try:
-                await _await_window(conn, WINDOW_HIGH_WATER)
+                await _await_window(conn, ref)
             except MintError as exc:
                 raise _unmade(conn, ref, exc) from exc.__cause__
             except BaseException:
@@ -320,14 +320,28 @@ async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Co
         session.stream_request_body(ref, chunk)
         await _flush(conn)
         if WINDOW_HIGH_WATER is not None:
-            await _await_window(conn, WINDOW_HIGH_WATER)
+            await _await_window(conn, ref)
     except MintError as exc:
         raise _attach(_cut_short(conn, exc), conn) from exc.__cause__
     return conn
 
 
-async def _await_window(conn: Conn, high_water: int) -> None:
-    """HTTP/2 backpressure: read until at most ``high_water`` body bytes are queued.
+def _over_water(conn: Conn, ref: Ref | None) -> bool:
+    """Whether a send on ``ref`` waits for the windows: its stream has more than
+    ``WINDOW_HIGH_WATER`` bytes queued, or the connection more than
+    ``CONNECTION_HIGH_WATER`` (see ``mint.aio._backend``)."""
+    session = conn._session
+    if conn._transport.closed:
+        return False
+    mine, everyone = WINDOW_HIGH_WATER, CONNECTION_HIGH_WATER
+    if mine is not None and ref is not None and session.pending_bytes(ref) > mine:
+        return True
+    return everyone is not None and session.pending_bytes(None) > everyone
+
+
+async def _await_window(conn: Conn, ref: Ref | None) -> None:
+    """HTTP/2 backpressure: read until ``ref``'s queue (and the connection's) is under
+    its mark (:func:`_over_water`).
 
     The connection is read here directly (an active one is taken off its mailbox
     meanwhile, with the input the mailbox already holds for it). Responses read
@@ -340,23 +354,47 @@ async def _await_window(conn: Conn, high_water: int) -> None:
     waited for the windows (two WebSockets of one connection, in active mode, as
     README advises for tasks that share one) both read the socket, one wait
     replaced the other's and both waited for ever; or each kept what it read until
-    it ended, and the responses came out of order. The next one finds the windows
-    open, or reads on where the first stopped.
+    it ended, and the responses came out of order. The reader hands the turn over
+    after a read when another task waits for it: each waits for its own stream,
+    and one whose window never opens read for ever while the others, their own
+    windows open again, waited in line behind it.
     """
-    session = conn._session
-    if session.protocol != "http2" or session.pending_bytes(None) <= high_water:
+    if conn._session.protocol != "http2" or not _over_water(conn, ref):
         return
+    waiter = conn._transport._waiter
+    while _over_water(conn, ref):
+        turn = waiter.window_turn()
+        waiter.window_waiters += 1
+        try:
+            await turn.acquire()
+        finally:
+            waiter.window_waiters -= 1
+        try:
+            if not await _read_for_window(conn, ref):
+                return
+        finally:
+            turn.release()
+
+
+async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
+    """:func:`_await_window`'s reads, while it holds the turn: until ``ref`` is under
+    its mark, or another task waits for the turn. False once the connection ended
+    (or its end is kept for the next read)."""
+    session = conn._session
     transport = conn._transport
-    async with transport._waiter.window_turn():
-        if session.pending_bytes(None) <= high_water or transport.closed:
-            return
-        held = _take_held(conn)
-        kept: list[Response] = []
+    waiter = transport._waiter
+    if not _over_water(conn, ref):
+        return not transport.closed
+    held = _take_held(conn)
+    kept: list[Response] = []
+    try:
         try:
             for data in held:
                 kept += session.receive_data(data)
             await _flush(conn)
-            while session.pending_bytes(None) > high_water and not transport.closed:
+            turns = 0  # (a read at least in each turn: two waits handed it to and fro)
+            while _over_water(conn, ref) and not (turns and waiter.window_waiters):
+                turns += 1
                 try:
                     data = await transport.recv(0, None)
                 except TransportError as exc:
@@ -366,25 +404,34 @@ async def _await_window(conn: Conn, high_water: int) -> None:
                     # does, kept for the next read: raised from this send, it left the
                     # connection open, and the next read said "closed" as well.
                     transport.keep_end(exc.__cause__)
-                    break
+                    return False
                 if not data:
                     # For the next read to report: a TLS end (close_notify) is read off
                     # the socket once, and the peer may keep TCP open for a long time.
                     transport.keep_end(b"")
-                    break
+                    return False
                 kept += session.receive_data(data)
                 await _flush(conn)
-        finally:
-            if kept:
-                conn._private.setdefault("early", []).extend(kept)
-            # The connection's mode and mailbox as they are now: a switch to passive,
-            # to active or to another mailbox meanwhile left the socket to this wait.
-            # A mailbox closed meanwhile takes nothing (``register`` refuses it, and
-            # raised over the send's outcome): the connection stays off it (its waits
-            # are refused anyway once its queue is empty) until moved to another.
-            box = conn._mailbox if conn._mode == "active" else None
-            if box is not None and not box.closed and not transport.closed:
-                _put_on(conn, box)
+        except MintError as exc:
+            # What was read before the error comes first (a connection error's Error
+            # for every ref after the Data that came before it), as a recv gives it:
+            # kept for the next read, it came out after the Errors, on a connection
+            # already closed.
+            exc.responses[:0] = [*conn._private.pop("early", []), *kept]
+            kept = []
+            raise
+        return not transport.closed
+    finally:
+        if kept:
+            conn._private.setdefault("early", []).extend(kept)
+        # The connection's mode and mailbox as they are now: a switch to passive,
+        # to active or to another mailbox meanwhile left the socket to this wait.
+        # A mailbox closed meanwhile takes nothing (``register`` refuses it, and
+        # raised over the send's outcome): the connection stays off it (its waits
+        # are refused anyway once its queue is empty) until moved to another.
+        box = conn._mailbox if conn._mode == "active" else None
+        if box is not None and not box.closed and not transport.closed:
+            _put_on(conn, box)
 
 
 async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
@@ -394,6 +441,8 @@ async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
         if "early" in conn._private:
             responses = conn._private.pop("early") + responses
     except MintError as exc:
+        # What a window wait read before comes first, as it would have without the error.
+        exc.responses[:0] = conn._private.pop("early", [])
         if session.closing:
             await _end(conn)
         raise _attach(exc, conn) from exc.__cause__
