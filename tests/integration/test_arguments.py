@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,40 @@ def test_the_accessors_want_a_connection(module: Any, name: str, args: Any, conn
     with pytest.raises(mint.HTTPError) as info:
         getattr(module, name)(conn, *args)
     assert info.value.reason[0] == "invalid_conn"
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [mint.http.stream, mint.websocket.stream, mint.aio.http.stream, mint.aio.websocket.stream],
+    ids=["http", "websocket", "aio-http", "aio-websocket"],
+)
+@pytest.mark.parametrize("conn", [None, "conn", "a (conn, ref) pair"])
+def test_stream_wants_a_connection_whatever_the_message(
+    ws_server: Any, stream: Any, conn: Any
+) -> None:
+    # Every message was UNKNOWN to a stale None or a (conn, ref) pair: the caller's
+    # receive loop went on for ever instead of meeting a typed error.
+    real = mint.http.connect("http", ws_server.host, ws_server.port, mode="passive")
+    other = socket.socket()
+    try:
+        if conn == "a (conn, ref) pair":
+            conn = (real, mint.http.Ref())
+        sock = mint.http.get_socket(real)
+        messages = [
+            mint.SocketData(sock, b"x"),
+            mint.SocketClosed(sock),
+            mint.SocketData(other, b"x"),
+            "not a message",
+        ]
+        for message in messages:
+            with pytest.raises(mint.HTTPError) as info:
+                result = stream(conn, message)
+                if asyncio.iscoroutine(result):
+                    asyncio.run(result)
+            assert info.value.reason[0] == "invalid_conn"
+    finally:
+        other.close()
+        mint.http.close(real)
 
 
 @pytest.mark.parametrize(

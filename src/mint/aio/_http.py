@@ -632,7 +632,8 @@ async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _
         TransportError: the socket closed or failed; ``.responses`` has what came before.
         HTTPError: the server broke HTTP.
     """
-    if type(message) is SocketData and message.socket is conn._transport.sock:
+    transport = getattr(conn, "_transport", None)
+    if type(message) is SocketData and transport is not None and message.socket is transport.sock:
         # The common case, checked first; on an upgraded HTTP/1.1 connection the
         # bytes are the WebSocket's as they came (see recv).
         data = message.data
@@ -641,6 +642,10 @@ async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _
             return conn, [new_data(ref, data)]
         _check_flavour(conn)  # (what _process writes must be this flavour's)
         return await _process(conn, data)
+    # Anything but a connection of this flavour is refused, whatever the message: a
+    # stale None or a (conn, ref) pair said UNKNOWN to every message, and the
+    # caller's loop waited for ever.
+    _check_flavour(conn)
     if not isinstance(message, SocketData | SocketClosed | SocketError):
         return UNKNOWN
     if message.socket is not conn._transport.sock:

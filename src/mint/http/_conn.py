@@ -19,6 +19,7 @@ they passed in. Errors are raised with ``.conn`` set to the connection to contin
 
 from __future__ import annotations
 
+import enum
 import os
 import ssl
 from collections.abc import Mapping, Sequence
@@ -34,19 +35,20 @@ if TYPE_CHECKING:
     import socket
 
 
-class _Unknown:
-    """Mint's ``:unknown``: the message is not this connection's."""
+class _Unknown(enum.Enum):
+    """Mint's ``:unknown``: the message is not this connection's.
 
-    __slots__ = ()
+    An enum of one member, so that type checkers narrow on it: after
+    ``if result is mint.UNKNOWN: continue`` the result is the ``(conn, responses)``
+    tuple (with a plain object only ``isinstance(result, tuple)`` narrowed it)."""
+
+    UNKNOWN = "unknown"
 
     def __repr__(self) -> str:
         return "mint.UNKNOWN"
 
-    def __reduce__(self) -> str:
-        return "UNKNOWN"
 
-
-UNKNOWN: Final = _Unknown()
+UNKNOWN: Final = _Unknown.UNKNOWN
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
 # How long connect() waits for an HTTP/2 server's first SETTINGS when no timeout is given.
