@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from typing import Any
 
 import pytest
+from servers.raw import OP_BINARY, drain, frame, handshake_response, read_request
 from wsclient import Client, connect, handshake, open_websocket
 
 import mint
-from mint.http import Data
+import mint.aio
+from mint.http import Data, Done
 from mint.websocket import Binary, Close, Ping, Pong, Text
 
 MODES = ["active", "passive"]
@@ -236,3 +241,62 @@ def test_frames_decoded_across_many_reads(ws_server: Any) -> None:
         assert reads > 1
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_a_switch_to_active_after_a_read_inside_a_tls_record_delivers_its_rest(
+    raw_server: Any, flavour: str
+) -> None:
+    # recv(conn, 7) read 7 bytes of a 12 KB record; OpenSSL kept the rest decrypted,
+    # which no poll sees. Switched to active mode, the mailbox waited for the server's
+    # next bytes (none came: a reply it waits for, say) and the message never came.
+    message = frame(OP_BINARY, bytes(range(256)) * 47)
+    go = threading.Event()
+
+    def handler(conn: socket.socket) -> None:
+        request = read_request(conn)
+        if request:
+            conn.sendall(handshake_response(request))
+            go.wait(10)
+            conn.sendall(message)  # one TLS record of its own
+            drain(conn)
+
+    server = raw_server(handler, tls="good")
+    http = mint.http if flavour == "sync" else mint.aio.http
+    ws = mint.websocket if flavour == "sync" else mint.aio.websocket
+
+    async def run() -> bytes:
+        async def wait(value: Any) -> Any:
+            return await value if asyncio.iscoroutine(value) else value
+
+        conn = await wait(
+            http.connect(
+                "https",
+                server.server_hostname,
+                server.port,
+                mode="passive",
+                transport_opts={"cafile": server.cafile},
+            )
+        )
+        try:
+            conn, ref = await wait(ws.upgrade("wss", conn, "/", []))
+            got: list[Any] = []
+            while Done(ref) not in got:
+                conn, responses = await wait(ws.recv(conn, 0, 5))
+                got += responses
+            go.set()
+            conn, responses = await wait(ws.recv(conn, 7, 5))
+            data = b"".join(r.data for r in responses)
+            assert len(data) == 7
+            box = mint.Mailbox()
+            conn = http.controlling_process(conn, box)
+            conn = http.set_mode(conn, "active")
+            while len(data) < len(message):
+                result = await wait(ws.stream(conn, await wait(box.receive(5))))
+                conn, responses = result
+                data += b"".join(r.data for r in responses if isinstance(r, Data))
+            return data
+        finally:
+            await wait(http.close(conn))
+
+    assert asyncio.run(run()) == message

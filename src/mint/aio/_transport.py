@@ -258,11 +258,30 @@ class AsyncTransport(BaseTransport):
                 return parts
             if len(data) < byte_count:
                 data = await self._recv_exactly(byte_count, data, deadline)
+            if self.tls:
+                self._keep_decrypted()
             return [data]
         except ssl.SSLZeroReturnError:
             return [b""]
         except OSError as exc:
             raise map_os_error(exc) from exc
+
+    def _keep_decrypted(self) -> None:
+        """After a read of ``byte_count`` bytes that ended inside a TLS record: the rest
+        of the record, decrypted in OpenSSL, is taken into ``_unread``. Left there,
+        ``poll`` could not see it: a switch to active mode then posted nothing, and the
+        mailbox waited for the server's next bytes (for ever, for a reply)."""
+        sock = self.sock
+        if not isinstance(sock, ssl.SSLSocket):
+            return
+        try:
+            pending = sock.pending()
+            if pending:
+                self._unread = sock.recv(pending, self._nowait)
+        except WOULD_BLOCK:
+            pass  # (not expected: the bytes are decrypted already)
+        except OSError as exc:
+            self.keep_end(exc)
 
     async def _recv_exactly(self, byte_count: int, first: bytes, deadline: float | None) -> bytes:
         """Mint's ``recv(byte_count)`` returns exactly that many bytes (fewer at the end).
