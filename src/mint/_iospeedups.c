@@ -886,6 +886,24 @@ fd_of(PyObject *v)
     return fd < 0 || fd > INT_MAX ? -1 : (int)fd;
 }
 
+/* Whether transport tr's socket still has descriptor fd (sock.fileno(): -1 once
+ * closed). Only the poll wait asks (see mailbox_receive): epoll forgets a closed one. */
+static int
+still_its_fd(PyObject *tr, int fd)
+{
+    PyObject *sock = mb_get(MB_SOCK, tr);
+    if (sock == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *got = PyObject_CallMethod(sock, "fileno", NULL);
+    Py_DECREF(sock);
+    int same = got != NULL && fd_of(got) == fd;
+    Py_XDECREF(got);
+    PyErr_Clear();
+    return same;
+}
+
 /* The transport the mailbox reads for descriptor fd (a new reference), when it is a
  * sync transport, open, with nothing kept unread (*tls: whether it is TLS); else NULL. */
 static PyObject *
@@ -1181,6 +1199,13 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         int tls = 0;
         Py_XSETREF(tr, owned_transport(box, fd, &tls));
         if (tr == NULL) {
+            goto passed;
+        }
+        if (epfd < 0 && !still_its_fd(tr, fd)) {
+            /* poll waits on the number: the owner's socket was closed behind the
+             * mailbox's back and the number is another socket's now, maybe another
+             * mailbox's. Its bytes are not the owner's: the Python loop reads
+             * through the owner's socket, and says its end. */
             goto passed;
         }
         if (tls) {

@@ -7,6 +7,7 @@ when built: one plain socket's input, nothing queued) and on the Python loop alo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -874,3 +875,36 @@ def test_a_closed_default_mailbox_is_replaced() -> None:
         second.close()
 
     asyncio.run(main())
+
+
+def test_a_number_another_socket_took_is_not_read_for_the_old_owner(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    # The owner's socket closed behind the mailbox's back, its number taken by a new
+    # socket of another mailbox: poll waits on numbers, and the C path read the new
+    # socket's bytes for the old owner (and the other mailbox never got them).
+    transport, _peer = pair
+    box.register(transport)
+    number = transport.sock.fileno()
+    old = transport.sock
+    old.close()
+    ours, theirs = socket.socketpair()
+    other = Mailbox()
+    new = Transport(ours, tls=False)
+    try:
+        if ours.fileno() != number:
+            pytest.skip("the number was not reused")
+        other.register(new)
+        theirs.sendall(b"for the new one")
+        got = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                got.append(box.receive(0.2))
+        assert not any(isinstance(m, SocketData) for m in got), got
+        message = other.receive(2)
+        assert isinstance(message, SocketData) and message.socket is ours
+        assert message.data == b"for the new one"
+    finally:
+        other.close()
+        new.close()
+        theirs.close()
