@@ -228,7 +228,16 @@ def wrap_tls(
     with _ALPN_LOCK:
         if alpn:
             ctx.set_alpn_protocols(list(alpn))
-        return ctx.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
+        # suppress_ragged_eofs=False: a TCP end without close_notify (a truncation,
+        # RFC 8446 6.1) or a reset under TLS is a failure, SSLEOFError, not the
+        # stream's end: a body delimited by the close is then cut short, not Done
+        # (RFC 9112 9.8), as it is on a plain socket's reset.
+        return ctx.wrap_socket(
+            raw,
+            server_hostname=server_hostname,
+            do_handshake_on_connect=False,
+            suppress_ragged_eofs=False,
+        )
 
 
 def is_number(value: object) -> bool:

@@ -261,7 +261,7 @@ class Transport(BaseTransport):
                 return parts
             if len(data) < byte_count:
                 data = self._recv_exactly(byte_count, data, deadline)
-            if self.tls:
+            if self.tls and self._unread is None:
                 self._keep_decrypted()
             return [data]
         except ssl.SSLZeroReturnError:
@@ -304,6 +304,12 @@ class Transport(BaseTransport):
                     writing = isinstance(exc, ssl.SSLWantWriteError)
                     self._waiter.wait(WRITE if writing else READ, deadline)
                     continue
+                except OSError as exc:
+                    # A failure after bytes (a reset, TLS without close_notify): they
+                    # are the caller's, as at the end of stream, and the failure is the
+                    # next read's (as _read_on leaves it). Raised now, they were lost.
+                    self.keep_end(exc)
+                    break
                 if not more:
                     break
                 parts.append(more)

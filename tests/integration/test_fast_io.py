@@ -291,10 +291,10 @@ def test_a_reset_is_a_typed_error_and_closes(open_passive: Any, path: str) -> No
 
 def assert_reset_cause(client: Client, error: mint.TransportError) -> None:
     """A plain socket's reset is the ConnectionResetError behind "closed". Over TLS the
-    ssl module reads a reset as an end without close_notify (a "ragged EOF", which it
-    returns as b"" by default), so "closed" then has no cause, on either path."""
+    ssl module reads a reset as an end without close_notify (a "ragged EOF"), which
+    mint takes as the failure it is (SSLEOFError; suppress_ragged_eofs=False)."""
     if client.conn._transport.tls:
-        assert error.__cause__ is None or isinstance(error.__cause__, ConnectionResetError)
+        assert isinstance(error.__cause__, ConnectionResetError | ssl.SSLEOFError)
     else:
         assert isinstance(error.__cause__, ConnectionResetError)
 

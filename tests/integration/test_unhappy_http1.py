@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from typing import Any
@@ -20,7 +21,8 @@ from servers.raw import (
 from wsclient import connect, handshake, open_websocket
 
 import mint
-from mint.http import Data
+import mint.aio
+from mint.http import Data, Done
 from mint.websocket import Text
 
 MODES = ["active", "passive"]
@@ -140,6 +142,58 @@ def test_101_with_a_wrong_accept_key(raw_server: Any, mode: str) -> None:
         assert info.value.conn is client.conn
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+@pytest.mark.parametrize("end", ["close_notify", "truncated"])
+def test_a_tls_body_delimited_by_the_close_is_whole_only_after_close_notify(
+    raw_server: Any, end: str, flavour: str
+) -> None:
+    # RFC 9112 9.8, RFC 8446 6.1: a TCP end without close_notify is a truncation (an
+    # attacker's FIN, or a server that died), not the end of a body the close
+    # delimits. The ssl module reads it as the end by default (suppress_ragged_eofs),
+    # and mint said Done for a body it could not know was whole.
+    body = b"x" * 1000
+
+    def handler(conn: socket.socket) -> None:
+        if read_request(conn):
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nconnection: close\r\n\r\n" + body)
+            if end == "close_notify":
+                assert isinstance(conn, ssl.SSLSocket)
+                conn.unwrap()
+
+    server = raw_server(handler, tls="good")
+    http = mint.http if flavour == "sync" else mint.aio.http
+
+    async def run() -> list[Any]:
+        async def wait(value: Any) -> Any:
+            return await value if asyncio.iscoroutine(value) else value
+
+        opts = {"cafile": server.cafile}
+        conn = await wait(
+            http.connect(
+                "https", server.server_hostname, server.port, mode="passive", transport_opts=opts
+            )
+        )
+        conn, ref = await wait(http.request(conn, "GET", "/", []))
+        got: list[Any] = []
+        try:
+            while Done(ref) not in got:
+                conn, responses = await wait(http.recv(conn, 0, 5))
+                got += responses
+        except mint.TransportError as error:
+            assert error.reason == "closed"
+            got += [*error.responses, error]
+        await wait(http.close(conn))
+        return got
+
+    got = asyncio.run(run())
+    assert b"".join(r.data for r in got if isinstance(r, Data)) == body
+    if end == "close_notify":
+        assert isinstance(got[-1], Done)
+    else:
+        assert isinstance(got[-1], mint.TransportError)
+        assert not any(isinstance(r, Done) for r in got)
 
 
 @pytest.mark.parametrize("version", [b"HTTP/1.0", b"HTTP/2.0"])
