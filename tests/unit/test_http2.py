@@ -1158,6 +1158,36 @@ def test_an_invalid_status_fails_only_its_stream(status: bytes) -> None:
     assert pair.client.open_request_count() == 0
 
 
+def test_a_101_on_an_extended_connect_fails_its_stream_not_the_upgrade_after() -> None:
+    # RFC 9113 8.6: HTTP/2 has no 101. Handed out as an informational Status(101),
+    # a caller called new(101), which raised UpgradeFailureError and forgot the
+    # upgrade: the 200 that followed was refused as not_upgraded.
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ref = pair.client.request(
+        "CONNECT", "/chat", [("sec-websocket-version", "13")], STREAM, upgrade="websocket"
+    )
+    other = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    pair.server.send_headers(1, [(b":status", b"101")])
+    pair.respond(3, 200, b"ok")
+    responses = pair.pump()
+    assert responses[0] == Error(
+        ref, HTTPError(("protocol_error", "a 101 (Switching Protocols) in HTTP/2"))
+    )
+    assert not any(isinstance(r, Status) and r.ref == ref for r in responses)
+    assert responses[1:] == [
+        Status(other, 200),
+        Headers(other, []),
+        Data(other, b"ok"),
+        Done(other),
+    ]
+    resets = pair.server_events(h2.events.StreamReset)
+    assert [(e.stream_id, e.error_code) for e in resets] == [
+        (1, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    ]
+    assert pair.client.is_open("read_write")
+
+
 @pytest.mark.parametrize("status", [b"100", b"200", b"599", b"999"])
 def test_a_three_digit_status_is_handed_out(status: bytes) -> None:
     pair = Pair()

@@ -321,6 +321,11 @@ class _CheckedStream(H2Stream):
                 text = status.decode("latin-1")
                 if not (len(text) == 3 and text.isascii() and text.isdigit()) or text < "100":
                     raise _MalformedResponse(f"invalid :status {text!r}")
+                if text == "101":
+                    # RFC 9113 8.6: HTTP/2 has no 101. Passed on as an informational
+                    # Status, it had an extended CONNECT's caller call new(101), which
+                    # refused it and forgot the upgrade: the real 200 was then none.
+                    raise _MalformedResponse("a 101 (Switching Protocols) in HTTP/2")
         return out
 
 
