@@ -502,3 +502,27 @@ def test_a_request_or_ping_on_a_closed_connection_is_httperror_closed(
         with pytest.raises(mint.HTTPError) as info:
             call()
         assert info.value.reason == "closed"
+
+
+@pytest.mark.parametrize("protocol", ["http1", "http2"])
+def test_a_message_taken_before_close_is_stale_after_it(
+    protocol: str,
+    raw_server: Any,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    # HTTP/2 gave h2's refusal of input after its close as the server's protocol_error;
+    # HTTP/1.1 said "closed" again for an end of a connection the caller had closed.
+    if protocol == "http2":
+        conn = connect_h2(h2_fault(), "active")
+    else:
+        server = raw_server(reply(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+        conn = mint.http.connect("http", server.host, server.port, mode="active")
+    box = mint.mailbox()
+    sock = mint.http.get_socket(conn)
+    conn, _ref = mint.http.request(conn, "GET", "/", [])
+    message = box.receive(5)
+    assert isinstance(message, mint.SocketData) and message.socket is sock
+    conn = mint.http.close(conn)
+    for stale in (message, mint.SocketClosed(sock), mint.SocketError(sock, "closed")):
+        assert mint.http.stream(conn, stale) == (conn, [])
+    assert mint.http.stream(conn, "another") is mint.UNKNOWN

@@ -538,6 +538,15 @@ def _lost(conn: Conn, failure: MintError | None = None) -> tuple[list[Response],
     return responses, clean
 
 
+def _stale(conn: Conn) -> tuple[Conn, list[Response]]:
+    """A message of a connection already closed (by ``close``, or by an end read
+    before it), taken from the mailbox before that: it says nothing more. HTTP/2 gave
+    h2's own refusal of input after its close as the server's ``protocol_error``, and
+    HTTP/1.1 a second ``"closed"`` for an end it had reported, or none when the caller
+    closed first."""
+    return conn, []
+
+
 def _closed(conn: Conn) -> tuple[Conn, list[Response]]:
     responses, clean = _lost(conn)
     if clean:
@@ -649,6 +658,8 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         if ref is not None and data and "early" not in conn._private:
             return conn, [new_data(ref, data)]
         _check_flavour(conn)  # (what _process writes must be this flavour's)
+        if transport.closed:
+            return _stale(conn)
         return _process(conn, data)
     # Anything but a connection of this flavour is refused, whatever the message: a
     # stale None or a (conn, ref) pair said UNKNOWN to every message, and the
@@ -658,8 +669,9 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         return UNKNOWN
     if message.socket is not conn._transport.sock:
         return UNKNOWN
+    if conn._transport.closed:
+        return _stale(conn)
     if isinstance(message, SocketData):
-        _check_flavour(conn)
         return _process(conn, message.data)
     if isinstance(message, SocketClosed):
         return _closed(conn)
