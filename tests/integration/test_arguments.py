@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,46 @@ def test_a_tls_alert_named_only_in_its_message_keeps_its_name(node_h2_tls: Any) 
             transport_opts={"cafile": node_h2_tls.cafile},
         )
     assert info.value.reason[:2] == ("tls_alert", "no_application_protocol")
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_an_ipv6_literal_in_brackets_connects(flavour: str) -> None:
+    # "[::1]" as a URL writes it went to the resolver as it was: nxdomain.
+    try:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = listener.getsockname()[1]
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            heard.append(peer.recv(65536))
+            peer.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    http = mint.http if flavour == "sync" else mint.aio.http
+
+    async def get() -> list[Any]:
+        async def wait(value: Any) -> Any:
+            return await value if asyncio.iscoroutine(value) else value
+
+        conn = await wait(http.connect("http", "[::1]", port, mode="passive"))
+        assert f"http://[::1]:{port}" in repr(conn)
+        conn, ref = await wait(http.request(conn, "GET", "/", []))
+        got: list[Any] = []
+        while mint.http.Done(ref) not in got:
+            conn, responses = await wait(http.recv(conn, 0, 5))
+            got += responses
+        await wait(http.close(conn))
+        return got
+
+    try:
+        got = asyncio.run(get())
+    finally:
+        thread.join(5)
+        listener.close()
+    assert mint.http.Data(got[0].ref, b"ok") in got
+    assert f"\r\nhost: [::1]:{port}\r\n".encode() in heard[0]

@@ -56,6 +56,7 @@ from mint.http._conn import (
     _check_transport_opts,
     _make_session,
     _put_on,
+    _unbracketed,
     _Unknown,
     _watch_from,
     protocol,
@@ -191,6 +192,8 @@ async def connect(
     if mode not in ("active", "passive"):
         raise HTTPError(("invalid_mode", mode))
     _check_address(host, port, hostname)
+    host = _unbracketed(host)
+    hostname = None if hostname is None else _unbracketed(hostname)
     protos = _check_protocols(protocols)
     opts = _check_transport_opts(transport_opts, mailbox)
     timeout = opts.get("timeout", DEFAULT_CONNECT_TIMEOUT)

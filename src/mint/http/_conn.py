@@ -122,8 +122,9 @@ class Conn:
 
     def __repr__(self) -> str:
         state = "open" if not self._transport.closed else "closed"
+        host = f"[{self.host}]" if ":" in self.host else self.host
         return (
-            f"<mint.http.Conn {self.scheme}://{self.host}:{self.port} "
+            f"<mint.http.Conn {self.scheme}://{host}:{self.port} "
             f"{self._session.protocol} {self._mode} {state}>"
         )
 
@@ -235,6 +236,15 @@ def _check_address(host: object, port: object, hostname: object) -> None:
         raise HTTPError(("invalid_port", port))
     if hostname is not None and (not isinstance(hostname, str) or not hostname):
         raise HTTPError(("invalid_hostname", hostname))
+
+
+def _unbracketed(host: str) -> str:
+    """An IPv6 literal as a URL writes it (``"[::1]"``, RFC 3986 3.2.2) is the address
+    inside: the brackets went to the resolver (``nxdomain``). ``Host`` and
+    ``:authority`` put them back."""
+    if len(host) > 2 and host[0] == "[" and host[-1] == "]" and ":" in host:
+        return host[1:-1]
+    return host
 
 
 def _check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
