@@ -618,15 +618,22 @@ def test_http2_a_stream_whose_window_never_opens_holds_back_no_other_send(
             seen: list[Any] = []
             other, websocket = await open_second(client, flavour, seen)
             client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(ws.stream_request_body(client.conn, stalled, data), 1)
+            stuck = asyncio.ensure_future(ws.stream_request_body(client.conn, stalled, data))
+            if mode == "passive":  # (one reader of the socket at a time: the wait ends first)
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(stuck, 1)
+            else:
+                await asyncio.sleep(0.2)
+                assert not stuck.done()
             assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
+            echoed: list[Any] = []
             for frame in (Text("still here"), Close(1000, "bye")):
                 websocket, data = ws.encode(websocket, frame)
                 client.conn = await asyncio.wait_for(
                     ws.stream_request_body(client.conn, other, data), WAIT
                 )
-            echoed: list[Any] = []
+            # Active: the echoes come out of the mailbox while the first send still
+            # waits (they were kept by the wait until it ended, for ever here).
             while len(echoed) < 2:
                 for r in [*seen, *await client.responses(WAIT)]:
                     if isinstance(r, Data) and r.ref == other:
@@ -634,6 +641,12 @@ def test_http2_a_stream_whose_window_never_opens_holds_back_no_other_send(
                         echoed += frames
                 seen = []
             assert echoed == [Text("still here"), Close(1000, "bye")]
+            if mode == "active":
+                assert not stuck.done()
+                # Cancelling the stalled stream ends the wait (no read would say so).
+                client.conn = await ws.cancel(client.conn, stalled)
+                await asyncio.wait_for(stuck, WAIT)
+                assert flavour.http.pending_bytes(client.conn) == 0
         finally:
             await client.close()
 
@@ -676,6 +689,9 @@ def test_http2_what_a_window_wait_read_comes_before_the_errors_of_the_end(
             errors = {r.ref for r in got if isinstance(r, Error)}
             assert errors == {sink, broken}
             assert not http.is_open(info.value.conn)
+            # The socket is closed as a read that met the error closes it: the next
+            # read says "closed", not "timeout", and no mailbox takes it back.
+            assert info.value.conn._transport.closed
         finally:
             await client.close()
 
@@ -1157,6 +1173,33 @@ def test_a_passive_read_woken_by_an_earlier_timer_before_the_switch_to_active(
             client.mode, client.mailbox = "active", box
             await client.send(Text("two"))
             assert await client.frames(timeout=5.0) == [Text("two")]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_a_window_wait_ends_when_its_stream_is_cancelled(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    """A send waits for a window that never opens; another task cancels the stream,
+    which drops its queue. The wait looked again only when a read came in, and the
+    server, with nothing to answer, sent nothing: it waited for ever."""
+    peer = h2_fault(grant_windows=False)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode=mode, protocols=("http2",))
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            sending = await waiting_for_the_windows(client, flavour, ref)
+            client.conn = await http.cancel_request(client.conn, ref)
+            assert http.pending_bytes(client.conn) == 0
+            await asyncio.wait_for(sending, WAIT)
+            assert http.open_request_count(client.conn) == 0
         finally:
             await client.close()
 

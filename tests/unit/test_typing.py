@@ -49,3 +49,10 @@ def test_the_receive_loop_narrows_on_unknown(tmp_path: Path) -> None:
         ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(snippet)]
     )
     assert status == 0, out + err
+
+
+def test_unknown_reads_as_itself() -> None:
+    # (an Enum member's str() is "_Unknown.UNKNOWN": logs and f-strings changed)
+    import mint
+
+    assert str(mint.UNKNOWN) == repr(mint.UNKNOWN) == f"{mint.UNKNOWN}" == "mint.UNKNOWN"

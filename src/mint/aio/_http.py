@@ -379,6 +379,27 @@ async def _await_window(conn: Conn, ref: Ref | None) -> None:
             turn.release()
 
 
+# How often a window wait looks at its queue again without input: a cancel (of its
+# stream, or of those that fill the connection) drops the queue, and no read says so.
+_WINDOW_RECHECK = 0.1
+
+
+def _hand_out(conn: Conn, kept: list[Response]) -> list[Response]:
+    """What a window wait read, handed out now to an active connection's mailbox loop
+    (an empty ``SocketData`` brings it out); returns what stays with the wait.
+
+    A wait for a stream whose window never opens reads on for as long as it is
+    allowed: kept to its end, the responses of every other stream (the echoes of
+    sends that went through) were held back all that time, and piled up in memory.
+    A passive connection's come out of its next ``recv``."""
+    box = conn._mailbox if conn._mode == "active" else None
+    if box is None or box.closed:
+        return kept
+    conn._private.setdefault("early", []).extend(kept)
+    box.send(SocketData(conn._transport.sock, b""))
+    return []
+
+
 async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
     """:func:`_await_window`'s reads, while it holds the turn: until ``ref`` is under
     its mark, or another task waits for the turn. False once the connection ended
@@ -399,8 +420,10 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
             while _over_water(conn, ref) and not (turns and waiter.window_waiters):
                 turns += 1
                 try:
-                    data = await transport.recv(0, None)
+                    data = await transport.recv(0, _WINDOW_RECHECK)
                 except TransportError as exc:
+                    if exc.reason == "timeout" and not transport.closed:
+                        continue  # (the queue may have gone meanwhile: a cancel)
                     if transport.closed or not isinstance(exc.__cause__, OSError):
                         raise
                     # A failed read (a reset, a bad TLS record) ends the wait as the end
@@ -414,6 +437,8 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
                     transport.keep_end(b"")
                     return False
                 kept += session.receive_data(data)
+                if kept:
+                    kept = _hand_out(conn, kept)
                 await _flush(conn)
         except MintError as exc:
             # What was read before the error comes first (a connection error's Error
@@ -422,6 +447,8 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
             # already closed.
             exc.responses[:0] = [*conn._private.pop("early", []), *kept]
             kept = []
+            if session.closing:
+                await _end(conn)  # (as _process: the next read says "closed")
             raise
         return not transport.closed
     finally:

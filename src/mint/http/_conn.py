@@ -47,6 +47,8 @@ class _Unknown(enum.Enum):
     def __repr__(self) -> str:
         return "mint.UNKNOWN"
 
+    __str__ = __repr__
+
 
 UNKNOWN: Final = _Unknown.UNKNOWN
 
