@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aio_client import Flavour
 from conftest_h2 import connect_h2, open_ws, send, wait_frames
 
 import mint
@@ -399,20 +400,17 @@ def test_an_ipv6_literal_in_brackets_connects(flavour: str) -> None:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    http = mint.http if flavour == "sync" else mint.aio.http
+    http = Flavour(flavour).http
 
     async def get() -> list[Any]:
-        async def wait(value: Any) -> Any:
-            return await value if asyncio.iscoroutine(value) else value
-
-        conn = await wait(http.connect("http", "[::1]", port, mode="passive"))
+        conn = await http.connect("http", "[::1]", port, mode="passive")
         assert f"http://[::1]:{port}" in repr(conn)
-        conn, ref = await wait(http.request(conn, "GET", "/", []))
+        conn, ref = await http.request(conn, "GET", "/", [])
         got: list[Any] = []
         while mint.http.Done(ref) not in got:
-            conn, responses = await wait(http.recv(conn, 0, 5))
+            conn, responses = await http.recv(conn, 0, 5)
             got += responses
-        await wait(http.close(conn))
+        await http.close(conn)
         return got
 
     try:

@@ -8,6 +8,7 @@ import ssl
 from typing import Any
 
 import pytest
+from aio_client import Flavour
 from servers.raw import (
     close_at_once,
     drain,
@@ -21,7 +22,6 @@ from servers.raw import (
 from wsclient import connect, handshake, open_websocket
 
 import mint
-import mint.aio
 from mint.http import Data, Done
 from mint.websocket import Text
 
@@ -163,28 +163,22 @@ def test_a_tls_body_delimited_by_the_close_is_whole_only_after_close_notify(
                 conn.unwrap()
 
     server = raw_server(handler, tls="good")
-    http = mint.http if flavour == "sync" else mint.aio.http
+    http = Flavour(flavour).http
 
     async def run() -> list[Any]:
-        async def wait(value: Any) -> Any:
-            return await value if asyncio.iscoroutine(value) else value
-
         opts = {"cafile": server.cafile}
-        conn = await wait(
-            http.connect(
-                "https", server.server_hostname, server.port, mode="passive", transport_opts=opts
-            )
-        )
-        conn, ref = await wait(http.request(conn, "GET", "/", []))
+        host = server.server_hostname
+        conn = await http.connect("https", host, server.port, mode="passive", transport_opts=opts)
+        conn, ref = await http.request(conn, "GET", "/", [])
         got: list[Any] = []
         try:
             while Done(ref) not in got:
-                conn, responses = await wait(http.recv(conn, 0, 5))
+                conn, responses = await http.recv(conn, 0, 5)
                 got += responses
         except mint.TransportError as error:
             assert error.reason == "closed"
             got += [*error.responses, error]
-        await wait(http.close(conn))
+        await http.close(conn)
         return got
 
     got = asyncio.run(run())

@@ -8,11 +8,11 @@ import threading
 from typing import Any
 
 import pytest
+from aio_client import Flavour
 from servers.raw import OP_BINARY, drain, frame, handshake_response, read_request
 from wsclient import Client, connect, handshake, open_websocket
 
 import mint
-import mint.aio
 from mint.http import Data, Done
 from mint.websocket import Binary, Close, Ping, Pong, Text
 
@@ -262,41 +262,30 @@ def test_a_switch_to_active_after_a_read_inside_a_tls_record_delivers_its_rest(
             drain(conn)
 
     server = raw_server(handler, tls="good")
-    http = mint.http if flavour == "sync" else mint.aio.http
-    ws = mint.websocket if flavour == "sync" else mint.aio.websocket
+    http, ws = Flavour(flavour).http, Flavour(flavour).websocket
 
     async def run() -> bytes:
-        async def wait(value: Any) -> Any:
-            return await value if asyncio.iscoroutine(value) else value
-
-        conn = await wait(
-            http.connect(
-                "https",
-                server.server_hostname,
-                server.port,
-                mode="passive",
-                transport_opts={"cafile": server.cafile},
-            )
-        )
+        opts = {"cafile": server.cafile}
+        host = server.server_hostname
+        conn = await http.connect("https", host, server.port, mode="passive", transport_opts=opts)
         try:
-            conn, ref = await wait(ws.upgrade("wss", conn, "/", []))
+            conn, ref = await ws.upgrade("wss", conn, "/", [])
             got: list[Any] = []
             while Done(ref) not in got:
-                conn, responses = await wait(ws.recv(conn, 0, 5))
+                conn, responses = await ws.recv(conn, 0, 5)
                 got += responses
             go.set()
-            conn, responses = await wait(ws.recv(conn, 7, 5))
+            conn, responses = await ws.recv(conn, 7, 5)
             data = b"".join(r.data for r in responses)
             assert len(data) == 7
             box = mint.Mailbox()
             conn = http.controlling_process(conn, box)
             conn = http.set_mode(conn, "active")
             while len(data) < len(message):
-                result = await wait(ws.stream(conn, await wait(box.receive(5))))
-                conn, responses = result
+                conn, responses = await ws.stream(conn, box.receive(5))
                 data += b"".join(r.data for r in responses if isinstance(r, Data))
             return data
         finally:
-            await wait(http.close(conn))
+            await http.close(conn)
 
     assert asyncio.run(run()) == message
