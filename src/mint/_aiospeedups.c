@@ -71,7 +71,7 @@ static struct {
     PyTypeObject *types[N_TYPES]; /* Conn, AsyncTransport, AsyncWaiter, Data */
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
-    PyObject *s_passive, *s_early, *s_direct_ref, *s_arm, *s_own_reader;
+    PyObject *s_passive, *s_early, *s_direct_ref, *s_arm, *s_own_reader, *s_read_under_way;
     struct tls_io tls; /* what the TLS paths call and catch (see _sockio.h) */
 } st;
 
@@ -1061,6 +1061,17 @@ running_loop(PyObject *reader_loop)
 static PySendResult
 recv_wait(OpObject *op, PyObject **result)
 {
+    /* Another task's read waits (AsyncWaiter.wait_and_recv refuses it the same way):
+     * its future replaced, that wait was never woken. Asked at our first wait only
+     * (S_NEW): a wait that goes on finds its own future there. */
+    PyObject *current = op->state == S_NEW ? get(W_FUTURE, op->waiter) : NULL;
+    Py_XDECREF(current); /* compared by identity only */
+    if (current != NULL && current != Py_None) {
+        PyObject *v = PyObject_CallMethodNoArgs(op->waiter, st.s_read_under_way);
+        Py_XDECREF(v);
+        PyObject *exc = take_exception();
+        return exc == NULL ? returned(op, NULL, result) : recv_tail(op, exc, result);
+    }
     PyObject *rl = get(W_READER_LOOP, op->waiter);
     Py_XDECREF(rl); /* compared by identity only */
     if (rl != op->loop) {
@@ -1579,9 +1590,10 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     st.types, st.slots, st.calls, &st.read_burst) < 0) {
         return NULL;
     }
-    PyObject **const strings[] = {&st.s_passive, &st.s_early, &st.s_direct_ref, &st.s_arm,
-                                  &st.s_own_reader};
-    const char *const names[] = {"passive", "early", "direct_ref", "_arm", "own_reader"};
+    PyObject **const strings[] = {&st.s_passive,  &st.s_early,      &st.s_direct_ref,
+                                  &st.s_arm,      &st.s_own_reader, &st.s_read_under_way};
+    const char *const names[] = {"passive",    "early",      "direct_ref",
+                                 "_arm",       "own_reader", "read_under_way"};
     if (INTERN_ONCE(strings, names) < 0) {
         return NULL;
     }

@@ -430,6 +430,10 @@ class Waiter:
 
     # (see AsyncWaiter: nobody waits for a turn here)
     window_waiters = 0
+    reading = False
+
+    def pause(self, seconds: float) -> None:
+        """(see ``AsyncWaiter.pause``): never called, blocking code has no window wait."""
 
     def window_turn(self) -> _NoTurn:
         """(see ``AsyncWaiter.window_turn``): one thread reads, nobody waits for it."""

@@ -747,8 +747,8 @@ stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     tr = get(CONN_TRANSPORT, conn);
     sock = tr == NULL ? NULL : get(TR_SOCK, tr);
     msock = get(SD_SOCKET, message);
-    if (sock == NULL || msock != sock) {
-        goto python;
+    if (sock == NULL || msock != sock || !slot_is(st.slots[TR_CLOSED], tr, Py_False)) {
+        goto python; /* (a closed connection's message is stale: Python says so) */
     }
     data = get(SD_DATA, message);
     if (data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {

@@ -64,6 +64,7 @@ _MESSAGES: dict[str, str] = {
     "invalid_byte_count": "recv's byte_count must be an int >= 0",
     "invalid_timeout": "a timeout must be None or a number of seconds",
     "not_passive": "recv needs a connection in passive mode",
+    "read_under_way": "another task is reading this connection: one reader at a time",
     "not_active": "the connection is not in active mode",
     "unsupported_on_http1": "this operation needs an HTTP/2 connection",
     "protocol_error": "the peer violated the HTTP protocol",

@@ -16,6 +16,7 @@ the client's send buffer is made small so that its writes wait at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -1200,6 +1201,49 @@ def test_http2_a_window_wait_ends_when_its_stream_is_cancelled(
             assert http.pending_bytes(client.conn) == 0
             await asyncio.wait_for(sending, WAIT)
             assert http.open_request_count(client.conn) == 0
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_http2_a_recv_beside_a_window_wait_is_refused_and_a_wait_beside_a_recv_waits(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """Two readers of one passive connection (not supported): a recv while a send
+    waits for the windows replaced the wait's, which was then never woken (the send
+    hung for good, though the server opened its windows). The recv is refused now; and
+    a send whose wait finds a recv under way lets it read (its reads process the
+    WINDOW_UPDATEs too) and looks again."""
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, h2_fault(), mode="passive", protocols=("http2",))
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            # A recv under way first: the send's wait lets it read, and ends.
+            reading = asyncio.ensure_future(http.recv(client.conn, 0, 3.0))
+            await asyncio.sleep(0.05)
+            await asyncio.wait_for(http.stream_request_body(client.conn, ref, b"A" * 2**21), WAIT)
+            with contextlib.suppress(mint.TransportError):  # ("timeout", once it read all)
+                await reading
+            await sink_answer(client, ref, 2**21)
+        finally:
+            await client.close()
+        # A send waits first (a server that opens no window): a recv is refused, typed.
+        client = await connect(
+            flavour, h2_fault(grant_windows=False), mode="passive", protocols=("http2",)
+        )
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            sending = await waiting_for_the_windows(client, flavour, ref)
+            with pytest.raises(mint.HTTPError) as info:
+                await http.recv(client.conn, 0, 1.0)
+            assert info.value.reason[0] == "read_under_way"
+            assert not sending.done()
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
         finally:
             await client.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
 import time
 from typing import Any
 
@@ -17,7 +19,7 @@ from conftest_h2 import (
     read,
     read_until,
 )
-from servers.raw import reply
+from servers.raw import OP_TEXT, drain, frame, handshake_response, read_request, reply
 
 import mint
 from mint.http import Data, Done, Error, Headers, Pong, Status
@@ -504,7 +506,7 @@ def test_a_request_or_ping_on_a_closed_connection_is_httperror_closed(
         assert info.value.reason == "closed"
 
 
-@pytest.mark.parametrize("protocol", ["http1", "http2"])
+@pytest.mark.parametrize("protocol", ["http1", "http2", "websocket"])
 def test_a_message_taken_before_close_is_stale_after_it(
     protocol: str,
     raw_server: Any,
@@ -514,13 +516,36 @@ def test_a_message_taken_before_close_is_stale_after_it(
     # HTTP/1.1 said "closed" again for an end of a connection the caller had closed.
     if protocol == "http2":
         conn = connect_h2(h2_fault(), "active")
-    else:
+    elif protocol == "http1":
         server = raw_server(reply(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"))
+        conn = mint.http.connect("http", server.host, server.port, mode="active")
+    else:  # an upgraded HTTP/1.1 connection, whose bytes take a path of their own
+        go = threading.Event()
+
+        def upgrade_then_a_frame(peer: socket.socket) -> None:
+            request = read_request(peer)
+            if request:
+                peer.sendall(handshake_response(request))
+                go.wait(5)
+                peer.sendall(frame(OP_TEXT, b"hi"))
+                drain(peer)
+
+        server = raw_server(upgrade_then_a_frame)
         conn = mint.http.connect("http", server.host, server.port, mode="active")
     box = mint.mailbox()
     sock = mint.http.get_socket(conn)
-    conn, _ref = mint.http.request(conn, "GET", "/", [])
-    message = box.receive(5)
+    if protocol == "websocket":
+        conn, ref = mint.websocket.upgrade("ws", conn, "/", [])
+        responses: list[Any] = []
+        while Done(ref) not in responses:
+            conn, got = mint.websocket.stream(conn, box.receive(5))
+            responses += got
+        go.set()
+        message = box.receive(5)
+        assert mint.websocket.stream(conn, message)[1] == [Data(ref, frame(OP_TEXT, b"hi"))]
+    else:
+        conn, _ref = mint.http.request(conn, "GET", "/", [])
+        message = box.receive(5)
     assert isinstance(message, mint.SocketData) and message.socket is sock
     conn = mint.http.close(conn)
     for stale in (message, mint.SocketClosed(sock), mint.SocketError(sock, "closed")):

@@ -24,7 +24,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from mint._backend import (
     READ,
@@ -188,6 +188,23 @@ class AsyncWaiter:
                 raise TransportError("timeout")
         await self.wait_and_recv(0, timeout)
 
+    @property
+    def reading(self) -> bool:
+        """A read wait is under way (a task's ``recv``, or a send's window wait)."""
+        return self._future is not None
+
+    def read_under_way(self) -> NoReturn:
+        """Refuse a read while another task's waits (a ``recv``, a send's window wait):
+        one wait replaced the other's, which was then never woken, timeout or not.
+        (The C read calls this too.)"""
+        raise HTTPError(
+            ("read_under_way", "another task is reading this connection: one reader at a time")
+        )
+
+    async def pause(self, seconds: float) -> None:
+        """Let the loop run (a window wait whose reading another task does)."""
+        await asyncio.sleep(seconds)
+
     async def wait_and_recv(self, size: int, timeout: float | None) -> bytes:
         """Wait up to ``timeout`` seconds (``None``: forever; > 0) and read up to ``size``
         bytes (0: only wait, which is what ``wait(READ)`` is, and returns ``b""``).
@@ -197,6 +214,8 @@ class AsyncWaiter:
         resume through is measurable. A wake-up that finds nothing to read (see the
         class docstring) waits again, until the same deadline.
         """
+        if self._future is not None:
+            self.read_under_way()
         deadline = None if timeout is None else time.monotonic() + timeout
         loop = asyncio.get_running_loop()
         try:

@@ -427,6 +427,11 @@ def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
             turns = 0  # (a read at least in each turn: two waits handed it to and fro)
             while _over_water(conn, ref) and not (turns and waiter.window_waiters):
                 turns += 1
+                if waiter.reading:
+                    # Another task's recv reads the connection (not supported, but its
+                    # reads process the WINDOW_UPDATEs as well): look again later.
+                    waiter.pause(_WINDOW_RECHECK)
+                    continue
                 try:
                     data = transport.recv(0, _WINDOW_RECHECK)
                 except TransportError as exc:
@@ -685,7 +690,7 @@ def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _Unknow
         # bytes are the WebSocket's as they came (see recv).
         data = message.data
         ref = conn._session.direct_ref
-        if ref is not None and data and "early" not in conn._private:
+        if ref is not None and data and "early" not in conn._private and not transport.closed:
             return conn, [new_data(ref, data)]
         _check_flavour(conn)  # (what _process writes must be this flavour's)
         if transport.closed:
