@@ -362,7 +362,7 @@ async def _await_window(conn: Conn, ref: Ref | None) -> None:
     and one whose window never opens read for ever while the others, their own
     windows open again, waited in line behind it.
     """
-    if conn._session.protocol != "http2" or not _over_water(conn, ref):
+    if conn._session.protocol != "http2":
         return
     waiter = conn._transport._waiter
     while _over_water(conn, ref):

@@ -1585,7 +1585,7 @@ class Http2Session:
             # server's SETTINGS_MAX_CONCURRENT_STREAMS) until the caller cancelled it,
             # which neither Mint nor the docs ask for: after 100 refusals no request
             # could be made. Mint ends it so (RST_STREAM(NO_ERROR), RFC 9113 8.1).
-            self._drop_queue(stream)
+            # (Its queue goes with the stream, just below.)
             self._reset_ended(stream)
         self._forget_if_finished(stream)
 
