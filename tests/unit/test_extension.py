@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -184,6 +186,34 @@ def test_defaults() -> None:
     assert got.decode(msg, None) is msg
     assert "x-plain" in repr(ext)
     assert Plain.rsv_bits == 0
+
+
+def test_default_negotiate_gives_each_connection_the_state_its_init_sets_up() -> None:
+    # API.md lets one instance be offered to many upgrades: each negotiated extension
+    # belongs to one connection. A copy of the offer shared what __init__ had set up.
+    class Counting(Extension):
+        name = "x-count"
+
+        def __init__(self, params: Sequence[Any] = (), opts: Mapping[str, Any] | None = None):
+            super().__init__(params, opts)
+            self.state = {"sent": 0}
+
+        def encode(self, message: RawMessage) -> RawMessage:
+            self.state["sent"] += 1
+            return message
+
+    offer = Counting(["a"], {"level": 1})
+    first, second = offer.negotiate([]), offer.negotiate([("a", None)])
+    first.encode(RawMessage(1, 0, b"x"))
+    assert first.state == {"sent": 1}
+    assert second.state == {"sent": 0}
+    assert offer.state == {"sent": 0}
+    assert (second.params, second.opts, second.accepted_params) == (
+        ["a"],
+        {"level": 1},
+        [("a", None)],
+    )
+    assert second.params is not offer.params and second.opts is not offer.opts
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,6 @@ The rules the codec relies on:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -207,16 +206,18 @@ class Extension:
 
         Returns:
             A new instance (never ``self``) ready to encode and decode messages for
-            one connection. The default copies ``self`` and records ``params`` as
-            :attr:`accepted_params`.
+            one connection. The default builds one as ``upgrade`` builds an offered
+            class, ``type(self)(self.params, self.opts)``, and records ``params`` as
+            :attr:`accepted_params`: what ``__init__`` sets up (a counter, a buffer in
+            :attr:`state`) is then the connection's own. A copy of ``self`` shared it
+            with the offered instance and with every other connection negotiated from
+            that instance.
 
         Raises:
             WebSocketError: ``("extension_not_negotiated", name, detail)`` when the
                 answer is not acceptable.
         """
-        accepted = copy.copy(self)
-        accepted.params = list(self.params)
-        accepted.opts = dict(self.opts)
+        accepted = type(self)(self.params, self.opts)
         accepted.accepted_params = list(params)
         return accepted
 
