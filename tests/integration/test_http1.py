@@ -271,8 +271,44 @@ def test_trailers_after_a_content_length_are_refused(hypercorn_h1: Any) -> None:
         with pytest.raises(mint.HTTPError) as info:
             mint.http.stream_request_body(client.conn, ref, (EOF, [("x-a", "b")]))
         assert info.value.reason[0] == "invalid_request"
+        # Refused before h11 took the end in: the request goes on (it stayed half-ended).
+        client.conn = mint.http.stream_request_body(client.conn, ref, EOF)
+        assert collect(client, [ref])[ref]["body"] == b"ok"
     finally:
         client.close()
+
+
+def test_a_streamed_body_against_its_content_length_goes_on_once_refused(
+    hypercorn_h1: Any,
+) -> None:
+    """A chunk past the length, or an end short of it, is refused with nothing written,
+    and the caller sends the rest: h11 took the chunk in first, and the connection could
+    not write again (or the end, and the stream stayed half-ended)."""
+    client = connect(hypercorn_h1, mode="passive")
+    try:
+        headers = [("content-length", "4")]
+        client.conn, ref = mint.http.request(client.conn, "POST", "/echo-body", headers, STREAM)
+        client.conn = mint.http.stream_request_body(client.conn, ref, b"ab")
+        for chunk in (b"cde", EOF):
+            with pytest.raises(mint.HTTPError) as info:
+                mint.http.stream_request_body(client.conn, ref, chunk)
+            assert info.value.reason[0] == "invalid_request"
+        client.conn = mint.http.stream_request_body(client.conn, ref, b"cd")
+        client.conn = mint.http.stream_request_body(client.conn, ref, EOF)
+        assert collect(client, [ref])[ref]["body"] == b"abcd"
+        # ...and the connection carries the next request.
+        client.conn, again = mint.http.request(client.conn, "POST", "/echo-body", [], b"next")
+        assert collect(client, [again])[again]["body"] == b"next"
+    finally:
+        client.close()
+
+
+def test_a_closed_connection_counts_no_open_request(hypercorn_h1: Any) -> None:
+    client = connect(hypercorn_h1, mode="passive")
+    client.conn, _ = mint.http.request(client.conn, "GET", "/", [])
+    assert mint.http.open_request_count(client.conn) == 1
+    conn = mint.http.close(client.conn)
+    assert mint.http.open_request_count(conn) == 0
 
 
 def test_a_request_on_a_closed_connection_is_httperror_closed(hypercorn_h1: Any) -> None:

@@ -165,6 +165,16 @@ def test_stream_reset_only_fails_its_request(h2_fault: Any) -> None:  # noqa: F8
         mint.http.close(conn)
 
 
+def test_a_closed_connection_counts_no_open_request(h2_fault: Any) -> None:  # noqa: F811
+    # Nothing more can come for the streams in flight: HTTP/2 counted them for good.
+    conn = connect_h2(h2_fault(), "passive")
+    conn, _ = mint.http.request(conn, "GET", "/hold", [])
+    conn, _ = mint.http.request(conn, "POST", "/sink", [], mint.http.STREAM)
+    assert mint.http.open_request_count(conn) == 2
+    conn = mint.http.close(conn)
+    assert mint.http.open_request_count(conn) == 0
+
+
 def test_goaway(h2_fault: Any) -> None:  # noqa: F811
     peer = h2_fault()
     conn = connect_h2(peer, "passive")

@@ -204,6 +204,86 @@ def test_request_headers_lower_cased_and_connection_headers_dropped() -> None:
     assert regular == [(b"x-custom", b"Value"), (b"user-agent", b"me")]
 
 
+@pytest.mark.parametrize("te", ["Trailers", "trailers, gzip", "gzip;q=0.5, TRAILERS"])
+def test_te_says_trailers_on_http2_as_spelt(te: str) -> None:
+    # RFC 9113 8.2.2: "trailers" is all TE may hold; "Trailers" went out as given (a
+    # server may compare it exactly), and "trailers, gzip" was dropped whole.
+    pair = Pair()
+    pair.client.request("GET", "/", [("te", te)], None)
+    pair.pump()
+    assert (b"te", b"trailers") in pair.request_headers(1)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_final_head_with_end_stream_and_a_content_length_is_no_whole_body(
+    method: str,
+) -> None:
+    # RFC 9113 8.1.1: the head with END_STREAM is the whole response, so content-length 5
+    # with no DATA is malformed (a HEAD's answer excepted); h2 counts the length on DATA
+    # only, and this was a whole, empty body: Done.
+    pair = Pair()
+    ref = pair.client.request(method, "/", [], None)
+    other = pair.client.request("GET", "/other", [], None)
+    pair.pump()
+    headers = [(b":status", b"200"), (b"content-length", b"5")]
+    pair.server.send_headers(1, headers, end_stream=True)
+    pair.respond(3, 200, b"ok")
+    responses = pair.client.receive_data(pair.server.data_to_send())
+    head = [Status(ref, 200), Headers(ref, [("content-length", "5")])]
+    rest = [Status(other, 200), Headers(other, []), Data(other, b"ok"), Done(other)]
+    if method == "HEAD":
+        assert responses == [*head, Done(ref), *rest]
+        return
+    # (as any malformed head: the stream's Error in its place)
+    [error] = [r for r in responses if isinstance(r, Error)]
+    assert responses == [error, *rest]
+    assert error.ref == ref
+    assert error.error.reason == (
+        "protocol_error",
+        "InvalidBodyLengthError: Expected 5 bytes, received 0",
+    )
+    resets = [(sid, payload) for kind, sid, payload in client_frames(pair) if kind == 0x3]
+    assert resets == [(1, int(h2.errors.ErrorCodes.PROTOCOL_ERROR).to_bytes(4, "big"))]
+    assert pair.client.is_open("read_write")
+    assert pair.client.open_request_count() == 0
+
+
+@pytest.mark.parametrize("answered", ["nothing", "the head", "part of the body"])
+def test_a_no_error_reset_before_the_answer_is_whole_is_no_done(answered: str) -> None:
+    # RFC 9113 8.1: NO_ERROR stops a request *after* a complete answer (END_STREAM).
+    # Mint's Done handed a body cut short out as whole, or an answer that never came.
+    pair = Pair()
+    ref = pair.client.request("POST", "/", [], STREAM)
+    pair.pump()
+    expected: list[Any] = []
+    if answered != "nothing":
+        pair.server.send_headers(1, [(b":status", b"200"), (b"content-length", b"10")])
+        expected += [Status(ref, 200), Headers(ref, [("content-length", "10")])]
+    if answered == "part of the body":
+        pair.server.send_data(1, b"abc")
+        expected.append(Data(ref, b"abc"))
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.NO_ERROR)
+    responses = pair.pump()
+    assert responses == [
+        *expected,
+        Error(ref, HTTPError(("server_closed_request", "no_error"))),
+    ]
+    assert pair.client.open_request_count() == 0
+    # What the caller still streams is dropped, as after a complete answer.
+    pair.client.stream_request_body(ref, b"more")
+    pair.client.stream_request_body(ref, EOF)
+    assert pair.pump() == []
+    assert pair.server_data(1) == b""
+
+
+def test_a_no_error_reset_of_an_upgrade_before_its_2xx_is_no_done() -> None:
+    pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+    ref = pair.client.request("CONNECT", "/", [], STREAM, upgrade="websocket")
+    pair.pump()
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.NO_ERROR)
+    assert pair.pump() == [Error(ref, HTTPError(("server_closed_request", "no_error")))]
+
+
 def test_get_response_with_trailers() -> None:
     pair = Pair()
     ref = pair.client.request("GET", "/", [], None)

@@ -9,7 +9,7 @@ import pytest
 from mint.errors import HTTPError
 from mint.http._http1 import Http1Session
 from mint.http._http2 import Http2Session
-from mint.http._types import STREAM
+from mint.http._types import EOF, STREAM
 
 
 def sessions() -> list[Any]:
@@ -47,6 +47,17 @@ def sessions() -> list[Any]:
         # RFC 9110 5.5: HTTP/2 trimmed it, h11 refused it.
         ("GET", "/", [("x-a", " v ")], None, "whitespace"),
         ("GET", "/", [("x-a", "v\t")], None, "whitespace"),
+        # RFC 9110 5.5: controls other than CR, LF and NUL were sent on both.
+        ("GET", "/", [("x-a", "a\x01b")], None, "controls"),
+        ("GET", "/", [("x-a", "a\x7fb")], None, "controls"),
+        ("GET", "/", [("x-a", "a\x1bb")], None, "controls"),
+        # RFC 9112 3.2.4: the asterisk-form is OPTIONS' (HTTP/2 servers reset it).
+        ("GET", "*", [], None, "OPTIONS only"),
+        # One Host, naming a host: HTTP/2 made the last of two (or an empty one)
+        # :authority, unchecked.
+        ("GET", "/", [("host", "a.test"), ("Host", "b.test")], None, "more than one host"),
+        ("GET", "/", [("host", "")], None, "invalid host"),
+        ("GET", "/", [("host", "a b")], None, "invalid host"),
     ],
 )
 def test_refused_on_both_protocols(
@@ -66,12 +77,14 @@ def test_refused_on_both_protocols(
     ("method", "path", "headers", "body"),
     [
         ("OPTIONS", "*", [], None),
-        ("GET", "http://example.com/x", [], None),  # absolute-form, to a proxy
         ("POST", "/", [("content-length", "5")], b"hello"),
         ("POST", "/", [("content-length", "5, 5")], b"hello"),
         ("POST", "/", [("content-length", "2")], STREAM),
         ("GET", "/", [("x-a", "")], None),
         ("GET", "/", [("x-a", "in side")], None),
+        ("GET", "/", [("x-a", "tab\tinside")], None),
+        ("GET", "/", [("x-a", "caf\xe9")], None),  # obs-text
+        ("GET", "/", [("host", "a.test:8080")], None),
     ],
 )
 def test_accepted_on_both_protocols(
@@ -86,3 +99,106 @@ def test_connect_takes_an_authority_on_http1() -> None:
     session = Http1Session(scheme="http", host="proxy.test", port=3128)
     session.request("CONNECT", "example.com:443", [], None)
     assert session.data_to_send().startswith(b"CONNECT example.com:443 HTTP/1.1\r\n")
+
+
+def test_absolute_form_goes_to_a_proxy_on_http1_only() -> None:
+    # RFC 9113 8.3.1: on HTTP/2 the scheme and host go in :scheme and :authority, and
+    # :path is the path; Node reset a stream whose :path was a whole URI.
+    h1, h2 = sessions()
+    h1.request("GET", "http://example.com/x", [], None)
+    assert h1.data_to_send().startswith(b"GET http://example.com/x HTTP/1.1\r\n")
+    h2.data_to_send()
+    with pytest.raises(HTTPError) as info:
+        h2.request("GET", "http://example.com/x", [], None)
+    assert info.value.reason[0] == "invalid_request"
+    assert "HTTP/2 takes a path" in info.value.reason[1]
+    assert h2.data_to_send() == b""
+    assert h2.open_request_count() == 0
+
+
+def streaming(headers: list[tuple[str, str]]) -> list[tuple[Any, Any]]:
+    """A streamed POST with ``headers`` on each protocol: (session, ref) pairs, with
+    what the request wrote already taken."""
+    pairs = []
+    for session in sessions():
+        ref = session.request("POST", "/", headers, STREAM)
+        session.data_to_send()
+        pairs.append((session, ref))
+    return pairs
+
+
+def test_a_streamed_body_longer_than_its_content_length_is_refused_and_the_rest_goes() -> None:
+    # h2 sent it (the server reset the stream as malformed); h11 refused it only once it
+    # had taken it in, and the connection could not write again.
+    for session, ref in streaming([("content-length", "5")]):
+        session.stream_request_body(ref, b"abc")
+        wrote = session.data_to_send()
+        with pytest.raises(HTTPError) as info:
+            session.stream_request_body(ref, b"def")
+        assert info.value.reason == (
+            "invalid_request",
+            "3 bytes of body where its content-length leaves 2",
+        )
+        assert session.data_to_send() == b""
+        session.stream_request_body(ref, memoryview(b"de"))
+        session.stream_request_body(ref, EOF)
+        assert b"abc" in wrote and b"de" in session.data_to_send()
+        assert session.open_request_count() == 1  # (its answer is still to come)
+
+
+def test_a_streamed_body_ended_short_of_its_content_length_is_refused_and_can_go_on() -> None:
+    # h11 refused the end once it had taken it in: the stream stayed half-ended for good.
+    for session, ref in streaming([("content-length", "5")]):
+        session.stream_request_body(ref, b"abc")
+        session.data_to_send()
+        with pytest.raises(HTTPError) as info:
+            session.stream_request_body(ref, EOF)
+        assert info.value.reason == (
+            "invalid_request",
+            "the body ends 2 bytes short of its content-length",
+        )
+        assert session.data_to_send() == b""
+        session.stream_request_body(ref, b"de")
+        session.stream_request_body(ref, EOF)
+        assert b"de" in session.data_to_send()
+        with pytest.raises(HTTPError) as info:
+            session.stream_request_body(ref, b"x")
+        assert info.value.reason == "request_body_not_streaming"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["connection", "Keep-Alive", "transfer-encoding", "upgrade", "te", "content-length", "host"],
+)
+def test_trailers_that_frame_route_or_belong_to_the_connection_are_refused(name: str) -> None:
+    # RFC 9110 6.5.1, RFC 9113 8.2.2: h2 dropped such a field from the block, and a
+    # block left empty raised a bare IndexError inside h2, the stream half-ended.
+    for session, ref in streaming([]):
+        with pytest.raises(HTTPError) as info:
+            session.stream_request_body(ref, (EOF, [(name, "x")]))
+        assert info.value.reason == (
+            "invalid_request",
+            f"{name!r} is not allowed in trailing headers",
+        )
+        assert session.data_to_send() == b""
+        session.stream_request_body(ref, (EOF, [("x-checksum", "1")]))
+        out = session.data_to_send()
+        assert out  # the end went out
+        assert isinstance(session, Http2Session) or b"x-checksum: 1\r\n" in out
+
+
+def test_trailers_after_a_content_length_are_refused_on_http1_before_the_end() -> None:
+    # RFC 9112 7.1.2: trailers need a chunked body; h11 refused them once it had taken
+    # the end in, and the stream stayed half-ended.
+    h1, _ = sessions()
+    ref = h1.request("POST", "/", [("content-length", "2")], STREAM)
+    h1.stream_request_body(ref, b"ok")
+    h1.data_to_send()
+    with pytest.raises(HTTPError) as info:
+        h1.stream_request_body(ref, (EOF, [("x-sum", "1")]))
+    assert info.value.reason == ("invalid_request", "trailers on a body with a content-length")
+    h1.stream_request_body(ref, EOF)
+    assert h1.data_to_send() == b""  # (the length ends the body: nothing more to write)
+    with pytest.raises(HTTPError) as info:
+        h1.stream_request_body(ref, EOF)
+    assert info.value.reason == "request_body_not_streaming"

@@ -337,8 +337,14 @@ def open_request_count(conn: Conn) -> int:
     the caller's body (or a WebSocket's Close) is still to go, until it has ended or
     been cancelled; a new request is refused (``too_many_concurrent_requests``) only
     when this reaches the server's limit.
+
+    A closed connection has none: nothing more can come for them (HTTP/2 counted a
+    request in flight at ``close`` for good, and so did HTTP/1.1 after a response it
+    refused, while an HTTP/1.1 end with requests in line counted none).
     """
     _check_conn(conn)
+    if conn._transport.closed:
+        return 0
     return int(conn._session.open_request_count())
 
 

@@ -32,7 +32,9 @@ from mint.http._types import (
     Response,
     Status,
     body_end,
+    body_left,
     check_request,
+    declared_length,
     new_data,
 )
 
@@ -50,6 +52,7 @@ class _Request:
     upgrade: bool = False
     sent_on_main: bool = False
     close_after: bool = False  # the answer's framing was ambiguous: close after it
+    body_left: int | None = None  # a streamed body's bytes still owed its content-length
     # The throw-away h11 connection that serialises a pipelined request's body.
     scratch: Any = None
 
@@ -212,6 +215,8 @@ class Http1Session:
         # it went into the tunnel or the new protocol.
         switching = bool(upgrade) or method == "CONNECT" or "upgrade" in names
         req = _Request(ref=Ref(), method=head.method, upgrade=switching, streaming=streaming)
+        if streaming:
+            req.body_left = declared_length(headers)
         req.events.append(head)
         if not streaming:
             if body:
@@ -284,15 +289,19 @@ class Http1Session:
             raise HTTPError("unknown_request_to_stream")
         if not req.streaming:
             raise HTTPError("request_body_not_streaming")
+        size = 0 if trailers is not None else memoryview(cast("bytes", chunk)).nbytes
+        left = body_left(req.body_left, size, trailers is not None)
         event: Any
         if trailers is not None:
+            if trailers and req.body_left is not None:
+                # Trailers need a chunked body (RFC 9112 7.1.2): h11 refused them after
+                # a Content-Length only once it had taken the end in, stream half-ended.
+                raise HTTPError(("invalid_request", "trailers on a body with a content-length"))
             try:
-                # Trailers need a chunked body: h11 refuses them after a Content-Length.
                 event = h11.EndOfMessage(headers=trailers)
             except h11.LocalProtocolError as exc:
                 raise HTTPError(("invalid_request", str(exc))) from exc
-            req.streaming = False
-        elif not chunk:
+        elif not size:
             return  # an empty chunk would end a chunked body early
         else:
             event = h11.Data(data=bytes(cast("bytes", chunk)))
@@ -305,6 +314,9 @@ class Http1Session:
             # Pipelined behind another request: write it now, replay it on h11 later.
             self._out += self._serialise(req.scratch, [event])
             req.events.append(event)
+        req.body_left = left
+        if trailers is not None:
+            req.streaming = False
         if answered and not req.streaming:
             self._answered = None
             conn = self._h11

@@ -70,7 +70,9 @@ from mint.http._types import (
     Response,
     Status,
     body_end,
+    body_left,
     check_request,
+    declared_length,
 )
 
 USER_AGENT = "mint-websocket/0.1"
@@ -276,7 +278,21 @@ class _CheckedStream(H2Stream):
     # A frame's own checks: trailers without END_STREAM, an informational head with
     # END_STREAM, DATA before any head (RFC 9113 8.1). Made once HPACK decoded the
     # block and the connection window counted the DATA: only the stream need end.
-    receive_headers = _malformed_if_refused(H2Stream.receive_headers, frame=True)
+    def _receive_headers(self, headers: Any, end_stream: bool, encoding: Any) -> Any:
+        """``h2``'s taking of a header block, and the check it leaves out: a final head
+        with END_STREAM is a whole response with no content, so its ``content-length``
+        must be 0 (RFC 9113 8.1.1; a HEAD's, a 204's and a 304's are, see
+        :meth:`_initialize_content_length`). h2 counts the length on DATA only, and
+        such a head was handed out as a whole, empty body: ``Done``."""
+        frames, events = H2Stream.receive_headers(self, headers, end_stream, encoding)
+        expected = self._expected_content_length
+        if end_stream and expected and events and isinstance(events[0], h2.events.ResponseReceived):
+            raise _MalformedResponse(
+                f"InvalidBodyLengthError: Expected {expected} bytes, received 0"
+            )
+        return frames, events
+
+    receive_headers = _malformed_if_refused(_receive_headers, frame=True)
     receive_data = _malformed_if_refused(H2Stream.receive_data, frame=True)
 
     _h2_initialize_content_length = _malformed_if_refused(H2Stream._initialize_content_length)
@@ -586,6 +602,7 @@ class _Stream:
     # windows: reset (NO_ERROR) once the queue is out (see Http2Session._held_end).
     reset_when_sent: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None  # sent with END_STREAM, after the queue
+    body_left: int | None = None  # a streamed body's bytes still owed its content-length
     # An extended CONNECT whose final answer was not 2xx: no WebSocket will use the
     # stream, so ours ends with the server's (see Http2Session._end).
     refused: bool = False
@@ -793,6 +810,13 @@ class Http2Session:
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
         headers = check_request(method, path, headers, body)
+        if upgrade is None and method != "CONNECT" and path[0] != "/" and path != "*":
+            # RFC 9113 8.3.1: :path is the target's path and query; the scheme and host
+            # of an absolute-form target go in :scheme and :authority, and the server
+            # reset a stream whose :path held them.
+            raise HTTPError(
+                ("invalid_request", f"HTTP/2 takes a path starting with / (or *): {path!r}")
+            )
         if not self.is_open("write"):
             raise HTTPError("closed_for_writing" if self.is_open("read") else "closed")
         streaming = body is STREAM
@@ -813,7 +837,14 @@ class Http2Session:
             if key == "host":
                 authority = value  # RFC 9113 8.3.1: :authority replaces Host
                 continue
-            if key in _CONNECTION_HEADERS or (key == "te" and value.lower() != "trailers"):
+            if key in _CONNECTION_HEADERS:
+                continue
+            if key == "te":
+                # RFC 9113 8.2.2: "trailers" is all TE may say on HTTP/2 (as spelt: a
+                # server may compare it exactly); "trailers, gzip" keeps its trailers.
+                codings = (part.split(";")[0].strip().lower() for part in value.split(","))
+                if "trailers" in codings:
+                    regular.append(("te", "trailers"))
                 continue
             has_user_agent = has_user_agent or key == "user-agent"
             regular.append((key, value))
@@ -870,6 +901,8 @@ class Http2Session:
             local_ended=end_now,
             scanner=_WebSocketScanner() if upgrade == "websocket" else None,
         )
+        if streaming:
+            stream.body_left = declared_length(headers)
         self._streams[stream_id] = stream
         self._refs[stream.ref] = stream
         if has_body:
@@ -907,6 +940,7 @@ class Http2Session:
                 if stream.upgrade:
                     return  # the Close frame already ended it (or just did)
                 raise HTTPError("request_body_not_streaming")
+            body_left(stream.body_left, 0, True)
             if trailers:
                 # A HEADERS frame with END_STREAM after the queued DATA (RFC 9113 8.1);
                 # field names are lower-case there, and pseudo-headers belong to the head.
@@ -923,7 +957,9 @@ class Http2Session:
         if not chunk:
             return
         data = bytes(cast("bytes", chunk))  # body_end let only bytes-like through
+        left = body_left(stream.body_left, len(data), False)
         self._check_room(stream, len(data))
+        stream.body_left = left
         end = stream.scanner.feed(data) if stream.scanner is not None else False
         if end:
             stream.streaming = False
@@ -1527,11 +1563,18 @@ class Http2Session:
                             # RFC 9113 8.1's own case: the whole answer (Done already),
                             # then a stop: what the caller still streams is dropped.
                             _remember(self._stopped, stream.ref)
-                    elif event.error_code == h2.errors.ErrorCodes.NO_ERROR:
+                    elif event.error_code == h2.errors.ErrorCodes.NO_ERROR and stream.fast:
                         # RFC 9113 8.1: NO_ERROR asks us to stop sending after a complete
                         # answer (Node ends WebSocket streams this way): the end, as Mint.
                         # What the caller still sends on it (a Close reply) is dropped.
                         responses.append(Done(stream.ref))
+                        _remember(self._stopped, stream.ref)
+                    elif event.error_code == h2.errors.ErrorCodes.NO_ERROR:
+                        # Before the answer was complete (no END_STREAM; no 2xx yet on
+                        # an upgrade): Mint's Done handed a body cut short out as whole,
+                        # or a request with no answer at all as answered.
+                        cut = HTTPError(("server_closed_request", "no_error"))
+                        responses.append(Error(stream.ref, cut))
                         _remember(self._stopped, stream.ref)
                     elif not event.remote_reset:
                         # h2 reset it for the server's error on it (a WINDOW_UPDATE

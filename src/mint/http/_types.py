@@ -116,9 +116,27 @@ EOF: Final = _Marker("EOF")
 _TOKEN: Final = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
-# RFC 9110 5.5 and RFC 9113 8.2.1: a field value never holds CR, LF or NUL (a CR LF
-# would end the field on HTTP/1.1, and an HTTP/2 peer treats the request as malformed).
-_VALUE_FORBIDDEN: Final = frozenset("\r\n\x00")
+# RFC 9110 5.5: a field value is visible characters, spaces and tabs (and obs-text).
+# CR, LF and NUL are the dangerous ones (a CR LF would end the field on HTTP/1.1, and an
+# HTTP/2 peer treats the request as malformed, RFC 9113 8.2.1); the other controls
+# (\x01, DEL) are invalid all the same, and a strict server answers 400.
+_VALUE_FORBIDDEN: Final = frozenset(chr(c) for c in (*range(0x20), 0x7F) if c != 0x09)
+# RFC 9110 6.5.1: a trailer never carries what frames the message or routes it, nor
+# what is the connection's (RFC 9113 8.2.2 and RFC 9112 7.6.1). h2 dropped them from
+# the block, and a block left empty crashed inside it, with the stream half-ended.
+_NOT_IN_TRAILERS: Final = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "content-length",
+        "host",
+        "trailer",
+    )
+)
 
 
 def check_request(
@@ -146,9 +164,24 @@ def check_request(
         raise HTTPError(
             ("invalid_request", f"the path must start with / (or be absolute, or *): {path!r}")
         )
+    if path == "*" and method != "OPTIONS":
+        # RFC 9112 3.2.4 and RFC 9113 8.3.1: the asterisk-form is OPTIONS' only.
+        raise HTTPError(("invalid_request", f"the path * is for OPTIONS only, not {method}"))
     pairs = check_fields(headers, "headers")
+    _check_host(pairs)
     _check_framing(pairs, body)
     return pairs
+
+
+def _check_host(pairs: list[tuple[str, str]]) -> None:
+    """One ``Host`` at most, naming a host (RFC 9112 3.2): h11 refused two on HTTP/1.1,
+    while HTTP/2 made the last one ``:authority`` unchecked, an empty one included
+    (which an HTTP/2 server answers with a reset, RFC 9113 8.3.1)."""
+    hosts = [value for name, value in pairs if name.lower() == "host"]
+    if len(hosts) > 1:
+        raise HTTPError(("invalid_request", f"more than one host header: {hosts!r}"))
+    if hosts and (not hosts[0] or any(c in " \t" for c in hosts[0])):
+        raise HTTPError(("invalid_request", f"invalid host header: {hosts[0]!r}"))
 
 
 # RFC 3986 3.1: scheme ":" then "//" authority, the absolute-form's start.
@@ -189,6 +222,40 @@ def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
             )
 
 
+def declared_length(pairs: list[tuple[str, str]]) -> int | None:
+    """The ``Content-Length`` of checked request headers (:func:`check_request`), or None."""
+    for name, value in pairs:
+        if name.lower() == "content-length":
+            return int(value.split(",")[0])
+    return None
+
+
+def body_left(left: int | None, size: int, ending: bool) -> int | None:
+    """What a streamed body still owes its own ``Content-Length`` (``left``; None: no
+    length) once a chunk of ``size`` bytes (``ending``: the end) goes.
+
+    Checked on both protocols before anything is queued: h2 sent such a body, and the
+    server reset the stream as malformed (RFC 9113 8.1.1); h11 refused it only once it
+    had taken the chunk in (a chunk too long broke the connection for writing, an end
+    too early left the stream half-ended). Refused, nothing changes: the caller may
+    still send the rest.
+
+    Raises:
+        HTTPError: ``("invalid_request", why)``.
+    """
+    if left is None:
+        return None
+    if size > left:
+        raise HTTPError(
+            ("invalid_request", f"{size} bytes of body where its content-length leaves {left}")
+        )
+    if ending and size < left:
+        raise HTTPError(
+            ("invalid_request", f"the body ends {left - size} bytes short of its content-length")
+        )
+    return left - size
+
+
 def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
     """``fields`` as a list of ``(name, value)`` str pairs with a token name and a value
     free of CR, LF and NUL, else ``HTTPError(("invalid_request", why))``."""
@@ -206,7 +273,10 @@ def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
             raise HTTPError(("invalid_request", f"a field name must be a token: {name!r}"))
         if not _VALUE_FORBIDDEN.isdisjoint(value):
             raise HTTPError(
-                ("invalid_request", f"a field value must not hold CR, LF or NUL: {name!r}")
+                (
+                    "invalid_request",
+                    f"a field value must not hold CR, LF, NUL or other controls: {name!r}",
+                )
             )
         if value and (value[0] in " \t" or value[-1] in " \t"):
             # RFC 9110 5.5, RFC 9113 8.2.1: no whitespace around a value. h11 refused it
@@ -235,7 +305,11 @@ def body_end(chunk: object) -> list[tuple[str, str]] | None:
     if isinstance(chunk, bytes | bytearray | memoryview):
         return None
     if type(chunk) is tuple and len(chunk) == 2 and chunk[0] is EOF:
-        return check_fields(chunk[1], "trailing headers")
+        trailers = check_fields(chunk[1], "trailing headers")
+        for name, _ in trailers:
+            if name.lower() in _NOT_IN_TRAILERS:
+                raise HTTPError(("invalid_request", f"{name!r} is not allowed in trailing headers"))
+        return trailers
     raise HTTPError(
         ("invalid_request", "a body chunk must be bytes, EOF or (EOF, trailing_headers)")
     )
