@@ -374,6 +374,11 @@ def test_http1_request_cancelled_half_written_ends_the_connection(
             with pytest.raises(mint.HTTPError) as raised:
                 await http.request(conn, "GET", "/", [])
             assert raised.value.reason == "closed"
+            # The next read says so, in either mode: a task on the mailbox was told
+            # nothing (the cancelled call would have raised it), and waited for ever.
+            with pytest.raises(mint.TransportError) as told:
+                await client.responses(5)
+            assert told.value.reason == "closed"
         finally:
             await client.close()
 

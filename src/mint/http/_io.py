@@ -132,7 +132,16 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
     else:
         session.abandon(ref)
         if not transport.closed:
-            _lost(conn, TransportError("closed"))
+            # Nobody hears of this end now (the call that would have raised it was
+            # cancelled): it is told by the next read, with the Errors it made. An
+            # active connection's mailbox gets a SocketClosed to bring it out: it had
+            # none, and a task waiting on the mailbox for this connection waited for ever.
+            responses, _ = _lost(conn, TransportError("closed"))
+            conn._private["untold"] = (early or []) + responses
+            early = None
+            box = conn._mailbox if conn._mode == "active" else None
+            if box is not None and not box.closed:
+                box.send(SocketClosed(transport.sock))
     if early:
         conn._private["early"] = early
 
@@ -578,7 +587,10 @@ def _stale(conn: Conn) -> tuple[Conn, list[Response]]:
     before it), taken from the mailbox before that: it says nothing more. HTTP/2 gave
     h2's own refusal of input after its close as the server's ``protocol_error``, and
     HTTP/1.1 a second ``"closed"`` for an end it had reported, or none when the caller
-    closed first."""
+    closed first. An end nobody was told of yet (:func:`_forsaken`) is told now."""
+    untold = conn._private.pop("untold", None)
+    if untold is not None:
+        raise TransportError("closed", conn=conn, responses=untold)
     return conn, []
 
 
@@ -756,7 +768,7 @@ def recv(
         return _process(conn, b"")
     transport = conn._transport
     if transport.closed:
-        raise TransportError("closed", conn=conn)
+        raise TransportError("closed", conn=conn, responses=conn._private.pop("untold", []))
     try:
         parts = transport.recv_parts(byte_count, timeout)
     except TransportError as exc:
