@@ -20,10 +20,15 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from aio_client import Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
@@ -1253,3 +1258,133 @@ def test_http2_a_recv_beside_a_window_wait_is_refused_and_a_wait_beside_a_recv_w
             await client.close()
 
     run(scenario())
+
+
+class DeafStreamer:
+    """An HTTP/2 server that opens no window for our requests' bodies, answers an
+    extended CONNECT with 200 and then streams ``count`` numbered WebSocket frames on it,
+    reading nothing of ours meanwhile: our WINDOW_UPDATEs fill the socket, and a write of
+    them waits. Then it reads (and drops) what we send, until we go."""
+
+    scheme = "http"
+    host = "127.0.0.1"
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.errors: list[BaseException] = []
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind((self.host, 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            with sock:
+                self._stream(sock)
+        except OSError:
+            pass  # (the client went)
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def _stream(self, sock: socket.socket) -> None:
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        server = h2.connection.H2Connection(config=config)
+        codes = h2.settings.SettingCodes
+        server.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                codes.ENABLE_CONNECT_PROTOCOL: 1,
+                codes.INITIAL_WINDOW_SIZE: 0,
+                codes.MAX_CONCURRENT_STREAMS: 100,
+            },
+        )
+        server.initiate_connection()
+        sock.sendall(server.data_to_send())
+        websocket = sink = None
+        while websocket is None or sink is None:
+            data = sock.recv(65536)
+            if not data:
+                return
+            for event in server.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    path = dict(event.headers)[b":path"]
+                    if path == b"/ws":
+                        websocket = event.stream_id
+                        server.send_headers(websocket, [(b":status", b"200")])
+                    else:
+                        sink = event.stream_id
+            sock.sendall(server.data_to_send())
+        for seq in range(self.count):
+            server.send_data(websocket, b"\x82\x04" + seq.to_bytes(4, "big"))
+            sock.sendall(server.data_to_send())
+            time.sleep(0.0002)
+        sock.settimeout(30)
+        while sock.recv(65536):
+            pass
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+def test_http2_what_a_passive_window_wait_read_comes_out_before_a_later_recv(
+    flavour: Flavour,
+) -> None:
+    """Two readers of one passive connection (not supported, but it must not cut
+    frames): a send waits for a window that never opens, reading the connection, while
+    another task's recv gets in whenever the wait does not read (its write of the
+    WINDOW_UPDATEs waits on a full socket). The wait kept what it read until it ended:
+    the recv handed out later frames first, and a WebSocket's frames came out of order.
+    What the wait reads is handed out before it waits again."""
+    http, ws = flavour.http, flavour.websocket
+    count = 3000
+    peer = DeafStreamer(count)
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="passive", protocols=("http2",))
+        try:
+            client.conn._transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            client.conn, sink = await http.request(client.conn, "POST", "/sink", [], STREAM)
+            await client.upgrade("/ws")
+            sending = await waiting_for_the_windows(client, flavour, sink)
+            # (the frames that came with the 200 first)
+            seqs = [int.from_bytes(f.data, "big") for f in client.early]
+            deadline = time.monotonic() + WAIT
+            while len(seqs) < count and time.monotonic() < deadline:
+                try:
+                    client.conn, got = await http.recv(client.conn, 0, 0.5)
+                except mint.HTTPError as exc:
+                    assert exc.reason[0] == "read_under_way"
+                    await asyncio.sleep(0)
+                    continue
+                except mint.TransportError as exc:
+                    assert exc.reason == "timeout"
+                    continue
+                for response in got:
+                    if isinstance(response, Data) and response.ref == client.ref:
+                        client.websocket, frames = ws.decode(client.websocket, response.data)
+                        seqs += [int.from_bytes(f.data, "big") for f in frames]
+                if len(seqs) > count // 2 and not sending.done():
+                    client.conn = await http.cancel_request(client.conn, sink)
+            await asyncio.wait_for(sending, WAIT)
+            while len(seqs) < count and time.monotonic() < deadline:
+                for response in await client.responses(1.0):
+                    if isinstance(response, Data) and response.ref == client.ref:
+                        client.websocket, frames = ws.decode(client.websocket, response.data)
+                        seqs += [int.from_bytes(f.data, "big") for f in frames]
+            assert seqs == list(range(count))
+        finally:
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        peer.stop()
+    assert not peer.errors, peer.errors

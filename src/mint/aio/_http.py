@@ -400,12 +400,15 @@ def _hand_out(conn: Conn, kept: list[Response]) -> list[Response]:
     A wait for a stream whose window never opens reads on for as long as it is
     allowed: kept to its end, the responses of every other stream (the echoes of
     sends that went through) were held back all that time, and piled up in memory.
-    A passive connection's come out of its next ``recv``."""
-    box = conn._mailbox if conn._mode == "active" else None
-    if box is None or box.closed:
+    A passive connection's come out of its next ``recv``: kept by the wait while it
+    wrote, they came out after what another task's ``recv`` read meanwhile (the
+    echoes of one WebSocket out of order, frames cut)."""
+    if not kept:
         return kept
     conn._private.setdefault("early", []).extend(kept)
-    box.send(SocketData(conn._transport.sock, b""))
+    box = conn._mailbox if conn._mode == "active" else None
+    if box is not None and not box.closed:
+        box.send(SocketData(conn._transport.sock, b""))
     return []
 
 
@@ -424,6 +427,7 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
         try:
             for data in held:
                 kept += session.receive_data(data)
+            kept = _hand_out(conn, kept)
             await _flush(conn)
             turns = 0  # (a read at least in each turn: two waits handed it to and fro)
             while _over_water(conn, ref) and not (turns and waiter.window_waiters):
