@@ -119,6 +119,10 @@ function handleConnect(stream, headers) {
 
 function handleStream(stream, headers) {
   stream.on('error', () => {});
+  // A client may reset a stream in the same write as its HEADERS (a cancelled
+  // upgrade): Node then hands out a stream already destroyed, and respond() on it
+  // throws ERR_HTTP2_INVALID_STREAM, uncaught, which ended the whole server.
+  if (stream.destroyed || stream.closed) return;
   const method = headers[':method'];
   if (method === 'CONNECT') {
     handleConnect(stream, headers);
@@ -162,7 +166,14 @@ function main() {
     session.on('close', () => sessions.delete(session));
     session.on('error', () => {});
   });
-  server.on('stream', handleStream);
+  server.on('stream', (stream, headers) => {
+    try {
+      handleStream(stream, headers);
+    } catch (err) {
+      // (a stream the client reset meanwhile: not the server's end)
+      if (err.code !== 'ERR_HTTP2_INVALID_STREAM') throw err;
+    }
+  });
 
   const stop = () => {
     server.close();
