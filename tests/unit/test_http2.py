@@ -1597,6 +1597,34 @@ def test_a_header_list_over_1_mib_is_enhance_your_calm() -> None:
     assert "1048576" in info.value.reason[1]
 
 
+def test_a_header_block_is_bounded_while_its_continuations_come() -> None:
+    # h2 holds a block's frames until END_HEADERS and bounds only their count (64):
+    # 64 CONTINUATIONs of 1 MiB were held, 64 MiB, for a list bound to 1 MiB.
+    pair = Pair()
+    ref = pair.client.request("GET", "/", [], None)
+    pair.pump()
+    wire = frame(0x1, 0, 1, b"\x00" * 2**20)  # HEADERS, no END_HEADERS
+    for _ in range(4):
+        wire += frame(0x9, 0, 1, b"\x00" * 2**20)  # CONTINUATION, no END_HEADERS
+    assert pair.client.receive_data(wire) == []  # (5 MiB: the bound)
+    with pytest.raises(HTTPError) as info:
+        pair.client.receive_data(frame(0x9, 0, 1, b"\x00"))
+    assert info.value.reason == (
+        "enhance_your_calm",
+        f"a header block of more than {5 * 2**20} bytes",
+    )
+    assert info.value.responses == [
+        Error(ref, HTTPError(info.value.reason)),
+    ]
+    [goaway] = [
+        e
+        for e in pair.server.receive_data(pair.client.data_to_send())
+        if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert not pair.client.is_open("read")
+
+
 def test_websocket_data_larger_than_our_max_frame_size_is_refused() -> None:
     pair, ref = open_fast_websocket()
     too_large = frame(0x0, 0, 1, b"x" * (2**20 + 1))  # SETTINGS_MAX_FRAME_SIZE is 2**20

@@ -88,6 +88,12 @@ DEFAULT_MAX_FRAME_SIZE = 2**20
 # larger one is a connection error (ENHANCE_YOUR_CALM): HPACK stops decoding midway,
 # and the compression state both sides share cannot be trusted after that.
 MAX_HEADER_LIST_SIZE = 2**20
+# The most bytes of one header block (HEADERS or PUSH_PROMISE and its CONTINUATIONs)
+# held until it ends. h2 holds the frames until END_HEADERS and bounds only their count
+# (64): 64 frames of 1 MiB, 64 MiB a connection, where no block within the list size
+# above takes more than about 4 MiB (Huffman may spend 30 bits on an octet, plus a few
+# octets a field). Over it is a connection error (ENHANCE_YOUR_CALM).
+MAX_HEADER_BLOCK = 5 * MAX_HEADER_LIST_SIZE
 
 # The most bytes held on a connection waiting for the peer's flow-control windows.
 DEFAULT_MAX_SEND_QUEUE = 64 * 2**20
@@ -701,6 +707,7 @@ class Http2Session:
         # The last frame h2 was given opened a header block that a CONTINUATION
         # must end (RFC 9113 6.10): no frame may go past h2 until it does.
         self._in_header_block = False
+        self._header_block_bytes = 0  # of the header block under way
         self.settings_received = False
         self._goaway = False  # the server sent GOAWAY: no new requests
         # A GOAWAY's error (its code's name and debug data), to raise once its read ends.
@@ -1346,7 +1353,16 @@ class Http2Session:
                     pos += size
                     continue
                 if kind in (_HEADERS, _PUSH_PROMISE, _CONTINUATION):
+                    block = size - _FRAME_HEADER
+                    if kind == _CONTINUATION:
+                        block += self._header_block_bytes
+                    if block > MAX_HEADER_BLOCK:
+                        h2conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+                        raise h2.exceptions.DenialOfServiceError(
+                            f"a header block of more than {MAX_HEADER_BLOCK} bytes"
+                        )
                     self._in_header_block = not src[pos + 4] & _END_HEADERS
+                    self._header_block_bytes = block if self._in_header_block else 0
                 events = h2conn.receive_data(src[pos : pos + size])  # h2 copies it once
                 pos += size
                 self._handle(events, responses)
