@@ -296,6 +296,11 @@ done:
 static int
 same_timeout(PyObject *w, PyObject *timeout)
 {
+    if (timeout != Py_None && !PyFloat_CheckExact(timeout) && !PyLong_CheckExact(timeout)) {
+        /* (True, Fraction(1), Decimal(1) equal 1 but are no timeout: the Python path
+         * refuses them, as it would have here had the last timeout been another.) */
+        return 0;
+    }
     PyObject *current = get(W_TIMEOUT, w);
     if (current == NULL) {
         return 0;

@@ -13,12 +13,15 @@ import os
 import socket
 import ssl
 import threading
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aio_client import Flavour
 from conftest_h2 import connect_h2, open_ws, send, wait_frames
+from wsclient import open_websocket
 
 import mint
 import mint.aio
@@ -209,6 +212,23 @@ def test_recv_checks_its_arguments(
         assert mint.http.is_open(conn)
     finally:
         mint.http.close(conn)
+
+
+@pytest.mark.parametrize("timeout", [True, Fraction(1), Decimal(1)], ids=repr)
+def test_a_timeout_equal_to_the_last_one_is_still_checked(ws_server: Any, timeout: Any) -> None:
+    # The C read of an upgraded connection took a timeout that equals (==) the one the
+    # socket already had as that one: True after 1, say, where the Python path refuses it.
+    client = open_websocket(ws_server, "/echo", mode="passive")
+    try:
+        client.send(Text("hi"))
+        client.conn, got = mint.websocket.recv(client.conn, 0, 1)
+        assert got
+        with pytest.raises(mint.HTTPError) as info:
+            mint.websocket.recv(client.conn, 0, timeout)
+        assert info.value.reason == ("invalid_timeout", timeout)
+        assert mint.http.is_open(client.conn)
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize("protocols", ["http2", (), ("http3",), ("http1", "spdy")])
