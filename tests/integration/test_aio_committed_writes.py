@@ -390,6 +390,52 @@ def test_http1_request_cancelled_half_written_ends_the_connection(
     run(scenario())
 
 
+@pytest.mark.parametrize(
+    ("mode", "switch"),
+    [("passive", "to active"), ("active", "to another mailbox"), ("active", "passive, active")],
+)
+def test_http1_an_untold_end_reaches_the_mailbox_the_connection_moves_to(
+    flavour: Flavour, gated: Callable[[Any], GatedProxy], hypercorn_h1: Any, mode: str, switch: str
+) -> None:
+    """The end of a connection whose request a cancel cut short is told once, by the
+    next read, wherever its input goes by then: its SocketClosed went to the mailbox it
+    was on (or to none, passive), and a move took it off that one, so a task waiting on
+    the new one waited for ever."""
+    proxy = gated(hypercorn_h1)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode=mode)
+        other = mint.Mailbox()
+        try:
+            narrow(client)
+            proxy.hold()
+            await cancelled_in_line(
+                http.request(client.conn, "POST", "/echo-body", [], os.urandom(2**20))
+            )
+            proxy.release()
+            if switch == "to active":
+                client.conn = http.set_mode(client.conn, "active")
+                client.mailbox = client.conn._mailbox  # (the loop's default)
+            elif switch == "to another mailbox":
+                client.conn = http.controlling_process(client.conn, other)
+                client.mailbox = other
+            else:
+                client.conn = http.set_mode(http.set_mode(client.conn, "passive"), "active")
+            client.mode = "active"
+            with pytest.raises(mint.TransportError) as told:
+                await client.responses(5)
+            assert told.value.reason == "closed"
+            # Told once: a second read finds nothing more of it.
+            with pytest.raises(TimeoutError):
+                await client.responses(0.2)
+        finally:
+            other.close()
+            await client.close()
+
+    run(scenario())
+
+
 # -- HTTP/2: several tasks waiting for the windows at once ---------------------------------------
 @pytest.mark.parametrize("mode", ["active", "passive"])
 def test_http2_sends_of_several_tasks_waiting_for_the_windows(

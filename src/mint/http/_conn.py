@@ -29,7 +29,7 @@ from mint._backend import ALPN_IDS, is_number, map_os_error
 from mint.errors import HTTPError, MintError, Reason
 from mint.http._http1 import Http1Session
 from mint.http._types import Ref, Response
-from mint.mailbox import Mailbox, SocketData
+from mint.mailbox import Mailbox, SocketClosed, SocketData
 
 if TYPE_CHECKING:
     import socket
@@ -151,8 +151,17 @@ def _watch_from(conn: Conn, box: Mailbox) -> None:
     (``_await_window``), when that wait ends: it puts the connection on its mailbox
     as it is then. ``set_mode`` and ``controlling_process`` called meanwhile (from
     another task) that registered at once had the mailbox take the wait's loop
-    reader, and the wait never woke."""
-    if not conn._transport.closed and not conn._transport._waiter.in_window_wait():
+    reader, and the wait never woke.
+
+    A connection whose end nobody was told of yet (a call cancelled once its HTTP/1.1
+    request was committed: ``_forsaken``) is closed, and its ``SocketClosed`` went to
+    the mailbox it was on then, or to none: the new one gets one, to tell it."""
+    transport = conn._transport
+    if transport.closed:
+        if "untold" in conn._private:
+            box.send(SocketClosed(transport.sock))
+        return
+    if not transport._waiter.in_window_wait():
         _put_on(conn, box)
 
 
