@@ -216,6 +216,26 @@ def test_default_negotiate_gives_each_connection_the_state_its_init_sets_up() ->
     assert second.params is not offer.params and second.opts is not offer.opts
 
 
+def test_default_negotiate_keeps_what_the_offered_instance_was_built_and_set_with() -> None:
+    # An instance built with its own __init__ signature, or set up after it was built
+    # (a hook), negotiates as it did: the copy carries both over.
+    class Tagged(Extension):
+        name = "x-tagged"
+
+        def __init__(self, tag: str = "a") -> None:
+            super().__init__([], {})
+            self.tag = tag
+
+    offer = Tagged(tag="b")
+    seen: list[bytes] = []
+    offer.hook = seen.append  # type: ignore[attr-defined]
+    got = offer.negotiate([])
+    assert isinstance(got, Tagged) and got is not offer
+    assert got.tag == "b"
+    got.hook(b"x")  # type: ignore[attr-defined]
+    assert seen == [b"x"]
+
+
 @pytest.mark.parametrize(
     "bad", [[("a", 1, 2)], [("a", b"x")], [3], [("bad name", "v")], [("a", True)]]
 )

@@ -75,6 +75,7 @@ The rules the codec relies on:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -146,7 +147,8 @@ class Extension:
         opts: local options that are not negotiated (e.g. a compression level).
         accepted_params: the parameters of the server's answer, set on the instance
             :meth:`negotiate` returns by the default implementation.
-        state: free for subclasses (Mint's ``state`` field).
+        state: free for subclasses (Mint's ``state`` field); each connection gets a
+            deep copy of the offered instance's (see :meth:`negotiate`).
     """
 
     name: ClassVar[str]
@@ -206,18 +208,22 @@ class Extension:
 
         Returns:
             A new instance (never ``self``) ready to encode and decode messages for
-            one connection. The default builds one as ``upgrade`` builds an offered
-            class, ``type(self)(self.params, self.opts)``, and records ``params`` as
-            :attr:`accepted_params`: what ``__init__`` sets up (a counter, a buffer in
-            :attr:`state`) is then the connection's own. A copy of ``self`` shared it
-            with the offered instance and with every other connection negotiated from
-            that instance.
+            one connection. The default copies ``self`` (its own ``__init__`` and what
+            was set on it after, a hook, carry over), with copies of :attr:`params`
+            and :attr:`opts` and a deep copy of :attr:`state`, and records ``params``
+            as :attr:`accepted_params`. :attr:`state` is the connection's own so: a
+            shallow copy shared what ``__init__`` put there (a counter, a buffer) with
+            the offered instance and every other connection negotiated from it.
+            Anything else kept per connection is an override's to set up.
 
         Raises:
             WebSocketError: ``("extension_not_negotiated", name, detail)`` when the
                 answer is not acceptable.
         """
-        accepted = type(self)(self.params, self.opts)
+        accepted = copy.copy(self)
+        accepted.params = list(self.params)
+        accepted.opts = dict(self.opts)
+        accepted.state = copy.deepcopy(self.state)
         accepted.accepted_params = list(params)
         return accepted
 
