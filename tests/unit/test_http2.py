@@ -204,6 +204,22 @@ def test_request_headers_lower_cased_and_connection_headers_dropped() -> None:
     assert regular == [(b"x-custom", b"Value"), (b"user-agent", b"me")]
 
 
+def test_an_ordinary_connect_is_a_tunnel_to_its_authority() -> None:
+    # RFC 9113 8.5: :method and :authority only; with :scheme and :path (as any other
+    # request) h2 refused it, typed, and a plain CONNECT could not be made at all.
+    pair = Pair()
+    ref = pair.client.request("CONNECT", "upstream.test:443", [], STREAM)
+    pair.pump()
+    pseudo = [(k, v) for k, v in pair.request_headers(1) if k.startswith(b":")]
+    assert pseudo == [(b":method", b"CONNECT"), (b":authority", b"upstream.test:443")]
+    pair.server.send_headers(1, [(b":status", b"200")])
+    pair.server.send_data(1, b"from upstream")
+    assert pair.pump() == [Status(ref, 200), Headers(ref, []), Data(ref, b"from upstream")]
+    pair.client.stream_request_body(ref, b"to upstream")
+    pair.pump()
+    assert pair.server_data(1) == b"to upstream"
+
+
 @pytest.mark.parametrize("te", ["Trailers", "trailers, gzip", "gzip;q=0.5, TRAILERS"])
 def test_te_says_trailers_on_http2_as_spelt(te: str) -> None:
     # RFC 9113 8.2.2: "trailers" is all TE may hold; "Trailers" went out as given (a

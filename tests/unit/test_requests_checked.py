@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 from typing import Any
 
 import pytest
@@ -56,7 +57,6 @@ def sessions() -> list[Any]:
         # One Host, naming a host: HTTP/2 made the last of two (or an empty one)
         # :authority, unchecked.
         ("GET", "/", [("host", "a.test"), ("Host", "b.test")], None, "more than one host"),
-        ("GET", "/", [("host", "")], None, "invalid host"),
         ("GET", "/", [("host", "a b")], None, "invalid host"),
     ],
 )
@@ -202,3 +202,37 @@ def test_trailers_after_a_content_length_are_refused_on_http1_before_the_end() -
     with pytest.raises(HTTPError) as info:
         h1.stream_request_body(ref, EOF)
     assert info.value.reason == "request_body_not_streaming"
+
+
+def test_an_empty_host_goes_on_http1_and_is_refused_on_http2() -> None:
+    # RFC 9112 3.2: HTTP/1.1's for a target with no authority; on HTTP/2 it would be an
+    # empty :authority, which the server resets (RFC 9113 8.3.1).
+    h1, h2 = sessions()
+    h1.request("GET", "/", [("Host", "")], None)
+    assert b"\r\nHost: \r\n" in h1.data_to_send()
+    h2.data_to_send()
+    with pytest.raises(HTTPError) as info:
+        h2.request("GET", "/", [("Host", "")], None)
+    assert info.value.reason == ("invalid_request", "an empty host: :authority names one")
+    assert h2.data_to_send() == b""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        memoryview(array.array("H", [0x4241, 0x4443])),  # 2 items, 4 bytes
+        memoryview(b"ABCD").cast("B", shape=[2, 2]),
+        memoryview(b"ABCD").cast("I", shape=[]),  # 0-D
+    ],
+    ids=["H", "2-D", "0-D"],
+)
+def test_a_whole_body_is_measured_in_bytes_not_items(body: memoryview) -> None:
+    # len() of such a view counts its items: a right content-length (4) was refused, and
+    # HTTP/1.1 declared 2 for 4 bytes, which h11 then refused, the connection broken.
+    for session in sessions():
+        session.request("POST", "/", [("content-length", "4")], body)
+        session.data_to_send()
+    h1, _ = sessions()
+    h1.request("POST", "/", [], body)
+    assert h1.data_to_send().endswith(b"\r\ncontent-length: 4\r\n\r\nABCD")
+    assert h1.is_open("write")

@@ -197,7 +197,7 @@ class Http1Session:
             if not isinstance(body, bytes | bytearray | memoryview):
                 raise HTTPError(("invalid_request", "body must be bytes, None or STREAM"))
             if "content-length" not in names and "transfer-encoding" not in names:
-                full.append(("content-length", str(len(body))))
+                full.append(("content-length", str(memoryview(body).nbytes)))
         elif method in ("POST", "PUT", "PATCH") and "content-length" not in names:
             full.append(("content-length", "0"))
         try:

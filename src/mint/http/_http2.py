@@ -842,6 +842,9 @@ class Http2Session:
         for name, value in headers:
             key = name.lower()
             if key == "host":
+                if not value:
+                    # (HTTP/1.1's for a target with no authority; RFC 9113 8.3.1)
+                    raise HTTPError(("invalid_request", "an empty host: :authority names one"))
                 authority = value  # RFC 9113 8.3.1: :authority replaces Host
                 continue
             if key in _CONNECTION_HEADERS:
@@ -866,6 +869,10 @@ class Http2Session:
                 (":path", path),
                 (":authority", authority),
             ]
+        elif method == "CONNECT":
+            # RFC 9113 8.5: a tunnel to the authority-form target, which is all of it
+            # (no :scheme, no :path: h2 refused the request that carried them).
+            pseudo = [(":method", "CONNECT"), (":authority", path)]
         else:
             pseudo = [
                 (":method", method),  # as given: RFC 9110 9.1, case-sensitive
@@ -881,15 +888,16 @@ class Http2Session:
             size = sum(len(name) + len(value) + 32 for name, value in encoded)
             if size > most:
                 raise HTTPError(("max_header_list_size_exceeded", size, most))
-        has_body = bool(body) and not streaming
+        # (bytes: a memoryview's len counts its items, not its bytes)
+        payload = b"" if body is None or streaming else bytes(cast("bytes", body))
+        has_body = bool(payload)
         if has_body:
-            assert isinstance(body, bytes | bytearray | memoryview)
             sendable = min(
-                len(body),
+                len(payload),
                 self._h2.remote_settings.initial_window_size,
                 self._h2.outbound_flow_control_window,
             )
-            if self._queued + len(body) - sendable > self._max_send_queue:
+            if self._queued + len(payload) - sendable > self._max_send_queue:
                 raise HTTPError("send_queue_full")
         end_now = not streaming and not has_body
         _check_outbound(encoded, trailer=False)
@@ -913,8 +921,7 @@ class Http2Session:
         self._streams[stream_id] = stream
         self._refs[stream.ref] = stream
         if has_body:
-            assert isinstance(body, bytes | bytearray | memoryview)
-            self._enqueue(stream, bytes(body), end=True)
+            self._enqueue(stream, payload, end=True)
         return stream.ref
 
     def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:

@@ -174,13 +174,13 @@ def check_request(
 
 
 def _check_host(pairs: list[tuple[str, str]]) -> None:
-    """One ``Host`` at most, naming a host (RFC 9112 3.2): h11 refused two on HTTP/1.1,
-    while HTTP/2 made the last one ``:authority`` unchecked, an empty one included
-    (which an HTTP/2 server answers with a reset, RFC 9113 8.3.1)."""
+    """One ``Host`` at most, without whitespace (RFC 9112 3.2): h11 refused two on
+    HTTP/1.1, while HTTP/2 made the last one ``:authority`` unchecked. An empty one is
+    HTTP/1.1's for a target with no authority; HTTP/2 refuses it (see its ``request``)."""
     hosts = [value for name, value in pairs if name.lower() == "host"]
     if len(hosts) > 1:
         raise HTTPError(("invalid_request", f"more than one host header: {hosts!r}"))
-    if hosts and (not hosts[0] or any(c in " \t" for c in hosts[0])):
+    if hosts and any(c in " \t" for c in hosts[0]):
         raise HTTPError(("invalid_request", f"invalid host header: {hosts[0]!r}"))
 
 
@@ -215,7 +215,7 @@ def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
         raise HTTPError(("invalid_request", f"invalid content-length: {sorted(lengths)!r}"))
     declared = int(lengths.pop())
     if body is None or isinstance(body, bytes | bytearray | memoryview):
-        actual = 0 if body is None else len(body)
+        actual = 0 if body is None else memoryview(body).nbytes  # (len counts items)
         if declared != actual:
             raise HTTPError(
                 ("invalid_request", f"content-length {declared} for a body of {actual} bytes")
