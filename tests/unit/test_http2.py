@@ -264,6 +264,26 @@ def test_a_final_head_with_end_stream_and_a_content_length_is_no_whole_body(
     assert pair.client.open_request_count() == 0
 
 
+def test_a_no_error_reset_after_a_body_whole_by_its_content_length_is_done() -> None:
+    # No END_STREAM, but the content-length says the body is all there: the answer is
+    # whole, and the reset only asks us to stop sending (RFC 9113 8.1).
+    pair = Pair()
+    ref = pair.client.request("POST", "/", [], STREAM)
+    pair.pump()
+    pair.server.send_headers(1, [(b":status", b"413"), (b"content-length", b"3")])
+    pair.server.send_data(1, b"big")
+    pair.server.reset_stream(1, h2.errors.ErrorCodes.NO_ERROR)
+    assert pair.pump() == [
+        Status(ref, 413),
+        Headers(ref, [("content-length", "3")]),
+        Data(ref, b"big"),
+        Done(ref),
+    ]
+    pair.client.stream_request_body(ref, b"more")  # (dropped: the server said stop)
+    assert pair.pump() == []
+    assert pair.server_data(1) == b""
+
+
 @pytest.mark.parametrize("answered", ["nothing", "the head", "part of the body"])
 def test_a_no_error_reset_before_the_answer_is_whole_is_no_done(answered: str) -> None:
     # RFC 9113 8.1: NO_ERROR stops a request *after* a complete answer (END_STREAM).

@@ -1534,6 +1534,15 @@ class Http2Session:
                 out += increment.to_bytes(4, "big")
         self._unacked.clear()
 
+    def _whole_by_length(self, stream_id: int) -> bool:
+        """Whether stream ``stream_id``'s final head came with a ``content-length`` its
+        body has reached (h2 keeps a stream it reset a while: its counts are there)."""
+        h2stream = self._h2.streams.get(stream_id)
+        if h2stream is None or not getattr(h2stream, "_final_seen", False):
+            return False
+        expected = h2stream._expected_content_length
+        return expected is not None and expected == h2stream._actual_content_length
+
     def _handle(self, events: list[h2.events.Event], responses: list[Response]) -> None:
         for event in events:
             if isinstance(event, h2.events.DataReceived):
@@ -1595,9 +1604,13 @@ class Http2Session:
                     elif event.error_code == h2.errors.ErrorCodes.NO_ERROR:
                         # Before the answer was complete (no END_STREAM; no 2xx yet on
                         # an upgrade): Mint's Done handed a body cut short out as whole,
-                        # or a request with no answer at all as answered.
-                        cut = HTTPError(("server_closed_request", "no_error"))
-                        responses.append(Error(stream.ref, cut))
+                        # or a request with no answer at all as answered. A body its
+                        # content-length says is whole is whole, END_STREAM or not.
+                        if self._whole_by_length(event.stream_id or 0):
+                            responses.append(Done(stream.ref))
+                        else:
+                            cut = HTTPError(("server_closed_request", "no_error"))
+                            responses.append(Error(stream.ref, cut))
                         _remember(self._stopped, stream.ref)
                     elif not event.remote_reset:
                         # h2 reset it for the server's error on it (a WINDOW_UPDATE
