@@ -110,8 +110,10 @@ class Transport(BaseTransport):
                 self._waiter.wait(WRITE, deadline)
 
     # -- I/O -----------------------------------------------------------------------
-    def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Write all of ``data``, waiting for the socket as long as it takes.
+    def send(self, data: bytes | bytearray | memoryview, until: float | None = None) -> None:
+        """Write all of ``data``, waiting for the socket as long as it takes, or until
+        ``until`` (``time.monotonic()``): then ``TransportError("timeout")``, as after
+        ``send_timeout``, the rest kept to go out first as the socket drains.
 
         The bytes are committed once this is called: cancelled, the send still owes
         them to the peer, and they go out in their place (see
@@ -160,10 +162,10 @@ class Transport(BaseTransport):
                     # reads it (a wait of ours would take its loop reader): then only
                     # wait to be able to write again.
                     owned = self.reader_busy or waiter.owned
-                    waiter.wait(WRITE if owned else READ, deadline)
+                    waiter.wait(WRITE if owned else READ, _sooner(deadline, until))
                     continue
                 except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                    waiter.wait(WRITE, deadline)
+                    waiter.wait(WRITE, _sooner(deadline, until))
                     continue
                 view = view[sent:]
                 if limit is not None:
@@ -319,3 +321,10 @@ class Transport(BaseTransport):
             self._unread = b"".join(parts)
             raise
         return b"".join(parts)
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines (``None``: none)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b

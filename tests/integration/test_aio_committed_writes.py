@@ -1434,3 +1434,142 @@ def test_http2_what_a_passive_window_wait_read_comes_out_before_a_later_recv(
     finally:
         peer.stop()
     assert not peer.errors, peer.errors
+
+
+class OpensThenReadsNothing:
+    """An HTTP/2 server that reads a streamed POST until the first windows are used,
+    answers the GET beside it, opens the POST's windows wide and reads nothing more
+    until ``release``: what the WINDOW_UPDATEs let go fills the socket."""
+
+    scheme = "http"
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self.gate = threading.Event()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        self.listener.bind((self.host, 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            with sock:
+                self._answer(sock)
+        except OSError:
+            pass  # (the client went)
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def _answer(self, sock: socket.socket) -> None:
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        server = h2.connection.H2Connection(config=config)
+        server.initiate_connection()
+        sock.sendall(server.data_to_send())
+        get = post = None
+        taken = 0
+        while get is None or post is None or taken < 65_535:
+            data = sock.recv(65536)
+            if not data:
+                return
+            for event in server.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    if dict(event.headers)[b":method"] == b"GET":
+                        get = event.stream_id
+                    else:
+                        post = event.stream_id
+                elif isinstance(event, h2.events.DataReceived):
+                    taken += event.flow_controlled_length
+            sock.sendall(server.data_to_send())
+        server.send_headers(get, [(b":status", b"200")])
+        server.send_data(get, b"hello", end_stream=True)
+        server.increment_flow_control_window(2**30)
+        server.increment_flow_control_window(2**30, post)
+        sock.sendall(server.data_to_send())
+        self.gate.wait(60)
+        sock.settimeout(30)
+        while sock.recv(65536):
+            pass
+
+    def stop(self) -> None:
+        self.gate.set()
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("send_timeout", [None, 0.2])
+@pytest.mark.parametrize("name", ["sync", "aio"])
+def test_http2_a_recv_with_a_timeout_waits_for_no_write_of_what_its_read_lets_go(
+    name: str, send_timeout: float | None
+) -> None:
+    """A read whose WINDOW_UPDATEs let a queued body go had it written by a send that
+    waited: with the peer reading none of it, ``recv(conn, 0, 0.5)`` waited as long as
+    that (for ever without ``send_timeout``), or raised the write's ``"timeout"`` with
+    the GET's whole answer only in ``.responses``, where a loop that retries on a
+    timeout dropped it. The read's responses come out now; the rest goes as the socket
+    drains."""
+    chosen = Flavour(name)
+    http = chosen.http
+    peer = OpensThenReadsNothing()
+    opts = {} if send_timeout is None else {"send_timeout": send_timeout}
+
+    async def scenario() -> None:
+        client = await connect(
+            chosen, peer, mode="passive", protocols=("http2",), transport_opts=opts
+        )
+        try:
+            narrow(client)
+            conn = client.conn
+            conn, post = await http.request(conn, "POST", "/sink", [], STREAM)
+            # (under the 1 MiB queued at which an asyncio send waits for the windows)
+            conn = await http.stream_request_body(conn, post, os.urandom(2**20))
+            conn, get = await http.request(conn, "GET", "/", [])
+            seen: list[Any] = []
+            while Done(get) not in seen:
+                try:
+                    conn, got = await http.recv(conn, 0, 0.5)
+                except mint.TransportError as exc:
+                    assert exc.reason == "timeout"
+                    assert exc.responses == []  # (a timeout that read nothing)
+                    continue
+                seen += got
+            assert [r for r in seen if r.ref == get] == [
+                Status(get, 200),
+                Headers(get, []),
+                Data(get, b"hello"),
+                Done(get),
+            ]
+            assert http.is_open(conn)
+            client.conn = conn
+        finally:
+            peer.gate.set()
+            await client.close()
+
+    # (bounded: a recv that waits for the write waits until the gate opens, at 60 s)
+    outcome: list[BaseException | None] = []
+
+    def body() -> None:
+        try:
+            with use_loop(chosen):
+                run(scenario(), WAIT)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    worker.join(WAIT + 5)
+    ended = not worker.is_alive()
+    peer.stop()
+    worker.join(30)
+    assert ended, "the recv loop ended only once the peer read again: a recv waited for the write"
+    if outcome[0] is not None:
+        raise outcome[0]
+    assert not peer.errors, peer.errors

@@ -285,11 +285,12 @@ def test_a_write_the_reset_cuts_short_ends_the_connection(h2_fault: Any, mode: s
 @pytest.mark.parametrize(
     ("method", "path", "headers"),
     [
-        ("CONNECT", "proxy.example:443", [("x-custom", "some-value")]),
+        # (An ordinary CONNECT was h2's own refusal, half-way through the block; it is
+        # a tunnel now, RFC 9113 8.5, sent as :method and :authority.)
         ("GET", "/", [("x-custom", "some-value"), ("bad name", "v")]),
         ("GET", "/", [("x-custom", "some-value"), ("x-bad", "a\r\nb")]),
     ],
-    ids=["ordinary-connect", "bad-name", "bad-value"],
+    ids=["bad-name", "bad-value"],
 )
 def test_a_refused_request_leaves_header_compression_in_step(
     h2_fault: Any,  # noqa: F811

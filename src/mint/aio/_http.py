@@ -482,7 +482,9 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
             _put_on(conn, box)
 
 
-async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
+async def _process(
+    conn: Conn, data: bytes, until: float | None = None
+) -> tuple[Conn, list[Response]]:
     session = conn._session
     try:
         responses = session.receive_data(data)
@@ -497,7 +499,7 @@ async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
     if session.direct_ref is not None:
         return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
     try:
-        await _answer(conn)
+        await _answer(conn, until)
     except MintError as exc:
         # (what was read is the caller's all the same: before the Errors of the end)
         exc.responses = [*responses, *exc.responses]
@@ -525,7 +527,7 @@ async def _process(conn: Conn, data: bytes) -> tuple[Conn, list[Response]]:
 MAX_BACKLOG_GROWTH = 16 * 2**20
 
 
-async def _answer(conn: Conn) -> None:
+async def _answer(conn: Conn, until: float | None = None) -> None:
     """:func:`_flush` after a read: end the connection when a peer that takes none of
     our bytes keeps sending frames that must be answered.
 
@@ -538,6 +540,15 @@ async def _answer(conn: Conn) -> None:
     ends a flood: ``("enhance_your_calm", detail)``, RFC 9113 10.5's name for it,
     with every open request's ``Error``. The caller's own writes are not counted:
     their timeouts tell the caller already.
+
+    The write waits no longer than ``until`` (a ``recv``'s deadline), nor than
+    ``send_timeout`` lets it: what the socket did not take then goes out as it drains
+    (from the loop, or in the blocking flavour while the caller waits for input, or
+    with its next send), and the read's responses are returned. A read whose
+    WINDOW_UPDATEs let megabytes of a queued body go waited as long as the peer read
+    none of them: ``recv(conn, 0, 1.0)`` for ever (no ``send_timeout``), or it raised
+    the write's ``"timeout"`` with the responses it had read in ``.responses``, which
+    a loop that retries on a timeout dropped.
     """
     data = conn._session.data_to_send()
     if not data:
@@ -552,7 +563,11 @@ async def _answer(conn: Conn) -> None:
             )
             raise _failed(conn, HTTPError(("enhance_your_calm", detail)))
         transport.owed_answers = owed
-    await transport.send(data)
+    try:
+        await transport.send(data, until)
+    except TransportError as exc:
+        if exc.reason != "timeout" or transport.closed:
+            raise
 
 
 async def _end(conn: Conn) -> None:
@@ -783,7 +798,10 @@ async def recv(
         if len(parts) == 1:
             return conn, [new_data(ref, data)]
         return conn, [new_data(ref, part) for part in parts]
-    return await _process(conn, data if len(parts) == 1 else b"".join(parts))
+    # A recv with a timeout waits for no write of what the read makes (see _answer):
+    # the rest goes out as the socket drains, while the caller waits again.
+    until = None if timeout is None else time.monotonic()
+    return await _process(conn, data if len(parts) == 1 else b"".join(parts), until)
 
 
 async def close(conn: Conn) -> Conn:

@@ -107,8 +107,10 @@ class AsyncTransport(BaseTransport):
                 await self._waiter.wait(WRITE, deadline)
 
     # -- I/O -----------------------------------------------------------------------
-    async def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Write all of ``data``, waiting for the socket as long as it takes.
+    async def send(self, data: bytes | bytearray | memoryview, until: float | None = None) -> None:
+        """Write all of ``data``, waiting for the socket as long as it takes, or until
+        ``until`` (``time.monotonic()``): then ``TransportError("timeout")``, as after
+        ``send_timeout``, the rest kept to go out first as the socket drains.
 
         The bytes are committed once this is called: cancelled, the send still owes
         them to the peer, and they go out in their place (see
@@ -157,10 +159,10 @@ class AsyncTransport(BaseTransport):
                     # reads it (a wait of ours would take its loop reader): then only
                     # wait to be able to write again.
                     owned = self.reader_busy or waiter.owned
-                    await waiter.wait(WRITE if owned else READ, deadline)
+                    await waiter.wait(WRITE if owned else READ, _sooner(deadline, until))
                     continue
                 except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                    await waiter.wait(WRITE, deadline)
+                    await waiter.wait(WRITE, _sooner(deadline, until))
                     continue
                 view = view[sent:]
                 if limit is not None:
@@ -316,3 +318,10 @@ class AsyncTransport(BaseTransport):
             self._unread = b"".join(parts)
             raise
         return b"".join(parts)
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines (``None``: none)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
