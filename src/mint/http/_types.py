@@ -258,7 +258,8 @@ def body_left(left: int | None, size: int, ending: bool) -> int | None:
 
 def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
     """``fields`` as a list of ``(name, value)`` str pairs with a token name and a value
-    free of CR, LF and NUL, else ``HTTPError(("invalid_request", why))``."""
+    free of control characters (a tab inside aside) and of whitespace around it, else
+    ``HTTPError(("invalid_request", why))``."""
     try:
         items = None if isinstance(fields, str | bytes | dict) else list(cast("Any", fields))
     except TypeError:
