@@ -405,6 +405,11 @@ class Waiter:
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    if flushing:
+                        # A wait with no time left (a recv polled with a timeout of 0)
+                        # still writes what the socket takes now: polled so, the rest
+                        # of a body the peer's WINDOW_UPDATEs let go never went out.
+                        self.run_flush()
                     raise TransportError("timeout")
                 wait_ms = max(int(remaining * 1000 + 0.999), 1)
             ready = self._poll.poll(wait_ms)

@@ -9,6 +9,10 @@ import threading
 import time
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from conftest_h2 import (
     body,
@@ -562,3 +566,102 @@ def test_a_message_taken_before_close_is_stale_after_it(
     for stale in (message, mint.SocketClosed(sock), mint.SocketError(sock, "closed")):
         assert mint.http.stream(conn, stale) == (conn, [])
     assert mint.http.stream(conn, "another") is mint.UNKNOWN
+
+
+class Uploads:
+    """An h2c server (the h2 library) that takes one streamed-in body and answers its
+    length and sha256. ``window``: its SETTINGS_INITIAL_WINDOW_SIZE and connection
+    window, given back as it reads (h2's way: once half is used); ``grant``: instead,
+    the default 64 KiB, and one WINDOW_UPDATE of ``grant`` bytes (stream and
+    connection) once the request's HEADERS came."""
+
+    def __init__(self, *, window: int | None = None, grant: int | None = None) -> None:
+        self.window, self.grant = window, grant
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        with sock:
+            sock.settimeout(60)
+            server = h2.connection.H2Connection(
+                h2.config.H2Configuration(client_side=False, header_encoding=None)
+            )
+            if self.window is not None:
+                server.local_settings = h2.settings.Settings(
+                    client=False,
+                    initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.window},
+                )
+            server.initiate_connection()
+            if self.window is not None:
+                server.increment_flow_control_window(self.window - 65_535)
+            sock.sendall(server.data_to_send())
+            size, digest = 0, hashlib.sha256()
+            try:
+                while data := sock.recv(65536):
+                    for event in server.receive_data(data):
+                        if isinstance(event, h2.events.RequestReceived) and self.grant:
+                            server.increment_flow_control_window(self.grant, event.stream_id)
+                            server.increment_flow_control_window(self.grant)
+                        elif isinstance(event, h2.events.DataReceived):
+                            size += len(event.data)
+                            digest.update(event.data)
+                            if self.window is not None:
+                                server.acknowledge_received_data(
+                                    event.flow_controlled_length, event.stream_id
+                                )
+                        elif isinstance(event, h2.events.StreamEnded):
+                            answer = f"{size} {digest.hexdigest()}".encode()
+                            server.send_headers(event.stream_id, [(b":status", b"200")])
+                            server.send_data(event.stream_id, answer, end_stream=True)
+                    sock.sendall(server.data_to_send())
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("server", "timeout", "size"),
+    [
+        # A body its large windows let go while the socket still held part of the last
+        # release: taken for a PING flood (the DATA counted as answers owed).
+        ({"window": 16 * 2**20}, 1.0, 64 * 2**20),
+        # One large WINDOW_UPDATE, read by a recv polled with a timeout of 0: the rest
+        # never went, as no wait was left to write it.
+        ({"grant": 33 * 2**20}, 0, 32 * 2**20),
+    ],
+    ids=["large-windows", "polled"],
+)
+def test_an_upload_the_windows_let_go_goes_whole_under_recv_with_timeouts(
+    server: dict[str, int], timeout: float, size: int
+) -> None:
+    peer = Uploads(**server)
+    conn = mint.http.connect("http", "127.0.0.1", peer.port, protocols=("http2",), mode="passive")
+    try:
+        body = os.urandom(size)
+        conn, ref = mint.http.request(conn, "POST", "/up", [], body)
+        seen: list[Any] = []
+        deadline = time.monotonic() + 60
+        while Done(ref) not in seen:
+            assert time.monotonic() < deadline, "the upload never ended"
+            try:
+                conn, got = mint.http.recv(conn, 0, timeout)
+            except mint.TransportError as exc:
+                assert exc.reason == "timeout", exc
+                conn = exc.conn
+                time.sleep(0.005)
+                continue
+            seen += got
+        answer = f"{size} {hashlib.sha256(body).hexdigest()}".encode()
+        assert of(ref, seen) == [Status(ref, 200), Headers(ref, []), Data(ref, answer), Done(ref)]
+    finally:
+        mint.http.close(conn)
+        peer.stop()

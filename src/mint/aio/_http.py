@@ -522,8 +522,8 @@ async def _process(
 
 
 # How much a connection may write in answer to what it reads (PING and SETTINGS acks,
-# WINDOW_UPDATEs, DATA the peer's WINDOW_UPDATEs let go) behind bytes the socket has
-# not taken (send_timeout ran out), before the peer is taken for a flood.
+# WINDOW_UPDATEs; not the DATA the peer's WINDOW_UPDATEs let go, see _answers_in)
+# behind bytes the socket has not taken, before the peer is taken for a flood.
 MAX_BACKLOG_GROWTH = 16 * 2**20
 
 
@@ -555,7 +555,7 @@ async def _answer(conn: Conn, until: float | None = None) -> None:
         return
     transport = conn._transport
     if transport._unsent:
-        owed = transport.owed_answers + len(data)
+        owed = transport.owed_answers + _answers_in(conn, data)
         if owed > MAX_BACKLOG_GROWTH:
             detail = (
                 f"{owed} bytes of answers owed to a peer that takes none of them and keeps "
@@ -568,6 +568,24 @@ async def _answer(conn: Conn, until: float | None = None) -> None:
     except TransportError as exc:
         if exc.reason != "timeout" or transport.closed:
             raise
+
+
+def _answers_in(conn: Conn, data: bytes) -> int:
+    """The bytes of ``data`` (what a read made to write) that answer the peer: all of
+    them on HTTP/1.1; on HTTP/2 every frame but DATA. The DATA frames are a body the
+    peer's WINDOW_UPDATEs let go, which it asked for by reading: counted too, a large
+    upload to a server with large windows, whose next WINDOW_UPDATE came while the
+    socket still held some of the last release, was taken for a PING flood."""
+    if conn._session.protocol != "http2":
+        return len(data)
+    answers = 0
+    at, end = 0, len(data)
+    while end - at >= 9:  # (frames, whole: RFC 9113 4.1)
+        size = 9 + int.from_bytes(data[at : at + 3], "big")
+        if data[at + 3]:  # not DATA (type 0)
+            answers += size
+        at += size
+    return answers
 
 
 async def _end(conn: Conn) -> None:
