@@ -99,7 +99,7 @@ _new_waiter: Callable[[asyncio.AbstractEventLoop], _Waiter] = (
 _wake: Callable[[_Waiter], None] = _set_none if _aio is None else _aio.wake
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class SocketData:
     """Bytes read from an active connection's socket (Erlang's ``{:tcp, socket, data}``)."""
 
@@ -121,14 +121,14 @@ def _socket_data(sock: Any, data: bytes) -> SocketData:
     return message
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class SocketClosed:
     """The peer closed an active connection's socket (``{:tcp_closed, socket}``)."""
 
     socket: Any
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class SocketError:
     """Reading an active connection's socket failed (``{:tcp_error, socket, reason}``)."""
 

@@ -7,6 +7,7 @@ is enough to build an extension outside the package.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -214,6 +215,31 @@ def test_default_negotiate_gives_each_connection_the_state_its_init_sets_up() ->
         [("a", None)],
     )
     assert second.params is not offer.params and second.opts is not offer.opts
+
+
+def test_default_negotiate_takes_a_state_it_cannot_copy_as_it_is() -> None:
+    # A state that cannot be deep-copied (a lock) is shared, as the caller made it,
+    # and a state that refers to the offered instance refers to the accepted one.
+    class Locked(Extension):
+        name = "x-locked"
+
+        def __init__(self, params: Sequence[Any] = (), opts: Mapping[str, Any] | None = None):
+            super().__init__(params, opts)
+            self.state = {"lock": threading.Lock()}
+
+    class Owned(Extension):
+        name = "x-owned"
+
+        def __init__(self, params: Sequence[Any] = (), opts: Mapping[str, Any] | None = None):
+            super().__init__(params, opts)
+            self.state = {"owner": self, "seen": []}
+
+    locked = Locked()
+    assert locked.negotiate([]).state is locked.state
+    owned = Owned()
+    got = owned.negotiate([])
+    assert got.state["owner"] is got
+    assert got.state["seen"] is not owned.state["seen"]
 
 
 def test_default_negotiate_keeps_what_the_offered_instance_was_built_and_set_with() -> None:

@@ -65,6 +65,23 @@ def test_socket_input_becomes_socket_data(
     assert message.data == b"hello"
 
 
+def test_messages_compare_by_value_as_the_tuples_they_stand_for(
+    box: Mailbox, pair: tuple[Transport, socket.socket]
+) -> None:
+    # Erlang's {:tcp, socket, data} equals any tuple of the same socket and data: a test
+    # that builds the message it expects compared it with an identity check.
+    transport, peer = pair
+    box.register(transport)
+    peer.sendall(b"hello")
+    assert box.receive(timeout=2) == SocketData(transport.sock, b"hello")
+    assert SocketData(transport.sock, b"hello") != SocketData(transport.sock, b"other")
+    assert SocketClosed(transport.sock) == SocketClosed(transport.sock)
+    assert SocketClosed(transport.sock) != SocketClosed(peer)
+    error = mint.TransportError("closed")
+    assert SocketError(transport.sock, error) == SocketError(transport.sock, error)
+    assert len({SocketClosed(transport.sock), SocketClosed(transport.sock)}) == 1
+
+
 def test_end_of_stream_is_said_once(box: Mailbox, pair: tuple[Transport, socket.socket]) -> None:
     transport, peer = pair
     box.register(transport)

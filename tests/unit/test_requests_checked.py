@@ -58,6 +58,11 @@ def sessions() -> list[Any]:
         # :authority, unchecked.
         ("GET", "/", [("host", "a.test"), ("Host", "b.test")], None, "more than one host"),
         ("GET", "/", [("host", "a b")], None, "invalid host"),
+        # RFC 9110 9.3.6: CONNECT names host:port; on HTTP/2 "/" went out as :authority.
+        ("CONNECT", "/", [], None, "CONNECT takes host:port"),
+        ("CONNECT", "http://example.com/", [], None, "CONNECT takes host:port"),
+        ("CONNECT", "example.com", [], None, "CONNECT takes host:port"),
+        ("CONNECT", "user@example.com:443", [], None, "CONNECT takes host:port"),
     ],
 )
 def test_refused_on_both_protocols(
@@ -77,6 +82,8 @@ def test_refused_on_both_protocols(
     ("method", "path", "headers", "body"),
     [
         ("OPTIONS", "*", [], None),
+        ("CONNECT", "example.com:443", [], STREAM),
+        ("CONNECT", "[::1]:8443", [], STREAM),
         ("POST", "/", [("content-length", "5")], b"hello"),
         ("POST", "/", [("content-length", "5, 5")], b"hello"),
         ("POST", "/", [("content-length", "2")], STREAM),

@@ -34,6 +34,7 @@ from mint.http._types import (
     body_end,
     body_left,
     check_request,
+    check_tunnel_target,
     declared_length,
     new_data,
 )
@@ -175,6 +176,8 @@ class Http1Session:
     ) -> Ref:
         """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
         headers = check_request(method, path, headers, body)
+        if method == "CONNECT" and not upgrade:
+            check_tunnel_target(path)
         if self._upgraded is not None or self._broken or not self.is_open("write"):
             raise HTTPError("closed")
         if self._answered is not None or any(r.streaming for r in self._requests):

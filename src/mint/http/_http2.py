@@ -72,6 +72,7 @@ from mint.http._types import (
     body_end,
     body_left,
     check_request,
+    check_tunnel_target,
     declared_length,
 )
 
@@ -817,7 +818,9 @@ class Http2Session:
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
         headers = check_request(method, path, headers, body)
-        if upgrade is None and method != "CONNECT" and path[0] != "/" and path != "*":
+        if upgrade is None and method == "CONNECT":
+            check_tunnel_target(path)
+        elif upgrade is None and path[0] != "/" and path != "*":
             # RFC 9113 8.3.1: :path is the target's path and query; the scheme and host
             # of an absolute-form target go in :scheme and :authority, and the server
             # reset a stream whose :path held them.

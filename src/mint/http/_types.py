@@ -173,6 +173,18 @@ def check_request(
     return pairs
 
 
+def check_tunnel_target(path: str) -> None:
+    """An ordinary CONNECT's target (not an extended CONNECT's, RFC 8441, whose path is
+    a path): host and port, nothing else (RFC 9110 9.3.6, RFC 9113 8.5). On HTTP/2 "/"
+    went out as :authority, and the server reset the stream.
+
+    Raises:
+        HTTPError: ``("invalid_request", why)``.
+    """
+    if _AUTHORITY_FORM.fullmatch(path) is None:
+        raise HTTPError(("invalid_request", f"CONNECT takes host:port, not {path!r}"))
+
+
 def _check_host(pairs: list[tuple[str, str]]) -> None:
     """One ``Host`` at most, without whitespace (RFC 9112 3.2): h11 refused two on
     HTTP/1.1, while HTTP/2 made the last one ``:authority`` unchecked. An empty one is
@@ -184,6 +196,9 @@ def _check_host(pairs: list[tuple[str, str]]) -> None:
         raise HTTPError(("invalid_request", f"invalid host header: {hosts[0]!r}"))
 
 
+# RFC 9112 3.2.3: the authority-form, host ":" port (a bracketed IPv6 literal, or a
+# name or IPv4 address: no userinfo, no path).
+_AUTHORITY_FORM: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:/?#@\[\]]+):[0-9]{1,5}")
 # RFC 3986 3.1: scheme ":" then "//" authority, the absolute-form's start.
 _ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 

@@ -210,11 +210,13 @@ class Extension:
             A new instance (never ``self``) ready to encode and decode messages for
             one connection. The default copies ``self`` (its own ``__init__`` and what
             was set on it after, a hook, carry over), with copies of :attr:`params`
-            and :attr:`opts` and a deep copy of :attr:`state`, and records ``params``
-            as :attr:`accepted_params`. :attr:`state` is the connection's own so: a
+            and :attr:`opts` and a deep copy of :attr:`state` (where it refers to the
+            offered instance, to the new one), and records ``params`` as
+            :attr:`accepted_params`. :attr:`state` is the connection's own so: a
             shallow copy shared what ``__init__`` put there (a counter, a buffer) with
-            the offered instance and every other connection negotiated from it.
-            Anything else kept per connection is an override's to set up.
+            the offered instance and every other connection negotiated from it. A
+            state that cannot be deep-copied (a lock) is shared as it is. Anything
+            else kept per connection is an override's to set up.
 
         Raises:
             WebSocketError: ``("extension_not_negotiated", name, detail)`` when the
@@ -223,7 +225,11 @@ class Extension:
         accepted = copy.copy(self)
         accepted.params = list(self.params)
         accepted.opts = dict(self.opts)
-        accepted.state = copy.deepcopy(self.state)
+        try:
+            # (the offered instance, where state refers to it, is the accepted one)
+            accepted.state = copy.deepcopy(self.state, {id(self): accepted})
+        except (TypeError, copy.Error):
+            pass  # (a lock, a socket: shared, as the caller made it)
         accepted.accepted_params = list(params)
         return accepted
 
