@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_client import Flavour
+from aio_client import Flavour, run, use_loop
+from aio_client import connect as connect_flavour
 from conftest_h2 import connect_h2, open_ws, send, wait_frames
 from wsclient import open_websocket
 
@@ -440,3 +441,30 @@ def test_an_ipv6_literal_in_brackets_connects(flavour: str) -> None:
         listener.close()
     assert mint.http.Data(got[0].ref, b"ok") in got
     assert f"\r\nhost: [::1]:{port}\r\n".encode() in heard[0]
+
+
+@pytest.mark.parametrize("name", ["sync", "aio"])
+def test_frames_may_go_as_iodata(ws_server: Any, name: str) -> None:
+    # The seed types stream_request_body's data as iodata: a list of encoded frames.
+    flavour = Flavour(name)
+
+    async def scenario() -> None:
+        client = await connect_flavour(flavour, ws_server, mode="passive")
+        try:
+            await client.upgrade("/echo")
+            ws = flavour.websocket
+            client.websocket, one = ws.encode(client.websocket, Text("one"))
+            client.websocket, two = ws.encode(client.websocket, Text("two"))
+            client.conn = await ws.stream_request_body(client.conn, client.ref, [one, [two]])
+            frames: list[Any] = []
+            while len(frames) < 2:
+                for response in await client.responses(5):
+                    if isinstance(response, Data):
+                        client.websocket, got = ws.decode(client.websocket, response.data)
+                        frames += got
+            assert frames == [Text("one"), Text("two")]
+        finally:
+            await client.close()
+
+    with use_loop(flavour):
+        run(scenario())

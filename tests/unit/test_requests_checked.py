@@ -243,3 +243,25 @@ def test_a_whole_body_is_measured_in_bytes_not_items(body: memoryview) -> None:
     h1.request("POST", "/", [], body)
     assert h1.data_to_send().endswith(b"\r\ncontent-length: 4\r\n\r\nABCD")
     assert h1.is_open("write")
+
+
+def test_bodies_and_chunks_may_be_iodata_as_in_mint() -> None:
+    # The seed types a body and a chunk as iodata: [frame1, frame2] was refused.
+    for session in sessions():
+        session.request(
+            "POST", "/", [("content-length", "6")], [b"ab", [bytearray(b"c"), 100], b"ef"]
+        )
+        out = session.data_to_send()
+        assert isinstance(session, Http2Session) or out.endswith(b"\r\n\r\nabcdef")
+        ref = session.request("POST", "/", [], STREAM)
+        session.data_to_send()
+        session.stream_request_body(ref, [b"gh", [memoryview(b"ij")]])
+        chunk = session.data_to_send()
+        assert b"ghij" in chunk
+        with pytest.raises(HTTPError) as info:
+            session.stream_request_body(ref, [b"ok", "text"])
+        assert info.value.reason == (
+            "invalid_request",
+            "iodata holds bytes, lists and ints 0-255: 'text'",
+        )
+        assert session.data_to_send() == b""

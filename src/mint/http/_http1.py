@@ -36,6 +36,7 @@ from mint.http._types import (
     check_request,
     check_tunnel_target,
     declared_length,
+    iodata,
     new_data,
 )
 
@@ -175,6 +176,7 @@ class Http1Session:
         upgrade: str | None = None,
     ) -> Ref:
         """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
+        body = iodata(body)
         headers = check_request(method, path, headers, body)
         if method == "CONNECT" and not upgrade:
             check_tunnel_target(path)
@@ -274,6 +276,7 @@ class Http1Session:
         return bytes(out)
 
     def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
+        chunk = iodata(chunk)
         trailers = body_end(chunk)
         if self._upgraded is not None and (ref is self._upgraded or ref == self._upgraded):
             # (not None: that is no request, and its bytes went out raw, into a body)

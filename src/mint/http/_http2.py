@@ -74,6 +74,7 @@ from mint.http._types import (
     check_request,
     check_tunnel_target,
     declared_length,
+    iodata,
 )
 
 USER_AGENT = "mint-websocket/0.1"
@@ -817,6 +818,7 @@ class Http2Session:
                 ``"too_many_concurrent_requests"`` at the server's
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
+        body = iodata(body)
         headers = check_request(method, path, headers, body)
         if upgrade is None and method == "CONNECT":
             check_tunnel_target(path)
@@ -939,6 +941,7 @@ class Http2Session:
             HTTPError: ``"unknown_request_to_stream"``, ``"request_body_not_streaming"``,
                 ``"send_queue_full"`` (nothing of the chunk was queued).
         """
+        chunk = iodata(chunk)
         stream = self._refs.get(ref)
         if stream is None:
             if ref in self._stopped:

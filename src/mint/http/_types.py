@@ -306,6 +306,35 @@ def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def iodata(data: object) -> object:
+    """``data`` as Mint takes a body or a chunk, iodata: a list (nested or not) of
+    bytes-like items and ints 0-255 is joined into ``bytes``; anything else is returned
+    as it is, for the caller's own checks. A seed's ``[frame1, frame2]`` was refused.
+
+    Raises:
+        HTTPError: ``("invalid_request", why)`` for a list holding anything else.
+    """
+    if type(data) is not list:
+        return data
+    out = bytearray()
+
+    def add(items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, bytes | bytearray | memoryview):
+                out.extend(item)
+            elif type(item) is int and 0 <= item <= 255:
+                out.append(item)
+            elif type(item) is list:
+                add(item)
+            else:
+                raise HTTPError(
+                    ("invalid_request", f"iodata holds bytes, lists and ints 0-255: {item!r}")
+                )
+
+    add(data)
+    return bytes(out)
+
+
 def body_end(chunk: object) -> list[tuple[str, str]] | None:
     """What ending a streamed body with ``chunk`` sends after it: ``[]`` for ``EOF``, the
     trailing headers for ``(EOF, headers)``; ``None`` when ``chunk`` is body bytes.
