@@ -236,7 +236,7 @@ BAD_CHUNKS = [
     "text",
     123,
     None,
-    [b"a", b"b"],
+    [b"a", "b"],  # (iodata holds bytes, lists and ints 0-255)
     (EOF,),
     (EOF, [("x-a", 1)]),
     (EOF, ["x-a"]),
