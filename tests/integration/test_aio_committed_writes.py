@@ -34,6 +34,7 @@ from aio_client import Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
 from servers.certs import TLSMaterial
 from servers.gate import GatedProxy
+from servers.one_shot import OneConnection
 from servers.tls_front import TLSFront
 
 import mint
@@ -1306,40 +1307,17 @@ def test_http2_a_recv_beside_a_window_wait_is_refused_and_a_wait_beside_a_recv_w
     run(scenario())
 
 
-class DeafStreamer:
+class DeafStreamer(OneConnection):
     """An HTTP/2 server that opens no window for our requests' bodies, answers an
     extended CONNECT with 200 and then streams ``count`` numbered WebSocket frames on it,
     reading nothing of ours meanwhile: our WINDOW_UPDATEs fill the socket, and a write of
     them waits. Then it reads (and drops) what we send, until we go."""
 
-    scheme = "http"
-    host = "127.0.0.1"
-
     def __init__(self, count: int) -> None:
         self.count = count
-        self.errors: list[BaseException] = []
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.listener.bind((self.host, 0))
-        self.listener.listen(1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(rcvbuf=4096)
 
-    def _serve(self) -> None:
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:
-            return
-        try:
-            with sock:
-                self._stream(sock)
-        except OSError:
-            pass  # (the client went)
-        except BaseException as exc:
-            self.errors.append(exc)
-
-    def _stream(self, sock: socket.socket) -> None:
+    def handle(self, sock: socket.socket) -> None:
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         server = h2.connection.H2Connection(config=config)
         codes = h2.settings.SettingCodes
@@ -1374,10 +1352,6 @@ class DeafStreamer:
         sock.settimeout(30)
         while sock.recv(65536):
             pass
-
-    def stop(self) -> None:
-        self.listener.close()
-        self.thread.join(10)
 
 
 def test_http2_what_a_passive_window_wait_read_comes_out_before_a_later_recv(
@@ -1436,39 +1410,16 @@ def test_http2_what_a_passive_window_wait_read_comes_out_before_a_later_recv(
     assert not peer.errors, peer.errors
 
 
-class OpensThenReadsNothing:
+class OpensThenReadsNothing(OneConnection):
     """An HTTP/2 server that reads a streamed POST until the first windows are used,
     answers the GET beside it, opens the POST's windows wide and reads nothing more
     until ``release``: what the WINDOW_UPDATEs let go fills the socket."""
 
-    scheme = "http"
-    host = "127.0.0.1"
-
     def __init__(self) -> None:
-        self.errors: list[BaseException] = []
         self.gate = threading.Event()
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        self.listener.bind((self.host, 0))
-        self.listener.listen(1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(rcvbuf=65536)
 
-    def _serve(self) -> None:
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:
-            return
-        try:
-            with sock:
-                self._answer(sock)
-        except OSError:
-            pass  # (the client went)
-        except BaseException as exc:
-            self.errors.append(exc)
-
-    def _answer(self, sock: socket.socket) -> None:
+    def handle(self, sock: socket.socket) -> None:
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         server = h2.connection.H2Connection(config=config)
         server.initiate_connection()
@@ -1500,8 +1451,7 @@ class OpensThenReadsNothing:
 
     def stop(self) -> None:
         self.gate.set()
-        self.listener.close()
-        self.thread.join(10)
+        super().stop()
 
 
 @pytest.mark.parametrize("send_timeout", [None, 0.2])

@@ -23,6 +23,7 @@ from conftest_h2 import (
     read,
     read_until,
 )
+from servers.one_shot import OneConnection
 from servers.raw import OP_TEXT, drain, frame, handshake_response, read_request, reply
 
 import mint
@@ -568,7 +569,7 @@ def test_a_message_taken_before_close_is_stale_after_it(
     assert mint.http.stream(conn, "another") is mint.UNKNOWN
 
 
-class Uploads:
+class Uploads(OneConnection):
     """An h2c server (the h2 library) that takes one streamed-in body and answers its
     length and sha256. ``window``: its SETTINGS_INITIAL_WINDOW_SIZE and connection
     window, given back as it reads (h2's way: once half is used); ``grant``: instead,
@@ -577,55 +578,40 @@ class Uploads:
 
     def __init__(self, *, window: int | None = None, grant: int | None = None) -> None:
         self.window, self.grant = window, grant
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:
-            return
-        with sock:
-            sock.settimeout(60)
-            server = h2.connection.H2Connection(
-                h2.config.H2Configuration(client_side=False, header_encoding=None)
+    def handle(self, sock: socket.socket) -> None:
+        sock.settimeout(60)
+        server = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        if self.window is not None:
+            server.local_settings = h2.settings.Settings(
+                client=False,
+                initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.window},
             )
-            if self.window is not None:
-                server.local_settings = h2.settings.Settings(
-                    client=False,
-                    initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.window},
-                )
-            server.initiate_connection()
-            if self.window is not None:
-                server.increment_flow_control_window(self.window - 65_535)
+        server.initiate_connection()
+        if self.window is not None:
+            server.increment_flow_control_window(self.window - 65_535)
+        sock.sendall(server.data_to_send())
+        size, digest = 0, hashlib.sha256()
+        while data := sock.recv(65536):
+            for event in server.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived) and self.grant:
+                    server.increment_flow_control_window(self.grant, event.stream_id)
+                    server.increment_flow_control_window(self.grant)
+                elif isinstance(event, h2.events.DataReceived):
+                    size += len(event.data)
+                    digest.update(event.data)
+                    if self.window is not None:
+                        server.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                elif isinstance(event, h2.events.StreamEnded):
+                    answer = f"{size} {digest.hexdigest()}".encode()
+                    server.send_headers(event.stream_id, [(b":status", b"200")])
+                    server.send_data(event.stream_id, answer, end_stream=True)
             sock.sendall(server.data_to_send())
-            size, digest = 0, hashlib.sha256()
-            try:
-                while data := sock.recv(65536):
-                    for event in server.receive_data(data):
-                        if isinstance(event, h2.events.RequestReceived) and self.grant:
-                            server.increment_flow_control_window(self.grant, event.stream_id)
-                            server.increment_flow_control_window(self.grant)
-                        elif isinstance(event, h2.events.DataReceived):
-                            size += len(event.data)
-                            digest.update(event.data)
-                            if self.window is not None:
-                                server.acknowledge_received_data(
-                                    event.flow_controlled_length, event.stream_id
-                                )
-                        elif isinstance(event, h2.events.StreamEnded):
-                            answer = f"{size} {digest.hexdigest()}".encode()
-                            server.send_headers(event.stream_id, [(b":status", b"200")])
-                            server.send_data(event.stream_id, answer, end_stream=True)
-                    sock.sendall(server.data_to_send())
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self.listener.close()
-        self.thread.join(10)
 
 
 @pytest.mark.parametrize(
