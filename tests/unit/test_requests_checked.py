@@ -265,3 +265,10 @@ def test_bodies_and_chunks_may_be_iodata_as_in_mint() -> None:
             "iodata holds bytes, lists and ints 0-255: 'text'",
         )
         assert session.data_to_send() == b""
+    # Nested thousands deep is iodata too (a recursion hit Python's limit).
+    deep: list[object] = [b"a"]
+    for _ in range(10_000):
+        deep = [deep, b"b"]
+    h1, _ = sessions()
+    h1.request("POST", "/", [], deep)
+    assert h1.data_to_send().endswith(b"\r\n\r\na" + b"b" * 10_000)

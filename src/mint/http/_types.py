@@ -317,21 +317,23 @@ def iodata(data: object) -> object:
     if type(data) is not list:
         return data
     out = bytearray()
-
-    def add(items: list[Any]) -> None:
-        for item in items:
+    # (a stack of iterators, not recursion: a list nested thousands deep is iodata too)
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
             if isinstance(item, bytes | bytearray | memoryview):
                 out.extend(item)
             elif type(item) is int and 0 <= item <= 255:
                 out.append(item)
             elif type(item) is list:
-                add(item)
+                stack.append(iter(item))
+                break
             else:
                 raise HTTPError(
                     ("invalid_request", f"iodata holds bytes, lists and ints 0-255: {item!r}")
                 )
-
-    add(data)
+        else:
+            stack.pop()
     return bytes(out)
 
 
