@@ -236,6 +236,17 @@ def test_default_negotiate_takes_a_state_it_cannot_copy_as_it_is() -> None:
 
     locked = Locked()
     assert locked.negotiate([]).state is locked.state
+
+    class Unpicklable:
+        def __deepcopy__(self, memo: object) -> None:
+            raise ValueError("ctypes objects containing pointers cannot be pickled")
+
+    class Pointer(Extension):
+        name = "x-pointer"
+
+    pointer = Pointer()
+    pointer.state = Unpicklable()
+    assert pointer.negotiate([]).state is pointer.state
     owned = Owned()
     got = owned.negotiate([])
     assert got.state["owner"] is got

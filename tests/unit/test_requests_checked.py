@@ -63,6 +63,8 @@ def sessions() -> list[Any]:
         ("CONNECT", "http://example.com/", [], None, "CONNECT takes host:port"),
         ("CONNECT", "example.com", [], None, "CONNECT takes host:port"),
         ("CONNECT", "user@example.com:443", [], None, "CONNECT takes host:port"),
+        ("CONNECT", "example.com:0", [], None, "CONNECT takes host:port"),
+        ("CONNECT", "example.com:65536", [], None, "CONNECT takes host:port"),
     ],
 )
 def test_refused_on_both_protocols(
@@ -272,3 +274,9 @@ def test_bodies_and_chunks_may_be_iodata_as_in_mint() -> None:
     h1, _ = sessions()
     h1.request("POST", "/", [], deep)
     assert h1.data_to_send().endswith(b"\r\n\r\na" + b"b" * 10_000)
+    # A list inside itself is refused, typed (it grew the output for ever).
+    looped: list[object] = [b"a"]
+    looped.append([b"b", looped])
+    with pytest.raises(HTTPError) as info:
+        h1.request("POST", "/", [], looped)
+    assert info.value.reason == ("invalid_request", "iodata holds a list inside itself")

@@ -181,7 +181,8 @@ def check_tunnel_target(path: str) -> None:
     Raises:
         HTTPError: ``("invalid_request", why)``.
     """
-    if _AUTHORITY_FORM.fullmatch(path) is None:
+    match = _AUTHORITY_FORM.fullmatch(path)
+    if match is None or not 0 < int(match.group(2)) < 65536:
         raise HTTPError(("invalid_request", f"CONNECT takes host:port, not {path!r}"))
 
 
@@ -198,7 +199,7 @@ def _check_host(pairs: list[tuple[str, str]]) -> None:
 
 # RFC 9112 3.2.3: the authority-form, host ":" port (a bracketed IPv6 literal, or a
 # name or IPv4 address: no userinfo, no path).
-_AUTHORITY_FORM: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:/?#@\[\]]+):[0-9]{1,5}")
+_AUTHORITY_FORM: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:/?#@\[\]]+):([0-9]{1,5})")
 # RFC 3986 3.1: scheme ":" then "//" authority, the absolute-form's start.
 _ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -317,23 +318,28 @@ def iodata(data: object) -> object:
     if type(data) is not list:
         return data
     out = bytearray()
-    # (a stack of iterators, not recursion: a list nested thousands deep is iodata too)
-    stack = [iter(data)]
+    # (a stack of iterators, not recursion: a list nested thousands deep is iodata too;
+    # and the ids of the lists on it: a list inside itself grew the output for ever)
+    stack = [(iter(data), id(data))]
+    walking = {id(data)}
     while stack:
-        for item in stack[-1]:
+        for item in stack[-1][0]:
             if isinstance(item, bytes | bytearray | memoryview):
                 out.extend(item)
             elif type(item) is int and 0 <= item <= 255:
                 out.append(item)
             elif type(item) is list:
-                stack.append(iter(item))
+                if id(item) in walking:
+                    raise HTTPError(("invalid_request", "iodata holds a list inside itself"))
+                stack.append((iter(item), id(item)))
+                walking.add(id(item))
                 break
             else:
                 raise HTTPError(
                     ("invalid_request", f"iodata holds bytes, lists and ints 0-255: {item!r}")
                 )
         else:
-            stack.pop()
+            walking.discard(stack.pop()[1])
     return bytes(out)
 
 

@@ -228,8 +228,8 @@ class Extension:
         try:
             # (the offered instance, where state refers to it, is the accepted one)
             accepted.state = copy.deepcopy(self.state, {id(self): accepted})
-        except (TypeError, copy.Error):
-            pass  # (a lock, a socket: shared, as the caller made it)
+        except Exception:  # (deepcopy fails in many ways, pickling's among them)
+            pass  # (a lock, a socket, a ctypes pointer: shared, as the caller made it)
         accepted.accepted_params = list(params)
         return accepted
 
