@@ -34,8 +34,6 @@ from mint.http._types import (
     body_end,
     body_left,
     check_request,
-    check_tunnel_target,
-    declared_length,
     iodata,
     new_data,
 )
@@ -176,10 +174,7 @@ class Http1Session:
         upgrade: str | None = None,
     ) -> Ref:
         """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
-        body = iodata(body)
-        headers = check_request(method, path, headers, body)
-        if method == "CONNECT" and not upgrade:
-            check_tunnel_target(path)
+        headers, body, length = check_request(method, path, headers, body, upgrade=upgrade)
         if self._upgraded is not None or self._broken or not self.is_open("write"):
             raise HTTPError("closed")
         if self._answered is not None or any(r.streaming for r in self._requests):
@@ -221,7 +216,7 @@ class Http1Session:
         switching = bool(upgrade) or method == "CONNECT" or "upgrade" in names
         req = _Request(ref=Ref(), method=head.method, upgrade=switching, streaming=streaming)
         if streaming:
-            req.body_left = declared_length(headers)
+            req.body_left = length
         req.events.append(head)
         if not streaming:
             if body:

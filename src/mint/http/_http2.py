@@ -72,8 +72,6 @@ from mint.http._types import (
     body_end,
     body_left,
     check_request,
-    check_tunnel_target,
-    declared_length,
     iodata,
 )
 
@@ -818,11 +816,8 @@ class Http2Session:
                 ``"too_many_concurrent_requests"`` at the server's
                 MAX_CONCURRENT_STREAMS, ``("invalid_request", ...)``.
         """
-        body = iodata(body)
-        headers = check_request(method, path, headers, body)
-        if upgrade is None and method == "CONNECT":
-            check_tunnel_target(path)
-        elif upgrade is None and path[0] != "/" and path != "*":
+        headers, body, length = check_request(method, path, headers, body, upgrade=upgrade)
+        if upgrade is None and method != "CONNECT" and path[0] != "/" and path != "*":
             # RFC 9113 8.3.1: :path is the target's path and query; the scheme and host
             # of an absolute-form target go in :scheme and :authority, and the server
             # reset a stream whose :path held them.
@@ -922,7 +917,7 @@ class Http2Session:
             scanner=_WebSocketScanner() if upgrade == "websocket" else None,
         )
         if streaming:
-            stream.body_left = declared_length(headers)
+            stream.body_left = length
         self._streams[stream_id] = stream
         self._refs[stream.ref] = stream
         if has_body:

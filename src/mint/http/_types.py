@@ -11,7 +11,7 @@ import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias, cast
+from typing import Any, Final, NamedTuple, TypeAlias, cast
 
 from mint._speedup import install_constructors
 from mint.errors import HTTPError, MintError
@@ -139,10 +139,24 @@ _NOT_IN_TRAILERS: Final = frozenset(
 )
 
 
+class CheckedRequest(NamedTuple):
+    """What :func:`check_request` makes of a request's parts."""
+
+    headers: list[tuple[str, str]]  # (name, value) pairs, checked
+    body: object  # iodata joined into bytes; otherwise as given
+    length: int | None  # its own Content-Length, if it says one
+
+
 def check_request(
-    method: object, path: object, headers: object, body: object = None
-) -> list[tuple[str, str]]:
-    """The request's headers as a list of ``(name, value)`` pairs, checked.
+    method: object,
+    path: object,
+    headers: object,
+    body: object = None,
+    *,
+    upgrade: str | None = None,
+) -> CheckedRequest:
+    """The request's parts, checked (``upgrade``: the protocol an Upgrade request or an
+    extended CONNECT names, whose path is a path).
 
     Both protocols check a request here, before anything is queued: HTTP/1.1's h11 would
     refuse most of this, but h2 sends what it is given, and an HTTP/2 server answers a
@@ -151,6 +165,7 @@ def check_request(
     Raises:
         HTTPError: ``("invalid_request", why)``.
     """
+    body = iodata(body)
     if type(method) is not str or not method or not _TOKEN.issuperset(method):
         raise HTTPError(("invalid_request", f"the method must be a token: {method!r}"))
     if type(path) is not str or not path or not all("\x21" <= c <= "\x7e" for c in path):
@@ -167,20 +182,17 @@ def check_request(
     if path == "*" and method != "OPTIONS":
         # RFC 9112 3.2.4 and RFC 9113 8.3.1: the asterisk-form is OPTIONS' only.
         raise HTTPError(("invalid_request", f"the path * is for OPTIONS only, not {method}"))
+    if method == "CONNECT" and upgrade is None:
+        _check_tunnel_target(path)
     pairs = check_fields(headers, "headers")
     _check_host(pairs)
-    _check_framing(pairs, body)
-    return pairs
+    return CheckedRequest(pairs, body, _check_framing(pairs, body))
 
 
-def check_tunnel_target(path: str) -> None:
+def _check_tunnel_target(path: str) -> None:
     """An ordinary CONNECT's target (not an extended CONNECT's, RFC 8441, whose path is
     a path): host and port, nothing else (RFC 9110 9.3.6, RFC 9113 8.5). On HTTP/2 "/"
-    went out as :authority, and the server reset the stream.
-
-    Raises:
-        HTTPError: ``("invalid_request", why)``.
-    """
+    went out as :authority, and the server reset the stream."""
     match = _AUTHORITY_FORM.fullmatch(path)
     if match is None or not 0 < int(match.group(2)) < 65536:
         raise HTTPError(("invalid_request", f"CONNECT takes host:port, not {path!r}"))
@@ -204,8 +216,9 @@ _AUTHORITY_FORM: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:/?#@\[\]]+):([0-9]{
 _ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
-def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
+def _check_framing(pairs: list[tuple[str, str]], body: object) -> int | None:
     """A request whose own headers misstate its body: refused on both protocols alike.
+    Returns the ``Content-Length`` the headers say, if any.
 
     ``Content-Length`` beside ``Transfer-Encoding`` is the request-smuggling shape
     RFC 9112 6.2 forbids a sender to make (a hop that reads the length splits the body
@@ -222,7 +235,7 @@ def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
         elif key == "transfer-encoding":
             transfer_coded = True
     if not lengths:
-        return
+        return None
     if transfer_coded:
         raise HTTPError(
             ("invalid_request", "content-length and transfer-encoding together (RFC 9112 6.2)")
@@ -236,14 +249,7 @@ def _check_framing(pairs: list[tuple[str, str]], body: object) -> None:
             raise HTTPError(
                 ("invalid_request", f"content-length {declared} for a body of {actual} bytes")
             )
-
-
-def declared_length(pairs: list[tuple[str, str]]) -> int | None:
-    """The ``Content-Length`` of checked request headers (:func:`check_request`), or None."""
-    for name, value in pairs:
-        if name.lower() == "content-length":
-            return int(value.split(",")[0])
-    return None
+    return declared
 
 
 def body_left(left: int | None, size: int, ending: bool) -> int | None:
