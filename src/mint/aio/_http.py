@@ -393,9 +393,9 @@ async def _await_window(conn: Conn, ref: Ref | None) -> None:
 _WINDOW_RECHECK = 0.1
 
 
-def _hand_out(conn: Conn, kept: list[Response]) -> list[Response]:
-    """What a window wait read, handed out now to an active connection's mailbox loop
-    (an empty ``SocketData`` brings it out); returns what stays with the wait.
+def _hand_out(conn: Conn, read: list[Response]) -> None:
+    """What a window wait read, handed out now: kept for the next ``stream``/``recv``,
+    and an active connection's mailbox loop told (an empty ``SocketData`` brings it out).
 
     A wait for a stream whose window never opens reads on for as long as it is
     allowed: kept to its end, the responses of every other stream (the echoes of
@@ -403,13 +403,12 @@ def _hand_out(conn: Conn, kept: list[Response]) -> list[Response]:
     A passive connection's come out of its next ``recv``: kept by the wait while it
     wrote, they came out after what another task's ``recv`` read meanwhile (the
     echoes of one WebSocket out of order, frames cut)."""
-    if not kept:
-        return kept
-    conn._private.setdefault("early", []).extend(kept)
+    if not read:
+        return
+    conn._private.setdefault("early", []).extend(read)
     box = conn._mailbox if conn._mode == "active" else None
     if box is not None and not box.closed:
         box.send(SocketData(conn._transport.sock, b""))
-    return []
 
 
 async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
@@ -422,12 +421,10 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
     if not _over_water(conn, ref):
         return not transport.closed
     held = _take_held(conn)
-    kept: list[Response] = []
     try:
         try:
             for data in held:
-                kept += session.receive_data(data)
-            kept = _hand_out(conn, kept)
+                _hand_out(conn, session.receive_data(data))
             await _flush(conn)
             turns = 0  # (a read at least in each turn: two waits handed it to and fro)
             while _over_water(conn, ref) and not (turns and waiter.window_waiters):
@@ -454,24 +451,19 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
                     # the socket once, and the peer may keep TCP open for a long time.
                     transport.keep_end(b"")
                     return False
-                kept += session.receive_data(data)
-                if kept:
-                    kept = _hand_out(conn, kept)
+                _hand_out(conn, session.receive_data(data))
                 await _flush(conn)
         except MintError as exc:
             # What was read before the error comes first (a connection error's Error
             # for every ref after the Data that came before it), as a recv gives it:
             # kept for the next read, it came out after the Errors, on a connection
             # already closed.
-            exc.responses[:0] = [*conn._private.pop("early", []), *kept]
-            kept = []
+            exc.responses[:0] = conn._private.pop("early", [])
             if session.closing:
                 await _end(conn)  # (as _process: the next read says "closed")
             raise
         return not transport.closed
     finally:
-        if kept:
-            conn._private.setdefault("early", []).extend(kept)
         # The connection's mode and mailbox as they are now: a switch to passive,
         # to active or to another mailbox meanwhile left the socket to this wait.
         # A mailbox closed meanwhile takes nothing (``register`` refuses it, and
