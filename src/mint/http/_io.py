@@ -141,7 +141,7 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             early = None
             box = conn._mailbox if conn._mode == "active" else None
             if box is not None and not box.closed:
-                box.send(SocketClosed(transport.sock))
+                _watch_from(conn, box)  # (a closed connection's untold end: SocketClosed)
     if early:
         conn._private["early"] = early
 
