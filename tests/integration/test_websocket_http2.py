@@ -326,6 +326,28 @@ def test_reset_of_one_websocket_leaves_the_others(h2_fault: Any) -> None:  # noq
         _close(conn)
 
 
+@pytest.mark.parametrize(("scheme", "sent"), [("ws", "http"), ("wss", "https")])
+def test_extended_connect_scheme_is_the_websocket_uris(
+    h2_fault: Any,  # noqa: F811
+    scheme: str,
+    sent: str,
+) -> None:
+    # RFC 8441 4 and Mint's upgrade: :scheme is "https" for a wss URI and "http" for a
+    # ws one, whatever the hop (h2c here, as behind a proxy that ends TLS); the
+    # connection's own scheme went out for both.
+    peer = h2_fault()
+    conn = connect_h2(peer, "passive")
+    try:
+        conn, ref = mint.websocket.upgrade(scheme, conn, "/echo", [])
+        conn, seen = read_until(conn, "passive", lambda seen: bool(of(ref, seen)))
+        assert of(ref, seen)[0] == Status(ref, 200)
+        ((_, _, _, (method, path, headers)),) = peer.events("request")
+        assert (method, path, headers[":protocol"]) == ("CONNECT", "/echo", "websocket")
+        assert headers[":scheme"] == sent
+    finally:
+        _close(conn)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_tiny_windows_big_echo(h2_fault: Any, mode: str) -> None:  # noqa: F811
     peer = h2_fault(initial_window=1000, window_step=700)

@@ -125,6 +125,20 @@ def test_absolute_form_goes_to_a_proxy_on_http1_only() -> None:
     assert h2.open_request_count() == 0
 
 
+@pytest.mark.parametrize("path", ["echo", "http://example.com/echo", "*", "?q", "example.com:443"])
+def test_a_websocket_upgrade_takes_an_origin_form_path_on_both_protocols(path: str) -> None:
+    # RFC 6455 4.1 (a resource name) and RFC 8441 4 with RFC 9113 8.3.1 (:path of an
+    # extended CONNECT): HTTP/2 sent "echo" and a whole URI as :path, and Node reset the
+    # stream while hypercorn answered 403.
+    for session, method, body in zip(sessions(), ("GET", "CONNECT"), (None, STREAM), strict=True):
+        session.data_to_send()
+        with pytest.raises(HTTPError) as info:
+            session.request(method, path, [], body, upgrade="websocket")
+        assert info.value.reason[0] == "invalid_request"
+        assert session.data_to_send() == b""
+        assert session.open_request_count() == 0
+
+
 def streaming(headers: list[tuple[str, str]]) -> list[tuple[Any, Any]]:
     """A streamed POST with ``headers`` on each protocol: (session, ref) pairs, with
     what the request wrote already taken."""

@@ -172,8 +172,13 @@ class Http1Session:
         body: bytes | object | None,
         *,
         upgrade: str | None = None,
+        scheme: str | None = None,
     ) -> Ref:
-        """Queue a request; ``upgrade`` names the protocol of an Upgrade request."""
+        """Queue a request; ``upgrade`` names the protocol of an Upgrade request.
+
+        ``scheme`` is HTTP/2's (an extended CONNECT's ``:scheme``): an HTTP/1.1 request
+        line in origin-form carries none.
+        """
         headers, body, length = check_request(method, path, headers, body, upgrade=upgrade)
         if self._upgraded is not None or self._broken or not self.is_open("write"):
             raise HTTPError("closed")

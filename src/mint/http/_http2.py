@@ -807,8 +807,13 @@ class Http2Session:
         body: bytes | object | None,
         *,
         upgrade: str | None = None,
+        scheme: str | None = None,
     ) -> Ref:
         """Open a stream with a request; ``upgrade`` names an extended CONNECT protocol.
+
+        ``scheme`` is the ``:scheme`` of an extended CONNECT, where the caller's URI says
+        it (``wss`` is ``https``, RFC 8441 4, as Mint's ``upgrade`` sends it), which may
+        differ from the connection's own behind a proxy that ends TLS.
 
         Raises:
             HTTPError: ``"closed_for_writing"`` after GOAWAY, ``"closed"`` after close
@@ -865,7 +870,7 @@ class Http2Session:
             pseudo = [
                 (":method", "CONNECT"),
                 (":protocol", upgrade),
-                (":scheme", self._scheme),
+                (":scheme", self._scheme if scheme is None else scheme),
                 (":path", path),
                 (":authority", authority),
             ]

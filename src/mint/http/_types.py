@@ -179,6 +179,10 @@ def check_request(
         raise HTTPError(
             ("invalid_request", f"the path must start with / (or be absolute, or *): {path!r}")
         )
+    if upgrade is not None and path[0] != "/":
+        # RFC 8441 4 and RFC 9113 8.3.1: an extended CONNECT's :path is origin-form.
+        # (h2 sent "echo" as it was, and servers reset the stream or answered 403.)
+        raise HTTPError(("invalid_request", f"the path must start with /: {path!r}"))
     if path == "*" and method != "OPTIONS":
         # RFC 9112 3.2.4 and RFC 9113 8.3.1: the asterisk-form is OPTIONS' only.
         raise HTTPError(("invalid_request", f"the path * is for OPTIONS only, not {method}"))

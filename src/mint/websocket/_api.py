@@ -87,7 +87,14 @@ def start_upgrade(
             if not session.extended_connect_enabled:
                 raise WebSocketError("extended_connect_disabled")
             request_headers = list(headers) + _handshake.http2_connect_headers(offered)
-            ref = session.request("CONNECT", path, request_headers, STREAM, upgrade="websocket")
+            ref = session.request(
+                "CONNECT",
+                path,
+                request_headers,
+                STREAM,
+                upgrade="websocket",
+                scheme="http" if scheme == "ws" else "https",
+            )
             info = _Upgrade("http2", None, offered)
         else:
             key = _handshake.new_key()
