@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from mint.http._conn import Conn
+    from mint.http._types import Response
+    from mint.websocket._frame import WebSocket
 
 Reason: TypeAlias = str | tuple[Any, ...]
 
@@ -158,17 +163,17 @@ class MintError(Exception):
     """
 
     reason: Reason
-    conn: Any
-    websocket: Any
-    responses: list[Any]
+    conn: Conn | None
+    websocket: WebSocket | None
+    responses: list[Response]
 
     def __init__(
         self,
         reason: Reason,
         *,
-        conn: Any = None,
-        websocket: Any = None,
-        responses: list[Any] | None = None,
+        conn: Conn | None = None,
+        websocket: WebSocket | None = None,
+        responses: list[Response] | None = None,
         message: str | None = None,
     ) -> None:
         # ``message`` replaces the reason's standard text where one reason covers

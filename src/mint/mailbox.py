@@ -103,7 +103,7 @@ _wake: Callable[[_Waiter], None] = _set_none if _aio is None else _aio.wake
 class SocketData:
     """Bytes read from an active connection's socket (Erlang's ``{:tcp, socket, data}``)."""
 
-    socket: Any
+    socket: socket.socket
     data: bytes
 
 
@@ -125,14 +125,14 @@ def _socket_data(sock: Any, data: bytes) -> SocketData:
 class SocketClosed:
     """The peer closed an active connection's socket (``{:tcp_closed, socket}``)."""
 
-    socket: Any
+    socket: socket.socket
 
 
 @dataclass(frozen=True, slots=True)
 class SocketError:
     """Reading an active connection's socket failed (``{:tcp_error, socket, reason}``)."""
 
-    socket: Any
+    socket: socket.socket
     error: TransportError
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import typing
 from typing import TYPE_CHECKING
 
 from mint._backend import READ_BURST, map_os_error
@@ -100,8 +101,10 @@ else:
             "__code__",
             "__defaults__",
             "__kwdefaults__",
-            "__annotations__",
         ):
             setattr(_ours, _name, getattr(_python, _name))
         _ours.__module__ = "mint.aio.websocket"
+        # Evaluated: get_type_hints looks names up in a function's __globals__, which a
+        # C callable has none of (the strings raised NameError for "Conn").
+        _ours.__annotations__ = typing.get_type_hints(_python)
     collections.abc.Coroutine.register(_c.Operation)

@@ -61,7 +61,17 @@ from mint.http._conn import (
     _watch_from,
     protocol,
 )
-from mint.http._types import Ref, Response, new_data
+from mint.http._types import (
+    Chunk,
+    HTTPScheme,
+    IOData,
+    Mode,
+    ProtocolName,
+    Ref,
+    Response,
+    _Marker,
+    new_data,
+)
 from mint.mailbox import Mailbox, SocketClosed, SocketData, SocketError
 
 
@@ -161,12 +171,12 @@ def _unmade(conn: Conn, ref: Ref, exc: MintError) -> MintError:
 
 
 async def connect(
-    scheme: str,
+    scheme: HTTPScheme,
     host: str,
     port: int,
     *,
-    protocols: Sequence[str] = ("http1", "http2"),
-    mode: str = "active",
+    protocols: Sequence[ProtocolName] = ("http1", "http2"),
+    mode: Mode = "active",
     transport_opts: dict[str, Any] | None = None,
     hostname: str | None = None,
     mailbox: Mailbox | None = None,
@@ -282,7 +292,7 @@ async def request(
     method: str,
     path: str,
     headers: list[tuple[str, str]],
-    body: bytes | object | None = None,
+    body: IOData | _Marker | None = None,
 ) -> tuple[Conn, Ref]:
     """Send a request (Mint's ``request/5``); ``body=STREAM`` streams it afterwards.
 
@@ -308,7 +318,7 @@ async def request(
     return conn, ref
 
 
-async def stream_request_body(conn: Conn, ref: Ref, chunk: bytes | object) -> Conn:
+async def stream_request_body(conn: Conn, ref: Ref, chunk: Chunk) -> Conn:
     """Send a chunk of a streamed body, or ``EOF`` to end it.
 
     Also ``mint.websocket.stream_request_body``: on an upgraded HTTP/1.1 WebSocket
@@ -830,7 +840,7 @@ async def close(conn: Conn) -> Conn:
     return conn
 
 
-def set_mode(conn: Conn, mode: str) -> Conn:
+def set_mode(conn: Conn, mode: Mode) -> Conn:
     """Switch between active and passive mode, losing no input already read."""
     _check_conn(conn)
     if mode not in ("active", "passive"):

@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import enum
 import os
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from mint._backend import ALPN_IDS, is_number, map_os_error
 from mint.errors import HTTPError, MintError, Reason
 from mint.http._http1 import Http1Session
-from mint.http._types import Ref, Response
+from mint.http._types import Chunk, IOData, OpenKind, ProtocolName, Ref, Response, _Marker
 from mint.mailbox import Mailbox, SocketClosed, SocketData
-
-if TYPE_CHECKING:
-    import socket
 
 
 class _Unknown(enum.Enum):
@@ -60,7 +58,7 @@ DEFAULT_SETTINGS_TIMEOUT = 30.0
 class Session(Protocol):
     """What a protocol session (HTTP/1.1 or HTTP/2) offers the facade. Sans-IO."""
 
-    protocol: str
+    protocol: ProtocolName
 
     @property
     def closing(self) -> bool: ...
@@ -72,12 +70,12 @@ class Session(Protocol):
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | object | None,
+        body: IOData | _Marker | None,
         *,
         upgrade: str | None = None,
         scheme: str | None = None,
     ) -> Ref: ...
-    def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None: ...
+    def stream_request_body(self, ref: Ref, chunk: Chunk) -> None: ...
     def abandon(self, ref: Ref) -> None: ...
     def receive_data(self, data: bytes) -> list[Response]: ...
     def connection_lost(self, failure: Reason | None = None) -> tuple[list[Response], bool]: ...
@@ -291,7 +289,7 @@ def _check_conn(conn: object) -> None:
         raise HTTPError(("invalid_conn", f"not a connection: {conn!r}"))
 
 
-def is_open(conn: Conn, type: str = "read_write") -> bool:
+def is_open(conn: Conn, type: OpenKind = "read_write") -> bool:
     """Whether the connection can still read and/or write (``"read"``, ``"write"``).
 
     Raises:
@@ -305,10 +303,11 @@ def is_open(conn: Conn, type: str = "read_write") -> bool:
     return bool(conn._session.is_open(type))
 
 
-def protocol(conn: Conn) -> str:
+def protocol(conn: Conn) -> ProtocolName:
     """``"http1"`` or ``"http2"``."""
     _check_conn(conn)
-    return str(conn._session.protocol)
+    name: ProtocolName = conn._session.protocol
+    return name
 
 
 def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:

@@ -24,13 +24,17 @@ import h11
 from mint.errors import HTTPError, MintError, Reason, TransportError
 from mint.http._types import (
     STREAM,
+    Chunk,
     Data,
     Done,
     Error,
     Headers,
+    IOData,
+    ProtocolName,
     Ref,
     Response,
     Status,
+    _Marker,
     body_end,
     body_left,
     check_request,
@@ -91,7 +95,7 @@ def _decode_headers(headers: Any) -> list[tuple[str, str]]:
 class Http1Session:
     """One HTTP/1.1 connection's protocol state (client side)."""
 
-    protocol = "http1"
+    protocol: ProtocolName = "http1"
     # Slots: the C fast paths read direct_ref on every call (mint._slots.h,
     # direct_ref_of), and a slot is one load where an instance attribute is a dict
     # lookup after a type lookup.
@@ -169,7 +173,7 @@ class Http1Session:
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | object | None,
+        body: IOData | _Marker | None,
         *,
         upgrade: str | None = None,
         scheme: str | None = None,
@@ -275,7 +279,7 @@ class Http1Session:
             raise HTTPError(("invalid_request", str(exc))) from exc
         return bytes(out)
 
-    def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
+    def stream_request_body(self, ref: Ref, chunk: Chunk) -> None:
         chunk = iodata(chunk)
         trailers = body_end(chunk)
         if self._upgraded is not None and (ref is self._upgraded or ref == self._upgraded):

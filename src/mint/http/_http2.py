@@ -61,14 +61,18 @@ from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 from mint.errors import HTTPError, MintError, Reason, TransportError
 from mint.http._types import (
     STREAM,
+    Chunk,
     Data,
     Done,
     Error,
     Headers,
+    IOData,
     Pong,
+    ProtocolName,
     Ref,
     Response,
     Status,
+    _Marker,
     body_end,
     body_left,
     check_request,
@@ -648,7 +652,7 @@ def _error_code_name(code: Any) -> str | int:
 class Http2Session:
     """One HTTP/2 connection's protocol state (client side)."""
 
-    protocol = "http2"
+    protocol: ProtocolName = "http2"
     # HTTP/1.1's upgraded request (bytes written as they are); never on HTTP/2.
     direct_ref: Ref | None = None
 
@@ -804,7 +808,7 @@ class Http2Session:
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | object | None,
+        body: IOData | _Marker | None,
         *,
         upgrade: str | None = None,
         scheme: str | None = None,
@@ -929,7 +933,7 @@ class Http2Session:
             self._enqueue(stream, payload, end=True)
         return stream.ref
 
-    def stream_request_body(self, ref: Ref, chunk: bytes | object) -> None:
+    def stream_request_body(self, ref: Ref, chunk: Chunk) -> None:
         """Send a body chunk (or ``EOF``) on ``ref``'s stream, queuing what does not fit.
 
         On a WebSocket stream, a chunk that ends with a Close frame ends the stream.

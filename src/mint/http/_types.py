@@ -11,7 +11,7 @@ import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, TypeAlias, cast
+from typing import Any, Final, Literal, NamedTuple, TypeAlias, TypeVar, cast
 
 from mint._speedup import install_constructors
 from mint.errors import HTTPError, MintError
@@ -82,6 +82,13 @@ class Pong:
 
 Response: TypeAlias = Status | Headers | Data | Done | Error | Pong
 
+# The fixed strings of the API (Mint's atoms), as the type checker should hold callers
+# to them: a typo is then caught before the run's HTTPError("invalid_mode").
+Mode: TypeAlias = Literal["active", "passive"]
+HTTPScheme: TypeAlias = Literal["http", "https"]
+ProtocolName: TypeAlias = Literal["http1", "http2"]
+OpenKind: TypeAlias = Literal["read", "write", "read_write"]
+
 #: ``Data(ref, data)`` for the read hot path: the class itself when the C module gives
 #: the responses a constructor (one C call), else :func:`_new_data`.
 new_data: Callable[[Ref, bytes], Data] = (
@@ -110,6 +117,13 @@ EOF: Final = _Marker("EOF")
 
 ``(EOF, trailing_headers)`` ends it with trailers, as Mint's ``{:eof, trailing_headers}``.
 """
+
+#: A body or a chunk as Mint takes one: bytes-like, or iodata (a list, nested or not, of
+#: bytes-like items and ints 0-255; ``list[Any]`` since a list is invariant: a caller's
+#: ``list[bytes]`` is iodata too).
+IOData: TypeAlias = bytes | bytearray | memoryview | list[Any]
+#: What ``stream_request_body`` takes: body bytes, ``EOF``, or ``(EOF, trailing_headers)``.
+Chunk: TypeAlias = IOData | _Marker | tuple[_Marker, list[tuple[str, str]]]
 
 
 # RFC 9110 5.6.2: a method and a field name are tokens.
@@ -143,7 +157,7 @@ class CheckedRequest(NamedTuple):
     """What :func:`check_request` makes of a request's parts."""
 
     headers: list[tuple[str, str]]  # (name, value) pairs, checked
-    body: object  # iodata joined into bytes; otherwise as given
+    body: IOData | _Marker | None  # iodata joined into bytes; otherwise as given
     length: int | None  # its own Content-Length, if it says one
 
 
@@ -151,7 +165,7 @@ def check_request(
     method: object,
     path: object,
     headers: object,
-    body: object = None,
+    body: IOData | _Marker | None = None,
     *,
     upgrade: str | None = None,
 ) -> CheckedRequest:
@@ -317,7 +331,10 @@ def check_fields(fields: object, what: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def iodata(data: object) -> object:
+_T = TypeVar("_T")
+
+
+def iodata(data: _T) -> _T | bytes:
     """``data`` as Mint takes a body or a chunk, iodata: a list (nested or not) of
     bytes-like items and ints 0-255 is joined into ``bytes``; anything else is returned
     as it is, for the caller's own checks. A seed's ``[frame1, frame2]`` was refused.
@@ -330,7 +347,7 @@ def iodata(data: object) -> object:
     out = bytearray()
     # (a stack of iterators, not recursion: a list nested thousands deep is iodata too;
     # and the ids of the lists on it: a list inside itself grew the output for ever)
-    stack = [(iter(data), id(data))]
+    stack = [(iter(cast(list[Any], data)), id(data))]
     walking = {id(data)}
     while stack:
         for item in stack[-1][0]:

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from mint.errors import MintError, UpgradeFailureError, WebSocketError
 from mint.http._conn import Conn, _check_conn, _check_open
-from mint.http._types import STREAM, Ref, check_fields
+from mint.http._types import STREAM, Mode, Ref, check_fields
 from mint.websocket import _handshake
 from mint.websocket._frame import WebSocket, new_websocket
 from mint.websocket.extension import Extension
@@ -57,8 +57,12 @@ class _Upgrade:
     subprotocols: frozenset[str] = frozenset()
 
 
+# (a Literal, as the type checker should hold callers to Mint's atoms)
+WebSocketScheme: TypeAlias = Literal["ws", "wss"]
+
+
 def start_upgrade(
-    scheme: str,
+    scheme: WebSocketScheme,
     conn: Conn,
     path: str,
     headers: list[tuple[str, str]],
@@ -153,7 +157,7 @@ def new(
     status: int,
     headers: list[tuple[str, str]],
     *,
-    mode: str = "active",
+    mode: Mode = "active",
     max_frame_size: int | None = None,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> tuple[Conn, WebSocket]:

@@ -654,7 +654,9 @@ def _too_large() -> WebSocketError:
     return WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
 
 
-def decode(websocket: WebSocket, data: bytes) -> tuple[WebSocket, list[Frame | WebSocketError]]:
+def decode(
+    websocket: WebSocket, data: bytes | bytearray | memoryview
+) -> tuple[WebSocket, list[Frame | WebSocketError]]:
     """Decode the server's bytes into frames (RFC 6455 5).
 
     ``data`` may hold part of a frame or many; what is incomplete is kept in the

@@ -29,12 +29,12 @@ from typing import Any
 from mint.errors import MintError
 from mint.http import _io as _http
 from mint.http._conn import Conn
-from mint.http._types import Ref
-from mint.websocket._api import forget_upgrade, start_upgrade
+from mint.http._types import Chunk, Ref
+from mint.websocket._api import WebSocketScheme, forget_upgrade, start_upgrade
 
 
 def upgrade(
-    scheme: str,
+    scheme: WebSocketScheme,
     conn: Conn,
     path: str,
     headers: list[tuple[str, str]],
@@ -47,7 +47,8 @@ def upgrade(
     opens an extended CONNECT stream (RFC 8441, ``:protocol websocket``).
 
     Args:
-        scheme: ``"ws"`` or ``"wss"`` (matching the connection's ``http``/``https``).
+        scheme: ``"ws"`` or ``"wss"``, usually the connection's ``http``/``https``. On
+            HTTP/2 it is the extended CONNECT's ``:scheme`` (``http``/``https``, RFC 8441 4).
         extensions: extension classes, ``(cls, params)``, ``(cls, params, opts)``
             or ``Extension`` instances, offered in this order.
 
@@ -77,7 +78,7 @@ stream = _http.stream
 recv = _http.recv
 
 
-def stream_request_body(conn: Conn, ref: Ref, data: bytes | object) -> Conn:
+def stream_request_body(conn: Conn, ref: Ref, data: Chunk) -> Conn:
     """Send ``data``, frames from :func:`encode`, on the WebSocket of ``ref``.
 
     :func:`mint.http.stream_request_body` under the argument name the contract
