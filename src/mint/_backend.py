@@ -108,8 +108,9 @@ _TLS_VERIFY_ALERTS = {
     20: "unknown_ca",
     21: "unknown_ca",
     10: "certificate_expired",
-    9: "bad_certificate",
+    9: "certificate_expired",  # not yet valid: Erlang's ssl says cert_expired for both
     62: "handshake_failure",  # host name mismatch: Erlang's ssl reports it this way
+    64: "handshake_failure",  # IP address mismatch: the same check, for an address
 }
 
 
@@ -535,6 +536,7 @@ class BaseTransport:
         "send_timeout",
         "sock",
         "tls",
+        "unstreamed",
     )
 
     _waiter: Any
@@ -565,6 +567,10 @@ class BaseTransport:
         self._failure: OSError | None = None
         # Set by a mailbox while an event loop's reader on this socket is its own.
         self.reader_busy = False
+        # The SocketData (with bytes) a mailbox made of this socket's input and no
+        # ``stream`` has taken yet, queued or handed out: an asyncio window wait must
+        # not read past one a caller holds (see ``Mailbox.handed_out``).
+        self.unstreamed = 0
         # The last passive read emptied the (plain) socket: the next one waits first
         # rather than fail a read (EAGAIN, an exception) and then wait.
         self._drained = False

@@ -319,6 +319,8 @@ class Mailbox:
                 ):
                     if isinstance(message, SocketData):
                         kept.append(message.data)
+                        if message.data and transport.unstreamed:
+                            transport.unstreamed -= 1  # (taken back: held by nobody)
                     elif not drop:
                         cause = message.error.__cause__ if type(message) is SocketError else None
                         transport.keep_end(cause if isinstance(cause, OSError) else b"")
@@ -329,6 +331,21 @@ class Mailbox:
 
     def owns(self, transport: Transport) -> bool:
         return self._fd_of(transport) is not None
+
+    def handed_out(self, transport: Transport) -> int:
+        """The SocketData of ``transport`` this mailbox gave out that no ``stream`` has
+        taken yet: a caller holds them (between ``areceive`` and ``stream``, in another
+        task or its own). Bytes read off the socket now would come after theirs, and a
+        window wait that read them handed them out first: frames out of order, or a
+        DATA frame cut in two and fed to h2 the wrong way round (``protocol_error``)."""
+        sock = transport.sock
+        with self._lock:
+            queued = sum(
+                1
+                for message in self._queue
+                if type(message) is SocketData and message.socket is sock and message.data
+            )
+        return max(0, transport.unstreamed - queued)
 
     # -- receiving -----------------------------------------------------------------
     def _pop(self) -> tuple[bool, object]:
@@ -372,6 +389,7 @@ class Mailbox:
             return None
         sock = transport.sock
         if type(read) is bytes and read:
+            transport.unstreamed += 1
             return _socket_data(sock, read)
         # The end of stream or a failure: like ``{:tcp_closed, socket}`` it is said once.
         self._forget(transport)

@@ -391,6 +391,42 @@ def test_http1_request_cancelled_half_written_ends_the_connection(
     run(scenario())
 
 
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http1_an_untold_end_comes_after_the_answers_already_read(
+    flavour: Flavour, gated: Callable[[Any], GatedProxy], hypercorn_h1: Any, mode: str
+) -> None:
+    """A GET answered in full (its answer in the mailbox's queue, or in the socket),
+    then a POST a cancel cut short: the end came as the GET's Error("closed"), and its
+    answer, already there, was lost. A failed write reads the peer's last words first;
+    a cancelled one now does too."""
+    proxy = gated(hypercorn_h1)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode=mode)
+        try:
+            client.conn, ref = await http.request(client.conn, "GET", "/", [])
+            await asyncio.sleep(0.3)  # (the answer arrives; nobody streams it yet)
+            narrow(client)
+            proxy.hold()
+            await cancelled_in_line(
+                http.request(client.conn, "POST", "/echo-body", [], os.urandom(2**20))
+            )
+            proxy.release()
+            with pytest.raises(mint.TransportError) as told:
+                await client.responses(5)
+            assert told.value.reason == "closed"
+            mine = [r for r in told.value.responses if r.ref == ref]
+            assert mine[0] == Status(ref, 200)
+            assert isinstance(mine[1], Headers)
+            assert mine[-1] == Done(ref)
+            assert not any(isinstance(r, Error) for r in told.value.responses)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     ("mode", "switch"),
     [("passive", "to active"), ("active", "to another mailbox"), ("active", "passive, active")],
@@ -705,6 +741,85 @@ def test_http2_a_stream_whose_window_never_opens_holds_back_no_other_send(
                 client.conn = await ws.cancel(client.conn, stalled)
                 await asyncio.wait_for(stuck, WAIT)
                 assert flavour.http.pending_bytes(client.conn) == 0
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("tasks", ["one", "two"])
+def test_http2_a_window_wait_reads_nothing_past_a_message_a_caller_holds(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+    tasks: str,
+) -> None:
+    """A message taken from the mailbox and not yet streamed (the caller awaits
+    something in between: a send, in its own task or another's) when a send waits
+    for a stalled stream's window: the wait read the socket, and what it read came
+    out before the held message's bytes. The echoes of the other WebSocket came out
+    of order (a DATA frame cut across reads ended the connection: protocol_error)."""
+    peer = h2_fault()
+    ws = flavour.websocket
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        try:
+            await client.upgrade("/ws-stall")
+            stalled = client.ref
+            seen: list[Any] = []
+            other, websocket = await open_second(client, flavour, seen)
+            client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await ws.stream_request_body(client.conn, stalled, data)
+            assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
+            echoed: list[Any] = []
+
+            def take(responses: list[Any]) -> None:
+                nonlocal websocket
+                for r in responses:
+                    if isinstance(r, Data) and r.ref == other:
+                        websocket, frames = ws.decode(websocket, r.data)
+                        echoed.extend(frames)
+
+            take(seen)
+
+            async def stalled_send() -> None:
+                # Over its stream's mark: the send waits for the window, reading.
+                client.websocket, data = ws.encode(client.websocket, Binary(b"x"))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        client.conn = await ws.stream_request_body(client.conn, stalled, data)
+
+            assert client.mailbox is not None
+            sent = 0
+            for _ in range(8):
+                for _ in range(2):  # two echoes, in two reads of the mailbox's loop reader
+                    websocket, data = ws.encode(websocket, Text(str(sent)))
+                    client.conn = await ws.stream_request_body(client.conn, other, data)
+                    sent += 1
+                    await asyncio.sleep(0.02)
+                message = await client.mailbox.areceive(WAIT)
+                while isinstance(message, mint.SocketData) and not message.data:
+                    # (a window wait's notice of what it read: streamed at once)
+                    result = await ws.stream(client.conn, message)
+                    assert result is not mint.UNKNOWN
+                    client.conn, responses = result
+                    take(responses)
+                    message = await client.mailbox.areceive(WAIT)
+                # The first echo, held ...
+                if tasks == "one":
+                    await stalled_send()
+                else:
+                    await asyncio.ensure_future(stalled_send())
+                result = await ws.stream(client.conn, message)  # ... then streamed
+                assert result is not mint.UNKNOWN
+                client.conn, responses = result
+                take(responses)
+            while len(echoed) < sent:
+                take(await client.responses(WAIT))
+            assert echoed == [Text(str(n)) for n in range(sent)]
+            assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
         finally:
             await client.close()
 

@@ -115,6 +115,11 @@ def test_upgrade_wants_a_list_of_extensions(ws_server: Any, extensions: Any) -> 
 
 def bad_transport_opts(tmp_path: Path) -> list[tuple[Any, Any]]:
     unreadable = tmp_path / "missing.pem"
+    readable = tmp_path / "ca.pem"
+    readable.write_text("(read by ssl, once connecting)")
+    unchecking = ssl.create_default_context()
+    unchecking.check_hostname = False
+    unchecking.verify_mode = ssl.CERT_NONE
     return [
         ([("timeout", 1)], None),
         ({"timeout": "x"}, "timeout"),
@@ -126,10 +131,14 @@ def bad_transport_opts(tmp_path: Path) -> list[tuple[Any, Any]]:
         ({"verify": "no"}, "verify"),
         ({"timout": 5}, "timout"),  # misspelt: the bound meant would be missing
         ({"cacertfile": "/etc/ssl/certs/ca-certificates.crt"}, "cacertfile"),  # Mint's name
+        # Beside a context, which is used as it is: dropped, verify=True checked nothing.
+        ({"ssl_context": unchecking, "verify": True}, "verify"),
+        ({"ssl_context": ssl.create_default_context(), "verify": False}, "verify"),
+        ({"ssl_context": ssl.create_default_context(), "cafile": str(readable)}, "cafile"),
     ]
 
 
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(13))
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_connect_checks_its_transport_opts_before_connecting(
     tmp_path: Path, case: int, scheme: str
@@ -147,6 +156,7 @@ def test_a_usable_cafile_and_context_still_connect(wss_server: Any, tls_ca: Any)
         {"cafile": tls_ca.cafile},
         {"cafile": Path(tls_ca.cafile)},
         {"ssl_context": context},
+        {"ssl_context": context, "verify": True},  # (what the context does)
     ):
         conn = mint.http.connect(
             "https", "127.0.0.1", wss_server.port, transport_opts=opts, hostname="localhost"

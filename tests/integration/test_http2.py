@@ -651,3 +651,52 @@ def test_an_upload_the_windows_let_go_goes_whole_under_recv_with_timeouts(
     finally:
         mint.http.close(conn)
         peer.stop()
+
+
+class SlowTLSNoSettings(OneConnection):
+    """Takes ``delay`` seconds before its TLS handshake (ALPN h2), then says nothing:
+    no SETTINGS. Its ``stop`` ends the hold."""
+
+    def __init__(self, context: Any, delay: float) -> None:
+        self.context, self.delay = context, delay
+        self.stopping = threading.Event()
+        super().__init__()
+
+    def handle(self, sock: socket.socket) -> None:
+        time.sleep(self.delay)
+        with self.context.wrap_socket(sock, server_side=True) as tls:
+            self.stopping.wait(30)
+            tls.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        super().stop()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_connect_timeout_bounds_the_whole_connect_of_http2_over_tls(
+    tls_ca: Any, flavour: str
+) -> None:
+    # TCP and TLS shared the timeout; the wait for the server's SETTINGS then had the
+    # whole timeout again: a server slow to shake hands and then silent made connect
+    # take twice its bound.
+    import asyncio
+
+    import mint.aio.http
+
+    peer = SlowTLSNoSettings(tls_ca.server_context(["h2"]), delay=0.8)
+    opts = {"timeout": 1.0, "cafile": tls_ca.cafile}
+    started = time.monotonic()
+    try:
+        with pytest.raises(mint.TransportError) as info:
+            if flavour == "sync":
+                mint.http.connect("https", "localhost", peer.port, transport_opts=opts)
+            else:
+                asyncio.run(
+                    mint.aio.http.connect("https", "localhost", peer.port, transport_opts=opts)
+                )
+        took = time.monotonic() - started
+    finally:
+        peer.stop()
+    assert info.value.reason == "timeout"
+    assert 0.8 <= took < 1.5, took

@@ -138,8 +138,12 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             # cancelled): it is told by the next read, with the Errors it made. An
             # active connection's mailbox gets a SocketClosed to bring it out: it had
             # none, and a task waiting on the mailbox for this connection waited for ever.
+            # What the server said before comes first, as after a failed write: the
+            # whole answer to an earlier request was already read, or in the socket,
+            # and came out as its Error("closed").
+            said = _last_words(conn)
             responses, _ = _lost(conn, TransportError("closed"))
-            conn._private["untold"] = (early or []) + responses
+            conn._private["untold"] = (early or []) + said + responses
             early = None
             box = conn._mailbox if conn._mode == "active" else None
             if box is not None and not box.closed:
@@ -224,6 +228,7 @@ async def connect(
             cafile=opts.get("cafile"),
             verify=opts.get("verify", True),
         )
+    started = time.monotonic()
     transport = await AsyncTransport.connect(
         scheme,
         host,
@@ -252,9 +257,13 @@ async def connect(
             box = _default_mailbox()
         conn = Conn(transport, session, scheme=scheme, host=name, port=port, mode=mode, mailbox=box)
         if protocol == "http2":
+            # (one bound for the whole connect: the SETTINGS wait had a timeout of its
+            # own after the TCP and TLS handshakes', and a connect took twice it)
             await _await_settings(
                 conn,
-                timeout if timeout is not None else DEFAULT_SETTINGS_TIMEOUT,
+                DEFAULT_SETTINGS_TIMEOUT
+                if timeout is None
+                else timeout - (time.monotonic() - started),
             )
         if box is not None and mode == "active":
             box.register(transport)
@@ -401,6 +410,36 @@ async def _await_window(conn: Conn, ref: Ref | None) -> None:
 # How often a window wait looks at its queue again without input: a cancel (of its
 # stream, or of those that fill the connection) drops the queue, and no read says so.
 _WINDOW_RECHECK = 0.1
+# How long a window wait gives a caller to stream a message it holds, and how often it
+# looks (see _none_held).
+_HELD_WAIT = 0.1
+_HELD_LOOK = 0.005
+
+
+async def _none_held(conn: Conn) -> bool:
+    """Whether a window wait may read the socket: no caller holds a message of this
+    connection that its mailbox gave out and ``stream`` has not taken (what the socket
+    says now comes after it). Waits ``_HELD_WAIT`` for one to be streamed (a reader
+    task that awaited something between ``areceive`` and ``stream``); False if it is
+    not: the wait then ends, and its queue goes out as later reads open the windows.
+    (The holder may be the waiting task itself: a longer wait would wait for ever.)
+
+    Read anyway, the bytes came out before the held message's: WebSocket frames out
+    of order, or a DATA frame cut in two fed to h2 the wrong way round, which ended
+    the connection with our own ``protocol_error``.
+    """
+    box = conn._mailbox if conn._mode == "active" else None
+    if box is None or box.closed:
+        return True
+    transport = conn._transport
+    waiter = transport._waiter
+    waited = 0.0
+    while box.handed_out(transport):
+        if waited >= _HELD_WAIT or transport.closed:
+            return False
+        await waiter.pause(_HELD_LOOK)
+        waited += _HELD_LOOK
+    return not transport.closed
 
 
 def _hand_out(conn: Conn, read: list[Response]) -> None:
@@ -430,6 +469,8 @@ async def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
     waiter = transport._waiter
     if not _over_water(conn, ref):
         return not transport.closed
+    if not await _none_held(conn):
+        return False
     held = _take_held(conn)
     try:
         try:
@@ -732,6 +773,8 @@ async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _
         # The common case, checked first; on an upgraded HTTP/1.1 connection the
         # bytes are the WebSocket's as they came (see recv).
         data = message.data
+        if transport.unstreamed and data:
+            transport.unstreamed -= 1  # (see Mailbox.handed_out)
         ref = conn._session.direct_ref
         if ref is not None and data and "early" not in conn._private and not transport.closed:
             return conn, [new_data(ref, data)]
@@ -750,6 +793,8 @@ async def stream(conn: Conn, message: object) -> tuple[Conn, list[Response]] | _
     if conn._transport.closed:
         return _stale(conn)
     if isinstance(message, SocketData):
+        if conn._transport.unstreamed and message.data:
+            conn._transport.unstreamed -= 1
         return await _process(conn, message.data)
     if isinstance(message, SocketClosed):
         return _closed(conn)

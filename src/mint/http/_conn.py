@@ -228,12 +228,25 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
         raise HTTPError(("invalid_transport_opts", "ssl_context", context))
     cafile = checked.get("cafile")
     if cafile is not None:
-        if not isinstance(cafile, str | os.PathLike):
+        if not isinstance(cafile, str | bytes | os.PathLike):
             raise HTTPError(("invalid_transport_opts", "cafile", cafile))
         if not os.path.isfile(cafile) or not os.access(cafile, os.R_OK):
             raise HTTPError(("invalid_transport_opts", "cafile", cafile, "no readable file"))
-    if type(checked.get("verify", True)) is not bool:
-        raise HTTPError(("invalid_transport_opts", "verify", checked["verify"]))
+    verify = checked.get("verify")
+    if verify is not None and type(verify) is not bool:
+        raise HTTPError(("invalid_transport_opts", "verify", verify))
+    if context is not None:
+        # The caller's context is used as it is: an option beside it that it would not
+        # honour is refused, not dropped (verify=True went through a context that
+        # checked nothing, to a server of an unknown CA; cafile was never loaded).
+        if cafile is not None:
+            why = "given beside ssl_context: load it into the context"
+            raise HTTPError(("invalid_transport_opts", "cafile", cafile, why))
+        checks = context.verify_mode != ssl.CERT_NONE and context.check_hostname
+        if verify is not None and verify is not checks:
+            does = "checks" if checks else "does not check"
+            why = f"the ssl_context given {does} certificates and host names"
+            raise HTTPError(("invalid_transport_opts", "verify", verify, why))
     return checked
 
 
