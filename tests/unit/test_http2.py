@@ -456,6 +456,20 @@ def send_unchecked_headers(pair: Pair, stream_id: int, headers: Any, **kwargs: A
         config.validate_outbound_headers = config.normalize_outbound_headers = True
 
 
+@pytest.mark.parametrize(
+    "lengths", [[("content-length", "1, 1")], [("content-length", "1"), ("Content-Length", "1")]]
+)
+def test_content_length_goes_once_as_its_number(lengths: list[tuple[str, str]]) -> None:
+    # RFC 9110 8.6 (1*DIGIT): a list, or the field twice, went out as given; hypercorn
+    # answered GOAWAY(PROTOCOL_ERROR) and Node reset the stream. (h11 sends "1".)
+    pair = Pair()
+    pair.client.request("POST", "/", lengths, b"a")
+    pair.pump()
+    fields = [(n, v) for n, v in pair.request_headers(1) if n == b"content-length"]
+    assert fields == [(b"content-length", b"1")]
+    assert pair.server_data(1) == b"a"
+
+
 def test_extended_connect_headers_and_open_stream() -> None:
     pair = Pair({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}, scheme="https", port=443)
     ref, responses = open_websocket(pair)

@@ -65,6 +65,10 @@ def sessions() -> list[Any]:
         ("CONNECT", "user@example.com:443", [], None, "CONNECT takes host:port"),
         ("CONNECT", "example.com:0", [], None, "CONNECT takes host:port"),
         ("CONNECT", "example.com:65536", [], None, "CONNECT takes host:port"),
+        # h11 refused over 20 digits and HTTP/2 sent it (nghttp2 reset it from 2**63);
+        # int() refused 5000 digits with a raw ValueError.
+        ("POST", "/", [("content-length", str(2**63))], STREAM, "over 2**63 - 1"),
+        ("POST", "/", [("content-length", "1" * 5000)], STREAM, "invalid content-length"),
     ],
 )
 def test_refused_on_both_protocols(
@@ -294,3 +298,30 @@ def test_bodies_and_chunks_may_be_iodata_as_in_mint() -> None:
     with pytest.raises(HTTPError) as info:
         h1.request("POST", "/", [], looped)
     assert info.value.reason == ("invalid_request", "iodata holds a list inside itself")
+
+
+def _released() -> memoryview:
+    view = memoryview(b"abc")
+    view.release()
+    return view
+
+
+@pytest.mark.parametrize("body", [_released(), [b"x", _released()]], ids=["bare", "in a list"])
+def test_a_released_memoryview_is_refused_typed(body: object) -> None:
+    # (a raw ValueError: "operation forbidden on released memoryview object")
+    for session in sessions():
+        with pytest.raises(HTTPError) as info:
+            session.request("POST", "/", [], body)
+        assert info.value.reason[0] == "invalid_request"
+        assert session.open_request_count() == 0
+
+
+def test_a_strided_memoryview_in_iodata_is_copied() -> None:
+    # bytearray += takes contiguous buffers only: a raw TypeError, where the same view
+    # given bare was sent.
+    view = memoryview(b"a1b2c3")[::2]
+    h1, h2 = sessions()
+    h1.request("POST", "/", [("content-length", "4")], [view, b"!"])
+    assert h1.data_to_send().endswith(b"\r\n\r\nabc!")
+    h2.request("POST", "/", [("content-length", "4")], [view, b"!"])
+    assert h2.open_request_count() == 1

@@ -856,8 +856,8 @@ class Http2Session:
                     raise HTTPError(("invalid_request", "an empty host: :authority names one"))
                 authority = value  # RFC 9113 8.3.1: :authority replaces Host
                 continue
-            if key in _CONNECTION_HEADERS:
-                continue
+            if key in _CONNECTION_HEADERS or key == "content-length":
+                continue  # (Content-Length goes once, as the number it says: below)
             if key == "te":
                 # RFC 9113 8.2.2: "trailers" is all TE may say on HTTP/2 (as spelt: a
                 # server may compare it exactly); "trailers, gzip" keeps its trailers.
@@ -869,6 +869,11 @@ class Http2Session:
             regular.append((key, value))
         if not has_user_agent:
             regular.append(("user-agent", USER_AGENT))
+        if length is not None:
+            # A list ("1, 1", valid on HTTP/1.1, which h11 sends as "1") or the field
+            # twice went out as given: hypercorn ended the connection (GOAWAY), Node
+            # reset the stream. RFC 9110 8.6: 1*DIGIT.
+            regular.append(("content-length", str(length)))
         if upgrade is not None:
             # RFC 8441 4: extended CONNECT carries :protocol, :scheme and :path.
             pseudo = [

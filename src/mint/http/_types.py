@@ -234,6 +234,13 @@ _AUTHORITY_FORM: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:/?#@\[\]]+):([0-9]{
 _ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
+# A Content-Length servers can hold: HTTP/2's (nghttp2) is a signed 64-bit integer,
+# and reset the stream of a larger one that HTTP/1.1's h11 (20 digits) sent; the
+# digits are bounded first (int() refuses a string of over 4300 with a raw ValueError).
+_MAX_LENGTH: Final = 2**63 - 1
+_MAX_LENGTH_DIGITS: Final = 19
+
+
 def _check_framing(pairs: list[tuple[str, str]], body: object) -> int | None:
     """A request whose own headers misstate its body: refused on both protocols alike.
     Returns the ``Content-Length`` the headers say, if any.
@@ -258,9 +265,13 @@ def _check_framing(pairs: list[tuple[str, str]], body: object) -> int | None:
         raise HTTPError(
             ("invalid_request", "content-length and transfer-encoding together (RFC 9112 6.2)")
         )
-    if len(lengths) != 1 or not all(v.isascii() and v.isdigit() for v in lengths):
+    if len(lengths) != 1 or not all(
+        v.isascii() and v.isdigit() and len(v) <= _MAX_LENGTH_DIGITS for v in lengths
+    ):
         raise HTTPError(("invalid_request", f"invalid content-length: {sorted(lengths)!r}"))
     declared = int(lengths.pop())
+    if declared > _MAX_LENGTH:
+        raise HTTPError(("invalid_request", f"content-length {declared} is over 2**63 - 1"))
     if body is None or isinstance(body, bytes | bytearray | memoryview):
         actual = 0 if body is None else memoryview(body).nbytes  # (len counts items)
         if declared != actual:
@@ -343,6 +354,11 @@ def iodata(data: _T) -> _T | bytes:
         HTTPError: ``("invalid_request", why)`` for a list holding anything else.
     """
     if type(data) is not list:
+        if isinstance(data, memoryview):
+            try:
+                data.nbytes  # noqa: B018 - (what a released view refuses)
+            except ValueError:
+                raise HTTPError(("invalid_request", "a released memoryview")) from None
         return data
     out = bytearray()
     # (a stack of iterators, not recursion: a list nested thousands deep is iodata too;
@@ -351,8 +367,17 @@ def iodata(data: _T) -> _T | bytes:
     walking = {id(data)}
     while stack:
         for item in stack[-1][0]:
-            if isinstance(item, bytes | bytearray | memoryview):
-                out.extend(item)
+            if isinstance(item, bytes | bytearray):
+                out += item
+            elif isinstance(item, memoryview):
+                # (a strided view takes a copy: += takes contiguous buffers only, and
+                # raised a raw TypeError; a released one, a ValueError)
+                try:
+                    out += item if item.c_contiguous else item.tobytes()
+                except ValueError:
+                    raise HTTPError(
+                        ("invalid_request", "iodata holds a released memoryview")
+                    ) from None
             elif type(item) is int and 0 <= item <= 255:
                 out.append(item)
             elif type(item) is list:
