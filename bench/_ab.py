@@ -93,10 +93,18 @@ def main() -> int:
     if not (args.a and args.b):
         ap.error("--a and --b are required")
 
-    kinds = {"mint_aio": "asyncio", "mint_aio_uvloop": "uvloop", "picows": "picows"}
     report = {}
     for key in args.clients.split(","):
-        kind = kinds.get(key, "sync")
+        # (the asyncio clients' loop: the active ones were run as "sync" before)
+        kind = (
+            "picows"
+            if key == "picows"
+            else "uvloop"
+            if key.endswith("uvloop")
+            else "asyncio"
+            if key.startswith("mint_aio")
+            else "sync"
+        )
         a = spawn(args.a, key, kind, args.port, args.size, args.cpu, args.tls)
         b = spawn(args.b, key, kind, args.port, args.size, args.cpu, args.tls)
         ratios, a_us, b_us = [], [], []

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
-import typing
 from typing import TYPE_CHECKING
 
 from mint._backend import READ_BURST, map_os_error
@@ -101,10 +100,11 @@ else:
             "__code__",
             "__defaults__",
             "__kwdefaults__",
+            "__annotations__",
         ):
             setattr(_ours, _name, getattr(_python, _name))
         _ours.__module__ = "mint.aio.websocket"
-        # Evaluated: get_type_hints looks names up in a function's __globals__, which a
-        # C callable has none of (the strings raised NameError for "Conn").
-        _ours.__annotations__ = typing.get_type_hints(_python)
+        # get_type_hints evaluates the annotations in the __globals__ of what
+        # __wrapped__ leads to: a C callable has none ("Conn" raised NameError).
+        _ours.__wrapped__ = _python
     collections.abc.Coroutine.register(_c.Operation)
