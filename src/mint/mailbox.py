@@ -332,6 +332,14 @@ class Mailbox:
     def owns(self, transport: Transport) -> bool:
         return self._fd_of(transport) is not None
 
+    def post_input(self, transport: Transport, data: bytes) -> None:
+        """Queue input of ``transport`` read before (by another mailbox, or while the
+        connection was passive) as this mailbox's own, counted as :meth:`_said` counts
+        it: posted uncounted, it hid a message a caller held from ``handed_out``."""
+        if data:
+            transport.unstreamed += 1
+        self.send(SocketData(transport.sock, data))
+
     def handed_out(self, transport: Transport) -> int:
         """The SocketData of ``transport`` this mailbox gave out that no ``stream`` has
         taken yet: a caller holds them (between ``areceive`` and ``stream``, in another

@@ -901,7 +901,7 @@ def set_mode(conn: Conn, mode: Mode) -> Conn:
             raise HTTPError(("invalid_mailbox", box), conn=conn)
         conn._mailbox = box
         for data in conn._held:
-            box.send(SocketData(conn._transport.sock, data))
+            box.post_input(conn._transport, data)
         conn._held.clear()
         _watch_from(conn, box)
     conn._mode = mode

@@ -339,7 +339,7 @@ def controlling_process(conn: Conn, mailbox: Mailbox) -> Conn:
         return conn
     kept = old.unregister(conn._transport, drop=False) if old is not None else []
     for data in kept:
-        mailbox.send(SocketData(conn._transport.sock, data))
+        mailbox.post_input(conn._transport, data)
     _watch_from(conn, mailbox)
     return conn
 
