@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import mint
@@ -116,7 +116,7 @@ async def open_session(
     secure = parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    mode = "passive" if passive else "active"
+    mode: Literal["active", "passive"] = "passive" if passive else "active"
     conn = await mint.aio.http.connect(
         "https" if secure else "http",
         parts.hostname or "localhost",
@@ -125,7 +125,7 @@ async def open_session(
         mode=mode,
         transport_opts={"cafile": cafile} if cafile else None,
     )
-    conn, ref = await mint.aio.websocket.upgrade(parts.scheme, conn, path, [])
+    conn, ref = await mint.aio.websocket.upgrade("wss" if secure else "ws", conn, path, [])
     session = Session(conn, ref, passive=passive)
     status, headers, early, done = None, [], b"", False
     while not done:

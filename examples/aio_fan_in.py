@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import mint
@@ -47,7 +47,8 @@ async def open_peer(url: str, limit: asyncio.Semaphore) -> Peer:
             parts.hostname or "localhost",
             parts.port or (443 if parts.scheme == "wss" else 80),
         )
-    conn, ref = await mint.aio.websocket.upgrade(parts.scheme, conn, parts.path or "/", [])
+    scheme: Literal["ws", "wss"] = "wss" if parts.scheme == "wss" else "ws"
+    conn, ref = await mint.aio.websocket.upgrade(scheme, conn, parts.path or "/", [])
     return Peer(conn, ref)
 
 
@@ -55,7 +56,9 @@ async def dispatch(peers: dict[Any, Peer], timeout: float) -> Peer:
     """Read one message from the loop's mailbox and give it to its connection."""
     message = await mint.aio.receive(timeout=timeout)
     peer = peers[message.socket]  # type: ignore[attr-defined]
-    peer.conn, responses = await mint.aio.websocket.stream(peer.conn, message)
+    result = await mint.aio.websocket.stream(peer.conn, message)
+    assert result is not mint.UNKNOWN  # (the mailbox is the loop's, its sockets ours)
+    peer.conn, responses = result
     for response in responses:
         match response:
             case Status(status=status):

@@ -12,7 +12,7 @@ in active mode (messages from the thread's mailbox) and in passive mode (``recv`
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import mint
@@ -111,7 +111,7 @@ def open_session(
     secure = parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    mode = "passive" if passive else "active"
+    mode: Literal["active", "passive"] = "passive" if passive else "active"
     conn = mint.http.connect(
         "https" if secure else "http",
         parts.hostname or "localhost",
@@ -120,7 +120,9 @@ def open_session(
         mode=mode,
         transport_opts={"cafile": cafile} if cafile else None,
     )
-    conn, ref = mint.websocket.upgrade(parts.scheme, conn, path, [], extensions=list(extensions))
+    conn, ref = mint.websocket.upgrade(
+        "wss" if secure else "ws", conn, path, [], extensions=list(extensions)
+    )
     session = Session(conn, ref, None, passive=passive)
     status, headers, early = None, [], b""
     done = False

@@ -41,6 +41,7 @@ def main() -> None:
         if error.reason != "extended_connect_disabled":
             raise
         print("the server did not enable extended CONNECT; a plain GET still works:")
+        assert error.conn is not None  # (upgrade's errors carry the connection)
         conn, ref = mint.http.request(error.conn, "GET", args.path, [])
         done = False
         while not done:
