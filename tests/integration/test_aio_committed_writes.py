@@ -427,6 +427,93 @@ def test_http1_an_untold_end_comes_after_the_answers_already_read(
     run(scenario())
 
 
+def test_http1_an_untold_end_reads_nothing_past_a_message_the_caller_holds(
+    flavour: Flavour, gated: Callable[[Any], GatedProxy], hypercorn_h1: Any
+) -> None:
+    """GET / answered, its message taken from the mailbox and held; GET /chunked
+    answered behind it; then a POST a cancel cut short. The end's last words were read
+    past the held message: /chunked's answer was parsed first, as the answer to GET /
+    (its Data and Done under the first ref), and the held message was dropped."""
+    proxy = gated(hypercorn_h1)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, proxy, mode="active")
+        assert client.mailbox is not None
+        try:
+            client.conn, first = await http.request(client.conn, "GET", "/", [])
+            held = await client.mailbox.areceive(WAIT)
+            assert isinstance(held, mint.SocketData) and held.data
+            client.conn, second = await http.request(client.conn, "GET", "/chunked", [])
+            await asyncio.sleep(0.3)  # (its answer arrives behind the held one)
+            narrow(client)
+            proxy.hold()
+            await cancelled_in_line(
+                http.request(client.conn, "POST", "/echo-body", [], os.urandom(2**20))
+            )
+            proxy.release()
+            with pytest.raises(mint.TransportError) as told:
+                await http.stream(client.conn, held)
+            assert told.value.reason == "closed"
+            got = told.value.responses
+            firsts = [r.data for r in got if isinstance(r, Data) and r.ref == first]
+            assert firsts in ([], [b"hello"])
+            assert not any(isinstance(r, Data | Done) and r.ref == second for r in got)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def answers_two_then_the_third_early(conn: socket.socket) -> None:
+    """Reads the heads of GET /a, GET /b and a POST, answers all three (the POST's early,
+    a 413), then reads nothing more."""
+    seen = b""
+    while seen.count(b"\r\n\r\n") < 3:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        seen += chunk
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s"
+    conn.sendall(
+        answer % (1, b"a")
+        + answer % (1, b"b")
+        + b"HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    time.sleep(2)
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http1_an_untold_end_keeps_the_answers_parsed_before_a_break(
+    flavour: Flavour, raw_server: Any, mode: str
+) -> None:
+    """/a and /b answered, then the cancelled POST's own early 413, all in one read of
+    the end's last words: h11 refused the 413 (the POST was abandoned), and the answers
+    it had parsed before went with its error."""
+    server = raw_server(answers_two_then_the_third_early, rcvbuf=4096)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode)
+        try:
+            client.conn, a = await http.request(client.conn, "GET", "/a", [])
+            client.conn, b = await http.request(client.conn, "GET", "/b", [])
+            narrow(client)
+            await cancelled_in_line(
+                http.request(client.conn, "POST", "/c", [], os.urandom(4 * 2**20))
+            )
+            with pytest.raises(mint.TransportError) as told:
+                await client.responses(5)
+            assert told.value.reason == "closed"
+            got = told.value.responses
+            assert [r for r in got if isinstance(r, Data)] == [Data(a, b"a"), Data(b, b"b")]
+            assert Done(a) in got and Done(b) in got
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     ("mode", "switch"),
     [("passive", "to active"), ("active", "to another mailbox"), ("active", "passive, active")],
@@ -825,6 +912,47 @@ def test_http2_a_window_wait_reads_nothing_past_a_message_a_caller_holds(
                 take(await client.responses(WAIT))
             assert echoed == [Text(str(n)) for n in range(sent)]
             assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_http2_a_window_wait_beside_a_held_message_says_closed_when_closed(
+    flavour: Flavour,
+    h2_fault: Any,  # noqa: F811
+) -> None:
+    """A send that waits for the holder of a message (see above) while another task
+    closes the connection: it returned as if its bytes had gone, where a wait that
+    was reading raised TransportError("closed")."""
+    peer = h2_fault()
+    ws = flavour.websocket
+
+    async def scenario() -> None:
+        client = await connect(flavour, peer, mode="active", protocols=("http2",))
+        assert client.mailbox is not None
+        try:
+            await client.upgrade("/ws-stall")
+            stalled = client.ref
+            seen: list[Any] = []
+            other, websocket = await open_second(client, flavour, seen)
+            client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await ws.stream_request_body(client.conn, stalled, data)
+            websocket, data = ws.encode(websocket, Text("held"))
+            client.conn = await ws.stream_request_body(client.conn, other, data)
+            held = await client.mailbox.areceive(WAIT)
+            while not (isinstance(held, mint.SocketData) and held.data):
+                held = await client.mailbox.areceive(WAIT)
+            client.websocket, data = ws.encode(client.websocket, Binary(b"x"))
+            send = asyncio.ensure_future(ws.stream_request_body(client.conn, stalled, data))
+            await asyncio.sleep(0.02)  # (it waits for the held message)
+            assert not send.done()
+            await flavour.http.close(client.conn)
+            with pytest.raises(mint.TransportError) as info:
+                await send
+            assert info.value.reason == "closed"
         finally:
             await client.close()
 

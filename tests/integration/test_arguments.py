@@ -129,6 +129,7 @@ def bad_transport_opts(tmp_path: Path) -> list[tuple[Any, Any]]:
         ({"cafile": str(unreadable)}, "cafile"),
         ({"cafile": 5}, "cafile"),
         ({"verify": "no"}, "verify"),
+        ({"verify": None}, "verify"),  # (connect's "if not verify" turned checks off)
         ({"timout": 5}, "timout"),  # misspelt: the bound meant would be missing
         ({"cacertfile": "/etc/ssl/certs/ca-certificates.crt"}, "cacertfile"),  # Mint's name
         # Beside a context, which is used as it is: dropped, verify=True checked nothing.
@@ -138,7 +139,7 @@ def bad_transport_opts(tmp_path: Path) -> list[tuple[Any, Any]]:
     ]
 
 
-@pytest.mark.parametrize("case", range(13))
+@pytest.mark.parametrize("case", range(14))
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_connect_checks_its_transport_opts_before_connecting(
     tmp_path: Path, case: int, scheme: str

@@ -700,3 +700,19 @@ def test_connect_timeout_bounds_the_whole_connect_of_http2_over_tls(
         peer.stop()
     assert info.value.reason == "timeout"
     assert 0.8 <= took < 1.5, took
+
+
+@pytest.mark.parametrize("timeout", [10**400, 1e308, float("inf")], ids=["10**400", "1e308", "inf"])
+def test_a_connect_timeout_of_centuries_is_none(hypercorn_h2c: Any, timeout: float) -> None:
+    # (the SETTINGS wait's arithmetic raised a raw OverflowError for 10**400, and the
+    # blocking read's for 1e308)
+    conn = mint.http.connect(
+        "http",
+        hypercorn_h2c.host,
+        hypercorn_h2c.port,
+        protocols=("http2",),
+        mode="passive",
+        transport_opts={"timeout": timeout},
+    )
+    assert mint.http.protocol(conn) == "http2"
+    mint.http.close(conn)

@@ -54,6 +54,8 @@ def sessions() -> list[Any]:
         ("GET", "/", [("x-a", "a\x1bb")], None, "controls"),
         # RFC 9112 3.2.4: the asterisk-form is OPTIONS' (HTTP/2 servers reset it).
         ("GET", "*", [], None, "OPTIONS only"),
+        # RFC 9112 3.2: no fragment in a request target (it went out on both).
+        ("GET", "/echo#frag", [], None, "no fragment"),
         # One Host, naming a host: HTTP/2 made the last of two (or an empty one)
         # :authority, unchecked.
         ("GET", "/", [("host", "a.test"), ("Host", "b.test")], None, "more than one host"),

@@ -219,7 +219,9 @@ async def connect(
     hostname = None if hostname is None else _unbracketed(hostname)
     protos = _check_protocols(protocols)
     opts = _check_transport_opts(transport_opts, mailbox)
-    timeout = opts.get("timeout", DEFAULT_CONNECT_TIMEOUT)
+    # (one of about 31 years or more is none: 10**400 raised OverflowError from the
+    # SETTINGS wait's arithmetic)
+    timeout = wait_timeout(opts.get("timeout", DEFAULT_CONNECT_TIMEOUT))
     name = hostname or host
     ctx = None
     if scheme == "https":
@@ -428,18 +430,26 @@ async def _none_held(conn: Conn) -> bool:
     of order, or a DATA frame cut in two fed to h2 the wrong way round, which ended
     the connection with our own ``protocol_error``.
     """
-    box = conn._mailbox if conn._mode == "active" else None
-    if box is None or box.closed:
-        return True
     transport = conn._transport
     waiter = transport._waiter
     waited = 0.0
-    while box.handed_out(transport):
-        if waited >= _HELD_WAIT or transport.closed:
+    while _held_by_caller(conn):
+        if waited >= _HELD_WAIT:
             return False
         await waiter.pause(_HELD_LOOK)
         waited += _HELD_LOOK
+        if transport.closed:
+            # (closed meanwhile: the send says so, as a wait that was reading would)
+            raise TransportError("closed")
     return not transport.closed
+
+
+def _held_by_caller(conn: Conn) -> bool:
+    """Whether the connection's mailbox gave out a ``SocketData`` of it that ``stream``
+    has not taken (see ``Mailbox.handed_out``): nothing of the socket may be read and
+    parsed before it."""
+    box = conn._mailbox if conn._mode == "active" else None
+    return box is not None and box.handed_out(conn._transport) > 0
 
 
 def _hand_out(conn: Conn, read: list[Response]) -> None:
@@ -731,7 +741,13 @@ def _last_words(conn: Conn) -> list[Response]:
     comes before the read in the caller's loop, and those answers were replaced by
     ``Error(ref, "closed")`` though they had arrived. Read here, they come first (as
     Mint's reads deliver what its mailbox holds after a failed write). Nothing is
-    written back: the connection is gone."""
+    written back: the connection is gone.
+
+    Nothing is read past a message the caller holds (:func:`_held_by_caller`): what
+    follows it, parsed first, was taken for its answer (``/b``'s body as ``/a``'s).
+    """
+    if _held_by_caller(conn):
+        return []
     transport = conn._transport
     session = conn._session
     held = _take_held(conn)
@@ -741,8 +757,10 @@ def _last_words(conn: Conn) -> list[Response]:
             said += session.receive_data(data)
         while data := transport.recv_ready():  # (None: nothing yet; b"": the end)
             said += session.receive_data(data)
-    except MintError:
-        pass  # the end, or what the peer broke: what came before it stands
+    except MintError as exc:
+        # The end, or what the peer broke: what came before it stands, the answers
+        # the same read parsed before the break too (they were dropped with it).
+        said += exc.responses
     return said
 
 

@@ -232,9 +232,10 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
             raise HTTPError(("invalid_transport_opts", "cafile", cafile))
         if not os.path.isfile(cafile) or not os.access(cafile, os.R_OK):
             raise HTTPError(("invalid_transport_opts", "cafile", cafile, "no readable file"))
+    if "verify" in checked and type(checked["verify"]) is not bool:
+        # (None too: connect's "if not verify" turned the checks off for it)
+        raise HTTPError(("invalid_transport_opts", "verify", checked["verify"]))
     verify = checked.get("verify")
-    if verify is not None and type(verify) is not bool:
-        raise HTTPError(("invalid_transport_opts", "verify", verify))
     if context is not None:
         # The caller's context is used as it is: an option beside it that it would not
         # honour is refused, not dropped (verify=True went through a context that
@@ -242,10 +243,17 @@ def _check_transport_opts(opts: object, mailbox: object) -> dict[str, Any]:
         if cafile is not None:
             why = "given beside ssl_context: load it into the context"
             raise HTTPError(("invalid_transport_opts", "cafile", cafile, why))
-        checks = context.verify_mode != ssl.CERT_NONE and context.check_hostname
+        certs = context.verify_mode != ssl.CERT_NONE
+        checks = certs and context.check_hostname
         if verify is not None and verify is not checks:
-            does = "checks" if checks else "does not check"
-            why = f"the ssl_context given {does} certificates and host names"
+            does = (
+                "checks certificates and host names"
+                if checks
+                else "checks certificates but not host names"
+                if certs
+                else "checks no certificate"
+            )
+            why = f"the ssl_context given {does}"
             raise HTTPError(("invalid_transport_opts", "verify", verify, why))
     return checked
 

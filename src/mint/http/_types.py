@@ -193,6 +193,10 @@ def check_request(
         raise HTTPError(
             ("invalid_request", f"the path must start with / (or be absolute, or *): {path!r}")
         )
+    if "#" in path:
+        # RFC 9112 3.2 and RFC 9113 8.3.1: a request target has no fragment (RFC 6455
+        # 3: nor has a WebSocket URI); "/echo#frag" went out on both protocols.
+        raise HTTPError(("invalid_request", f"the path must hold no fragment (#): {path!r}"))
     if upgrade is not None and path[0] != "/":
         # RFC 8441 4 and RFC 9113 8.3.1: an extended CONNECT's :path is origin-form.
         # (h2 sent "echo" as it was, and servers reset the stream or answered 403.)
