@@ -32,6 +32,7 @@ import h2.settings
 import pytest
 from aio_client import Client, Flavour, connect, run, use_loop
 from conftest_h2 import h2_fault  # noqa: F401 - fixture
+from hyperframe.frame import GoAwayFrame
 from servers.certs import TLSMaterial
 from servers.gate import GatedProxy
 from servers.one_shot import OneConnection
@@ -1771,3 +1772,92 @@ def test_http2_a_recv_with_a_timeout_waits_for_no_write_of_what_its_read_lets_go
     if outcome[0] is not None:
         raise outcome[0]
     assert not peer.errors, peer.errors
+
+
+class GoesAwayWithAnError(OneConnection):
+    """An HTTP/2 server that takes a streamed POST's first window, then sends a GOAWAY
+    with an error code that lets every stream finish (INTERNAL_ERROR, the last stream
+    id the highest), then opens the windows, reads the whole body and answers it."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        super().__init__()
+
+    def handle(self, sock: socket.socket) -> None:
+        sock.settimeout(30)
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        server = h2.connection.H2Connection(config=config)
+        server.initiate_connection()
+        sock.sendall(server.data_to_send())
+        post, goaway, ended = None, False, False
+        while not ended:
+            data = sock.recv(65536)
+            if not data:
+                return
+            for event in server.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    post = event.stream_id
+                elif isinstance(event, h2.events.DataReceived):
+                    self.received += event.flow_controlled_length
+                    server.acknowledge_received_data(event.flow_controlled_length, post)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            if post is not None and self.received >= 65_535 and not goaway:
+                goaway = True
+                sock.sendall(server.data_to_send())
+                time.sleep(0.2)  # (the client's send waits for the windows, reading)
+                # (by hand: h2's own GOAWAY closes its side, which then reads nothing)
+                frame = GoAwayFrame(0, last_stream_id=2**31 - 1, error_code=2)
+                frame.additional_data = b"shedding load"  # INTERNAL_ERROR, above
+                sock.sendall(frame.serialize())
+                time.sleep(0.2)
+                server.increment_flow_control_window(2**30)
+                server.increment_flow_control_window(2**30, post)
+            sock.sendall(server.data_to_send())
+        assert post is not None
+        server.send_headers(post, [(b":status", b"200")])
+        server.send_data(post, str(self.received).encode(), end_stream=True)
+        sock.sendall(server.data_to_send())
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("mode", ["active", "passive"])
+def test_http2_a_goaway_that_lets_streams_finish_fails_no_send(flavour: Flavour, mode: str) -> None:
+    """A send waiting for the windows read a GOAWAY with an error code whose last
+    stream id let its stream finish: it raised server_closed_connection, though its
+    bytes were queued and went out (a caller that retried sent them twice; a request
+    gave no ref for its stream). The send goes; the next read says the GOAWAY, once."""
+
+    server = GoesAwayWithAnError()
+    http = flavour.http
+    size = 3 * 2**20
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode=mode, protocols=("http2",))
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/", [], STREAM)
+            client.conn = await asyncio.wait_for(
+                http.stream_request_body(client.conn, ref, b"u" * size), WAIT
+            )
+            client.conn = await http.stream_request_body(client.conn, ref, mint.http.EOF)
+            got: list[Any] = []
+            told = []
+            while Done(ref) not in got:
+                try:
+                    got += await client.responses(WAIT)
+                except mint.HTTPError as exc:
+                    told.append(exc.reason)
+                    assert exc.conn is not None
+                    client.conn = exc.conn
+                    got += exc.responses
+            assert told == [("server_closed_connection", "internal_error", b"shedding load")]
+            assert [r for r in got if isinstance(r, Data)] == [Data(ref, str(size).encode())]
+        finally:
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+    assert not server.errors, server.errors
+    assert server.received == size

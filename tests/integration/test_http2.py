@@ -716,3 +716,52 @@ def test_a_connect_timeout_of_centuries_is_none(hypercorn_h2c: Any, timeout: flo
     )
     assert mint.http.protocol(conn) == "http2"
     mint.http.close(conn)
+
+
+class BadFirstSettings(OneConnection):
+    """Sends an invalid SETTINGS_INITIAL_WINDOW_SIZE (2**31, RFC 9113 6.5.2) as its
+    first SETTINGS, and keeps the GOAWAY error codes it is sent."""
+
+    def __init__(self) -> None:
+        self.goaways: list[int] = []
+        super().__init__()
+
+    def handle(self, sock: socket.socket) -> None:
+        from hyperframe.frame import Frame, GoAwayFrame, SettingsFrame
+
+        sock.settimeout(10)
+        sock.sendall(SettingsFrame(0, settings={4: 2**31}).serialize())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        data = data[24:]  # (the client's connection preface)
+        while len(data) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+            frame.parse_body(memoryview(data[9 : 9 + length]))
+            data = data[9 + length :]
+            if isinstance(frame, GoAwayFrame):
+                self.goaways.append(frame.error_code)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_a_connect_refusing_the_first_settings_says_why_with_a_goaway(flavour: str) -> None:
+    # RFC 9113 5.4.1: a connection error is sent as a GOAWAY before the close; connect
+    # raised the right error and closed the socket with h2's GOAWAY unsent.
+    import asyncio
+
+    import mint.aio.http
+
+    peer = BadFirstSettings()
+    try:
+        with pytest.raises(mint.HTTPError) as info:
+            if flavour == "sync":
+                mint.http.connect("http", peer.host, peer.port, protocols=("http2",))
+            else:
+                asyncio.run(
+                    mint.aio.http.connect("http", peer.host, peer.port, protocols=("http2",))
+                )
+    finally:
+        peer.stop()
+    assert info.value.reason[0] == "flow_control_error"
+    assert not peer.errors, peer.errors
+    assert peer.goaways == [3]  # FLOW_CONTROL_ERROR

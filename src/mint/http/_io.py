@@ -300,7 +300,13 @@ def _await_settings(conn: Conn, timeout: float) -> None:
         data = conn._transport.recv(0, remaining)
         if not data:
             raise TransportError("closed")
-        responses = session.receive_data(data)
+        try:
+            responses = session.receive_data(data)
+        except MintError:
+            # (RFC 9113 5.4.1: the GOAWAY h2 queued goes out before the close; the
+            # socket was closed with it unsent)
+            conn._transport.send_parting(session.data_to_send())
+            raise
         _flush(conn)
         if responses:
             conn._private.setdefault("early", []).extend(responses)
@@ -523,6 +529,19 @@ def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
                 _hand_out(conn, session.receive_data(data))
                 _flush(conn)
         except MintError as exc:
+            if not session.closing and not transport.closed and "early_error" not in conn._private:
+                # A GOAWAY with an error code that lets streams finish (Mint's
+                # {:server_closed_connection, code, debug}): it ends nothing, so it is
+                # the next read's to say, as the read that meets it in the blocking
+                # flavour does. Raised here, a send whose bytes were queued (and went
+                # out) said it failed, and a request gave no ref for its stream.
+                _hand_out(conn, exc.responses)
+                conn._private.setdefault("early", [])
+                conn._private["early_error"] = exc
+                box = conn._mailbox if conn._mode == "active" else None
+                if box is not None and not box.closed and not exc.responses:
+                    box.send(SocketData(transport.sock, b""))
+                return not transport.closed
             # What was read before the error comes first (a connection error's Error
             # for every ref after the Data that came before it), as a recv gives it:
             # kept for the next read, it came out after the Errors, on a connection
@@ -549,6 +568,12 @@ def _process(conn: Conn, data: bytes, until: float | None = None) -> tuple[Conn,
         responses = session.receive_data(data)
         if "early" in conn._private:
             responses = conn._private.pop("early") + responses
+            told = conn._private.pop("early_error", None)
+            if told is not None:
+                # What a window wait read and could not say (see _read_for_window),
+                # said by this read as by the one that read it: after its responses.
+                told.responses = responses
+                raise told
     except MintError as exc:
         # What a window wait read before comes first, as it would have without the error.
         exc.responses[:0] = conn._private.pop("early", [])
