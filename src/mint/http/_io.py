@@ -156,8 +156,8 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             box = conn._mailbox if conn._mode == "active" else None
             if box is not None and not box.closed:
                 _watch_from(conn, box)  # (a closed connection's untold end: SocketClosed)
-    if early:
-        conn._private["early"] = early
+    if early or "early_error" in conn._private:
+        conn._private["early"] = early or []  # (the key a kept error is said under)
 
 
 def _unmade(conn: Conn, ref: Ref, exc: MintError) -> MintError:
