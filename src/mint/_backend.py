@@ -256,6 +256,11 @@ def is_number(value: object) -> bool:
 # A timeout at least this long (about 31 years; inf) is none: the waits cannot take it
 # (``settimeout`` and the poll calls overflow, a clock cannot add it).
 FOREVER = 1e9
+# The longest one poll()/epoll wait takes (a C int of milliseconds, about 24.8 days):
+# a longer wait raised OverflowError ("timeout is too large"); the waits loop on their
+# deadline, so one that wakes at the bound waits again.
+POLL_MAX_MS = 2**31 - 1
+POLL_MAX_S = POLL_MAX_MS // 1000
 
 
 def wait_timeout(timeout: float | None) -> float | None:
@@ -412,7 +417,7 @@ class Waiter:
                         # of a body the peer's WINDOW_UPDATEs let go never went out.
                         self.run_flush()
                     raise TransportError("timeout")
-                wait_ms = max(int(remaining * 1000 + 0.999), 1)
+                wait_ms = min(max(int(remaining * 1000 + 0.999), 1), POLL_MAX_MS)
             ready = self._poll.poll(wait_ms)
             if not ready:
                 continue

@@ -43,7 +43,7 @@
 /* Slot descriptors (set once by setup()), read and written as Python does. */
 enum {
     CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
-    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_SOCK, TR_TLS,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_SOCK, TR_TLS, TR_UNSTREAMED,
     W_BLOCKING, W_TIMEOUT, W_FD,
     DATA_REF, DATA_DATA,
     SD_SOCKET, SD_DATA,
@@ -51,13 +51,14 @@ enum {
 };
 static const char *slot_names[N_SLOTS] = {
     "_held", "_mode", "_private", "_session", "_transport",
-    "closed", "_drained", "_unread", "_unsent", "_waiter", "sock", "tls",
+    "closed", "_drained", "_unread", "_unsent", "_waiter", "sock", "tls", "unstreamed",
     "_blocking", "_timeout", "_fd",
     "ref", "data",
     "socket", "data",
 };
 /* Which type each slot belongs to: 0 Conn, 1 Transport, 2 Waiter, 3 Data, 4 SocketData. */
-static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 4};
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                        2, 2, 2, 3, 3, 4, 4};
 
 #define N_TYPES 5
 enum { PY_RECV, PY_SRB, PY_STREAM, PY_RECV_TAIL, PY_SEND_REST, PY_SEND_FAILED, N_CALLS };
@@ -763,6 +764,9 @@ stream_(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     if (ref == NULL || !nothing_early(conn)) {
         goto python;
     }
+    if (slot_count(st.slots[TR_UNSTREAMED], tr, -1) < 0) {
+        goto done; /* (taken: see Mailbox.handed_out) */
+    }
     result = one_data(conn, ref, data);
     goto done;
 python:
@@ -795,13 +799,14 @@ done:
  * (_after_read). The state is the mailbox's and the transport's, read through their
  * slots again on every wait: nothing is kept here between calls. */
 enum {
-    MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_SD_SOCKET, MB_SD_DATA,
+    MB_CLOSED, MB_UNREAD, MB_SOCK, MB_TLS, MB_UNSTREAMED, MB_SD_SOCKET, MB_SD_DATA,
     MB_QUEUE, MB_TRANSPORTS, MB_WAKE_FD, MB_EPFD, MB_FLUSHES, MB_N
 };
-static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "socket", "data",
-                                     "_queue", "_transports", "_wake_fd", "_epfd", "_flushes"};
+static const char *mb_names[MB_N] = {"closed", "_unread", "sock", "tls", "unstreamed",
+                                     "socket", "data", "_queue", "_transports", "_wake_fd",
+                                     "_epfd", "_flushes"};
 /* 0 Transport, 1 SocketData, 2 Mailbox */
-static const int mb_owner[MB_N] = {0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2};
+static const int mb_owner[MB_N] = {0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2};
 
 static struct {
     int ready;
@@ -987,14 +992,16 @@ poll_set(PyObject *box, struct pollfd *fds, int *n)
     return 0;
 }
 
-/* SocketData(sock, data) (a new reference), built through its slots. */
+/* SocketData(sock, data) of transport tr (a new reference), built through its slots
+ * and counted as the Python loop's (Mailbox._said) are: see Mailbox.handed_out. */
 static PyObject *
-socket_data(PyObject *sock, PyObject *data)
+socket_data(PyObject *tr, PyObject *sock, PyObject *data)
 {
     PyObject *message = mb.socket_data->tp_alloc(mb.socket_data, 0);
     if (message != NULL
         && (slot_store(mb.slots[MB_SD_SOCKET], message, sock) < 0
-            || slot_store(mb.slots[MB_SD_DATA], message, data) < 0)) {
+            || slot_store(mb.slots[MB_SD_DATA], message, data) < 0
+            || slot_count(mb.slots[MB_UNSTREAMED], tr, 1) < 0)) {
         Py_CLEAR(message);
     }
     return message;
@@ -1055,7 +1062,7 @@ read_tls(PyObject *box, PyObject *tr, PyObject *sock, int fd, PyObject **result)
     if (keep_end(tr, end) < 0) {
         goto done;
     }
-    *result = socket_data(sock, first);
+    *result = socket_data(tr, sock, first);
     if (*result != NULL && ended) {
         /* The end the burst met goes into the queue behind these bytes, as the Python
          * loop's read does (Mailbox._follow): no wait would see it. */
@@ -1245,7 +1252,7 @@ mailbox_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(PyExc_RuntimeError, "mailbox_receive: a transport without a socket");
                 goto done;
             }
-            result = socket_data(sock, buf);
+            result = socket_data(tr, sock, buf);
             Py_DECREF(sock);
             goto done;
         }

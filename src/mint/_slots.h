@@ -115,6 +115,35 @@ slot_is(PyObject *d, PyObject *obj, PyObject *want)
     return same;
 }
 
+/* A count kept in obj's int slot d moved by delta, never below 0 (the SocketData a
+ * mailbox made that no stream took: Mailbox.handed_out). 0, or -1 with an exception. */
+static inline int
+slot_count(PyObject *d, PyObject *obj, long delta)
+{
+    PyObject *v = slot_value(d, obj);
+    if (v == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "a count's slot is unset");
+        }
+        return -1;
+    }
+    long n = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n + delta < 0 || delta == 0) {
+        return 0; /* (nothing counted to take off) */
+    }
+    PyObject *w = PyLong_FromLong(n + delta);
+    if (w == NULL) {
+        return -1;
+    }
+    int r = slot_store(d, obj, w);
+    Py_DECREF(w);
+    return r;
+}
+
 /* The entry of table (ended by a NULL name) called name, or NULL. */
 static inline const PyMethodDef *
 method_named(const PyMethodDef *table, const char *name)

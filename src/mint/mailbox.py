@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from mint._backend import (
+    POLL_MAX_MS,
+    POLL_MAX_S,
     READ_BURST,
     error_pending,
     error_probe,
@@ -526,7 +528,7 @@ class Mailbox:
             elif deadline is None:
                 ready = self._poll.poll(-1)
             else:  # seconds, which epoll rounds up to its milliseconds
-                ready = self._poll.poll(max(deadline - time.monotonic(), 0.0))
+                ready = self._poll.poll(min(max(deadline - time.monotonic(), 0.0), POLL_MAX_S))
             if self._flushes:
                 self._flush_ready(ready)
             if len(ready) == 1 and not self._queue:
@@ -568,7 +570,7 @@ class Mailbox:
             ms = (
                 None
                 if deadline is None
-                else max(int((deadline - time.monotonic()) * 1000 + 0.999), 0)
+                else min(max(int((deadline - time.monotonic()) * 1000 + 0.999), 0), POLL_MAX_MS)
             )
             ready: list[tuple[int, int]] = self._poll.poll(ms)
             return ready

@@ -1775,12 +1775,16 @@ def test_http2_a_recv_with_a_timeout_waits_for_no_write_of_what_its_read_lets_go
 
 
 class GoesAwayWithAnError(OneConnection):
-    """An HTTP/2 server that takes a streamed POST's first window, then sends a GOAWAY
-    with an error code that lets every stream finish (INTERNAL_ERROR, the last stream
-    id the highest), then opens the windows, reads the whole body and answers it."""
+    """An HTTP/2 server that takes a streamed POST's first window, then sends GOAWAYs
+    with error codes that let every stream finish (``goaways``: (code, debug data); the
+    last stream id the highest), waits ``hold`` seconds, then opens the windows, reads
+    the whole body and answers it."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, goaways: tuple[tuple[int, bytes], ...] = ((2, b"shedding load"),), hold: float = 0.2
+    ) -> None:
         self.received = 0
+        self.goaways, self.hold = goaways, hold
         super().__init__()
 
     def handle(self, sock: socket.socket) -> None:
@@ -1807,10 +1811,12 @@ class GoesAwayWithAnError(OneConnection):
                 sock.sendall(server.data_to_send())
                 time.sleep(0.2)  # (the client's send waits for the windows, reading)
                 # (by hand: h2's own GOAWAY closes its side, which then reads nothing)
-                frame = GoAwayFrame(0, last_stream_id=2**31 - 1, error_code=2)
-                frame.additional_data = b"shedding load"  # INTERNAL_ERROR, above
-                sock.sendall(frame.serialize())
-                time.sleep(0.2)
+                for code, debug in self.goaways:
+                    frame = GoAwayFrame(0, last_stream_id=2**31 - 1, error_code=code)
+                    frame.additional_data = debug
+                    sock.sendall(frame.serialize())
+                    time.sleep(0.1)
+                time.sleep(self.hold)
                 server.increment_flow_control_window(2**30)
                 server.increment_flow_control_window(2**30, post)
             sock.sendall(server.data_to_send())
@@ -1861,3 +1867,50 @@ def test_http2_a_goaway_that_lets_streams_finish_fails_no_send(flavour: Flavour,
         server.stop()
     assert not server.errors, server.errors
     assert server.received == size
+
+
+def test_http2_goaway_errors_a_window_wait_keeps_are_told_at_once_and_in_order(
+    flavour: Flavour,
+) -> None:
+    """Two GOAWAYs with error codes, read by a send's window wait that goes on waiting:
+    the first was told only once the server sent more (an active connection's mailbox
+    got nothing for it), and a second one was raised by the send, the first told after
+    it, stale. Now each comes out of the mailbox at once, in order."""
+    server = GoesAwayWithAnError(((2, b"first"), (11, b"second")), hold=2.0)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="active", protocols=("http2",))
+        assert client.mailbox is not None
+        try:
+            client.conn, ref = await http.request(client.conn, "POST", "/", [], STREAM)
+            send = asyncio.ensure_future(
+                http.stream_request_body(client.conn, ref, b"u" * 3 * 2**20)
+            )
+            told = []
+            while len(told) < 2:
+                message = await client.mailbox.areceive(1.0)  # (before the windows open)
+                try:
+                    result = await http.stream(client.conn, message)
+                except mint.HTTPError as exc:
+                    told.append(exc.reason)
+                    continue
+                assert result is not mint.UNKNOWN
+            assert told == [
+                ("server_closed_connection", "internal_error", b"first"),
+                ("server_closed_connection", "enhance_your_calm", b"second"),
+            ]
+            assert not send.done()  # (the windows are still shut)
+            client.conn = await asyncio.wait_for(send, WAIT)
+            client.conn = await http.stream_request_body(client.conn, ref, mint.http.EOF)
+            got: list[Any] = []
+            while Done(ref) not in got:
+                got += await client.responses(WAIT)
+        finally:
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+    assert not server.errors, server.errors

@@ -1204,3 +1204,49 @@ def test_mint_receive_writes_what_a_timed_out_send_left(raw_server: Any) -> None
     finally:
         peer.stop()
         mint.http.close(conn)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_message_given_out_counts_until_it_is_streamed(open_active: Any, path: str) -> None:
+    # The mailbox counts what it gives out that no stream took (Mailbox.handed_out):
+    # nothing of the socket may be read and parsed past such a message (a connection's
+    # last words took /b's answer for /a's). The C receive and stream did not count.
+    def two(conn: socket.socket) -> None:
+        conn.sendall(frame(OP_BINARY, b"one"))
+        time.sleep(0.2)
+        conn.sendall(frame(OP_BINARY, b"two"))
+        time.sleep(1)
+
+    client = open_active(two)
+    stream = stream_of(path)
+    assert client.mailbox is not None
+    transport = client.conn._transport
+    message = client.mailbox.receive(10)
+    assert isinstance(message, mint.SocketData) and message.data
+    assert client.mailbox.handed_out(transport) == 1
+    client.conn, _ = stream(client.conn, message)
+    assert client.mailbox.handed_out(transport) == 0
+    time.sleep(0.4)  # (the second is in the socket; a receive reads it)
+    message = client.mailbox.receive(10)
+    assert client.mailbox.handed_out(transport) == 1
+    client.conn, _ = stream(client.conn, message)
+    assert client.mailbox.handed_out(transport) == transport.unstreamed == 0
+
+
+def test_waits_of_weeks_are_waits_not_overflows(open_passive: Any) -> None:
+    # poll() takes a C int of milliseconds (about 24.8 days): a longer timeout, short
+    # of the 1e9 s taken as none, raised a raw OverflowError ("timeout is too large").
+    def late(conn: socket.socket) -> None:
+        time.sleep(0.2)
+        conn.sendall(frame(OP_BINARY, b"late"))
+        time.sleep(1)
+
+    client = open_passive(late)
+    client.conn, responses = mint.websocket.recv(client.conn, 8, 1e7)
+    assert b"".join(r.data for r in responses if isinstance(r, Data)) == frame(OP_BINARY, b"late")
+    box = mint.Mailbox()
+    try:
+        threading.Timer(0.2, box.send, ("posted",)).start()
+        assert box.receive(timeout=1e7) == "posted"
+    finally:
+        box.close()

@@ -765,3 +765,88 @@ def test_a_connect_refusing_the_first_settings_says_why_with_a_goaway(flavour: s
     assert info.value.reason[0] == "flow_control_error"
     assert not peer.errors, peer.errors
     assert peer.goaways == [3]  # FLOW_CONTROL_ERROR
+
+
+class GoawayErrorAndPing(OneConnection):
+    """Answers a GET's HEADERS with a GOAWAY whose error code lets the stream finish
+    and a PING, in one write; answers the GET once the PING's ack came (``acked``),
+    or after 3 s."""
+
+    def __init__(self) -> None:
+        self.acked: float | None = None
+        super().__init__()
+
+    def handle(self, sock: socket.socket) -> None:
+        from hyperframe.frame import GoAwayFrame
+
+        sock.settimeout(10)
+        server = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        server.initiate_connection()
+        sock.sendall(server.data_to_send())
+        get = None
+        while get is None:
+            for event in server.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.RequestReceived):
+                    get = event.stream_id
+        goaway = GoAwayFrame(0, last_stream_id=2**31 - 1, error_code=2)
+        server.ping(b"12345678")
+        sock.sendall(server.data_to_send() + goaway.serialize())
+        sent = time.monotonic()
+        sock.settimeout(0.1)
+        while self.acked is None and time.monotonic() - sent < 3:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            for event in server.receive_data(data):
+                if isinstance(event, h2.events.PingAckReceived):
+                    self.acked = time.monotonic() - sent
+        server.send_headers(get, [(b":status", b"200")], end_stream=True)
+        sock.sendall(server.data_to_send())
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_a_read_that_raises_a_goaway_error_still_writes_its_acks(flavour: str) -> None:
+    # The read raised server_closed_connection before writing what it queued (the
+    # PING's ack): a server that answers once its PING is acked waited, and so did we.
+    import asyncio
+
+    import mint.aio.http
+
+    peer = GoawayErrorAndPing()
+
+    async def read_all(http: Any, conn: Any, ref: Any) -> list[Any]:
+        told, got = [], []
+        while Done(ref) not in got:
+            try:
+                result = http.recv(conn, 0, 5.0)
+                conn, responses = await result if flavour == "aio" else result
+                got += responses
+            except mint.HTTPError as exc:
+                told.append(exc.reason[0])
+                conn, got = exc.conn, got + exc.responses
+        assert told == ["server_closed_connection"]
+        return got
+
+    async def run() -> list[Any]:
+        http: Any = mint.aio.http if flavour == "aio" else mint.http
+        result = http.connect("http", peer.host, peer.port, protocols=("http2",), mode="passive")
+        conn = await result if flavour == "aio" else result
+        result = http.request(conn, "GET", "/", [])
+        conn, ref = await result if flavour == "aio" else result
+        got = await read_all(http, conn, ref)
+        result = http.close(conn)
+        if flavour == "aio":
+            await result
+        return got
+
+    try:
+        got = asyncio.run(run())
+    finally:
+        peer.stop()
+    assert Done in [type(r) for r in got]
+    assert not peer.errors, peer.errors
+    assert peer.acked is not None and peer.acked < 1.0, peer.acked

@@ -141,7 +141,7 @@ def _put_on(conn: Conn, box: Mailbox) -> None:
     responses are kept for the next ``stream`` (a window wait's): nothing else would
     bring them out before the server's next bytes, which may never come."""
     box.register(conn._transport)
-    if conn._private.get("early"):
+    if "early" in conn._private:  # (responses, or an error kept with none: _keep_error)
         box.send(SocketData(conn._transport.sock, b""))
 
 

@@ -156,8 +156,8 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             box = conn._mailbox if conn._mode == "active" else None
             if box is not None and not box.closed:
                 _watch_from(conn, box)  # (a closed connection's untold end: SocketClosed)
-    if early or "early_error" in conn._private:
-        conn._private["early"] = early or []  # (the key a kept error is said under)
+    if early or "early_errors" in conn._private:
+        conn._private["early"] = early or []  # (the key kept errors are said under)
 
 
 def _unmade(conn: Conn, ref: Ref, exc: MintError) -> MintError:
@@ -499,7 +499,7 @@ def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
     try:
         try:
             for data in held:
-                _hand_out(conn, session.receive_data(data))
+                _take_in(conn, data)
             _flush(conn)
             turns = 0  # (a read at least in each turn: two waits handed it to and fro)
             while _over_water(conn, ref) and not (turns and waiter.window_waiters):
@@ -526,22 +526,9 @@ def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
                     # the socket once, and the peer may keep TCP open for a long time.
                     transport.keep_end(b"")
                     return False
-                _hand_out(conn, session.receive_data(data))
+                _take_in(conn, data)
                 _flush(conn)
         except MintError as exc:
-            if not session.closing and not transport.closed and "early_error" not in conn._private:
-                # A GOAWAY with an error code that lets streams finish (Mint's
-                # {:server_closed_connection, code, debug}): it ends nothing, so it is
-                # the next read's to say, as the read that meets it in the blocking
-                # flavour does. Raised here, a send whose bytes were queued (and went
-                # out) said it failed, and a request gave no ref for its stream.
-                _hand_out(conn, exc.responses)
-                conn._private.setdefault("early", [])
-                conn._private["early_error"] = exc
-                box = conn._mailbox if conn._mode == "active" else None
-                if box is not None and not box.closed and not exc.responses:
-                    box.send(SocketData(transport.sock, b""))
-                return not transport.closed
             # What was read before the error comes first (a connection error's Error
             # for every ref after the Data that came before it), as a recv gives it:
             # kept for the next read, it came out after the Errors, on a connection
@@ -564,22 +551,30 @@ def _read_for_window(conn: Conn, ref: Ref | None) -> bool:
 
 def _process(conn: Conn, data: bytes, until: float | None = None) -> tuple[Conn, list[Response]]:
     session = conn._session
+    kept = False
     try:
         responses = session.receive_data(data)
         if "early" in conn._private:
             responses = conn._private.pop("early") + responses
-            told = conn._private.pop("early_error", None)
-            if told is not None:
-                # What a window wait read and could not say (see _read_for_window),
-                # said by this read as by the one that read it: after its responses.
-                told.responses = responses
-                raise told
+            kept = "early_errors" in conn._private
     except MintError as exc:
         # What a window wait read before comes first, as it would have without the error.
         exc.responses[:0] = conn._private.pop("early", [])
         if session.closing:
             _end(conn)
+        elif session.direct_ref is None:
+            # An error that ends nothing (a GOAWAY's that lets streams finish): what
+            # the read queued to write (a PING's ack, WINDOW_UPDATEs for the streams
+            # that go on) goes all the same; a server waiting for its PING's ack waited.
+            with contextlib.suppress(MintError):
+                _answer(conn, until)
         raise _attach(exc, conn) from exc.__cause__
+    if kept:
+        # An error a window wait kept (_keep_error), said now, with this read's
+        # responses, once what the read queued to write has gone as above.
+        with contextlib.suppress(MintError):
+            _answer(conn, until)
+        _tell_kept(conn, responses)
     if session.direct_ref is not None:
         return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
     try:
@@ -685,9 +680,54 @@ def _end(conn: Conn) -> None:
     _drop_transport(conn)
 
 
+def _take_in(conn: Conn, data: bytes) -> None:
+    """A window wait's read, processed and handed out (:func:`_hand_out`). An error that
+    ends nothing (a GOAWAY with an error code that lets the streams finish: Mint's
+    ``{:server_closed_connection, code, debug}``) is the next read's to say, as the read
+    that meets it in the blocking flavour does, in the order they came; the wait goes
+    on. Raised here, a send whose bytes were queued (and went out) said it failed, and
+    a request gave no ref for its stream."""
+    session = conn._session
+    try:
+        read = session.receive_data(data)
+    except MintError as exc:
+        if session.closing or conn._transport.closed:
+            raise
+        _hand_out(conn, exc.responses)
+        _keep_error(conn, exc)
+    else:
+        _hand_out(conn, read)
+
+
+def _keep_error(conn: Conn, exc: MintError) -> None:
+    """Keep an error that ends nothing, read where it cannot be said (a window wait),
+    for the next read to raise (:func:`_tell_kept`), and have an active connection's
+    mailbox bring that read about (nothing may come from the server before long)."""
+    conn._private.setdefault("early", [])
+    conn._private.setdefault("early_errors", []).append(exc)
+    box = conn._mailbox if conn._mode == "active" else None
+    if box is not None and not box.closed and not conn._transport.closed:
+        box.send(SocketData(conn._transport.sock, b""))
+
+
+def _tell_kept(conn: Conn, responses: list[Response]) -> NoReturn:
+    """Raise the first error :func:`_keep_error` kept, with this read's ``responses``;
+    the next read says the next one."""
+    kept: list[MintError] = conn._private["early_errors"]
+    told = kept.pop(0)
+    if kept:
+        conn._private["early"] = []  # (its mailbox message was posted as it was kept)
+    else:
+        del conn._private["early_errors"]
+    told.responses = responses
+    raise _attach(told, conn)
+
+
 def _lost(conn: Conn, failure: MintError | None = None) -> tuple[list[Response], bool]:
     """The connection's end, by a close or by ``failure``: the responses it makes (after
-    any a cancelled call left), and whether the close was clean."""
+    any a cancelled call left), and whether the close was clean. Errors kept for the
+    next read go: the end is what it says."""
+    conn._private.pop("early_errors", None)
     responses, clean = conn._session.connection_lost(None if failure is None else failure.reason)
     if "early" in conn._private:
         responses = conn._private.pop("early") + responses
