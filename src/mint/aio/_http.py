@@ -133,6 +133,16 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             early = [r for r in early if getattr(r, "ref", None) is not ref]
     else:
         session.abandon(ref)
+        if not transport.closed and _held_by_caller(conn):
+            # The caller holds a message of the connection: the answers in it come
+            # before anything read now (read past it, they were lost, or taken for
+            # the wrong requests'). The end waits for it: the connection takes no
+            # more requests, and the read of the last message held says the end, as
+            # below, after the answers (_process, "ending").
+            session.stop_requests()
+            conn._private["ending"] = True
+            conn._private["early"] = early or []
+            return
         if not transport.closed:
             # Nobody hears of this end now (the call that would have raised it was
             # cancelled): it is told by the next read, with the Errors it made. An
@@ -545,12 +555,13 @@ async def _process(
     conn: Conn, data: bytes, until: float | None = None
 ) -> tuple[Conn, list[Response]]:
     session = conn._session
-    kept = False
+    kept = ending = False
     try:
         responses = session.receive_data(data)
         if "early" in conn._private:
             responses = conn._private.pop("early") + responses
             kept = "early_errors" in conn._private
+            ending = "ending" in conn._private
     except MintError as exc:
         # What a window wait read before comes first, as it would have without the error.
         exc.responses[:0] = conn._private.pop("early", [])
@@ -569,6 +580,8 @@ async def _process(
         with contextlib.suppress(MintError):
             await _answer(conn, until)
         _tell_kept(conn, responses)
+    if ending:
+        _end_when_told(conn, responses)
     if session.direct_ref is not None:
         return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
     try:
@@ -691,6 +704,19 @@ def _take_in(conn: Conn, data: bytes) -> None:
         _keep_error(conn, exc)
     else:
         _hand_out(conn, read)
+
+
+def _end_when_told(conn: Conn, responses: list[Response]) -> None:
+    """The end of a connection whose cancelled request waited for the messages the
+    caller held (see :func:`_forsaken`): said by the read of the last one, after its
+    ``responses`` and the peer's last words, as an end nobody was told of is."""
+    if _held_by_caller(conn):
+        conn._private["early"] = []  # (the next held message's read looks again)
+        return
+    del conn._private["ending"]
+    said = _last_words(conn)
+    end, _ = _lost(conn, TransportError("closed"))
+    raise TransportError("closed", conn=conn, responses=[*responses, *said, *end])
 
 
 def _keep_error(conn: Conn, exc: MintError) -> None:

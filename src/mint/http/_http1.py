@@ -107,6 +107,7 @@ class Http1Session:
         "_out",
         "_read_closed",
         "_requests",
+        "_stopped",
         "_upgraded",
         "direct_ref",
     )
@@ -127,6 +128,7 @@ class Http1Session:
         # its chunks straight to the socket and skips the flush after a read.
         self.direct_ref: Ref | None = None
         self._broken = False  # a protocol error or EOF: no more requests
+        self._stopped = False  # no more requests, the answers still read (stop_requests)
         # A request answered while the caller still streams its body (an early 413, a
         # 417 to Expect: 100-continue): its body may still be finished, and the next
         # request waits for that (RFC 9112 9.3: h11 starts the next cycle only then).
@@ -162,7 +164,11 @@ class Http1Session:
             return False
         if kind == "read":
             return not self._read_closed
-        writable = self._h11.our_state not in (h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
+        writable = not self._stopped and self._h11.our_state not in (
+            h11.MUST_CLOSE,
+            h11.CLOSED,
+            h11.ERROR,
+        )
         if kind == "write":
             return writable
         return writable and not self._read_closed
@@ -239,6 +245,11 @@ class Http1Session:
             self._out += self._serialise(req.scratch, req.events)
         self._requests.append(req)
         return req.ref
+
+    def stop_requests(self) -> None:
+        """Take no more requests (a cancelled one's rest still goes out: the server
+        would take the next for its body), while the answers before it are read."""
+        self._stopped = True
 
     def abandon(self, ref: Ref) -> None:
         """``ref``'s bytes could not be written (the socket failed under the write):
