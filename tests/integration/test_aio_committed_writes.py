@@ -474,6 +474,70 @@ def test_http1_an_untold_end_reads_nothing_past_a_message_the_caller_holds(
     run(scenario())
 
 
+def answers_a_then_b_then_the_post(conn: socket.socket) -> None:
+    """Answers GET /a at once, GET /b 0.3 s later, and the POST (once its head came,
+    its body read no further) a second after that."""
+    seen = b""
+    while seen.count(b"\r\n\r\n") < 2:
+        seen += conn.recv(65536)
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n%s"
+    conn.sendall(answer % b"AAAA")
+    time.sleep(0.3)
+    conn.sendall(answer % b"BBBB")
+    while seen.count(b"\r\n\r\n") < 3:
+        seen += conn.recv(65536)
+    time.sleep(1.0)
+    conn.sendall(answer % b"CCCC")
+    time.sleep(2)
+
+
+@pytest.mark.parametrize("holder", ["streams it", "is gone"])
+def test_http1_an_end_that_waits_for_a_held_message_is_told_and_bounded(
+    flavour: Flavour, raw_server: Any, holder: str
+) -> None:
+    """The end of a cancelled request waits for the message the caller holds. The
+    server's answer to the cancelled POST read meanwhile made the end an
+    HTTPError(("unexpected_data", b"...CCCC")); and a holder that never streamed its
+    message (a task cancelled between areceive and stream) left the end untold for
+    ever. The mailbox now reads nothing of the connection while it waits, and the
+    empty message behind its queue says the end if the holder is gone."""
+    server = raw_server(answers_a_then_b_then_the_post, rcvbuf=4096)
+    http = flavour.http
+
+    async def scenario() -> None:
+        client = await connect(flavour, server, mode="active")
+        assert client.mailbox is not None
+        try:
+            client.conn, a = await http.request(client.conn, "GET", "/a", [])
+            client.conn, b = await http.request(client.conn, "GET", "/b", [])
+            held = await client.mailbox.areceive(WAIT)
+            narrow(client)
+            await cancelled_in_line(
+                http.request(client.conn, "POST", "/c", [], os.urandom(4 * 2**20))
+            )
+            await asyncio.sleep(1.5)  # (/b's answer and the POST's come meanwhile)
+            got: list[Any] = []
+            with pytest.raises(mint.TransportError) as told:
+                if holder == "streams it":
+                    result = await http.stream(client.conn, held)
+                    assert result is not mint.UNKNOWN
+                    client.conn, responses = result
+                    got += responses
+                while True:
+                    got += await client.responses(5)
+            assert told.value.reason == "closed"
+            got += told.value.responses
+            bodies = {r.ref: r.data for r in got if isinstance(r, Data)}
+            if holder == "streams it":
+                assert bodies == {a: b"AAAA", b: b"BBBB"}
+            else:
+                assert b not in bodies  # (nothing is read past a message held)
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
 def answers_two_then_the_third_early(conn: socket.socket) -> None:
     """Reads the heads of GET /a, GET /b and a POST, answers all three (the POST's early,
     a 413), then reads nothing more."""

@@ -139,9 +139,17 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             # the wrong requests'). The end waits for it: the connection takes no
             # more requests, and the read of the last message held says the end, as
             # below, after the answers (_process, "ending").
+            # The mailbox reads no more of it (what it queued is kept, in order): a
+            # message given out later would count as held too. An empty message
+            # behind the queue: a read that gets to it with the message still held
+            # is past it (its holder is gone), and says the end.
             session.stop_requests()
-            conn._private["ending"] = True
+            box = conn._mailbox
+            assert box is not None  # (_held_by_caller: an active connection's)
+            conn._private["ending"] = box.unregister(transport, drop=False)
             conn._private["early"] = early or []
+            if not box.closed:
+                box.send(SocketData(transport.sock, b""))
             return
         if not transport.closed:
             # Nobody hears of this end now (the call that would have raised it was
@@ -565,6 +573,10 @@ async def _process(
     except MintError as exc:
         # What a window wait read before comes first, as it would have without the error.
         exc.responses[:0] = conn._private.pop("early", [])
+        if conn._private.pop("ending", None) is not None:
+            # (the answer to the cancelled request, say: the end is what is said)
+            end, _ = _lost(conn, TransportError("closed"))
+            raise TransportError("closed", conn=conn, responses=[*exc.responses, *end]) from exc
         if session.closing:
             await _end(conn)
         elif session.direct_ref is None:
@@ -581,7 +593,7 @@ async def _process(
             await _answer(conn, until)
         _tell_kept(conn, responses)
     if ending:
-        _end_when_told(conn, responses)
+        _end_when_told(conn, responses, bool(data))
     if session.direct_ref is not None:
         return conn, responses  # upgraded HTTP/1.1: reading never queues bytes to send
     try:
@@ -706,15 +718,21 @@ def _take_in(conn: Conn, data: bytes) -> None:
         _hand_out(conn, read)
 
 
-def _end_when_told(conn: Conn, responses: list[Response]) -> None:
+def _end_when_told(conn: Conn, responses: list[Response], read: bool) -> None:
     """The end of a connection whose cancelled request waited for the messages the
     caller held (see :func:`_forsaken`): said by the read of the last one, after its
-    ``responses`` and the peer's last words, as an end nobody was told of is."""
+    ``responses`` and the peer's last words, as an end nobody was told of is. A read of
+    the empty message posted behind the queue then (not ``read``) with one still held
+    says it too, without the last words: the holder is gone (a task cancelled between
+    ``areceive`` and ``stream``), and the end waited for ever."""
     if _held_by_caller(conn):
-        conn._private["early"] = []  # (the next held message's read looks again)
-        return
-    del conn._private["ending"]
-    said = _last_words(conn)
+        if read:
+            conn._private["early"] = []  # (the next held message's read looks again)
+            return
+        del conn._private["ending"]
+        end, _ = _lost(conn, TransportError("closed"))
+        raise TransportError("closed", conn=conn, responses=[*responses, *end])
+    said = _last_words(conn, conn._private.pop("ending"))
     end, _ = _lost(conn, TransportError("closed"))
     raise TransportError("closed", conn=conn, responses=[*responses, *said, *end])
 
@@ -825,7 +843,7 @@ def _take_held(conn: Conn) -> list[bytes]:
     return held
 
 
-def _last_words(conn: Conn) -> list[Response]:
+def _last_words(conn: Conn, kept: list[bytes] | None = None) -> list[Response]:
     """What the peer said before a write found the connection cut, read without waiting:
     the mailbox's queue (active), bytes held from a switch to passive, and the socket's
     rest. A server may answer in full and then reset; the write that meets the reset
@@ -841,7 +859,7 @@ def _last_words(conn: Conn) -> list[Response]:
         return []
     transport = conn._transport
     session = conn._session
-    held = _take_held(conn)
+    held = [*(kept or ()), *_take_held(conn)]
     said: list[Response] = []
     try:
         for data in held:

@@ -160,6 +160,10 @@ def _watch_from(conn: Conn, box: Mailbox) -> None:
         if "untold" in conn._private:
             box.send(SocketClosed(transport.sock))
         return
+    if "ending" in conn._private:
+        # (its end waits for a message the caller holds, with the socket read by no
+        # mailbox: what a mailbox gave out now would count as held too; see _forsaken)
+        return
     if not transport._waiter.in_window_wait():
         _put_on(conn, box)
 
