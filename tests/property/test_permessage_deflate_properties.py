@@ -24,7 +24,7 @@ from websockets.exceptions import NegotiationError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.headers import parse_extension
 
-from mint.errors import CLOSE_INVALID_DATA, WebSocketError
+from mint.errors import CLOSE_INVALID_DATA, CLOSE_MESSAGE_TOO_BIG, WebSocketError
 from mint.websocket._frame import _mask_py, decode, encode, new_websocket
 from mint.websocket._frames import Binary, Ping, Text
 from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
@@ -377,6 +377,7 @@ server_messages = st.lists(
     garbage=st.binary(min_size=1, max_size=40),
 )
 @example(messages=[(Text(""), "split garbage")], limit=None, takeover=False, garbage=b"\n\xf81")
+@example(messages=[(Text(""), "split garbage")], limit=1, takeover=False, garbage=b"\x06\x00")
 def test_the_shortcut_decodes_as_the_extension_api(
     messages: list[tuple[Any, str]], limit: int | None, takeover: bool, garbage: bytes
 ) -> None:
@@ -413,7 +414,28 @@ def test_the_shortcut_decodes_as_the_extension_api(
     shortcut, api = results
     assert len(shortcut) == len(api)
     for mine, theirs in zip(shortcut, api, strict=True):
-        assert mine == theirs or _bad_text_first(mine, theirs), (shortcut, api)
+        assert (
+            mine == theirs
+            or _bad_text_first(mine, theirs)
+            or _buffered_over_the_limit_first(mine, theirs, limit)
+        ), (shortcut, api)
+
+
+def _buffered_over_the_limit_first(shortcut: Any, api: Any, limit: int | None) -> bool:
+    """The other way: the extension API is handed the compressed message whole, so it
+    buffers it, bounded by the limit, and a message whose compressed bytes pass the
+    limit is payload_too_large (1009) once they do; the shortcut inflates each fragment
+    as it comes, and the first one's corrupt DEFLATE data (or bad UTF-8) says so
+    earlier, 1007. Found by hypothesis (the second @example: 06, then 00, with a limit
+    of 1: invalid block type at the first fragment, 2 bytes buffered at the second)."""
+    return (
+        limit is not None
+        and isinstance(shortcut, tuple)
+        and isinstance(api, tuple)
+        and api[1:] == ("payload_too_large", CLOSE_MESSAGE_TOO_BIG)
+        and shortcut[2] == CLOSE_INVALID_DATA
+        and (shortcut[1] == "invalid_utf8" or shortcut[1][0] == "compression_error")
+    )
 
 
 def _bad_text_first(shortcut: Any, api: Any) -> bool:
