@@ -907,6 +907,24 @@ def test_http2_a_stream_whose_window_never_opens_holds_back_no_other_send(
     run(scenario())
 
 
+async def stalled_beside_an_echo(
+    client: Client, flavour: Flavour, seen: list[Any]
+) -> tuple[Any, Any, Any]:
+    """On an h2 fault server: ``/ws-stall`` (its window never opens again) with more
+    than 1 MiB queued, its send given up, and an ``/echo`` WebSocket beside it (the
+    responses read go to ``seen``): (stalled ref, echo ref, echo WebSocket)."""
+    ws = flavour.websocket
+    await client.upgrade("/ws-stall")
+    stalled = client.ref
+    other, websocket = await open_second(client, flavour, seen)
+    client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await ws.stream_request_body(client.conn, stalled, data)
+    assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
+    return stalled, other, websocket
+
+
 @pytest.mark.parametrize("tasks", ["one", "two", "one, moving"])
 def test_http2_a_window_wait_reads_nothing_past_a_message_a_caller_holds(
     flavour: Flavour,
@@ -926,15 +944,8 @@ def test_http2_a_window_wait_reads_nothing_past_a_message_a_caller_holds(
     async def scenario() -> None:
         client = await connect(flavour, peer, mode="active", protocols=("http2",))
         try:
-            await client.upgrade("/ws-stall")
-            stalled = client.ref
             seen: list[Any] = []
-            other, websocket = await open_second(client, flavour, seen)
-            client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.2):
-                    await ws.stream_request_body(client.conn, stalled, data)
-            assert flavour.http.pending_bytes(client.conn, stalled) > 2**20
+            stalled, other, websocket = await stalled_beside_an_echo(client, flavour, seen)
             echoed: list[Any] = []
 
             def take(responses: list[Any]) -> None:
@@ -1005,14 +1016,7 @@ def test_http2_a_window_wait_beside_a_held_message_says_closed_when_closed(
         client = await connect(flavour, peer, mode="active", protocols=("http2",))
         assert client.mailbox is not None
         try:
-            await client.upgrade("/ws-stall")
-            stalled = client.ref
-            seen: list[Any] = []
-            other, websocket = await open_second(client, flavour, seen)
-            client.websocket, data = ws.encode(client.websocket, Binary(b"s" * 2 * 2**20))
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.2):
-                    await ws.stream_request_body(client.conn, stalled, data)
+            stalled, other, websocket = await stalled_beside_an_echo(client, flavour, [])
             websocket, data = ws.encode(websocket, Text("held"))
             client.conn = await ws.stream_request_body(client.conn, other, data)
             held = await client.mailbox.areceive(WAIT)
