@@ -138,11 +138,10 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             # before anything read now (read past it, they were lost, or taken for
             # the wrong requests'). The end waits for it: the connection takes no
             # more requests, and the read of the last message held says the end, as
-            # below, after the answers (_process, "ending").
-            # The mailbox reads no more of it (what it queued is kept, in order): a
-            # message given out later would count as held too. An empty message
-            # behind the queue: a read that gets to it with the message still held
-            # is past it (its holder is gone), and says the end.
+            # below, after the answers (_process, "ending"). The mailbox reads no more
+            # of it meanwhile (what it queued is kept, in order): a message given out
+            # later would count as held too. The empty message posted behind its
+            # queue says the end if the holder is gone (see _end_when_told).
             session.stop_requests()
             box = conn._mailbox
             assert box is not None  # (_held_by_caller: an active connection's)
@@ -573,10 +572,9 @@ async def _process(
     except MintError as exc:
         # What a window wait read before comes first, as it would have without the error.
         exc.responses[:0] = conn._private.pop("early", [])
-        if conn._private.pop("ending", None) is not None:
+        if "ending" in conn._private:
             # (the answer to the cancelled request, say: the end is what is said)
-            end, _ = _lost(conn, TransportError("closed"))
-            raise TransportError("closed", conn=conn, responses=[*exc.responses, *end]) from exc
+            _say_the_end(conn, exc.responses)
         if session.closing:
             await _end(conn)
         elif session.direct_ref is None:
@@ -729,12 +727,16 @@ def _end_when_told(conn: Conn, responses: list[Response], read: bool) -> None:
         if read:
             conn._private["early"] = []  # (the next held message's read looks again)
             return
-        del conn._private["ending"]
-        end, _ = _lost(conn, TransportError("closed"))
-        raise TransportError("closed", conn=conn, responses=[*responses, *end])
-    said = _last_words(conn, conn._private.pop("ending"))
+        _say_the_end(conn, responses)
+    _say_the_end(conn, [*responses, *_last_words(conn, conn._private["ending"])])
+
+
+def _say_the_end(conn: Conn, responses: list[Response]) -> NoReturn:
+    """End a connection whose end waited (``"ending"``): ``TransportError("closed")``
+    with ``responses``, then the Errors of the requests still open."""
+    del conn._private["ending"]
     end, _ = _lost(conn, TransportError("closed"))
-    raise TransportError("closed", conn=conn, responses=[*responses, *said, *end])
+    raise TransportError("closed", conn=conn, responses=[*responses, *end])
 
 
 def _keep_error(conn: Conn, exc: MintError) -> None:
