@@ -155,8 +155,7 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
             assert box is not None  # (_held_by_caller: an active connection's)
             conn._private["ending"] = box.unregister(transport, drop=False)
             conn._private["early"] = early or []
-            if not box.closed:
-                box.send(SocketData(transport.sock, b""))
+            _bring_out(conn)
             return
         if not transport.closed:
             # Nobody hears of this end now (the call that would have raised it was
@@ -496,8 +495,16 @@ def _hand_out(conn: Conn, read: list[Response]) -> None:
     if not read:
         return
     conn._private.setdefault("early", []).extend(read)
+    _bring_out(conn)
+
+
+def _bring_out(conn: Conn) -> None:
+    """Post an empty ``SocketData`` to an active connection's mailbox: its ``stream``
+    brings out what is kept for the next read (``"early"``), which would otherwise wait
+    for the server's next bytes, which may never come. (A mailbox closed meanwhile
+    gets nothing: see ``_read_for_window``.)"""
     box = conn._mailbox if conn._mode == "active" else None
-    if box is not None and not box.closed:
+    if box is not None and not box.closed and not conn._transport.closed:
         box.send(SocketData(conn._transport.sock, b""))
 
 
@@ -614,9 +621,7 @@ def _process(conn: Conn, data: bytes, until: float | None = None) -> tuple[Conn,
         # is told so by an empty message, or they waited for the server's next bytes,
         # which may never come (its Close was among them).
         conn._private["early"] = responses + conn._private.get("early", [])
-        box = conn._mailbox if conn._mode == "active" else None
-        if box is not None and not conn._transport.closed:
-            box.send(SocketData(conn._transport.sock, b""))
+        _bring_out(conn)
         raise
     if session.closing:
         _end(conn)
@@ -751,9 +756,7 @@ def _keep_error(conn: Conn, exc: MintError) -> None:
     mailbox bring that read about (nothing may come from the server before long)."""
     conn._private.setdefault("early", [])
     conn._private.setdefault("early_errors", []).append(exc)
-    box = conn._mailbox if conn._mode == "active" else None
-    if box is not None and not box.closed and not conn._transport.closed:
-        box.send(SocketData(conn._transport.sock, b""))
+    _bring_out(conn)
 
 
 def _tell_kept(conn: Conn, responses: list[Response]) -> NoReturn:
