@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -466,3 +467,115 @@ def _comparable(item: Any) -> Any:
     if isinstance(reason, tuple) and reason[0] == "invalid_utf8":
         reason = reason[0]
     return (type(item), reason, item.close_code)
+
+
+# Text whose inflated bytes may be bad UTF-8 (a lone continuation byte, a truncated
+# sequence, a surrogate) among good ones.
+_BAD_BYTES = [b"\xff", b"\x80", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
+texty = st.lists(
+    st.one_of(st.sampled_from(WORDS).map(str.encode), st.sampled_from(_BAD_BYTES)),
+    max_size=300,
+).map(b"".join)
+
+
+def _damaged(body: bytes, how: int, at: int, junk: bytes) -> bytes:
+    """A compressed body made corrupt: cut short, bytes overwritten, or junk after it."""
+    if not body:
+        return junk
+    at %= len(body)
+    if how == 0:
+        return body[:at] + junk
+    if how == 1:
+        return body[:at] + junk + body[at + len(junk) :]
+    return body + junk
+
+
+def _outcome(item: Any) -> Any:
+    """A frame as it is; an error as (type, tag, close code): the bytes an invalid_utf8
+    names are those of the part that showed them, which the cut decides."""
+    if not isinstance(item, WebSocketError):
+        return item
+    reason = item.reason
+    if isinstance(reason, tuple) and reason[0] == "invalid_utf8":
+        reason = reason[0]
+    return (type(item), reason, item.close_code)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=SUPPRESSED)
+@given(
+    messages=st.lists(
+        st.tuples(
+            texty,
+            st.sampled_from(["whole", "damaged", "fragments", "damaged fragments"]),
+            st.integers(0, 2),
+            st.integers(0, 10_000),
+            st.binary(min_size=1, max_size=12),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    limit=st.one_of(st.none(), st.integers(0, 3000)),
+    takeover=st.booleans(),
+    cuts=st.lists(st.integers(0, 100_000), max_size=6),
+)
+@example(  # codec14: bad UTF-8 at byte 10, then over a limit of 500
+    messages=[(b"a" * 10 + b"\xff" + b"a" * 1000, "whole", 0, 0, b"x")],
+    limit=500,
+    takeover=True,
+    cuts=[3, 9],
+)
+@example(  # codec14: bad UTF-8 at byte 10, then corrupt DEFLATE data
+    messages=[(b"a" * 10 + b"\xff" + b"b" * 200, "damaged", 0, 7, b"\xff" * 8)],
+    limit=None,
+    takeover=True,
+    cuts=[],
+)
+def test_compressed_text_fails_the_same_however_the_bytes_are_cut(
+    messages: list[tuple[bytes, str, int, int, bytes]],
+    limit: int | None,
+    takeover: bool,
+    cuts: list[int],
+) -> None:
+    # Compressed text is inflated and its UTF-8 checked as it arrives when a frame
+    # comes in parts, and whole when it comes whole: the first error (bad UTF-8, over
+    # the limit, corrupt DEFLATE data) must be the same either way, and so must every
+    # frame before it. zlib drops the output of a call that fails, and a whole frame
+    # was one call: its bad DEFLATE data hid the bad UTF-8 the bytes before it inflate
+    # to, and the limit was checked before the UTF-8 of the bytes within it.
+    agreement = DeflateAgreement(server_no_context_takeover=not takeover)
+    server = Server(agreement, 6)
+    wire = b""
+    for i, (text, how, damage, at, junk) in enumerate(messages):
+        body = server.compress(text)
+        # Only the last message is damaged: a damaged message that zlib takes (junk
+        # that happens to inflate) leaves the context mid-block, and the whole-frame
+        # path, which reads a refused message again from the window of those before
+        # it (PerMessageDeflate._replayed), takes that window to be at a block's end,
+        # as RFC 7692 7.2.1 has every message end. Then only the tag may differ:
+        # invalid_utf8 and compression_error are both 1007.
+        if "damaged" in how and i == len(messages) - 1:
+            body = _damaged(body, damage, at, junk)
+        if "fragments" in how and len(body) > 1:
+            half = len(body) // 2
+            wire += srv(0x1, body[:half], fin=False, rsv=RSV1) + srv(0x0, body[half:])
+        else:
+            wire += srv(0x1, body, rsv=RSV1)
+    answer = [] if takeover else [("server_no_context_takeover", None)]
+
+    def outcomes(pieces: list[bytes]) -> list[Any]:
+        ext = PerMessageDeflate().negotiate(answer)
+        ws = new_websocket(extensions=[ext], max_message_size=limit)
+        got: list[Any] = []
+        for piece in pieces:
+            ws, items = decode(ws, piece)
+            for item in items:
+                got.append(_outcome(item))
+                if isinstance(item, WebSocketError):
+                    return got  # (a failed WebSocket says it again to every later decode)
+        return got
+
+    edges = sorted({cut % (len(wire) + 1) for cut in cuts} | {0, len(wire)})
+    pieces = [wire[a:b] for a, b in itertools.pairwise(edges)]
+    whole = outcomes([wire])
+    assert outcomes(pieces) == whole
+    assert outcomes([wire[i : i + 1] for i in range(len(wire))]) == whole

@@ -67,6 +67,8 @@ from mint.websocket.permessage_deflate import (
     _TAIL,
     PerMessageDeflate,
     goes_on,
+    over_the_limit,
+    replay_text,
 )
 
 __all__ = ["WebSocket", "decode", "encode", "mask", "new_websocket"]
@@ -220,7 +222,7 @@ class _Config:
     small_max: int
     # permessage-deflate alone, as shipped: its inflate, called without the RawMessage
     # in and out of the extension API (see _message_frame); else None.
-    inflate: Callable[[bytes, int | None], bytes] | None
+    inflate: Callable[[bytes, int | None, bool], bytes] | None
     # ... and the extension itself, for a compressed text message in progress.
     deflate: PerMessageDeflate | None
 
@@ -289,6 +291,16 @@ if hasattr(os, "register_at_fork"):
 # An immutable cons list, ``(previous, item)`` or ``None``: O(1) append, joined once.
 _Parts: TypeAlias = "tuple[_Parts, Any] | None"
 
+# Where a compressed text message can be inflated again from when zlib refuses a part
+# of it (see _inflate_part): a copy of the inflater (None: the message's start, see
+# PerMessageDeflate.replay_start), the UTF-8 tail, the count of bytes inflated and the
+# message's input size at that point. The input given since is kept beside it.
+_Checkpoint: TypeAlias = "tuple[Any, bytes, int, int]"
+# A new checkpoint (a copy of the inflater) is taken once this much input went by
+# since the last: zlib copies its window (32 KiB) in about a microsecond, which a
+# small message's parts cannot pay, and the input kept to read again stays bounded.
+_CHECKPOINT_SPAN = 64 * 1024
+
 
 class _Message(NamedTuple):
     """A data message being received (its first frame has arrived)."""
@@ -300,9 +312,9 @@ class _Message(NamedTuple):
     tail: bytes  # incomplete UTF-8 sequence carried to the next part (streamed text)
     stream: bool  # text validated and decoded as it arrives (no extension involved)
     # Compressed text, permessage-deflate alone: (its inflater, the limit, the
-    # extension), the message inflated, validated and decoded as it arrives (parts are
-    # str, see _inflate_part); None otherwise.
-    inflating: tuple[Any, int | None, PerMessageDeflate] | None = None
+    # extension, the last checkpoint: see _Checkpoint), the message inflated, validated
+    # and decoded as it arrives (parts are str, see _inflate_part); None otherwise.
+    inflating: tuple[Any, int | None, PerMessageDeflate, _Checkpoint | None, _Parts] | None = None
     inflated: int = 0  # bytes inflated so far
 
 
@@ -974,7 +986,7 @@ def _open(cfg: _Config, opcode: int, rsv: int, simple: bool) -> _Message:
     if opcode == OP_TEXT and rsv == RSV1 and cfg.deflate is not None:
         inflater = cfg.deflate._stream()
         if inflater is not None:
-            inflating = (inflater, cfg.max_message_size, cfg.deflate)
+            inflating = (inflater, cfg.max_message_size, cfg.deflate, None, None)
             return _Message(opcode, rsv, 0, None, b"", False, inflating)
     return _Message(opcode, rsv, 0, None, b"", opcode == OP_TEXT and simple and not rsv)
 
@@ -1022,11 +1034,18 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     stream (BFINAL) starts a new one, as the whole-message path does.
     """
     assert msg.inflating is not None
-    inflating = msg.inflating
-    inflater, limit, deflate = inflating
+    inflater, limit, deflate, mark, since = msg.inflating
     tail = msg.tail
     inflated = msg.inflated
     parts = msg.parts
+    # zlib drops the output of a call it fails in, so what the bytes before a failure
+    # say is read again from the last checkpoint (see the except clause).
+    if mark is None:  # the first part
+        mark = (None, b"", 0, 0)
+    elif msg.size - mark[3] >= _CHECKPOINT_SPAN:
+        mark, since = (inflater.copy(), tail, inflated, msg.size), None
+    since = (since, part)
+    inflating = (inflater, limit, deflate, mark, since)
     view = memoryview(part)
     pos, end = 0, len(view)
     # The input goes to zlib in pieces (see permessage_deflate._inflate): a whole part
@@ -1041,7 +1060,7 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                 inflater.decompress(view)  # (kept with the lead: an ended stream's input)
                 return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
             inflater = deflate._restart_within(inflater, _recent(parts, tail), size - end)
-            inflating = (inflater, limit, deflate)
+            inflating = (inflater, limit, deflate, _after_restart(mark), since)
             if lead:  # (rare: a copy of the part, as the whole-message path reads it)
                 view = memoryview(lead + bytes(view))
                 end = len(view)
@@ -1054,7 +1073,7 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                 if out:
                     inflated += len(out)
                     if limit is not None and inflated > limit:
-                        raise _too_large()
+                        raise over_the_limit(tail, out[: len(out) - (inflated - limit)])
                     try:
                         text, tail = decode_part(tail, out)
                     except UnicodeDecodeError:
@@ -1072,7 +1091,7 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                     # A new DEFLATE stream inside the message (RFC 7692 7.2.3.4).
                     taken = size - end + at
                     inflater = deflate._restart_within(inflater, _recent(parts, tail), taken)
-                    inflating = (inflater, limit, deflate)
+                    inflating = (inflater, limit, deflate, _after_restart(mark), since)
                     pos, piece = at, _FIRST_PIECE
                     break
                 chunk = inflater.unconsumed_tail
@@ -1080,8 +1099,24 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
                 if not chunk and len(out) < _CHUNK:
                     break
     except zlib.error as exc:
+        # Read a few bytes at a time, the same input may show bad UTF-8 or go over
+        # the limit before zlib sees what it refuses: say that, as those reads would.
+        # (A new DEFLATE stream started since the checkpoint ends the reading again.)
+        saved, tail, inflated, _ = mark
+        start = deflate.replay_start() if saved is None else saved.copy()
+        room = None if limit is None else limit - inflated
+        shown = replay_text(start, b"".join(_joined(since)), tail, room)
+        if shown is not None:
+            raise shown from None
         raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
     return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
+
+
+def _after_restart(mark: _Checkpoint) -> _Checkpoint:
+    """The checkpoint after a new DEFLATE stream started inside a message: the same,
+    due for renewal at the next part. Read again from it, the input meets the old
+    stream's end (replay_text then stops, and zlib's own error stands)."""
+    return (mark[0], mark[1], mark[2], -_CHECKPOINT_SPAN)
 
 
 # A part this short is merged with a short part before it (see _with).
@@ -1140,7 +1175,7 @@ def _finish(cfg: _Config, msg: _Message) -> Frame:
             raise _error(("invalid_utf8", msg.tail), CLOSE_INVALID_DATA)
         text = "".join(_joined(msg.parts))
         assert msg.inflating is not None
-        inflater, _, deflate = msg.inflating
+        inflater, _, deflate, _, _ = msg.inflating
         deflate._streamed(inflater, text)
         return Text(text)
     return _message_frame(cfg, msg.opcode, msg.rsv, b"".join(_joined(msg.parts)))
@@ -1153,7 +1188,7 @@ def _message_frame(cfg: _Config, opcode: int, rsv: int, data: bytes) -> Frame:
             # permessage-deflate alone: what _decode_extensions does, without the
             # RawMessage built in and out.
             try:
-                data = cfg.inflate(data, cfg.max_message_size)
+                data = cfg.inflate(data, cfg.max_message_size, opcode == OP_TEXT)
             except WebSocketError as exc:
                 if exc.close_code is None:
                     exc.close_code = CLOSE_PROTOCOL_ERROR

@@ -70,6 +70,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mint.errors import CLOSE_INVALID_DATA, CLOSE_MESSAGE_TOO_BIG, WebSocketError
+from mint.websocket._utf8 import decode_part
 from mint.websocket.extension import RSV1, Extension, RawMessage
 
 __all__ = ["DeflateAgreement", "PerMessageDeflate"]
@@ -325,26 +326,31 @@ class PerMessageDeflate(Extension):
             return message
         return RawMessage(message.opcode, message.rsv & ~RSV1, self._inflate(message.data, limit))
 
-    def _inflate(self, data: bytes, limit: int | None) -> bytes:
+    def _inflate(self, data: bytes, limit: int | None, text: bool = False) -> bytes:
         """:meth:`decode`'s work on a compressed payload: the inflated bytes.
 
         Also called by the decoder directly (``mint.websocket._frame``) when this is the
         only extension and its ``decode`` is this class's: the message then needs no
         :class:`RawMessage` in and out (two of the few microseconds a small compressed
-        message costs).
+        message costs). The decoder says whether the message is ``text``: a text
+        message that inflates past ``limit`` is then ``invalid_utf8`` if its bytes
+        within the limit already are, which is what the decoder's part-by-part path
+        finds first when the same bytes arrive a few at a time (see _over_the_limit).
         """
         inflater = self._stream()
         if inflater is None:
             raise WebSocketError(("invalid_extension", self))
         if not data:  # lenient: nothing was compressed
             return b""
+        parts: list[bytes] = []
         try:
             out, at = _inflate(inflater, data, limit, _TAIL, 0, _CHUNK)
             if at is not None and goes_on(_rest(data, at)):
                 # The server ended a DEFLATE stream (BFINAL) inside the message and
                 # went on: the rest is a new stream (RFC 7692 7.2.3.4), inflated as
                 # browsers do, never dropped.
-                parts, size = [out], len(out)
+                parts.append(out)
+                size = len(out)
                 recent = bytearray(out[-_WINDOW:])  # (the last window, for the next)
                 while at is not None and goes_on(_rest(data, at)):
                     inflater = self._restart_within(inflater, bytes(recent), at)
@@ -359,10 +365,39 @@ class PerMessageDeflate(Extension):
                 out = b"".join(parts)
             self._streamed(inflater, out)
         except zlib.error as exc:
+            shown = self._replayed(data, limit) if text else None
+            if shown is not None:
+                raise shown from None
             raise WebSocketError(
                 ("compression_error", str(exc)), close_code=CLOSE_INVALID_DATA
             ) from exc
+        except _OverLimit as over:
+            raise over_the_limit(b"", b"".join(parts + over.parts) if text else None) from None
         return out
+
+    def _replayed(self, data: bytes, limit: int | None) -> WebSocketError | None:
+        """What a text message zlib refused shows before that (see replay_text), read
+        again from the state it started in (see :meth:`replay_start`)."""
+        return replay_text(self.replay_start(), bytes(data) + _TAIL, b"", limit)
+
+    def replay_start(self) -> Any:
+        """An inflater as the message being inflated started with: a fresh one, or
+        with context takeover one whose dictionary is the last window of the messages
+        before it (kept by :meth:`_streamed`, which this message has not reached).
+
+        For an error path only: nothing is copied on the way for it (a copy of the
+        inflater costs a microsecond, half of what a small message costs). It takes
+        the messages before to have ended at a block boundary, as RFC 7692 7.2.1 has
+        them end; one that zlib took though it did not (junk that happened to
+        inflate) leaves the real inflater mid-block, and then the replay may tell
+        another error of the same close code (1007) than the bytes read part by part.
+        """
+        agreement = self.agreement
+        assert agreement is not None
+        wbits = agreement.server_max_window_bits
+        history = self._recent
+        window = bytes(history[-(1 << wbits) :]) if history else b""
+        return zlib.decompressobj(-wbits, zdict=window) if window else zlib.decompressobj(-wbits)
 
     def _stream(self) -> Any:
         """The inflater the next message goes through (``None``: not negotiated).
@@ -443,6 +478,79 @@ class PerMessageDeflate(Extension):
         return f"<PerMessageDeflate params={self.params!r}{shown}>"
 
 
+class _OverLimit(Exception):
+    """:func:`_inflate` went past its limit; ``parts`` is the output within it."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        super().__init__()
+        self.parts = parts
+
+
+def over_the_limit(tail: bytes, within: bytes | memoryview | None) -> WebSocketError:
+    """The error of a message that inflates past the limit: ``payload_too_large``
+    (1009), unless it is text whose bytes ``within`` the limit (after ``tail``, what
+    was decoded before them left of a UTF-8 sequence) are not UTF-8 already:
+    ``invalid_utf8`` (1007), the error those bytes give when they arrive a few at a
+    time, before the rest can go over (RFC 6455 8.1, "fail fast"). Without that
+    check a whole frame said 1009 and the same frame read in parts said 1007.
+    ``within`` is None for a message that is not text.
+    """
+    if within is not None:
+        try:
+            decode_part(tail, within)
+        except UnicodeDecodeError:
+            return WebSocketError(("invalid_utf8", bytes(within)), close_code=CLOSE_INVALID_DATA)
+    return WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
+
+
+# replay_text feeds zlib this much input at a time, then a byte at a time over the
+# piece it fails in (a copy of the inflater taken before each piece to go back to).
+_REPLAY_PIECE = 1024
+
+
+def replay_text(
+    inflater: Any, data: bytes | memoryview, tail: bytes, room: int | None
+) -> WebSocketError | None:
+    """What the bytes of a compressed text message show before zlib refuses them.
+
+    zlib drops the output of a call it fails in, so a message read whole said
+    ``compression_error`` where the same bytes read a few at a time said
+    ``invalid_utf8`` (or went over the limit) first: the bad text came out before
+    the bad DEFLATE data went in. Called with ``inflater`` as it was before ``data``
+    (a copy), ``tail`` (what the text before left of a UTF-8 sequence) and ``room``
+    (what is left of the limit, None: none), this inflates ``data`` again, a byte at a
+    time where zlib fails, and gives the error those reads would have given, or
+    None when zlib refuses first (or the stream ends: a new one inside the message
+    is not followed here, and the caller's own error stands).
+    """
+    view = memoryview(data)
+    for start in range(0, len(view), _REPLAY_PIECE):
+        piece = view[start : start + _REPLAY_PIECE]
+        saved = inflater.copy()
+        failed = False
+        try:
+            outs = [inflater.decompress(piece)]
+        except zlib.error:  # in this piece: again from before it, a byte at a time
+            inflater, outs, failed = saved, [], True
+            for at in range(len(piece)):
+                try:
+                    outs.append(inflater.decompress(piece[at : at + 1]))
+                except zlib.error:
+                    break
+        for out in outs:
+            if room is not None and len(out) > room:
+                return over_the_limit(tail, out[:room])
+            try:
+                _, tail = decode_part(tail, out)
+            except UnicodeDecodeError:
+                return WebSocketError(("invalid_utf8", out), close_code=CLOSE_INVALID_DATA)
+            if room is not None:
+                room -= len(out)
+        if failed or inflater.eof:
+            return None
+    return None
+
+
 def _inflate(
     inflater: Any, data: bytes, limit: int | None, tail: bytes, start: int, piece: int
 ) -> tuple[bytes, int | None]:
@@ -465,7 +573,7 @@ def _inflate(
     if not start and len(data) <= _SMALL:
         out: bytes = inflater.decompress(data + tail, budget or 0)  # (0: no bound)
         if budget is not None and len(out) >= budget:
-            raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
+            raise _OverLimit([out[: budget - 1]])
         return out, (end - len(inflater.unused_data) if inflater.eof else None)
     parts: list[bytes] = []
     view = memoryview(data)
@@ -478,8 +586,9 @@ def _inflate(
             out = inflater.decompress(chunk, asked)
             if budget is not None:
                 budget -= len(out)
-                if budget <= 0:
-                    raise WebSocketError("payload_too_large", close_code=CLOSE_MESSAGE_TOO_BIG)
+                if budget <= 0:  # (asked for no more than limit + 1 in all: one over)
+                    parts.append(out[:-1])
+                    raise _OverLimit(parts)
             if out:
                 parts.append(out)
             if inflater.eof:
