@@ -284,6 +284,53 @@ def test_a_2xx_that_new_refuses_resets_the_stream(
         _close(conn)
 
 
+class _OddBits(mint.websocket.Extension):
+    """Its negotiate returns an instance of a class with RSV bits no frame has."""
+
+    name = "x-odd"
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> mint.websocket.Extension:
+        return type("_Odd", (_OddBits,), {"rsv_bits": 0x80})()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("answer", ["permessage-deflate", "x-odd"])
+def test_the_reset_of_a_refused_2xx_goes_out_while_the_client_only_waits(
+    h2_fault: Any,  # noqa: F811
+    mode: str,
+    answer: str,
+) -> None:
+    # ext15: the reset waited for the client's next write, and a client that only read
+    # (recv timing out, or a mailbox waiting) never sent it: the server kept the
+    # WebSocket open, counted against its streams. With an extension whose negotiate
+    # gave bad RSV bits, new() raised (typed) before the reset was even made.
+    peer = h2_fault()
+    conn = connect_h2(peer, mode)
+    try:
+        conn, ref = mint.websocket.upgrade("ws", conn, "/echo", [], extensions=[_OddBits])
+        conn, seen = read_until(conn, mode, lambda rs: Headers in map(type, of(ref, rs)))
+        headers = next(r.headers for r in of(ref, seen) if isinstance(r, Headers))
+        answered = [*headers, ("sec-websocket-extensions", answer)]
+        with pytest.raises(mint.WebSocketError) as info:
+            mint.websocket.new(conn, ref, 200, answered, mode=mode)
+        assert info.value.reason[:2] == ("extension_not_negotiated", answer)
+        conn = info.value.conn
+        deadline = time.monotonic() + 5
+        while not peer.events("reset") and time.monotonic() < deadline:
+            if mode == "passive":
+                with pytest.raises(mint.TransportError) as waited:
+                    mint.http.recv(conn, 0, 0.05)
+                assert waited.value.reason == "timeout"
+                conn = waited.value.conn
+            else:
+                with pytest.raises(TimeoutError):
+                    mint.receive(0.05)
+        assert [(e[1], e[3]) for e in peer.events("reset")] == [(1, 8)]  # CANCEL
+        assert mint.http.open_request_count(conn) == 0
+    finally:
+        _close(conn)
+
+
 @pytest.mark.parametrize(
     "named_server",
     [pytest.param("node_h2c_no_connect", marks=pytest.mark.node), "fault_off"],

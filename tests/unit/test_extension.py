@@ -19,6 +19,7 @@ from mint.websocket._frame import _mask_py, decode, encode, new_websocket
 from mint.websocket._frames import Binary, Close, Ping, Text
 from mint.websocket._handshake import negotiate_extensions, normalize_extensions, offer_header
 from mint.websocket.extension import RSV1, RSV2, RSV3, Extension, RawMessage
+from mint.websocket.permessage_deflate import PerMessageDeflate
 
 
 class Reverse(Extension):
@@ -572,3 +573,134 @@ def test_sound_extension_still_round_trips_through_the_checks() -> None:
     assert unmask(data) == (0x82 | RSV3, b"abc")
     _, frames = decode(ws, srv(2, b"abc", rsv=RSV3))
     assert frames == [Binary(b"abc")]
+
+
+class Clearing(Extension):
+    """Owns no RSV bit, and clears RSV1 (permessage-deflate's) on the way through."""
+
+    name = "x-clear"
+    rsv_bits = 0
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        return Clearing(self.params, self.opts)
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv & ~RSV1, message.data)
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv & ~RSV1, message.data)
+
+
+def test_extension_clearing_a_bit_it_does_not_own_is_its_bug() -> None:
+    # ext15: the compressed bytes went out as the payload of a frame without RSV1, and
+    # a compressed message came out of decode as its DEFLATE bytes, silently.
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    compressed = (deflate.compress(b"hello") + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    ws = new_websocket(
+        extensions=accepted(PerMessageDeflate(), Clearing(), header="permessage-deflate, x-clear")
+    )
+    with pytest.raises(WebSocketError) as info:
+        encode(ws, Binary(b"hello"))
+    assert info.value.reason[:2] == ("extension_error", "x-clear")
+    assert info.value.reason[2] == "TypeError: cleared RSV bits it does not own: 0 (owns 0x0)"
+    _, frames = decode(ws, srv(2, b"ok") + srv(2, compressed, rsv=RSV1))
+    assert frames[0] == Binary(b"ok")
+    error = frames[1]
+    assert isinstance(error, WebSocketError)
+    assert error.reason[:2] == ("extension_error", "x-clear")
+    assert error.close_code == 1011
+
+
+class Viewing(Extension):
+    """Hands its data on as a memoryview (or a bytearray), which the API allows."""
+
+    name = "x-view"
+    rsv_bits = 0
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        return Viewing(self.params, self.opts)
+
+    def encode(self, message: RawMessage) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv, bytearray(message.data))  # type: ignore[arg-type]
+
+    def decode(self, message: RawMessage, limit: int | None) -> RawMessage:
+        return RawMessage(message.opcode, message.rsv, memoryview(message.data))  # type: ignore[arg-type]
+
+
+def test_the_next_extension_gets_bytes_whatever_the_last_returned() -> None:
+    # ext15: permessage-deflate after an extension that returned a memoryview failed
+    # a sound message with its own TypeError (data + tail), 1011, blamed on itself.
+    server = zlib.compressobj(6, zlib.DEFLATED, -15)
+    compressed = (server.compress(b"hello") + server.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    for header in ("permessage-deflate, x-view", "x-view, permessage-deflate"):
+        exts = accepted(PerMessageDeflate(), Viewing(), header=header)
+        ws = new_websocket(extensions=exts)
+        _, frames = decode(ws, srv(1, compressed, rsv=RSV1))
+        assert frames == [Text("hello")], header
+        _, data = encode(ws, Text("hi"))
+        opcode, payload = unmask(data)
+        assert opcode == 0x81 | RSV1
+        assert zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == b"hi"
+
+
+class Returning(Extension):
+    """Its negotiate returns an instance of a class with the RSV bits its opts say."""
+
+    name = "x-returning"
+
+    def negotiate(self, params: list[tuple[str, str | None]]) -> Extension:
+        return type("Odd", (Returning,), {"rsv_bits": self.opts["what"]})(self.params, self.opts)
+
+
+@pytest.mark.parametrize(
+    ("what", "detail"),
+    [
+        ("bits", "negotiate() returned RSV bits 'bits'"),
+        (0x80, "negotiate() returned RSV bits 128"),
+        (True, "negotiate() returned RSV bits True"),
+    ],
+)
+def test_the_bits_of_what_negotiate_returns_are_checked(what: object, detail: str) -> None:
+    # ext15: bits of another type raised a raw TypeError from the claim, and bits no
+    # frame has went on to the codec (whose refusal left an HTTP/2 stream unreset).
+    offered = normalize_extensions([Returning(opts={"what": what})])
+    headers = [("sec-websocket-extensions", "x-returning")]
+    with pytest.raises(WebSocketError) as info:
+        negotiate_extensions(offered, headers)
+    assert info.value.reason == ("extension_not_negotiated", "x-returning", detail)
+
+
+class BadOffer(Extension):
+    name = "x-bad-offer"
+
+    def offer_params(self) -> list[tuple[str, str | None]]:
+        what = self.opts["what"]
+        if what == "raise":
+            raise KeyError("offer bug")
+        return what  # type: ignore[no-any-return]
+
+
+class BadInit(Extension):
+    name = "x-bad-init"
+
+    def __init__(self, params: Any = (), opts: Any = None) -> None:
+        raise KeyError("init bug")
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        BadOffer(opts={"what": None}),
+        BadOffer(opts={"what": 42}),
+        BadOffer(opts={"what": "raise"}),
+        BadInit,
+        (BadInit, []),
+    ],
+    ids=["none", "int", "raises", "init", "init-params"],
+)
+def test_an_extensions_own_bug_in_its_offer_is_invalid_extension(item: object) -> None:
+    # ext15: a raw TypeError or KeyError came out of upgrade, with no .conn.
+    with pytest.raises(WebSocketError) as info:
+        offer_header(normalize_extensions([item]))
+    assert info.value.reason == ("invalid_extension", item)
+    assert info.value.__cause__ is not None

@@ -217,9 +217,13 @@ def new(
                 # A 2xx we cannot accept (RFC 6455 4.1: _Fail the WebSocket
                 # Connection_): the server holds a WebSocket open on the stream, which
                 # stayed counted on both sides for the connection's life. It is reset
-                # (CANCEL), written with the connection's next read or write; a refusal
-                # (not 2xx) ends with the server's END_STREAM, after its body.
+                # (CANCEL), at once as far as the socket takes it, the rest as it
+                # drains (send_later: a server that waits for the client sends nothing,
+                # and a reset left for the next write never went while the caller only
+                # read); a refusal (not 2xx) ends with the server's END_STREAM.
                 conn._session.cancel(ref)
+                if not conn._transport.closed:
+                    conn._transport.send_later(conn._session.data_to_send())
             raise
         websocket = new_websocket(
             extensions=accepted,

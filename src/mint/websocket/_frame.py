@@ -1233,22 +1233,35 @@ def _decode_extensions(cfg: _Config, message: RawMessage) -> bytes:
 
 def _checked(message: object, given: RawMessage, bits: int) -> RawMessage:
     """An extension's result for ``given``; ``TypeError`` (its bug, see below) unless a
-    message of bytes of the same opcode, whose RSV bits are those it was given plus, at
-    most, its own ``bits``.
+    message of bytes of the same opcode whose RSV bits are those it was given, its own
+    ``bits`` aside. Data given as a ``bytearray`` or ``memoryview`` is handed on as
+    ``bytes``, what the next extension is documented to get (``data + tail`` in one
+    raised TypeError, blamed on that next extension).
 
     The opcode and the bits go on the wire as the extensions leave them: a changed
     opcode was ignored, and a bit no negotiated extension owns went out, which RFC 6455
-    5.2 forbids (the peer fails the connection).
+    5.2 forbids (the peer fails the connection). Another extension's bit cleared is as
+    bad: a compressed message then went out, or was handed out, as if it were not
+    (the DEFLATE bytes as the payload, silently).
     """
     if not isinstance(message, RawMessage):
         raise TypeError(f"returned {type(message).__name__}, not RawMessage")
-    if not isinstance(message.data, bytes | bytearray | memoryview):
-        raise TypeError(f"returned RawMessage data of {type(message.data).__name__}, not bytes")
+    data = message.data
+    if type(data) is not bytes and not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"returned RawMessage data of {type(data).__name__}, not bytes")
     if message.opcode != given.opcode:
         raise TypeError(f"changed the opcode from {given.opcode!r} to {message.opcode!r}")
     rsv = message.rsv
-    if type(rsv) is not int or rsv & ~(given.rsv | bits):
-        raise TypeError(f"set RSV bits it does not own: {rsv!r} (owns {bits:#x})")
+    if type(rsv) is not int:
+        if not isinstance(rsv, int) or isinstance(rsv, bool):
+            raise TypeError(f"returned RSV bits of {type(rsv).__name__}, not int")
+        rsv = int(rsv)  # (an IntFlag, say)
+    changed = (rsv ^ given.rsv) & ~bits
+    if changed or rsv < 0:
+        what = "set" if rsv & changed or rsv < 0 else "cleared"
+        raise TypeError(f"{what} RSV bits it does not own: {rsv!r} (owns {bits:#x})")
+    if type(data) is not bytes or rsv is not message.rsv:
+        return RawMessage(message.opcode, rsv, bytes(data))
     return message
 
 

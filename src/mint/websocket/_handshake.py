@@ -98,9 +98,9 @@ def normalize_extensions(items: Iterable[object]) -> list[Extension]:
         bits = type(ext).rsv_bits
         if not isinstance(name, str) or not is_token(name):
             raise WebSocketError(("invalid_extension", item))
-        if not isinstance(bits, int) or bits & ~_ALL_RSV:
+        if not isinstance(bits, int) or isinstance(bits, bool) or bits & ~_ALL_RSV:
             raise WebSocketError(("invalid_extension", item))
-        ext.offer_params()  # malformed params fail now, not halfway through a request
+        _offer_params(ext, item)  # malformed params fail now, not halfway through a request
         result.append(ext)
     return result
 
@@ -110,7 +110,19 @@ def _build(item: object, cls: type[Extension], params: Any, opts: Any) -> Extens
         return cls(params, opts)
     except WebSocketError:
         raise
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # its params refused, or a bug of its __init__
+        raise WebSocketError(("invalid_extension", item)) from exc
+
+
+def _offer_params(ext: Extension, item: object) -> list[Any]:
+    """``ext.offer_params()`` as a list; ``("invalid_extension", item)`` when an
+    override raises or returns no iterable (its bug: a raw TypeError or whatever it
+    raised came out of ``upgrade``, with no ``.conn``)."""
+    try:
+        return list(ext.offer_params())
+    except WebSocketError:
+        raise
+    except Exception as exc:
         raise WebSocketError(("invalid_extension", item)) from exc
 
 
@@ -134,7 +146,7 @@ def offer_header(extensions: Sequence[Extension]) -> str | None:
     offers = []
     for ext in extensions:
         pieces = [type(ext).name]
-        for item in ext.offer_params():
+        for item in _offer_params(ext, ext):
             if not (type(item) is tuple and len(item) == 2):
                 raise WebSocketError(("invalid_extension", item))
             name, value = item
@@ -392,6 +404,12 @@ def negotiate_extensions(
                 ("extension_not_negotiated", name, "negotiate() returned no extension")
             )
         bits = type(ext).rsv_bits
+        if not isinstance(bits, int) or isinstance(bits, bool) or bits & ~_ALL_RSV:
+            # (what normalize_extensions checks of the offered class: a raw TypeError
+            # from the claim below, or bits no frame has went on to the codec)
+            raise WebSocketError(
+                ("extension_not_negotiated", name, f"negotiate() returned RSV bits {bits!r}")
+            )
         if bits & claimed:
             raise WebSocketError(("extension_not_negotiated", name, "RSV bits already claimed"))
         claimed |= bits
