@@ -506,7 +506,9 @@ def _outcome(item: Any) -> Any:
     messages=st.lists(
         st.tuples(
             texty,
-            st.sampled_from(["whole", "damaged", "fragments", "damaged fragments"]),
+            st.sampled_from(
+                ["whole", "damaged", "fragments", "damaged fragments", "damaged streams"]
+            ),
             st.integers(0, 2),
             st.integers(0, 10_000),
             st.binary(min_size=1, max_size=12),
@@ -525,7 +527,13 @@ def _outcome(item: Any) -> Any:
     cuts=[3, 9],
 )
 @example(  # codec14: bad UTF-8 at byte 10, then corrupt DEFLATE data
-    messages=[(b"a" * 10 + b"\xff" + b"b" * 200, "damaged", 0, 7, b"\xff" * 8)],
+    messages=[(b"a" * 10 + b"\xff" + b"b" * 200, "damaged", 0, 21, b"\xff" * 8)],
+    limit=None,
+    takeover=True,
+    cuts=[],
+)
+@example(  # regress22: bad UTF-8 in a second DEFLATE stream, then corrupt data
+    messages=[(b"hello " * 20 + b"abc\xffdef", "damaged streams", 2, 120, b"\x01\x00\x00\x00")],
     limit=None,
     takeover=True,
     cuts=[],
@@ -546,15 +554,24 @@ def test_compressed_text_fails_the_same_however_the_bytes_are_cut(
     server = Server(agreement, 6)
     wire = b""
     for i, (text, how, damage, at, junk) in enumerate(messages):
-        body = server.compress(text)
+        last = i == len(messages) - 1
+        if "streams" in how and last:
+            # Two DEFLATE streams in one message (RFC 7692 7.2.3.4): the first ends
+            # (BFINAL), and the second, a new compressor's, starts inside it.
+            cut = at % (len(text) + 1)
+            first = server.deflater.compress(text[:cut]) + server.deflater.flush(zlib.Z_FINISH)
+            second = zlib.compressobj(6, zlib.DEFLATED, -15)
+            body = first + (second.compress(text[cut:]) + second.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        else:
+            body = server.compress(text)
         # Only the last message is damaged: a damaged message that zlib takes (junk
         # that happens to inflate) leaves the context mid-block, and the whole-frame
         # path, which reads a refused message again from the window of those before
         # it (PerMessageDeflate._replayed), takes that window to be at a block's end,
         # as RFC 7692 7.2.1 has every message end. Then only the tag may differ:
         # invalid_utf8 and compression_error are both 1007.
-        if "damaged" in how and i == len(messages) - 1:
-            body = _damaged(body, damage, at, junk)
+        if "damaged" in how and last:
+            body = _damaged(body, damage, at // 3, junk)
         if "fragments" in how and len(body) > 1:
             half = len(body) // 2
             wire += srv(0x1, body[:half], fin=False, rsv=RSV1) + srv(0x0, body[half:])

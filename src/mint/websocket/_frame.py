@@ -293,9 +293,10 @@ _Parts: TypeAlias = "tuple[_Parts, Any] | None"
 
 # Where a compressed text message can be inflated again from when zlib refuses a part
 # of it (see _inflate_part): a copy of the inflater (None: the message's start, see
-# PerMessageDeflate.replay_start), the UTF-8 tail, the count of bytes inflated and the
-# message's input size at that point. The input given since is kept beside it.
-_Checkpoint: TypeAlias = "tuple[Any, bytes, int, int]"
+# PerMessageDeflate.replay_start), the UTF-8 tail, the count of bytes inflated, the
+# message's input size and its text parts (for the dictionary of a DEFLATE stream that
+# starts later in it) at that point. The input given since is kept beside it.
+_Checkpoint: TypeAlias = "tuple[Any, bytes, int, int, _Parts]"
 # A new checkpoint (a copy of the inflater) is taken once this much input went by
 # since the last: zlib copies its window (32 KiB) in about a microsecond, which a
 # small message's parts cannot pay, and the input kept to read again stays bounded.
@@ -1041,9 +1042,10 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     # zlib drops the output of a call it fails in, so what the bytes before a failure
     # say is read again from the last checkpoint (see the except clause).
     if mark is None:  # the first part
-        mark = (None, b"", 0, 0)
+        mark = (None, b"", 0, 0, None)
     elif msg.size - mark[3] >= _CHECKPOINT_SPAN:
-        mark, since = (inflater.copy(), tail, inflated, msg.size), None
+        mark = (inflater.copy(), tail, inflated, msg.size, parts)
+        since = None
     since = (since, part)
     inflating = (inflater, limit, deflate, mark, since)
     view = memoryview(part)
@@ -1101,11 +1103,12 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     except zlib.error as exc:
         # Read a few bytes at a time, the same input may show bad UTF-8 or go over
         # the limit before zlib sees what it refuses: say that, as those reads would.
-        # (A new DEFLATE stream started since the checkpoint ends the reading again.)
-        saved, tail, inflated, _ = mark
-        start = deflate.replay_start() if saved is None else saved.copy()
+        saved, tail, inflated, _, before = mark
+        start = deflate.replay_start(b"") if saved is None else saved.copy()
         room = None if limit is None else limit - inflated
-        shown = replay_text(start, b"".join(_joined(since)), tail, room)
+        given = b"".join(_joined(since))
+        recent = _recent(before, tail)
+        shown = replay_text(start, given, tail, room, recent, deflate.replay_start)
         if shown is not None:
             raise shown from None
         raise _error(("compression_error", str(exc)), CLOSE_INVALID_DATA) from exc
@@ -1113,10 +1116,10 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
 
 
 def _after_restart(mark: _Checkpoint) -> _Checkpoint:
-    """The checkpoint after a new DEFLATE stream started inside a message: the same,
-    due for renewal at the next part. Read again from it, the input meets the old
-    stream's end (replay_text then stops, and zlib's own error stands)."""
-    return (mark[0], mark[1], mark[2], -_CHECKPOINT_SPAN)
+    """The checkpoint after a new DEFLATE stream started inside a message: the same
+    (read again from it, the input meets the old stream's end and goes on into the new
+    one, as here), due for renewal at the next part."""
+    return (mark[0], mark[1], mark[2], -_CHECKPOINT_SPAN, mark[4])
 
 
 # A part this short is merged with a short part before it (see _with).

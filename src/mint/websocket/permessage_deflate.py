@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -335,7 +335,7 @@ class PerMessageDeflate(Extension):
         message costs). The decoder says whether the message is ``text``: a text
         message that inflates past ``limit`` is then ``invalid_utf8`` if its bytes
         within the limit already are, which is what the decoder's part-by-part path
-        finds first when the same bytes arrive a few at a time (see _over_the_limit).
+        finds first when the same bytes arrive a few at a time (see over_the_limit).
         """
         inflater = self._stream()
         if inflater is None:
@@ -378,12 +378,15 @@ class PerMessageDeflate(Extension):
     def _replayed(self, data: bytes, limit: int | None) -> WebSocketError | None:
         """What a text message zlib refused shows before that (see replay_text), read
         again from the state it started in (see :meth:`replay_start`)."""
-        return replay_text(self.replay_start(), bytes(data) + _TAIL, b"", limit)
+        start = self.replay_start(b"")
+        return replay_text(start, bytes(data) + _TAIL, b"", limit, b"", self.replay_start)
 
-    def replay_start(self) -> Any:
-        """An inflater as the message being inflated started with: a fresh one, or
-        with context takeover one whose dictionary is the last window of the messages
-        before it (kept by :meth:`_streamed`, which this message has not reached).
+    def replay_start(self, recent: bytes) -> Any:
+        """An inflater as a stream of the message being inflated started with, for
+        replay_text: ``recent`` is what the message inflated to before it (``b""``:
+        the message's start), and with context takeover the last window of the
+        messages before it (kept by :meth:`_streamed`, which this message has not
+        reached) comes first in its dictionary, as :meth:`_restarted` does.
 
         For an error path only: nothing is copied on the way for it (a copy of the
         inflater costs a microsecond, half of what a small message costs). It takes
@@ -395,8 +398,11 @@ class PerMessageDeflate(Extension):
         agreement = self.agreement
         assert agreement is not None
         wbits = agreement.server_max_window_bits
+        size = 1 << wbits
+        window = recent[-size:]
         history = self._recent
-        window = bytes(history[-(1 << wbits) :]) if history else b""
+        if len(window) < size and history:
+            window = bytes(history[-(size - len(window)) :]) + window
         return zlib.decompressobj(-wbits, zdict=window) if window else zlib.decompressobj(-wbits)
 
     def _stream(self) -> Any:
@@ -509,7 +515,12 @@ _REPLAY_PIECE = 1024
 
 
 def replay_text(
-    inflater: Any, data: bytes | memoryview, tail: bytes, room: int | None
+    inflater: Any,
+    data: bytes | memoryview,
+    tail: bytes,
+    room: int | None,
+    recent: bytes,
+    restart: Callable[[bytes], Any],
 ) -> WebSocketError | None:
     """What the bytes of a compressed text message show before zlib refuses them.
 
@@ -517,25 +528,33 @@ def replay_text(
     ``compression_error`` where the same bytes read a few at a time said
     ``invalid_utf8`` (or went over the limit) first: the bad text came out before
     the bad DEFLATE data went in. Called with ``inflater`` as it was before ``data``
-    (a copy), ``tail`` (what the text before left of a UTF-8 sequence) and ``room``
-    (what is left of the limit, None: none), this inflates ``data`` again, a byte at a
-    time where zlib fails, and gives the error those reads would have given, or
-    None when zlib refuses first (or the stream ends: a new one inside the message
-    is not followed here, and the caller's own error stands).
+    (a copy), ``tail`` (what the text before left of a UTF-8 sequence), ``room`` (what
+    is left of the limit, None: none) and ``recent`` (the message's last bytes
+    inflated before, for the dictionary of a stream that starts inside it: ``restart``
+    makes that stream's inflater, as the decoder does), this inflates ``data`` again,
+    a byte at a time where zlib fails, and gives the error those reads would have
+    given, or None when zlib refuses first (or the input ends with the stream).
     """
     view = memoryview(data)
-    for start in range(0, len(view), _REPLAY_PIECE):
-        piece = view[start : start + _REPLAY_PIECE]
+    window = bytearray(recent[-_WINDOW:])
+    pos, end = 0, len(view)
+    while pos < end:
+        piece = view[pos : pos + _REPLAY_PIECE]
         saved = inflater.copy()
-        failed = False
+        refused = False
         try:
             outs = [inflater.decompress(piece)]
+            used = len(piece)
         except zlib.error:  # in this piece: again from before it, a byte at a time
-            inflater, outs, failed = saved, [], True
+            inflater, outs, used = saved, [], 0
             for at in range(len(piece)):
                 try:
                     outs.append(inflater.decompress(piece[at : at + 1]))
                 except zlib.error:
+                    refused = True
+                    break
+                used = at + 1
+                if inflater.eof:
                     break
         for out in outs:
             if room is not None and len(out) > room:
@@ -546,8 +565,20 @@ def replay_text(
                 return WebSocketError(("invalid_utf8", out), close_code=CLOSE_INVALID_DATA)
             if room is not None:
                 room -= len(out)
-        if failed or inflater.eof:
+            window += out
+            if len(window) > 2 * _WINDOW:
+                del window[:-_WINDOW]
+        if inflater.eof:
+            # The stream ended: a new one starts where it did (RFC 7692 7.2.3.4), if
+            # more than the tail follows, as the decoder reads it.
+            pos += used - len(inflater.unused_data)
+            if not goes_on(bytes(view[pos : pos + len(_TAIL) + 1])):
+                return None
+            inflater = restart(bytes(window))
+            continue
+        if refused:
             return None
+        pos += used
     return None
 
 
