@@ -494,6 +494,13 @@ def test_a_connection_of_the_other_flavour_is_refused_before_anything_is_sent() 
             with pytest.raises(HTTPError) as info:
                 asyncio.run(acall(sync_conn))
             assert info.value.reason[0] == "invalid_conn"
+        # soak15: the blocking set_mode put an event loop's connection on the thread's
+        # mailbox, where mint.aio.receive never saw its input; the event loop's, on a
+        # blocking one, raised a raw RuntimeError outside a loop.
+        for set_mode, conn in ((mint.http.set_mode, aio_conn), (mint.aio.http.set_mode, sync_conn)):
+            with pytest.raises(HTTPError) as info:
+                set_mode(conn, "active")
+            assert info.value.reason[0] == "invalid_conn"
         for p in (peer, peer2):
             with pytest.raises(TimeoutError):
                 p.recv(100)  # nothing was sent on either

@@ -56,7 +56,6 @@ from mint.http._conn import (
     Conn,
     _attach,
     _check_address,
-    _check_conn,
     _check_open,
     _check_protocols,
     _check_recv_args,
@@ -1024,8 +1023,13 @@ def close(conn: Conn) -> Conn:
 
 
 def set_mode(conn: Conn, mode: Mode) -> Conn:
-    """Switch between active and passive mode, losing no input already read."""
-    _check_conn(conn)
+    """Switch between active and passive mode, losing no input already read.
+
+    Only for a connection of this flavour (soak15): the blocking one's put an event
+    loop's connection on the thread's mailbox, where ``mint.receive`` never saw
+    its input.
+    """
+    _check_flavour(conn)
     if mode not in ("active", "passive"):
         raise HTTPError(("invalid_mode", mode), conn=conn)
     if mode == conn._mode:
