@@ -32,18 +32,33 @@ class Session:
         self.websocket: Any = None
         self.passive = passive
         self.closed = False
+        self.pending: mint.MintError | None = None  # an error to raise after its responses
 
     # -- the two I/O steps ------------------------------------------------------------
     async def responses(self, timeout: float) -> list[Any]:
-        if self.passive:
-            self.conn, responses = await mint.aio.websocket.recv(self.conn, 0, timeout)
-            return responses
-        while True:
-            message = await mint.aio.receive(timeout=timeout)
-            result = await mint.aio.websocket.stream(self.conn, message)
-            if result is not mint.UNKNOWN:
-                self.conn, responses = result
-                return list(responses)
+        # A read that ends in an error may have read responses before it (the last
+        # message before a reset, the server's Close): they come in the error's
+        # .responses. They are handled first, and the error is raised by the next call.
+        if self.pending is not None:
+            error, self.pending = self.pending, None
+            raise error
+        try:
+            if self.passive:
+                self.conn, responses = await mint.aio.websocket.recv(self.conn, 0, timeout)
+                return responses
+            while True:
+                message = await mint.aio.receive(timeout=timeout)
+                result = await mint.aio.websocket.stream(self.conn, message)
+                if result is not mint.UNKNOWN:
+                    self.conn, responses = result
+                    return list(responses)
+        except mint.MintError as error:
+            if error.conn is not None:
+                self.conn = error.conn
+            if not error.responses:
+                raise
+            self.pending = error
+            return error.responses
 
     async def send(self, frame: Any) -> None:
         self.websocket, data = mint.aio.websocket.encode(self.websocket, frame)
@@ -127,7 +142,7 @@ async def open_session(
     )
     conn, ref = await mint.aio.websocket.upgrade("wss" if secure else "ws", conn, path, [])
     session = Session(conn, ref, passive=passive)
-    status, headers, early, done = None, [], b"", False
+    status, headers, early, done = None, None, b"", False
     while not done:
         for response in await session.responses(timeout):
             match response:
@@ -140,9 +155,10 @@ async def open_session(
                 case Done(ref=r) if r == ref:
                     done = True
         # On HTTP/2 a 2xx answer has no Done: the stream stays open for frames.
+        # (A server may send no header but :status: the Headers is there, empty.)
         if status is not None and mint.aio.http.protocol(session.conn) == "http2":
-            done = done or headers != []
-    assert status is not None
+            done = done or headers is not None
+    assert status is not None and headers is not None
     session.conn, session.websocket = mint.aio.websocket.new(
         session.conn, ref, status, headers, mode=mode
     )

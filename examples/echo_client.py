@@ -29,17 +29,32 @@ class Session:
         self.websocket = websocket
         self.passive = passive
         self.closed = False
+        self.pending: mint.MintError | None = None  # an error to raise after its responses
 
     # -- the two I/O steps --------------------------------------------------------
     def _responses(self, timeout: float) -> list[Any]:
-        if self.passive:
-            self.conn, responses = mint.websocket.recv(self.conn, 0, timeout)
-            return responses
-        while True:
-            result = mint.websocket.stream(self.conn, mint.receive(timeout=timeout))
-            if result is not mint.UNKNOWN:
-                self.conn, responses = result
+        # A read that ends in an error may have read responses before it (the last
+        # message before a reset, the server's Close): they come in the error's
+        # .responses. They are handled first, and the error is raised by the next call.
+        if self.pending is not None:
+            error, self.pending = self.pending, None
+            raise error
+        try:
+            if self.passive:
+                self.conn, responses = mint.websocket.recv(self.conn, 0, timeout)
                 return responses
+            while True:
+                result = mint.websocket.stream(self.conn, mint.receive(timeout=timeout))
+                if result is not mint.UNKNOWN:
+                    self.conn, responses = result
+                    return responses
+        except mint.MintError as error:
+            if error.conn is not None:
+                self.conn = error.conn
+            if not error.responses:
+                raise
+            self.pending = error
+            return error.responses
 
     def send(self, frame: Any) -> None:
         self.websocket, data = mint.websocket.encode(self.websocket, frame)
@@ -124,7 +139,7 @@ def open_session(
         "wss" if secure else "ws", conn, path, [], extensions=list(extensions)
     )
     session = Session(conn, ref, None, passive=passive)
-    status, headers, early = None, [], b""
+    status, headers, early = None, None, b""
     done = False
     while not done:
         for response in session._responses(timeout):
@@ -138,9 +153,10 @@ def open_session(
                 case Done(ref=r) if r == ref:
                     done = True
         # On HTTP/2 a 2xx answer has no Done: the stream stays open for frames.
+        # (A server may send no header but :status: the Headers is there, empty.)
         if status is not None and mint.http.protocol(session.conn) == "http2":
-            done = done or headers != []
-    assert status is not None
+            done = done or headers is not None
+    assert status is not None and headers is not None
     session.conn, session.websocket = mint.websocket.new(
         session.conn, ref, status, headers, mode=mode
     )

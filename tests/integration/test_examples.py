@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest_h2 import h2_fault  # noqa: F401 - fixture
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -67,3 +68,31 @@ def test_readme_walkthrough_runs_as_written(ws_server: Any) -> None:
     code = code.replace('"localhost", 9000', f'"127.0.0.1", {ws_server.port}')
     code = code.replace('upgrade("ws", conn, "/", [])', 'upgrade("ws", conn, "/echo", [])')
     run("-c", code + "\nprint('frames', frames)\n")
+
+
+def test_echo_client_hands_out_what_came_before_an_end(h2_fault: Any) -> None:  # noqa: F811
+    # matrix15: on HTTP/2 the read that meets a reset also acknowledges the DATA it read,
+    # so the end is raised with the last message in its .responses; the example's loop
+    # dropped them (HTTP/1.1 returned the message, and raised on the next read).
+    import importlib.util
+    import time
+
+    import mint
+    from mint.websocket import Text
+
+    spec = importlib.util.spec_from_file_location("echo_client", EXAMPLES / "echo_client.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    peer = h2_fault()
+    url = f"ws://127.0.0.1:{peer.port}/ws-last-words"
+    for passive in (True, False):
+        session, early = example.open_session(url, http2=True, passive=passive)
+        assert early == []
+        session.send(Text("last words"))
+        time.sleep(0.5)  # the echo and the reset are both there before the read
+        assert session.receive() == [Text("last words")]
+        with pytest.raises(mint.TransportError) as info:
+            session.receive()
+        assert info.value.reason == "closed"
+        mint.http.close(session.conn)

@@ -429,6 +429,10 @@ class _Connection:
                 stream.closing = True
                 self.send(stream_id, bytes(ws.close(1000, "bye")))
                 return
+            if stream.path == "/ws-last-words":  # the echo, then a TCP reset
+                self.send(stream_id, bytes(ws.send_data(frame.payload, True)))
+                self.reset_after_flush = True
+                return
             if opcode is Opcode.TEXT:
                 opcode_out: Any = frame.payload
             else:
