@@ -913,6 +913,48 @@ def test_the_stream_cap_counts_the_same_input_for_text_and_binary() -> None:
             assert frames == [want]
 
 
+def test_the_stream_cap_counts_the_same_input_wherever_the_read_is_cut() -> None:
+    # regress23: a stream that ended in an earlier read, with 00 00 ff ff left after
+    # it, was counted as ending where the next read starts (4 bytes later): the same
+    # message was refused read whole and handed out when cut after those 4 bytes.
+    body = b"\x03\x00" * 65  # 65 empty streams
+    body += b"\x01" + struct.pack("<HH", 117, 117 ^ 0xFFFF) + b"x" * 117  # the 66th
+    cut = len(body) + 4  # after 00 00 ff ff 00: a stored block of 0xff00 bytes
+    body += b"\x00\x00\xff\xff\x00" + b"y" * 0xFF00 + b"\x03\x00"
+    wire = srv(0x1, body, rsv=RSV1)
+    head = len(wire) - len(body)
+    outcomes = []
+    for pieces in ([wire], [wire[: head + cut], wire[head + cut :]]):
+        ws = websocket(negotiated())
+        frames: list[object] = []
+        for piece in pieces:
+            ws, got = decode(ws, piece)
+            frames += got
+        [error] = frames
+        assert isinstance(error, WebSocketError)
+        outcomes.append(error.reason)
+    assert outcomes == [("compression_error", "66 DEFLATE streams in 252 bytes of one message")] * 2
+
+
+def test_bad_text_after_a_stream_that_ended_at_a_fragments_end_is_told_however_cut() -> None:
+    # regress23: the checkpoint of the fragment after a stream's end copied the ended
+    # inflater, with the 00 00 ff ff it left over inside: read again from there, the
+    # bad UTF-8 of the next stream was missed, and the corrupt data after it told.
+    frag1 = _streams(b"one ") + _streams(b"two ") + b"\x00\x00\xff\xff"
+    frag2 = b"\x00" + b"a" * 10 + b"\xff" + b"b" * (0xFF00 - 11) + b"\x07\xff\xff"
+    wire = srv(0x1, frag1, fin=False, rsv=RSV1) + srv(0x0, frag2)
+    split = len(srv(0x1, frag1, fin=False, rsv=RSV1))
+    for pieces in ([wire], [wire[:split], wire[split:]], [wire[:split], wire[split:][:20]]):
+        ws = websocket(negotiated())
+        frames = []
+        for piece in pieces:
+            ws, got = decode(ws, piece)
+            frames += got
+        [error] = frames
+        assert isinstance(error, WebSocketError)
+        assert (reason_tag(error.reason), error.close_code) == ("invalid_utf8", 1007)
+
+
 @pytest.mark.parametrize("fragmented", [False, True])
 @pytest.mark.parametrize("opcode", [0x1, 0x2])
 def test_a_message_of_empty_streams_is_refused(opcode: int, fragmented: bool) -> None:

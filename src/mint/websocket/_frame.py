@@ -1043,7 +1043,9 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
     # say is read again from the last checkpoint (see the except clause).
     if mark is None:  # the first part
         mark = (None, b"", 0, 0, None)
-    elif msg.size - mark[3] >= _CHECKPOINT_SPAN:
+    elif msg.size - mark[3] >= _CHECKPOINT_SPAN and not inflater.eof:
+        # (an ended stream is no place to start again from: the input it left over,
+        # which the next stream starts with, is in it, not in the input given since)
         mark = (inflater.copy(), tail, inflated, msg.size, parts)
         since = None
     since = (since, part)
@@ -1061,7 +1063,10 @@ def _inflate_part(msg: _Message, size: int, part: bytes | memoryview) -> _Messag
             if not goes_on(lead + bytes(view[: len(_TAIL) + 1])):
                 inflater.decompress(view)  # (kept with the lead: an ended stream's input)
                 return _Message(OP_TEXT, RSV1, size, parts, tail, False, inflating, inflated)
-            inflater = deflate._restart_within(inflater, _recent(parts, tail), size - end)
+            # (the stream ended len(lead) bytes before this part, as the whole part
+            # counts it: the restart limit is on the input taken before each stream)
+            taken = size - end - len(lead)
+            inflater = deflate._restart_within(inflater, _recent(parts, tail), taken)
             inflating = (inflater, limit, deflate, _after_restart(mark), since)
             if lead:  # (rare: a copy of the part, as the whole-message path reads it)
                 view = memoryview(lead + bytes(view))
