@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import mint
-from mint.http import Data, Done, Headers, Status
+from mint.http import Data, Done, Error, Headers, Status
 from mint.websocket import Binary, Close, Ping, Pong, Text
 
 
@@ -30,6 +30,8 @@ class Session:
         self.passive = passive
         self.closed = False
         self.pending: mint.MintError | None = None  # an error to raise after its responses
+        # How the server ended the WebSocket's HTTP/2 stream, raised by the next receive.
+        self.ended: mint.MintError | None = None
 
     # -- the two I/O steps --------------------------------------------------------
     def _responses(self, timeout: float) -> list[Any]:
@@ -87,11 +89,21 @@ class Session:
     def receive(self, timeout: float = 5.0) -> list[Any]:
         """Wait for the next data frames (or the server's Close)."""
         while True:
+            if self.ended is not None:
+                raise self.ended
             messages: list[Any] = []
             for response in self._responses(timeout):
-                if isinstance(response, Data) and response.ref == self.ref:
-                    self.websocket, frames = mint.websocket.decode(self.websocket, response.data)
-                    messages += self.handle(frames)
+                match response:
+                    case Data(ref=r, data=data) if r == self.ref:
+                        self.websocket, frames = mint.websocket.decode(self.websocket, data)
+                        messages += self.handle(frames)
+                    case Error(ref=r, error=error) if r == self.ref:
+                        # HTTP/2: the server reset the WebSocket's stream (or the
+                        # connection ended): raised once the frames before it are out.
+                        self.closed, self.ended = True, error
+                    case Done(ref=r) if r == self.ref:
+                        # HTTP/2: the server ended the stream (after its Close, or not).
+                        self.ended = mint.TransportError("closed")
             if messages:
                 return messages
 
@@ -179,10 +191,11 @@ def main() -> None:
     )
     for frame in early:
         print("early:", frame)
-    session.send(Text("hello world"))
-    print("received:", session.receive())
-    session.send(Binary(b"\x00\x01\x02"))
-    print("received:", session.receive())
+    for frame in (Text("hello world"), Binary(b"\x00\x01\x02")):
+        if session.closed:  # the server closed first: its Close was among the frames
+            break
+        session.send(frame)
+        print("received:", session.receive())
     print("server's close:", session.close())
 
 

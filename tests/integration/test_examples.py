@@ -70,20 +70,46 @@ def test_readme_walkthrough_runs_as_written(ws_server: Any) -> None:
     run("-c", code + "\nprint('frames', frames)\n")
 
 
-def test_echo_client_hands_out_what_came_before_an_end(h2_fault: Any) -> None:  # noqa: F811
-    # matrix15: on HTTP/2 the read that meets a reset also acknowledges the DATA it read,
-    # so the end is raised with the last message in its .responses; the example's loop
-    # dropped them (HTTP/1.1 returned the message, and raised on the next read).
+def _echo_client() -> Any:
     import importlib.util
-    import time
-
-    import mint
-    from mint.websocket import Text
 
     spec = importlib.util.spec_from_file_location("echo_client", EXAMPLES / "echo_client.py")
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
+    return example
+
+
+def test_echo_client_tells_a_reset_of_its_stream(h2_fault: Any) -> None:  # noqa: F811
+    # regress23: an HTTP/2 stream reset comes as Error(ref) in the responses, which the
+    # example's loop dropped: it waited out its timeout (and an END_STREAM's Done too).
+    import mint
+    from mint.websocket import Text
+
+    example = _echo_client()
+    peer = h2_fault()
+    for passive in (True, False):
+        session, _ = example.open_session(
+            f"ws://127.0.0.1:{peer.port}/ws-reset", http2=True, passive=passive
+        )
+        session.send(Text("boom"))
+        with pytest.raises(mint.HTTPError) as info:
+            session.receive(timeout=3.0)
+        assert info.value.reason == ("server_closed_request", "cancel")
+        assert session.closed
+        mint.http.close(session.conn)
+
+
+def test_echo_client_hands_out_what_came_before_an_end(h2_fault: Any) -> None:  # noqa: F811
+    # matrix15: on HTTP/2 the read that meets a reset also acknowledges the DATA it read,
+    # so the end is raised with the last message in its .responses; the example's loop
+    # dropped them (HTTP/1.1 returned the message, and raised on the next read).
+    import time
+
+    import mint
+    from mint.websocket import Text
+
+    example = _echo_client()
     peer = h2_fault()
     url = f"ws://127.0.0.1:{peer.port}/ws-last-words"
     for passive in (True, False):

@@ -512,3 +512,23 @@ def test_a_connection_of_the_other_flavour_is_refused_before_anything_is_sent() 
         peer2.close()
     finally:
         server.close()
+
+
+def test_set_mode_active_outside_a_running_loop_is_refused_typed() -> None:
+    # regress23: mint.aio's default mailbox is the running loop's; with none running,
+    # set_mode raised a raw RuntimeError from mint.aio.mailbox().
+    import mint.aio.http
+
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        conn = asyncio.run(
+            mint.aio.http.connect("http", "127.0.0.1", server.getsockname()[1], mode="passive")
+        )
+        with pytest.raises(HTTPError) as info:
+            mint.aio.http.set_mode(conn, "active")
+        assert info.value.reason == ("invalid_mailbox", None)
+        assert info.value.conn is conn
+        assert conn._mode == "passive"
+        asyncio.run(mint.aio.http.close(conn))
+    finally:
+        server.close()

@@ -1032,7 +1032,12 @@ def set_mode(conn: Conn, mode: Mode) -> Conn:
         if conn._mailbox is not None:
             conn._held.extend(conn._mailbox.unregister(conn._transport, drop=False))
     else:
-        box = conn._mailbox if conn._mailbox is not None else _default_mailbox()
+        try:
+            box = conn._mailbox if conn._mailbox is not None else _default_mailbox()
+        except RuntimeError:
+            # mint.aio's default mailbox is the running loop's, and none runs (a raw
+            # RuntimeError before, regress23): there is no mailbox to deliver to.
+            raise HTTPError(("invalid_mailbox", None), conn=conn) from None
         if box.closed:  # refused before the held input moves: it stays here
             raise HTTPError(("invalid_mailbox", box), conn=conn)
         conn._mailbox = box
