@@ -154,6 +154,10 @@ class Http1Session:
         Mint does (RFC 9112 9.6: the client closes after such a response)."""
         return self._broken and self._upgraded is None
 
+    def has_request(self, ref: Ref) -> bool:
+        """``ref`` names a request not yet answered in full (or the upgraded one)."""
+        return ref is self._upgraded or any(r.ref is ref for r in self._requests)
+
     def open_request_count(self) -> int:
         return len(self._requests)
 

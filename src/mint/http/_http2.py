@@ -747,6 +747,10 @@ class Http2Session:
         """RFC 8441 3: the server's SETTINGS_ENABLE_CONNECT_PROTOCOL is 1."""
         return bool(self._h2.remote_settings.enable_connect_protocol == 1)
 
+    def has_request(self, ref: Ref) -> bool:
+        """``ref`` names a request whose stream is still open on our side."""
+        return ref in self._refs
+
     def open_request_count(self) -> int:
         # Every stream that holds one of the server's MAX_CONCURRENT_STREAMS (RFC 9113
         # 5.1.2: open or half-closed either way), as Mint counts them: one the server

@@ -35,8 +35,9 @@ from mint.websocket._frame import WebSocket, new_websocket
 from mint.websocket.extension import Extension
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
-# Upgrades sent and not yet taken by ``new`` that a connection keeps (the oldest go
-# first): HTTP/2 servers allow 100-250 streams at once.
+# Upgrades sent and not yet taken by ``new`` that a connection keeps before it drops
+# those whose request is over: HTTP/2 servers allow 100-250 streams at once (Node and
+# Envoy no limit); one still in flight is never dropped (see upgrade).
 MAX_PENDING_UPGRADES = 1024
 
 # The headers the handshake itself sets (RFC 6455 4.1): the caller's copies are left out,
@@ -109,11 +110,17 @@ def start_upgrade(
         if offered_protocols:
             info = _Upgrade(info.protocol, info.key, info.extensions, offered_protocols)
         upgrades = conn._private.setdefault("upgrades", {})
-        if len(upgrades) >= MAX_PENDING_UPGRADES:
-            # The oldest, never taken by ``new`` (answered with an error the caller
-            # read as the end, reset, or left): its entry goes, or a long-lived
-            # connection grew by one for each (a few hundred bytes, for ever).
-            del upgrades[next(iter(upgrades))]
+        if len(upgrades) >= conn._private.get("upgrades_swept_at", MAX_PENDING_UPGRADES):
+            # Those never taken by ``new`` whose request is over (answered with an
+            # error the caller read as the end, reset, or left) go, or a long-lived
+            # connection grew by one for each (a few hundred bytes, for ever). One in
+            # flight stays: dropping the oldest made new() refuse (not_upgraded) a
+            # WebSocket open on the server, for good, past 1,024 upgrades at once
+            # (scale15). The next sweep comes at twice what is left, so that many
+            # live ones cost a sweep per doubling, not one per upgrade.
+            for old in [r for r in upgrades if not session.has_request(r)]:
+                del upgrades[old]
+            conn._private["upgrades_swept_at"] = max(MAX_PENDING_UPGRADES, 2 * len(upgrades))
         upgrades[ref] = info
     except MintError as exc:
         exc.conn = conn
