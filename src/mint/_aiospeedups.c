@@ -47,19 +47,19 @@
 
 enum {
     CONN_HELD, CONN_MODE, CONN_PRIVATE, CONN_SESSION, CONN_TRANSPORT,
-    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_TLS, TR_SOCK,
+    TR_CLOSED, TR_DRAINED, TR_UNREAD, TR_UNSENT, TR_WAITER, TR_TLS, TR_SOCK, TR_EAGER,
     W_FD, W_FUTURE, W_READER_LOOP, W_TIMER, W_TIMER_AT, W_TIMER_LOOP, W_WRITER,
     DATA_REF, DATA_DATA,
     N_SLOTS
 };
 static const char *slot_names[N_SLOTS] = {
     "_held", "_mode", "_private", "_session", "_transport",
-    "closed", "_drained", "_unread", "_unsent", "_waiter", "tls", "sock",
+    "closed", "_drained", "_unread", "_unsent", "_waiter", "tls", "sock", "_eager",
     "_fd", "_future", "_reader_loop", "_timer", "_timer_at", "_timer_loop", "_writer",
     "ref", "data",
 };
 /* Which type each slot belongs to: 0 Conn, 1 AsyncTransport, 2 AsyncWaiter, 3 Data. */
-static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
+static const int slot_owner[N_SLOTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                         2, 2, 2, 2, 2, 2, 2, 3, 3};
 
 #define N_TYPES 4
@@ -68,6 +68,7 @@ enum { PY_RECV, PY_SRB, PY_RECV_TAIL, PY_SEND_REST, PY_RUNNING_LOOP, PY_SEND_FAI
 static struct {
     int ready;
     Py_ssize_t read_burst;
+    double eager_seconds; /* mint._backend.EAGER_SECONDS (see recv_start) */
     PyTypeObject *types[N_TYPES]; /* Conn, AsyncTransport, AsyncWaiter, Data */
     PyObject *slots[N_SLOTS];
     PyObject *calls[N_CALLS];
@@ -1142,8 +1143,22 @@ recv_start(OpObject *op, PyObject **result)
         op->deadline = monotonic() + seconds;
     }
     PySendResult r;
-    if (!was_drained && !read_now(op, result, &r)) {
-        return r; /* the last read left bytes behind: they came without a wait */
+    if (!was_drained) {
+        /* The last read left bytes behind: they come without a wait, and so without a
+         * turn for the loop. Once EAGER_SECONDS have passed since the connection last
+         * gave one, the read goes to the Python path, which gives the turn first
+         * (mint._backend.EAGER_SECONDS: a consumer slower than its peer held the loop
+         * for as long as the flood lasted). */
+        PyObject *last = get(TR_EAGER, op->transport);
+        int due = last == NULL || !PyFloat_CheckExact(last)
+                  || monotonic() - PyFloat_AS_DOUBLE(last) >= st.eager_seconds;
+        Py_XDECREF(last);
+        if (due) {
+            goto python;
+        }
+        if (!read_now(op, result, &r)) {
+            return r;
+        }
     }
     PyObject *rl = get(W_READER_LOOP, op->waiter);
     Py_XDECREF(rl); /* compared by identity only */
@@ -1598,6 +1613,18 @@ setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (tls_setup(&st.tls, st.read_burst) < 0) {
+        return NULL;
+    }
+    /* (read from the module rather than passed: the Python reads use the same) */
+    PyObject *backend = PyImport_ImportModule("mint._backend");
+    PyObject *eager = backend == NULL ? NULL : PyObject_GetAttrString(backend, "EAGER_SECONDS");
+    Py_XDECREF(backend);
+    st.eager_seconds = eager == NULL ? -1.0 : PyFloat_AsDouble(eager);
+    Py_XDECREF(eager);
+    if (!(st.eager_seconds >= 0.0)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "setup: mint._backend.EAGER_SECONDS must be >= 0");
+        }
         return NULL;
     }
     st.ready = 1;

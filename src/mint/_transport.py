@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from mint._backend import (
     ALPN_IDS,
+    EAGER_SECONDS,
     READ,
     READ_BURST,
     READ_SIZE,
@@ -225,6 +226,16 @@ class Transport(BaseTransport):
             return self._read_more(first)
         if self.closed:
             raise TransportError("closed")
+        if not self._drained or self._unread is not None:
+            # Bytes are (or may be) there already: taken without a wait, which gives
+            # the loop no turn (see EAGER_SECONDS; the C read hands such a read over
+            # to be given its turn here).
+            now = time.monotonic()
+            if now - self._eager >= EAGER_SECONDS:
+                self._eager = now
+                self._waiter.pause(0)
+                if self.closed:
+                    raise TransportError("closed")
         if self._unread is not None:
             data = self.take_unread()  # (b"": an end a burst met after its bytes)
             if not data or byte_count == 0 or len(data) == byte_count:

@@ -43,6 +43,7 @@ from test_fast_io import (
 
 import mint
 import mint.aio
+from mint._backend import EAGER_SECONDS
 from mint._speedup import load_speedup
 from mint.aio import _http as aio_http
 from mint.aio import _websocket as aio_ws
@@ -937,3 +938,49 @@ def test_a_tls_burst_comes_whole_and_ends_on_a_record(
             ws.conn._transport.close()
 
     run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_reader_slower_than_its_flood_still_lets_the_loop_run(
+    open_ws: Any, path: str, loop: str
+) -> None:
+    # scale15: a read that found bytes left by the last one took them without a wait,
+    # and so without a turn for the loop: a consumer slower than its peer never found
+    # the socket empty, and every other task of the loop (here one that counts its
+    # turns) stood still for as long as the flood lasted.
+    frame = bytes([0x82, 127]) + (1 << 16).to_bytes(8, "big") + bytes(1 << 16)
+    flood = frame * 600  # about 40 MB, more than the socket and the reader hold at once
+
+    def script(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(flood)
+
+    async def body() -> tuple[int, int]:
+        ws = await open_ws(path, script)
+        # (a buffer that a read of a megabyte never empties while the flood goes on)
+        sock = mint.http.get_socket(ws.conn)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        counter = asyncio.ensure_future(count())
+        await asyncio.sleep(0.3)  # the socket fills up meanwhile: no read waits from here
+        before, calls, got = turns, 0, 0
+        while got < 300 * len(frame):
+            ws.conn, responses = await ws.recv(ws.conn, 0, 10.0)
+            got += sum(len(r.data) for r in responses)
+            calls += 1
+            # The consumer's own work, slower than the flood, and longer than the
+            # loop may be held (mint._backend.EAGER_SECONDS): each read gives a turn.
+            time.sleep(EAGER_SECONDS + 0.001)
+        counter.cancel()
+        return turns - before, calls
+
+    turns, calls = run(loop, body)
+    assert turns >= calls // 2, (turns, calls)  # (it was none, or the few reads that waited)
