@@ -1153,7 +1153,12 @@ recv_start(OpObject *op, PyObject **result)
         int due = last == NULL || !PyFloat_CheckExact(last)
                   || monotonic() - PyFloat_AS_DOUBLE(last) >= st.eager_seconds;
         Py_XDECREF(last);
-        if (due) {
+        /* (another task's read taking its turn, or waiting: the Python path refuses
+         * this one with read_under_way, as a wait does) */
+        PyObject *future = get(W_FUTURE, op->waiter);
+        int reading = future != NULL && future != Py_None;
+        Py_XDECREF(future);
+        if (due || reading) {
             goto python;
         }
         if (!read_now(op, result, &r)) {

@@ -453,8 +453,10 @@ class Waiter:
     reading = False
 
     def pause(self, seconds: float) -> None:
-        """(see ``AsyncWaiter.pause``): blocking code has no window wait, and no loop
-        to give a turn to between reads (``recv_parts``): nothing to do."""
+        """(see ``AsyncWaiter.pause``): never called, blocking code has no window wait."""
+
+    def turn(self) -> None:
+        """(see ``AsyncWaiter.turn``): blocking code has no loop to give a turn to."""
 
     def window_turn(self) -> _NoTurn:
         """(see ``AsyncWaiter.window_turn``): one thread reads, nobody waits for it."""

@@ -984,3 +984,73 @@ def test_a_reader_slower_than_its_flood_still_lets_the_loop_run(
 
     turns, calls = run(loop, body)
     assert turns >= calls // 2, (turns, calls)  # (it was none, or the few reads that waited)
+
+
+_PATTERN = b"".join(i.to_bytes(4, "big") for i in range(1 << 20))  # 4 MiB, each offset known
+
+
+def _flooded(path: str, open_ws: Any) -> Callable[[], Coroutine[Any, Any, Any]]:
+    """A WebSocket whose server sends _PATTERN, read 10 bytes into it (so the next read
+    takes bytes the last one left), with its turn due (see EAGER_SECONDS)."""
+
+    def script(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(_PATTERN)
+
+    async def start() -> Any:
+        ws = await open_ws(path, script)
+        await asyncio.sleep(0.2)
+        ws.conn, [first] = await ws.recv(ws.conn, 10, 5.0)
+        assert first.data == _PATTERN[:10]
+        ws.conn._transport._eager = 0.0  # (the last turn long ago: this read takes one)
+        return ws
+
+    return start
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_read_taking_its_turn_is_a_read_under_way(open_ws: Any, path: str, loop: str) -> None:
+    # regress24: another task's recv read during the turn, ahead of the one that took
+    # it, which then got the bytes after those: out of order, and no error.
+    async def body() -> None:
+        ws = await _flooded(path, open_ws)()
+        second = asyncio.ensure_future(ws.recv(ws.conn, 0, 5.0))
+        ws.conn, responses = await ws.recv(ws.conn, 0, 5.0)
+        data = b"".join(r.data for r in responses)
+        assert data == _PATTERN[10 : 10 + len(data)]
+        with pytest.raises(mint.HTTPError) as info:
+            await second
+        assert info.value.reason[0] == "read_under_way"
+
+    run(loop, body)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_switch_to_active_during_a_reads_turn_ends_that_read(
+    open_ws: Any, path: str, loop: str
+) -> None:
+    # regress24: the read went on after its turn and read a socket its mailbox owned
+    # (on TLS, ahead of the rest of a record the switch had moved to the mailbox).
+    async def body() -> None:
+        ws = await _flooded(path, open_ws)()
+        box = mint.Mailbox()
+
+        def switch() -> None:
+            ws.conn = mint.http.controlling_process(ws.conn, box)
+            ws.conn = mint.aio.http.set_mode(ws.conn, "active")
+
+        asyncio.get_running_loop().call_soon(switch)
+        with pytest.raises(mint.HTTPError) as info:
+            await ws.recv(ws.conn, 0, 5.0)
+        assert info.value.reason == "not_passive"
+        got = b""
+        while len(got) < 1 << 16:  # the mailbox goes on where the reads stopped
+            result = await mint.aio.websocket.stream(ws.conn, await box.areceive(5.0))
+            assert result is not mint.UNKNOWN
+            ws.conn, responses = result
+            got += b"".join(r.data for r in responses)
+        assert got == _PATTERN[10 : 10 + len(got)]
+
+    run(loop, body)

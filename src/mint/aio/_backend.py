@@ -205,6 +205,30 @@ class AsyncWaiter:
         """Let the loop run (a window wait whose reading another task does)."""
         await asyncio.sleep(seconds)
 
+    async def turn(self) -> None:
+        """Give the loop a turn as a read (see ``AsyncTransport.recv_parts``): one loop
+        iteration, during which the read counts as under way, as a wait does (another
+        task's ``recv`` is refused with ``read_under_way``, a send's window wait leaves
+        the reading to it), and a mailbox taking the socket ends it with
+        ``HTTPError("not_passive")`` (regress24: with a plain ``asyncio.sleep(0)``
+        another task's ``recv`` read in between, ahead of this one, and after a switch
+        to active mode this one read a socket its mailbox owned: bytes out of order).
+        """
+        if self._future is not None:
+            self.read_under_way()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool | MintError] = loop.create_future()
+        self._future = future
+        loop.call_soon(_wake, future, True)
+        try:
+            woken = await future
+        finally:
+            self._future = None
+        if isinstance(woken, MintError):
+            raise woken  # the socket went to a mailbox (see taken)
+        if self._owned:
+            raise HTTPError("not_passive")  # (taken once our turn was over)
+
     async def wait_and_recv(self, size: int, timeout: float | None) -> bytes:
         """Wait up to ``timeout`` seconds (``None``: forever; > 0) and read up to ``size``
         bytes (0: only wait, which is what ``wait(READ)`` is, and returns ``b""``).

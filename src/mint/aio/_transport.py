@@ -226,11 +226,15 @@ class AsyncTransport(BaseTransport):
         if not self._drained or self._unread is not None:
             # Bytes are (or may be) there already: taken without a wait, which gives
             # the loop no turn (see EAGER_SECONDS; the C read hands such a read over
-            # to be given its turn here).
+            # to be given its turn here). Not while another task's read takes its
+            # own turn, or waits: that one goes first (read_under_way).
+            waiter = self._waiter
+            if waiter.reading:
+                waiter.read_under_way()
             now = time.monotonic()
             if now - self._eager >= EAGER_SECONDS:
                 self._eager = now
-                await self._waiter.pause(0)
+                await waiter.turn()
                 if self.closed:
                     raise TransportError("closed")
         if self._unread is not None:
