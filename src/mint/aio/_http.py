@@ -55,6 +55,7 @@ from mint.http._conn import (
     _check_transport_opts,
     _make_session,
     _put_on,
+    _reset_now,
     _unbracketed,
     _Unknown,
     _watch_from,
@@ -125,9 +126,7 @@ def _forsaken(conn: Conn, ref: Ref) -> None:
     transport = conn._transport
     early = conn._private.pop("early", None)
     if session.protocol == "http2":
-        session.cancel(ref)
-        if not transport.closed:
-            transport.send_later(session.data_to_send())
+        _reset_now(conn, ref)
         if early:
             early = [r for r in early if getattr(r, "ref", None) is not ref]
     else:

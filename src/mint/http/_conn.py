@@ -168,6 +168,16 @@ def _watch_from(conn: Conn, box: Mailbox) -> None:
         _put_on(conn, box)
 
 
+def _reset_now(conn: Conn, ref: Ref) -> None:
+    """Reset ``ref``'s HTTP/2 stream (CANCEL) from a call that cannot wait (a cancelled
+    request's end, a 2xx ``new`` refuses): the RST_STREAM goes out as far as the socket
+    takes it now, the rest as it drains (``send_later``), behind every send begun
+    before it. Left for the next write, it never went while the caller only read."""
+    conn._session.cancel(ref)
+    if not conn._transport.closed:
+        conn._transport.send_later(conn._session.data_to_send())
+
+
 def _check_open(conn: Conn) -> None:
     """A closed connection takes no new request (nor upgrade, which is one in Mint):
     ``HTTPError("closed")``, as Mint's ``request/5``."""

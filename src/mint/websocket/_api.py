@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from mint.errors import MintError, UpgradeFailureError, WebSocketError
-from mint.http._conn import Conn, _check_conn, _check_open
+from mint.http._conn import Conn, _check_conn, _check_open, _reset_now
 from mint.http._types import STREAM, Mode, Ref, check_fields
 from mint.websocket import _handshake
 from mint.websocket._frame import WebSocket, new_websocket
@@ -224,13 +224,11 @@ def new(
                 # A 2xx we cannot accept (RFC 6455 4.1: _Fail the WebSocket
                 # Connection_): the server holds a WebSocket open on the stream, which
                 # stayed counted on both sides for the connection's life. It is reset
-                # (CANCEL), at once as far as the socket takes it, the rest as it
-                # drains (send_later: a server that waits for the client sends nothing,
-                # and a reset left for the next write never went while the caller only
-                # read); a refusal (not 2xx) ends with the server's END_STREAM.
-                conn._session.cancel(ref)
-                if not conn._transport.closed:
-                    conn._transport.send_later(conn._session.data_to_send())
+                # (CANCEL) at once (_reset_now: a server that waits for the client
+                # sends nothing, and a reset left for the next write never went while
+                # the caller only read); a refusal (not 2xx) ends with the server's
+                # END_STREAM.
+                _reset_now(conn, ref)
             raise
         websocket = new_websocket(
             extensions=accepted,
